@@ -1,0 +1,62 @@
+"""The collector contract shared by the PostgreSQL, Redis and process exporters.
+
+A collector measures one concern (activity, locks, INFO...) of one target. It runs in its
+tier's schedule, off the scrape path, and returns fresh metric families; the target keeps the
+latest result as the snapshot that every scrape is served from.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
+
+from prometheus_client.core import Metric
+
+__all__ = ["Tier", "Intervals", "Collector", "CollectorDisabled"]
+
+S = TypeVar("S")
+
+
+class Tier(enum.Enum):
+    """How often a collector polls: cheap and volatile (fast) to costly and stable (rare)."""
+
+    FAST = "fast"
+    SLOW = "slow"
+    RARE = "rare"
+
+
+@dataclass(frozen=True)
+class Intervals:
+    """Polling interval in seconds for each tier."""
+
+    fast: float = 15.0
+    slow: float = 300.0
+    rare: float = 3600.0
+
+    def of(self, tier: Tier) -> float:
+        return {Tier.FAST: self.fast, Tier.SLOW: self.slow, Tier.RARE: self.rare}[tier]
+
+
+class CollectorDisabled(Exception):
+    """Raised by a collector that cannot run on this target; the reason is exported as a label.
+
+    The reason must come from a small fixed vocabulary (it becomes a label value).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Collector(abc.ABC, Generic[S]):
+    """One concern of one target. Instances may keep state between polls (for deltas)."""
+
+    name: ClassVar[str]
+    tier: ClassVar[Tier]
+    default_enabled: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def collect(self, source: S) -> list[Metric]:
+        """Query ``source`` and return fresh metric families."""
