@@ -1,0 +1,145 @@
+"""``stackwatch exporter``: parse options, build targets, serve until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .collector import Intervals
+from .kinds import Common, ExporterKind, check_collector_names
+from .options import Option, OptionError, add_options, resolve_options
+from .server import Exporter, ExporterHTTPServer
+from .target import Target
+from .targets_file import load_targets_file
+
+__all__ = ["KINDS", "COMMON_OPTIONS", "all_options", "add_arguments", "build", "run", "parse_listen"]
+
+log = logging.getLogger("stackwatch.exporters")
+
+
+def _kinds() -> list[ExporterKind]:
+    from . import postgres
+
+    return [postgres.KIND]
+
+
+KINDS: Sequence[ExporterKind] = _kinds()
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:9188`` for IPv6; ``:9188`` for every interface)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:9188")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _names(text: str) -> str:
+    return text.strip()
+
+
+def _log_level(text: str) -> str:
+    if text.lower() not in ("debug", "info", "warning", "error"):
+        raise ValueError("expected debug, info, warning or error")
+    return text.lower()
+
+
+COMMON_OPTIONS: Sequence[Option] = (
+    Option("--listen", "STACKWATCH_LISTEN", "address to serve /metrics, /probe and /-/ready on",
+           default="127.0.0.1:9188", parse=parse_listen, metavar="HOST:PORT"),
+    Option("--targets-file", "STACKWATCH_TARGETS_FILE",
+           "YAML file of named targets for /probe?target=NAME (credentials stay out of URLs)", metavar="PATH"),
+    Option("--interval-fast", "STACKWATCH_INTERVAL_FAST", "seconds between polls of the fast tier "
+           "(activity, locks, INFO)", default=15.0, parse=_positive_float, metavar="SECONDS"),
+    Option("--interval-slow", "STACKWATCH_INTERVAL_SLOW", "seconds between polls of the slow tier "
+           "(tables, indexes, sizes, statements)", default=300.0, parse=_positive_float, metavar="SECONDS"),
+    Option("--interval-rare", "STACKWATCH_INTERVAL_RARE", "seconds between polls of the rare tier "
+           "(index advice)", default=3600.0, parse=_positive_float, metavar="SECONDS"),
+    Option("--enable-collector", "STACKWATCH_ENABLE_COLLECTORS", "turn on a collector that is off by default, "
+           "as PREFIX.NAME (e.g. pg.statements); comma-separated in the environment",
+           repeat=True, split=",", parse=_names, metavar="PREFIX.NAME"),
+    Option("--disable-collector", "STACKWATCH_DISABLE_COLLECTORS", "turn off a collector, as PREFIX.NAME",
+           repeat=True, split=",", parse=_names, metavar="PREFIX.NAME"),
+    Option("--log-level", "STACKWATCH_LOG_LEVEL", "debug, info, warning or error", default="info",
+           parse=_log_level, metavar="LEVEL"),
+)
+
+
+def all_options() -> list[Option]:
+    return [*COMMON_OPTIONS, *(opt for kind in KINDS for opt in kind.options)]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_options(parser, COMMON_OPTIONS, "server")
+    for kind in KINDS:
+        add_options(parser, kind.options, kind.title)
+
+
+def build(values: Mapping[str, Any]) -> Exporter:
+    """The exporter described by resolved option values (raises OptionError on bad input)."""
+    common = Common(
+        intervals=Intervals(values["interval_fast"], values["interval_slow"], values["interval_rare"]),
+        enabled=frozenset(values["enable_collector"]),
+        disabled=frozenset(values["disable_collector"]),
+    )
+    check_collector_names(KINDS, common)
+    targets: list[Target[Any]] = [t for kind in KINDS for t in kind.targets(values, common)]
+    probe: dict[str, Target[Any]] = {t.name: t for t in targets}
+    if values.get("targets_file"):
+        for name, entry in load_targets_file(values["targets_file"]).items():
+            built = [t for kind in KINDS if (t := kind.probe_target(name, entry, values, common))]
+            if not built:
+                raise OptionError(f"--targets-file: target {name!r} names no known target key "
+                                  f"(e.g. postgres_dsn, redis_url)")
+            probe[name] = built[0]
+    return Exporter(targets, probe)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM or SIGINT; returns the process exit code."""
+    try:
+        values = resolve_options(all_options(), args)
+        logging.basicConfig(level=values["log_level"].upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        exporter = build(values)
+        if not exporter.all_targets():
+            log.warning("no targets configured: pass --postgres-dsn (or see --help); serving self-metrics only")
+        server = ExporterHTTPServer(values["listen"], exporter)
+    except OptionError as error:
+        print(f"stackwatch exporter: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"stackwatch exporter: --listen {values['listen'][0]}:{values['listen'][1]}: {error.strerror}",
+              file=sys.stderr)
+        return 2
+    for target in exporter.all_targets():
+        log.info("target %s", target.describe_target())
+    host, port = server.server_address[:2]
+    log.info("listening on %s:%s", host, port)
+    exporter.start()
+
+    def shutdown(signum: int, frame: Any) -> None:
+        log.info("received signal %s, shutting down", signum)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        exporter.stop()
+        log.info("stopped")
+    return 0

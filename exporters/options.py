@@ -1,0 +1,107 @@
+"""Command-line options with environment twins and ``*_FILE`` secrets, declared as data.
+
+Every exporter option is one :class:`Option` row. The same rows build the argparse parser,
+resolve values (flag, else environment, else ``<ENV>_FILE``, else default) and render the
+README's option table, so the three can never disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Option", "OptionError", "add_options", "resolve_options", "markdown_table"]
+
+
+class OptionError(ValueError):
+    """A bad option value; the message names the flag or variable and the (redacted) value."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One flag and its environment twin.
+
+    ``repeat`` options collect every occurrence; from the environment their values are
+    separated by newlines (``split`` overrides that, e.g. ``","`` for names).
+    ``secret`` options also read ``<ENV>_FILE`` and are never echoed in errors.
+    """
+
+    flag: str
+    env: str
+    help: str
+    default: Any = None
+    parse: Callable[[str], Any] = str
+    repeat: bool = False
+    secret: bool = False
+    split: str = "\n"
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_").replace(".", "_")
+
+
+def add_options(parser: argparse.ArgumentParser, options: Sequence[Option], title: str) -> None:
+    """Add ``options`` to ``parser`` under a titled group; defaults resolve later."""
+    group = parser.add_argument_group(title)
+    for opt in options:
+        env = f"${opt.env}" + (f" or ${opt.env}_FILE" if opt.secret else "")
+        default = "" if opt.default in (None, [], "") else f"; default {opt.default}"
+        group.add_argument(opt.flag, dest=opt.dest, action="append" if opt.repeat else "store",
+                           default=None, metavar=opt.metavar,
+                           help=f"{opt.help} ({env}{default})".replace("%", "%%"))
+
+
+def _parse(opt: Option, raw: str, source: str) -> Any:
+    try:
+        return opt.parse(raw)
+    except (ValueError, TypeError) as error:
+        shown = "<redacted>" if opt.secret else repr(raw)
+        detail = "" if opt.secret else f": {error}"
+        raise OptionError(f"{source}: invalid value {shown}{detail}") from None
+
+
+def resolve_options(options: Sequence[Option], namespace: argparse.Namespace,
+                    environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Values by ``dest``: the flag wins, then the variable, then ``<ENV>_FILE``, then the default."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for opt in options:
+        given = getattr(namespace, opt.dest, None)
+        if given is not None:
+            raws, source = (given if opt.repeat else [given]), opt.flag
+        elif env.get(opt.env):
+            raws, source = _split(opt, env[opt.env]), f"${opt.env}"
+        elif opt.secret and env.get(opt.env + "_FILE"):
+            path = env[opt.env + "_FILE"]
+            try:
+                text = Path(path).read_text()
+            except OSError as error:
+                raise OptionError(f"${opt.env}_FILE: cannot read {path!r}: {error.strerror}") from None
+            raws, source = _split(opt, text), f"${opt.env}_FILE"
+        else:
+            values[opt.dest] = list(opt.default or []) if opt.repeat else opt.default
+            continue
+        parsed = [_parse(opt, raw, source) for raw in raws]
+        values[opt.dest] = parsed if opt.repeat else parsed[0]
+    return values
+
+
+def _split(opt: Option, text: str) -> list[str]:
+    if not opt.repeat:
+        return [text.strip()]
+    return [part.strip() for part in text.split(opt.split) if part.strip()]
+
+
+def markdown_table(options: Sequence[Option]) -> str:
+    """The README table of flags, variables, defaults and meanings."""
+    rows = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
+    for opt in options:
+        env = f"`{opt.env}`" + (f", `{opt.env}_FILE`" if opt.secret else "")
+        default = "" if opt.default in (None, [], "") else f"`{opt.default}`"
+        rows.append(f"| `{opt.flag}` | {env} | {default} | {opt.help}{' (repeatable)' if opt.repeat else ''} |")
+    return "\n".join(rows)

@@ -1,0 +1,116 @@
+"""The PostgreSQL exporter: one collector per concern, declared in :data:`COLLECTORS`.
+
+Each collector file holds its version-aware SQL next to the code that turns rows into
+families, so the SQL behind any metric is found from its collector's name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..collector import Collector
+from ..kinds import Common, select_collectors
+from ..options import Option, OptionError
+from ..redact import redact
+from ..target import Target
+from .connection import ConnectionSettings, InvalidDSN, parse_dsn
+from .settings import SettingsCollector
+from .source import PostgresOptions, PostgresSource
+from .target import PostgresTarget
+
+__all__ = ["KIND", "COLLECTORS", "PostgresTarget", "PostgresOptions"]
+
+#: Every PostgreSQL collector and whether it runs by default (``default_enabled`` on the class).
+COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
+    SettingsCollector,
+)
+
+
+def _regex(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as error:
+        raise ValueError(f"not a regular expression: {error}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _dsn(text: str) -> str:
+    try:
+        parse_dsn(text)
+    except InvalidDSN as error:
+        raise ValueError(str(error)) from None
+    return text
+
+
+OPTIONS: Sequence[Option] = (
+    Option("--postgres-dsn", "STACKWATCH_POSTGRES_DSN",
+           "PostgreSQL DSN to monitor (URL or key=value); several are separated by newlines",
+           repeat=True, secret=True, parse=_dsn, metavar="DSN"),
+    Option("--pg-top-n", "STACKWATCH_PG_TOP_N", "tables/indexes exported per instance before the `other` rollup",
+           default=50, parse=_positive_int, metavar="N"),
+    Option("--pg-statements-top-n", "STACKWATCH_PG_STATEMENTS_TOP_N",
+           "statements exported per instance (sticky union of the tops by time, calls, mean, reads, temp)",
+           default=100, parse=_positive_int, metavar="N"),
+    Option("--pg-slow-statement-seconds", "STACKWATCH_PG_SLOW_STATEMENT_SECONDS",
+           "mean execution time above which a statement counts as slow", default=0.5, parse=float, metavar="SECONDS"),
+    Option("--pg-include-databases", "STACKWATCH_PG_INCLUDE_DATABASES",
+           "regex of databases whose tables and indexes are collected", parse=_regex, metavar="REGEX"),
+    Option("--pg-exclude-databases", "STACKWATCH_PG_EXCLUDE_DATABASES",
+           "regex of databases to skip", parse=_regex, metavar="REGEX"),
+    Option("--pg-statement-timeout-ms", "STACKWATCH_PG_STATEMENT_TIMEOUT_MS",
+           "statement_timeout of every exporter query", default=5000, parse=_positive_int, metavar="MS"),
+)
+
+
+def target_name(dsn: str) -> str:
+    """``host:port/dbname`` of a DSN: a readable target name that carries no secret."""
+    params = parse_dsn(dsn)
+    host = params.get("host", "localhost")
+    return f"{host}:{params.get('port', '5432')}/{params.get('dbname', params.get('user', 'postgres'))}"
+
+
+class _PostgresKind:
+    prefix = "pg"
+    title = "PostgreSQL"
+    options = OPTIONS
+    collectors = COLLECTORS
+
+    def _options(self, values: Mapping[str, Any]) -> PostgresOptions:
+        return PostgresOptions(
+            top_n=values.get("pg_top_n") or 50,
+            statements_top_n=values.get("pg_statements_top_n") or 100,
+            slow_statement_seconds=values.get("pg_slow_statement_seconds") or 0.5,
+            include_databases=values.get("pg_include_databases"),
+            exclude_databases=values.get("pg_exclude_databases"),
+            connection=ConnectionSettings(statement_timeout_ms=values.get("pg_statement_timeout_ms") or 5000),
+        )
+
+    def _target(self, name: str, dsn: str, common: Common, options: PostgresOptions) -> PostgresTarget:
+        collectors = [cls() for cls in select_collectors(self, common)]
+        return PostgresTarget(name, dsn, collectors, common.intervals, options)
+
+    def targets(self, values: Mapping[str, Any], common: Common) -> list[Target[Any]]:
+        options = self._options(values)
+        return [self._target(target_name(dsn), dsn, common, options) for dsn in values.get("postgres_dsn") or []]
+
+    def probe_target(self, name: str, entry: Mapping[str, Any], values: Mapping[str, Any],
+                     common: Common) -> Target[Any] | None:
+        if "postgres_dsn" not in entry:
+            return None
+        dsn = str(entry["postgres_dsn"])
+        try:
+            parse_dsn(dsn)
+        except InvalidDSN as error:
+            raise OptionError(f"targets file, target {name!r}: {error} ({redact(dsn)})") from None
+        return self._target(name, dsn, common, self._options(values))
+
+
+KIND = _PostgresKind()

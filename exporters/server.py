@@ -1,0 +1,182 @@
+"""The exporter's HTTP server: ``/metrics``, ``/probe``, ``/-/healthy``, ``/-/ready``.
+
+Scrapes never touch a database: they copy each target's snapshot (see ``target.py``) and
+encode it in the format the scraper asked for (OpenMetrics or the text format), gzipped when
+accepted. On ``/metrics`` every target's series get a ``server`` label so several instances
+can share one family; ``/probe?target=NAME`` serves one target without it, for the
+blackbox-style multi-target pattern.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.core import Metric
+from prometheus_client.exposition import choose_encoder
+
+from .families import relabel
+from .target import Poller, Target
+
+__all__ = ["Exporter", "ExporterHTTPServer"]
+
+log = logging.getLogger("stackwatch.exporters")
+
+
+class _Families:
+    """A registry-compatible collector over a fixed list of families."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def merge(families: Iterable[Metric]) -> list[Metric]:
+    """One family per name, so several targets can contribute samples to it."""
+    merged: dict[str, Metric] = {}
+    for family in families:
+        existing = merged.get(family.name)
+        if existing is None:
+            merged[family.name] = family
+        else:
+            existing.samples.extend(family.samples)
+    return list(merged.values())
+
+
+class Exporter:
+    """The targets, their pollers, and what each endpoint renders."""
+
+    def __init__(self, targets: Sequence[Target[Any]], probe_targets: Mapping[str, Target[Any]]) -> None:
+        self.targets = list(targets)
+        self.probe_targets = dict(probe_targets)
+        self.stop_event = threading.Event()
+        self._pollers: list[Poller] = []
+        self._own = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self._own)
+        PlatformCollector(registry=self._own)
+
+    def all_targets(self) -> list[Target[Any]]:
+        seen = {id(t): t for t in [*self.targets, *self.probe_targets.values()]}
+        return list(seen.values())
+
+    def start(self) -> None:
+        for target in self.all_targets():
+            poller = Poller(target, self.stop_event)
+            poller.start()
+            self._pollers.append(poller)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop polling and close every connection (waits for in-flight polls up to ``timeout``)."""
+        self.stop_event.set()
+        for poller in self._pollers:
+            poller.join(timeout)
+
+    def ready(self) -> bool:
+        """True once every target has been polled at least once (successfully or not)."""
+        return all(t.polled.is_set() for t in self.all_targets())
+
+    def metrics_registry(self) -> CollectorRegistry:
+        families: list[Metric] = list(self._own.collect())
+        for target in self.targets:
+            families.extend(relabel(target.families(), {"server": target.name}))
+        return _registry(merge(families))
+
+    def probe_registry(self, name: str) -> CollectorRegistry | None:
+        target = self.probe_targets.get(name)
+        return None if target is None else _registry(target.families())
+
+
+def _registry(families: list[Metric]) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))  # type: ignore[arg-type]
+    return registry
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ExporterHTTPServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if not self.server.authorize(self):
+            return
+        url = urlsplit(self.path)
+        exporter = self.server.exporter
+        if url.path == "/metrics":
+            self._serve_registry(exporter.metrics_registry())
+        elif url.path == "/probe":
+            name = parse_qs(url.query).get("target", [""])[0]
+            registry = exporter.probe_registry(name) if name else None
+            if registry is None:
+                known = ", ".join(sorted(exporter.probe_targets)) or "none configured (see --targets-file)"
+                self._send(HTTPStatus.BAD_REQUEST, "text/plain; charset=utf-8",
+                           f"unknown or missing target parameter; known targets: {known}\n".encode())
+            else:
+                self._serve_registry(registry)
+        elif url.path == "/-/healthy":
+            self._send(HTTPStatus.OK, "text/plain; charset=utf-8", b"OK\n")
+        elif url.path == "/-/ready":
+            ready = exporter.ready()
+            body = json.dumps({"ready": ready, "targets": [
+                {"name": t.name, "polled": t.polled.is_set()} for t in exporter.all_targets()]})
+            self._send(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, "application/json",
+                       body.encode() + b"\n")
+        elif url.path == "/":
+            self._send(HTTPStatus.OK, "text/html; charset=utf-8", _LANDING)
+        else:
+            self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n")
+
+    def _serve_registry(self, registry: CollectorRegistry) -> None:
+        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        body = encoder(registry)
+        headers = {}
+        if "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        self._send(HTTPStatus.OK, content_type, body, headers)
+
+    def _send(self, status: HTTPStatus, content_type: str, body: bytes,
+              headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature fixed by the base
+        log.debug("%s - %s", self.address_string(), format % args)
+
+
+_LANDING = b"""<!doctype html><html><head><title>stackwatch exporter</title></head><body>
+<h1>stackwatch exporter</h1><ul><li><a href="/metrics">/metrics</a></li>
+<li>/probe?target=NAME</li><li><a href="/-/healthy">/-/healthy</a></li>
+<li><a href="/-/ready">/-/ready</a></li></ul></body></html>
+"""
+
+
+class ExporterHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server bound to one exporter."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], exporter: Exporter) -> None:
+        super().__init__(address, _Handler)
+        self.exporter = exporter
+
+    def authorize(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Whether the request may proceed (it has answered the request when not)."""
+        return True

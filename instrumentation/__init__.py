@@ -1,0 +1,1 @@
+"""Drop-in instrumentation for FastAPI/ASGI services (see docs/instrumentation.md)."""

@@ -1,0 +1,214 @@
+"""Settings for :func:`stackwatch.instrumentation.instrument`: standard env vars, then keyword overrides.
+
+Every setting has an environment twin. The OpenTelemetry, Sentry and client_python variables keep
+their standard names; stackwatch's own use the ``STACKWATCH_`` prefix. A bad value raises
+:class:`ConfigError` naming the key and the value (DSNs redacted) instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from stackwatch.exporters.redact import redact
+
+from .errors import ConfigError
+
+__all__ = ["Settings", "SAMPLERS", "DEFAULT_N_PLUS_ONE_THRESHOLD"]
+
+SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+
+
+def _default_n_plus_one() -> int:
+    """The checklist's N+1 repeat threshold, from the shared thresholds module when present."""
+    try:
+        thresholds = importlib.import_module("stackwatch.thresholds")
+    except ImportError:
+        return 5
+    for name in ("N_PLUS_ONE_REPEATS", "N_PLUS_ONE_THRESHOLD", "n_plus_one_repeats"):
+        value = getattr(thresholds, name, None)
+        if value is not None:
+            return int(getattr(value, "value", value))
+    return 5
+
+
+DEFAULT_N_PLUS_ONE_THRESHOLD = _default_n_plus_one()
+
+
+def _text(key: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _optional_text(key: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _bool(key: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{key}: expected true/false, got {raw!r}")
+
+
+def _ratio(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{key}: expected a number between 0 and 1, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{key}: expected a number between 0 and 1, got {raw!r}")
+    return value
+
+
+def _positive_float(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"{key}: expected a positive number of seconds, got {raw!r}")
+    return value
+
+
+def _positive_int(key: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{key}: expected a positive integer, got {raw!r}")
+    return value
+
+
+def _port(key: str, raw: str) -> int | None:
+    if not raw.strip():
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{key}: expected a TCP port (0-65535), got {raw!r}")
+    return value
+
+
+def _sampler(key: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in SAMPLERS:
+        raise ConfigError(f"{key}: expected one of {', '.join(SAMPLERS)}, got {raw!r}")
+    return value
+
+
+def _path(key: str, raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith("/"):
+        raise ConfigError(f"{key}: expected a path starting with '/', got {raw!r}")
+    return value
+
+
+def _url(key: str, raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{key}: expected an http(s) URL, got {redact(value)!r}")
+    return value
+
+
+def _dsn(key: str, raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if "://" not in value or "@" not in value:
+        raise ConfigError(f"{key}: expected a Sentry DSN like https://KEY@host/PROJECT, got {redact(value)!r}")
+    return value
+
+
+def _setting(default: Any, env: str, parse: Callable[[str, str], Any]) -> Any:
+    return field(default=default, metadata={"env": env, "parse": parse})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Build with :meth:`resolve`; fields are documented in docs/instrumentation.md."""
+
+    service_name: str = _setting("unknown_service", "OTEL_SERVICE_NAME", _text)
+    traces: bool = _setting(True, "STACKWATCH_TRACES", _bool)
+    otlp_endpoint: str | None = _setting(None, "OTEL_EXPORTER_OTLP_ENDPOINT", _url)
+    otlp_traces_endpoint: str | None = _setting(None, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", _url)
+    sampler: str = _setting("parentbased_traceidratio", "OTEL_TRACES_SAMPLER", _sampler)
+    sampler_arg: float = _setting(1.0, "OTEL_TRACES_SAMPLER_ARG", _ratio)
+    sentry_dsn: str | None = _setting(None, "SENTRY_DSN", _dsn)
+    sentry_environment: str | None = _setting(None, "SENTRY_ENVIRONMENT", _optional_text)
+    sentry_release: str | None = _setting(None, "SENTRY_RELEASE", _optional_text)
+    sentry_traces_sample_rate: float = _setting(0.0, "SENTRY_TRACES_SAMPLE_RATE", _ratio)
+    multiproc_dir: str | None = _setting(None, "PROMETHEUS_MULTIPROC_DIR", _optional_text)
+    metrics: bool = _setting(True, "STACKWATCH_METRICS", _bool)
+    exemplars: bool = _setting(True, "STACKWATCH_EXEMPLARS", _bool)
+    metrics_path: str = _setting("/metrics", "STACKWATCH_METRICS_PATH", _path)
+    metrics_port: int | None = _setting(None, "STACKWATCH_METRICS_PORT", _port)
+    metrics_addr: str = _setting("0.0.0.0", "STACKWATCH_METRICS_ADDR", _text)
+    health_path: str = _setting("/health", "STACKWATCH_HEALTH_PATH", _path)
+    liveness_path: str = _setting("/health/live", "STACKWATCH_LIVENESS_PATH", _path)
+    readiness_path: str = _setting("/health/ready", "STACKWATCH_READINESS_PATH", _path)
+    health_timeout: float = _setting(2.0, "STACKWATCH_HEALTH_TIMEOUT", _positive_float)
+    n_plus_one_threshold: int = _setting(DEFAULT_N_PLUS_ONE_THRESHOLD, "STACKWATCH_N_PLUS_ONE_THRESHOLD", _positive_int)
+    n_plus_one_strict: bool = _setting(False, "STACKWATCH_N_PLUS_ONE_STRICT", _bool)
+
+    @classmethod
+    def resolve(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Defaults, then ``environ``, then ``overrides`` (keyword arguments win)."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        values: dict[str, Any] = {}
+        for name, spec in known.items():
+            env = spec.metadata["env"]
+            if name in overrides:
+                value = overrides[name]
+                if isinstance(value, str):
+                    value = spec.metadata["parse"](name, value)
+                values[name] = value
+            elif env in environ:
+                values[name] = spec.metadata["parse"](env, environ[env])
+        settings = cls(**values)
+        settings._validate()
+        return settings
+
+    @property
+    def traces_endpoint(self) -> str | None:
+        """The OTLP/HTTP traces URL: the signal-specific one as is, else ``<base>/v1/traces``."""
+        if self.otlp_traces_endpoint:
+            return self.otlp_traces_endpoint
+        if self.otlp_endpoint:
+            return self.otlp_endpoint.rstrip("/") + "/v1/traces"
+        return None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (used by tests and the benchmark)."""
+        return dataclasses.replace(self, **changes)
+
+    def _validate(self) -> None:
+        if self.sampler_arg is not None and not 0.0 <= float(self.sampler_arg) <= 1.0:
+            raise ConfigError(f"sampler_arg: expected a number between 0 and 1, got {self.sampler_arg!r}")
+        if self.n_plus_one_threshold < 1:
+            raise ConfigError(f"n_plus_one_threshold: expected a positive integer, got {self.n_plus_one_threshold!r}")
+        if self.health_timeout <= 0:
+            raise ConfigError(f"health_timeout: expected a positive number of seconds, got {self.health_timeout!r}")
+        paths = [self.metrics_path, self.health_path, self.liveness_path, self.readiness_path]
+        for name, value in zip(("metrics_path", "health_path", "liveness_path", "readiness_path"), paths):
+            if not str(value).startswith("/"):
+                raise ConfigError(f"{name}: expected a path starting with '/', got {value!r}")
