@@ -1,0 +1,212 @@
+"""The checklist thresholds, defined once (design principle 2).
+
+The alert rules (``alerts/generate.py``), the dashboards' threshold lines and ``stackwatch check``
+all read these values: change a number here and regenerate, never edit a copy. Each value says
+why it is that number. Ratios are fractions (0.80 = 80%), durations are seconds, sizes bytes.
+A "too high" threshold alerts when the measure is strictly above it, a "too low" one (the hit
+ratios) when the measure is strictly below it. ``FOR`` holds how long each alert's condition must
+hold before it fires.
+
+Imported at runtime by the CLI: standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+__all__ = [
+    "PostgresThresholds",
+    "PoolThresholds",
+    "RedisThresholds",
+    "CacheThresholds",
+    "HttpThresholds",
+    "ProcessThresholds",
+    "ForDurations",
+    "POSTGRES",
+    "POOL",
+    "REDIS",
+    "CACHE",
+    "HTTP",
+    "PROCESS",
+    "FOR",
+    "RATE_WINDOW",
+    "EVENT_WINDOW",
+    "EXPORTER_JOB",
+    "DASHBOARD_UIDS",
+    "GRAFANA_BASE_URL",
+    "RUNBOOK_BASE_URL",
+]
+
+MiB: Final = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PostgresThresholds:
+    """PostgreSQL server-side thresholds."""
+
+    #: 80% of the non-reserved slots in use: still room for a deploy's second pool or a burst.
+    connection_saturation_warning: float = 0.80
+    #: 95%: the next pool growth or migration job gets "sorry, too many clients already".
+    connection_saturation_critical: float = 0.95
+    #: a request never needs a minute of idle-in-transaction; such sessions hold locks and block vacuum.
+    idle_in_transaction_seconds: float = 60.0
+    #: five minutes is past any request or ordinary batch step; older snapshots stall vacuum everywhere.
+    long_transaction_seconds: float = 300.0
+    #: a quarter of the HTTP p99 budget in one statement; also the exporter's and slow-query log's cut-off.
+    slow_statement_mean_seconds: float = 0.25
+    #: the exporter's suspect score scale: 1 means seq scans read far more rows than index scans would.
+    missing_index_suspect_score: float = 1.0
+    #: the checklist's "don't index small tables (<1000 rows)": below that a seq scan is fine.
+    missing_index_min_live_rows: int = 1000
+    #: below 1 MiB an unused index costs next to nothing in writes, vacuum or cache.
+    unused_index_min_bytes: int = 1 * MiB
+    #: any deadlock is a lock-ordering bug in the application; one in the window is worth a look.
+    deadlocks: int = 0
+    #: a replica 30 s behind breaks read-after-write visibly and loses that much on failover.
+    replication_lag_seconds: float = 30.0
+    #: a primary serving from shared buffers reads >99% of blocks from memory; less means disk-bound.
+    buffer_cache_hit_ratio: float = 0.99
+    #: "Unbounded queries": more rows per call than any page shows; a LIMIT is probably missing.
+    rows_per_call: float = 1000.0
+    #: the checklist's "typical: 20-30 connections per app instance"; more rarely helps throughput.
+    pool_connections_per_instance: int = 30
+
+
+@dataclass(frozen=True)
+class PoolThresholds:
+    """The service's client-side connection pool (``db_client_connection_*``)."""
+
+    #: requests queued for a connection at every evaluation: the pool is too small for the load.
+    pending_requests: float = 0.0
+    #: 100 ms waiting for a connection is a tenth of the p99 budget spent before any work starts.
+    wait_mean_seconds: float = 0.1
+
+
+@dataclass(frozen=True)
+class RedisThresholds:
+    """Redis server thresholds (redis_exporter names)."""
+
+    #: the checklist's target: ">80% cache hit rate achieved".
+    hit_ratio: float = 0.80
+    #: traffic guard: under one lookup a second a few cold misses swing the ratio and nobody feels it.
+    min_lookups_per_second: float = 1.0
+    #: 10% headroom below maxmemory absorbs a burst before eviction or OOM write errors start.
+    memory_saturation: float = 0.90
+    #: sustained evictions mean the working set no longer fits and hot keys are being dropped.
+    evictions_per_second: float = 0.0
+    #: every rejected connection is a client that got an error (maxclients reached).
+    rejected_connections: int = 0
+    #: cache keys should all expire; over 10% of keys without TTL means some writer forgot one.
+    keys_without_ttl_ratio: float = 0.10
+
+
+@dataclass(frozen=True)
+class CacheThresholds:
+    """Application-side cache lookups (``cache_requests_total{cache,result}``)."""
+
+    #: the checklist's target, seen from the application: ">80% cache hit rate".
+    hit_ratio: float = 0.80
+    #: traffic guard, as for Redis: one lookup a second.
+    min_requests_per_second: float = 1.0
+
+
+@dataclass(frozen=True)
+class HttpThresholds:
+    """Service RED thresholds and the N+1 detector (``http_server_*``, ``db_client_*``)."""
+
+    #: one request in twenty failing is user-visible, yet tolerant of a stray 5xx during deploys.
+    error_ratio: float = 0.05
+    #: one second is where users lose the feeling of an uninterrupted flow.
+    latency_p99_seconds: float = 1.0
+    #: traffic guard: under 0.5 req/s (150 per 5 minutes) a couple of requests swing ratio and p99.
+    min_requests_per_second: float = 0.5
+    #: the same statement 5+ times in one request is a loop; 2-4 repeats are often legitimate.
+    n_plus_one_repeat_count: int = 5
+    #: N+1 detections allowed in the event window before alerting: none, each one is a loop to fix.
+    n_plus_one_detections: int = 0
+    #: responses over 1 KiB gain from gzip; smaller ones cost more CPU than they save.
+    compression_min_bytes: int = 1024
+
+
+@dataclass(frozen=True)
+class ProcessThresholds:
+    """Monitored processes against their cgroup limits (checklist: "resource limits set")."""
+
+    #: at 90% of the CPU quota the kernel starts throttling bursts, which shows up as latency.
+    cpu_limit_ratio: float = 0.90
+    #: at 90% of memory.max the OOM killer is one allocation spike away.
+    memory_limit_ratio: float = 0.90
+
+
+@dataclass(frozen=True)
+class ForDurations:
+    """How long each alert's condition must hold before it fires (Prometheus durations).
+
+    Short for outages (a down database is never a blip worth waiting out), longer for trends
+    that fluctuate, longest for slow-moving hygiene findings polled on the exporter's rare tier.
+    """
+
+    exporter_down: str = "2m"
+    postgres_metrics_absent: str = "5m"
+    postgres_down: str = "1m"
+    postgres_connections_saturated_warning: str = "5m"
+    postgres_connections_saturated_critical: str = "2m"
+    postgres_idle_in_transaction: str = "1m"
+    postgres_long_transaction: str = "2m"
+    postgres_slow_statements: str = "10m"
+    postgres_missing_index_suspect: str = "30m"
+    postgres_unused_index: str = "1h"
+    postgres_deadlocks: str = "0m"
+    postgres_replication_lag: str = "5m"
+    pool_requests_waiting: str = "5m"
+    pool_wait_time_high: str = "5m"
+    redis_down: str = "1m"
+    redis_hit_ratio_low: str = "10m"
+    redis_memory_near_limit: str = "10m"
+    redis_evicting_keys: str = "10m"
+    redis_rejected_connections: str = "0m"
+    redis_maxmemory_not_set: str = "1h"
+    cache_hit_ratio_low: str = "10m"
+    http_error_ratio_high: str = "5m"
+    http_latency_p99_high: str = "10m"
+    n_plus_one_detected: str = "0m"
+    health_check_failing: str = "2m"
+    process_cpu_near_limit: str = "15m"
+    process_memory_near_limit: str = "10m"
+    process_limit_missing: str = "1h"
+    collector_failing: str = "10m"
+    watchdog: str = "0m"
+
+
+POSTGRES: Final = PostgresThresholds()
+POOL: Final = PoolThresholds()
+REDIS: Final = RedisThresholds()
+CACHE: Final = CacheThresholds()
+HTTP: Final = HttpThresholds()
+PROCESS: Final = ProcessThresholds()
+FOR: Final = ForDurations()
+
+#: window of the recording rules' rates: 20 scrapes at 15 s, short enough to see an incident start.
+RATE_WINDOW: Final = "5m"
+#: window in which counted events (deadlocks, rejections, N+1 detections) keep an alert firing.
+EVENT_WINDOW: Final = "10m"
+
+#: the Prometheus job that scrapes the stackwatch exporter (provisioning/prometheus.yml).
+EXPORTER_JOB: Final = "stackwatch-exporter"
+
+#: fixed Grafana dashboard uids, shared by the dashboards, the alerts' dashboard links and links.
+DASHBOARD_UIDS: Final[Mapping[str, str]] = MappingProxyType({
+    "service": "stackwatch-service",
+    "postgres": "stackwatch-postgres",
+    "redis": "stackwatch-redis",
+    "processes": "stackwatch-processes",
+    "checklist": "stackwatch-checklist",
+})
+
+#: Grafana as `docker compose up` publishes it; alert dashboard links are built on it.
+GRAFANA_BASE_URL: Final = "http://localhost:3000"
+#: runbooks, relative to the repository root (GitHub renders the anchors); override when generating.
+RUNBOOK_BASE_URL: Final = "docs/runbooks"
