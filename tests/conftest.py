@@ -1,6 +1,24 @@
-"""Shared fixtures are plugins in tests/fixtures/, one file per server kind."""
+"""Shared fixtures are plugins in tests/fixtures/, one file per server kind.
+
+Under ``CI=true`` a skipped test fails the run: every server a test needs is installed by the
+test command, so a skip can only hide a missing install step.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.procs import IN_CI
 
 pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.redis",
 ]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if IN_CI and skipped and exitstatus == 0:
+        reporter.write_line(f"CI=true: {skipped} test(s) skipped; failing the run", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,23 @@
+# `make test` installs everything the tests need (apt packages when missing, Python packages in
+# .venv) and runs the whole suite against real servers. See README.md.
+PYTHON ?= python3
+VENV := .venv/bin
+PYTEST_ARGS ?=
+
+.PHONY: test deps generate bench clean
+
+test: deps
+	$(VENV)/python -m pytest $(PYTEST_ARGS)
+
+deps:
+	PYTHON=$(PYTHON) scripts/install-test-deps
+
+# Regenerate committed artifacts (dashboards JSON, rule YAML, README tables).
+generate: deps
+	$(VENV)/python -m stackwatch.generate
+
+bench: deps
+	$(VENV)/python bench/run.py
+
+clean:
+	rm -rf .venv build dist *.egg-info .pytest_cache

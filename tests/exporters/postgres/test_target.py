@@ -1,0 +1,98 @@
+"""The PostgreSQL target against a real server: reconnects, failures and what they export."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from stackwatch.exporters.collector import Intervals
+from stackwatch.exporters.postgres import KIND, PostgresOptions
+from stackwatch.exporters.postgres.connection import InvalidDSN
+from stackwatch.exporters.postgres.settings import SettingsCollector
+from stackwatch.exporters.postgres.target import PostgresTarget
+from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.procs import free_port
+
+
+def make_target(dsn: str) -> PostgresTarget:
+    return PostgresTarget("t", dsn, [SettingsCollector()], Intervals(fast=0.05, slow=0.05), PostgresOptions())
+
+
+def value(target: PostgresTarget, name: str, **labels: str) -> float | None:
+    for family in target.families():
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return s.value
+    return None
+
+
+def test_restart_shows_down_then_up_without_exporter_restart(postgres_factory) -> None:
+    server: PostgresServer = postgres_factory()
+    target = make_target(server.monitor_dsn)
+    target.refresh()
+    assert value(target, "pg_up") == 1
+    assert value(target, "pg_settings_max_connections") == 100
+    server.stop()
+    time.sleep(0.1)  # both tiers (0.05 s) are due again
+    target.refresh()
+    assert value(target, "pg_up") == 0
+    assert value(target, "pg_settings_max_connections") is None  # no stale data while down
+    server.start()
+    target.refresh()
+    assert value(target, "pg_up") == 1
+    assert value(target, "pg_settings_max_connections") == 100
+    target.close()
+
+
+def test_wrong_password_is_reported_as_authentication(postgres: PostgresServer, caplog) -> None:
+    target = make_target(postgres.dsn(user="stackwatch_monitor", password="wrong-pass-123"))
+    target.refresh()
+    assert value(target, "pg_up") == 0
+    assert value(target, "pg_connection_error", reason="authentication") == 1
+    assert "wrong-pass-123" not in caplog.text
+
+
+def test_unreachable_host_is_reported(caplog) -> None:
+    target = make_target(f"postgresql://u:pw-xyz@127.0.0.1:{free_port()}/db")
+    target.refresh()
+    assert value(target, "pg_connection_error", reason="unreachable") == 1
+    assert "pw-xyz" not in caplog.text
+
+
+def test_missing_database_is_reported(postgres: PostgresServer) -> None:
+    target = make_target(postgres.dsn("no_such_db", user="stackwatch_monitor"))
+    target.refresh()
+    assert value(target, "pg_connection_error", reason="database_missing") == 1
+
+
+def test_missing_connect_privilege_is_reported(postgres: PostgresServer) -> None:
+    postgres.create_database("locked_db")
+    postgres.query("REVOKE CONNECT ON DATABASE locked_db FROM PUBLIC")
+    target = make_target(postgres.dsn("locked_db", user="stackwatch_monitor"))
+    target.refresh()
+    assert value(target, "pg_connection_error", reason="permission") == 1
+
+
+def test_malformed_dsn_fails_before_start_without_the_password() -> None:
+    with pytest.raises(InvalidDSN) as info:
+        make_target("postgresql://u:hunter2@h/db extra=")
+    assert "hunter2" not in str(info.value)
+
+
+def test_exporter_connection_is_tagged_and_bounded(postgres: PostgresServer) -> None:
+    target = make_target(postgres.monitor_dsn)
+    target.refresh()
+    rows = postgres.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'stackwatch'")
+    assert rows[0][0] == 1
+    source = target.connect()
+    assert source.rows("SHOW statement_timeout")[0]["statement_timeout"] == "5s"
+    assert source.rows("SHOW lock_timeout")[0]["lock_timeout"] == "100ms"
+    target.close()
+
+
+def test_target_names_carry_no_secret() -> None:
+    from stackwatch.exporters.postgres import target_name
+
+    assert target_name("postgresql://u:hunter2@db.example:6543/orders") == "db.example:6543/orders"
+    assert KIND.prefix == "pg"

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from stackwatch.exporters.options import Option, OptionError, add_options, markdown_table, resolve_options
+
+OPTIONS = (
+    Option("--dsn", "X_DSN", "a secret", repeat=True, secret=True),
+    Option("--count", "X_COUNT", "a number", default=3, parse=int),
+    Option("--names", "X_NAMES", "names", repeat=True, split=","),
+)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_options(parser, OPTIONS, "test")
+    return parser.parse_args(argv)
+
+
+def test_flag_wins_over_environment() -> None:
+    values = resolve_options(OPTIONS, parse(["--count", "7"]), {"X_COUNT": "9"})
+    assert values["count"] == 7
+
+
+def test_environment_twin_and_defaults() -> None:
+    values = resolve_options(OPTIONS, parse([]), {"X_COUNT": "9", "X_NAMES": "a, b,,c"})
+    assert values == {"dsn": [], "count": 9, "names": ["a", "b", "c"]}
+
+
+def test_repeatable_flag_collects_every_value() -> None:
+    values = resolve_options(OPTIONS, parse(["--dsn", "one", "--dsn", "two"]), {})
+    assert values["dsn"] == ["one", "two"]
+
+
+def test_secret_file_variant(tmp_path: Path) -> None:
+    secret = tmp_path / "dsn"
+    secret.write_text("postgresql://a:b@h/db\npostgresql://c:d@h/db\n")
+    values = resolve_options(OPTIONS, parse([]), {"X_DSN_FILE": str(secret)})
+    assert values["dsn"] == ["postgresql://a:b@h/db", "postgresql://c:d@h/db"]
+
+
+def test_unreadable_secret_file_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(OptionError, match=r"\$X_DSN_FILE: cannot read"):
+        resolve_options(OPTIONS, parse([]), {"X_DSN_FILE": str(tmp_path / "missing")})
+
+
+def test_bad_value_names_the_source_and_value() -> None:
+    with pytest.raises(OptionError, match=r"\$X_COUNT: invalid value 'many'"):
+        resolve_options(OPTIONS, parse([]), {"X_COUNT": "many"})
+
+
+def test_bad_secret_value_is_not_echoed() -> None:
+    def reject(text: str) -> str:
+        raise ValueError("bad")
+
+    opts = (Option("--dsn", "X_DSN", "secret", secret=True, parse=reject),)
+    parser = argparse.ArgumentParser()
+    add_options(parser, opts, "t")
+    with pytest.raises(OptionError) as info:
+        resolve_options(opts, parser.parse_args(["--dsn", "postgresql://u:hunter2@h/db"]), {})
+    assert "hunter2" not in str(info.value) and "--dsn" in str(info.value)
+
+
+def test_markdown_table_lists_every_flag_and_variable() -> None:
+    table = markdown_table(OPTIONS)
+    for opt in OPTIONS:
+        assert f"`{opt.flag}`" in table and f"`{opt.env}`" in table
+    assert "`X_DSN_FILE`" in table
