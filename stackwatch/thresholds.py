@@ -34,6 +34,7 @@ __all__ = [
     "FOR",
     "RATE_WINDOW",
     "EVENT_WINDOW",
+    "SLOW_TIER_WINDOW",
     "EXPORTER_JOB",
     "DASHBOARD_UIDS",
     "GRAFANA_BASE_URL",
@@ -57,7 +58,7 @@ class PostgresThresholds:
     long_transaction_seconds: float = 300.0
     #: a quarter of the HTTP p99 budget in one statement; also the exporter's and slow-query log's cut-off.
     slow_statement_mean_seconds: float = 0.25
-    #: the exporter's suspect score scale: 1 means seq scans read far more rows than index scans would.
+    #: the exporter's score scale: at 1 and above seq scans read far more rows than an index would (>=).
     missing_index_suspect_score: float = 1.0
     #: the checklist's "don't index small tables (<1000 rows)": below that a seq scan is fine.
     missing_index_min_live_rows: int = 1000
@@ -193,6 +194,9 @@ FOR: Final = ForDurations()
 RATE_WINDOW: Final = "5m"
 #: window in which counted events (deadlocks, rejections, N+1 detections) keep an alert firing.
 EVENT_WINDOW: Final = "10m"
+#: window for rates of families the exporter refreshes on its slow tier (every 300 s by default,
+#: e.g. pg_stat_statements): it must span at least two polls.
+SLOW_TIER_WINDOW: Final = "15m"
 
 #: the Prometheus job that scrapes the stackwatch exporter (provisioning/prometheus.yml).
 EXPORTER_JOB: Final = "stackwatch-exporter"
