@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ... import thresholds
 from ..collector import Collector
 from ..kinds import Common, select_collectors
 from ..options import Option, OptionError
@@ -60,7 +61,8 @@ OPTIONS: Sequence[Option] = (
            "statements exported per instance (sticky union of the tops by time, calls, mean, reads, temp)",
            default=100, parse=_positive_int, metavar="N"),
     Option("--pg-slow-statement-seconds", "STACKWATCH_PG_SLOW_STATEMENT_SECONDS",
-           "mean execution time above which a statement counts as slow", default=0.5, parse=float, metavar="SECONDS"),
+           "mean execution time above which a statement counts as slow",
+           default=thresholds.POSTGRES.slow_statement_mean_seconds, parse=float, metavar="SECONDS"),
     Option("--pg-include-databases", "STACKWATCH_PG_INCLUDE_DATABASES",
            "regex of databases whose tables and indexes are collected", parse=_regex, metavar="REGEX"),
     Option("--pg-exclude-databases", "STACKWATCH_PG_EXCLUDE_DATABASES",
@@ -87,7 +89,8 @@ class _PostgresKind:
         return PostgresOptions(
             top_n=values.get("pg_top_n") or 50,
             statements_top_n=values.get("pg_statements_top_n") or 100,
-            slow_statement_seconds=values.get("pg_slow_statement_seconds") or 0.5,
+            slow_statement_seconds=values.get("pg_slow_statement_seconds")
+            or thresholds.POSTGRES.slow_statement_mean_seconds,
             include_databases=values.get("pg_include_databases"),
             exclude_databases=values.get("pg_exclude_databases"),
             connection=ConnectionSettings(statement_timeout_ms=values.get("pg_statement_timeout_ms") or 5000),

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from ... import thresholds
 from . import connection
 
 __all__ = ["PostgresOptions", "PostgresSource"]
@@ -22,7 +23,7 @@ class PostgresOptions:
 
     top_n: int = 50
     statements_top_n: int = 100
-    slow_statement_seconds: float = 0.5
+    slow_statement_seconds: float = thresholds.POSTGRES.slow_statement_mean_seconds
     query_text_max_bytes: int = 512
     include_databases: re.Pattern[str] | None = None
     exclude_databases: re.Pattern[str] | None = None
