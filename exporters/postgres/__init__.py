@@ -16,6 +16,7 @@ from ..kinds import Common, select_collectors
 from ..options import Option, OptionError
 from ..redact import redact
 from ..target import Target
+from .activity import ActivityCollector
 from .connection import ConnectionSettings, InvalidDSN, parse_dsn
 from .settings import SettingsCollector
 from .source import PostgresOptions, PostgresSource
@@ -26,6 +27,7 @@ __all__ = ["KIND", "COLLECTORS", "PostgresTarget", "PostgresOptions"]
 #: Every PostgreSQL collector and whether it runs by default (``default_enabled`` on the class).
 COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
     SettingsCollector,
+    ActivityCollector,
 )
 
 

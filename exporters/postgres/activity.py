@@ -1,0 +1,159 @@
+"""Connections and pool saturation: who is connected, in which state, and for how long.
+
+Two queries per poll: one pass over ``pg_stat_activity`` grouped by database, user,
+application and state (every backend family is derived from those groups), and one for the
+limits (``max_connections`` and the reserved slots, per-database and per-role limits).
+
+Only client backends count: autovacuum, walsenders and background workers have their own
+slots outside ``max_connections``. The saturation ratio's capacity is ``max_connections -
+superuser_reserved_connections - reserved_connections`` (the last exists from PostgreSQL 16
+and reserves slots for ``pg_use_reserved_connections`` members): slots an application role can
+never use are not capacity, so the ratio reaches 1 exactly when ordinary roles get refused.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.core import Metric
+
+from ..collector import Collector, Tier
+from ..families import gauge
+from .source import PostgresSource
+
+__all__ = ["ActivityCollector", "Group", "cap_clients"]
+
+#: the exporter's own connections, left out of the longest transaction/query numbers
+OWN_APPLICATION = "stackwatch"
+#: label value of the (usename, application_name) pairs beyond the cap
+OTHER = "other"
+IDLE_IN_TRANSACTION = ("idle in transaction", "idle in transaction (aborted)")
+
+ACTIVITY_SQL = """
+SELECT coalesce(datname, '') AS datname,
+       coalesce(usename, '') AS usename,
+       coalesce(application_name, '') AS application_name,
+       coalesce(state, 'unknown') AS state,
+       count(*) AS backends,
+       count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock_waiting,
+       coalesce(max(extract(epoch FROM now() - xact_start))
+                FILTER (WHERE application_name <> %(own)s), 0)::float8 AS max_tx_seconds,
+       coalesce(max(extract(epoch FROM now() - query_start))
+                FILTER (WHERE state = 'active' AND application_name <> %(own)s), 0)::float8 AS max_query_seconds,
+       coalesce(max(extract(epoch FROM now() - state_change)), 0)::float8 AS max_state_seconds
+FROM pg_stat_activity
+WHERE backend_type = 'client backend'
+GROUP BY 1, 2, 3, 4
+"""
+
+LIMITS_SQL = """
+SELECT current_setting('max_connections')::int AS max_connections,
+       current_setting('superuser_reserved_connections')::int AS superuser_reserved,
+       coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved,
+       (SELECT coalesce(json_agg(json_build_array(datname, datconnlimit) ORDER BY datname), '[]')
+          FROM pg_database) AS databases,
+       (SELECT coalesce(json_agg(json_build_array(rolname, rolconnlimit) ORDER BY rolconnlimit, rolname), '[]')
+          FROM (SELECT rolname, rolconnlimit FROM pg_roles WHERE rolconnlimit >= 0
+                ORDER BY rolconnlimit, rolname LIMIT %(max_roles)s) AS limited) AS roles
+"""
+
+
+@dataclass(frozen=True)
+class Group:
+    """One row of ``ACTIVITY_SQL``: the backends sharing database, user, application and state."""
+
+    datname: str
+    usename: str
+    application_name: str
+    state: str
+    backends: int
+    lock_waiting: int = 0
+    max_tx_seconds: float = 0.0
+    max_query_seconds: float = 0.0
+    max_state_seconds: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Group:
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+
+def cap_clients(groups: Sequence[Group], limit: int) -> Counter[tuple[str, str, str, str]]:
+    """Backend counts by (datname, usename, application_name, state) with at most ``limit``
+    distinct (usename, application_name) pairs: the pairs with the most backends keep their
+    names (ties by name, so the choice is stable), the rest become ``other``/``other``."""
+    per_client: Counter[tuple[str, str]] = Counter()
+    for g in groups:
+        per_client[(g.usename, g.application_name)] += g.backends
+    ranked = sorted(per_client, key=lambda c: (-per_client[c], c))
+    kept = set(ranked[:limit])
+    counts: Counter[tuple[str, str, str, str]] = Counter()
+    for g in groups:
+        user, app = (g.usename, g.application_name) if (g.usename, g.application_name) in kept else (OTHER, OTHER)
+        counts[(g.datname, user, app, g.state)] += g.backends
+    return counts
+
+
+class ActivityCollector(Collector[PostgresSource]):
+    name = "activity"
+    tier = Tier.FAST
+
+    def __init__(self, max_clients: int = 50, max_roles: int = 100) -> None:
+        self.max_clients = max_clients
+        self.max_roles = max_roles
+
+    def collect(self, source: PostgresSource) -> list[Metric]:
+        groups = [Group.from_row(r) for r in source.rows(ACTIVITY_SQL, {"own": OWN_APPLICATION})]
+        limits = source.rows(LIMITS_SQL, {"max_roles": self.max_roles})[0]
+        return self.backend_families(groups) + self.limit_families(groups, limits)
+
+    def backend_families(self, groups: Sequence[Group]) -> list[Metric]:
+        count = gauge("pg_stat_activity_count", "Client backends by database, user, application and state "
+                      "(user/application pairs beyond the cap are rolled into `other`).",
+                      ["datname", "usename", "application_name", "state"])
+        for labels, n in sorted(cap_clients(groups, self.max_clients).items()):
+            count.add_metric(list(labels), n)
+        waiting = gauge("pg_stat_activity_lock_waiting_count", "Client backends waiting for a heavyweight lock.")
+        waiting.add_metric([], sum(g.lock_waiting for g in groups))
+        idle_tx = [g for g in groups if g.state in IDLE_IN_TRANSACTION]
+        idle_count = gauge("pg_stat_activity_idle_in_transaction_count",
+                           "Client backends idle inside an open transaction.")
+        idle_count.add_metric([], sum(g.backends for g in idle_tx))
+        idle_max = gauge("pg_stat_activity_idle_in_transaction_max_seconds",
+                         "Longest time a backend has been idle in transaction (0 when none).")
+        idle_max.add_metric([], max((g.max_state_seconds for g in idle_tx), default=0.0))
+        max_tx = gauge("pg_stat_activity_max_tx_duration",
+                       "Age in seconds of the oldest open transaction per database (exporter excluded).", ["datname"])
+        max_query = gauge("pg_stat_activity_max_query_duration_seconds",
+                          "Age of the longest running (active) query per database (exporter excluded).", ["datname"])
+        tx_by_db: dict[str, float] = {}
+        query_by_db: dict[str, float] = {}
+        for g in groups:
+            tx_by_db[g.datname] = max(tx_by_db.get(g.datname, 0.0), g.max_tx_seconds)
+            query_by_db[g.datname] = max(query_by_db.get(g.datname, 0.0), g.max_query_seconds)
+        for datname in sorted(tx_by_db):
+            max_tx.add_metric([datname], tx_by_db[datname])
+            max_query.add_metric([datname], query_by_db[datname])
+        return [count, waiting, idle_count, idle_max, max_tx, max_query]
+
+    def limit_families(self, groups: Sequence[Group], limits: dict[str, Any]) -> list[Metric]:
+        used_n = sum(g.backends for g in groups)
+        used = gauge("pg_connections_used", "Client backends using max_connections slots.")
+        used.add_metric([], used_n)
+        usable = limits["max_connections"] - limits["superuser_reserved"] - limits["reserved"]
+        saturation = gauge("pg_connections_saturation_ratio",
+                           "Client backends / (max_connections - superuser_reserved_connections - "
+                           "reserved_connections); 1 means ordinary roles are refused.")
+        saturation.add_metric([], used_n / usable if usable > 0 else 1.0)
+        db_limit = gauge("pg_database_connection_limit",
+                         "Connection limit of the database (datconnlimit; -1 = no limit).", ["datname"])
+        for datname, limit in limits["databases"]:
+            db_limit.add_metric([datname], limit)
+        role_limit = gauge("pg_role_connection_limit",
+                           "Connection limit of roles that have one (rolconnlimit), the tightest first.",
+                           ["rolname"])
+        for rolname, limit in limits["roles"]:
+            role_limit.add_metric([rolname], limit)
+        return [used, saturation, db_limit, role_limit]
