@@ -1,1 +1,256 @@
-"""Drop-in instrumentation for FastAPI/ASGI services (see docs/instrumentation.md)."""
+"""Drop-in observability for FastAPI / Starlette services.
+
+Two lines::
+
+    from stackwatch.instrumentation import instrument
+    instrument(app)          # idempotent; uninstrument(app) undoes it
+
+give the app:
+
+* one OpenTelemetry server span per request (W3C trace context in, parent-based ratio sampler,
+  batch OTLP/HTTP export when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set);
+* RED metrics with the OpenTelemetry names: ``http_server_request_duration_seconds``
+  (``http_request_method``, ``http_route`` -- the matched template, ``UNMATCHED`` when none --,
+  ``http_response_status_code``) with exemplars of sampled traces, and
+  ``http_server_active_requests``;
+* ``/metrics`` (OpenMetrics when the scraper asks for it) or a separate port
+  (``metrics_port``); multiprocess mode through ``PROMETHEUS_MULTIPROC_DIR`` and
+  :func:`child_exit`;
+* ``/health``, ``/health/live``, ``/health/ready`` with bounded dependency checks
+  (``health_checks={"database": database_check(pool), "redis": redis_check(client)}``);
+* Sentry events for unhandled errors and 5xx responses when ``SENTRY_DSN`` is set;
+* statement timing, queries per request and N+1 detection once the database handles are
+  instrumented: :func:`instrument_psycopg`, :func:`instrument_sqlalchemy`,
+  :func:`instrument_asyncpg`; pool signals with :func:`instrument_pool`; a cache-aside helper,
+  :class:`Cache` / :class:`AsyncCache`;
+* ``trace_id`` / ``span_id`` on every log record.
+
+Settings come from the standard environment variables and can be overridden by keyword arguments
+of :func:`instrument` (see :class:`Settings` and docs/instrumentation.md). The tracer provider,
+the Prometheus registry, hooks and Sentry options are injectable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import ProxyTracerProvider
+from prometheus_client import CollectorRegistry
+
+from .cache import AsyncCache, Cache
+from .config import Settings
+from .db_asyncpg import instrument_asyncpg
+from .db_psycopg import instrument_psycopg
+from .db_sqlalchemy import instrument_sqlalchemy
+from .errors import ConfigError, InstrumentationError, NPlusOneError
+from .exposition import MetricsServer, exposition_registry, metrics_response
+from .health import Check, Health, database_check, redis_check
+from .logs import install_log_correlation, uninstall_log_correlation
+from .metrics import Metrics, get_metrics, multiprocess_active
+from .middleware import RequestHook, ResponseHook, StackwatchMiddleware
+from .multiprocess import child_exit, mark_worker_dead
+from .pools import instrument_pool
+from .queries import current_queries
+from .sentry import SentryReporter
+from .tracing import build_tracer_provider, current_ids, outgoing_headers
+
+__all__ = [
+    "instrument",
+    "uninstrument",
+    "Instrumentation",
+    "Settings",
+    "StackwatchMiddleware",
+    "RequestHook",
+    "ResponseHook",
+    "Check",
+    "database_check",
+    "redis_check",
+    "instrument_psycopg",
+    "instrument_sqlalchemy",
+    "instrument_asyncpg",
+    "instrument_pool",
+    "Cache",
+    "AsyncCache",
+    "get_metrics",
+    "Metrics",
+    "current_queries",
+    "current_ids",
+    "outgoing_headers",
+    "child_exit",
+    "mark_worker_dead",
+    "InstrumentationError",
+    "ConfigError",
+    "NPlusOneError",
+]
+
+logger = logging.getLogger("stackwatch.instrumentation")
+_ATTR = "_stackwatch_instrumentation"
+
+
+class Instrumentation:
+    """What :func:`instrument` set up for one app; owns and closes what it created."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tracer_provider: Any = None,
+        registry: CollectorRegistry | None = None,
+        request_hook: RequestHook | None = None,
+        response_hook: ResponseHook | None = None,
+        health_checks: Mapping[str, Check] | None = None,
+        sentry_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.multiprocess = self._check_multiprocess(settings)
+        self.metrics = get_metrics(registry) if settings.metrics else None
+        self._owned_provider = None
+        self.tracer: trace.Tracer | None = None
+        if settings.traces:
+            provider = tracer_provider
+            if provider is None:
+                provider = self._owned_provider = build_tracer_provider(settings)
+                if isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
+                    trace.set_tracer_provider(provider)
+            self.tracer = provider.get_tracer("stackwatch.instrumentation")
+        self.health = Health(health_checks or {}, settings.health_timeout, self.metrics)
+        self.endpoints: dict[str, Any] = {
+            settings.health_path: self._health("health"),
+            settings.liveness_path: self._health("live"),
+            settings.readiness_path: self._health("ready"),
+        }
+        self.metrics_server: MetricsServer | None = None
+        if self.metrics is not None:
+            scrape_registry = exposition_registry(self.metrics.registry, self.multiprocess)
+            if settings.metrics_port is None:
+                self.endpoints[settings.metrics_path] = self._metrics_endpoint(scrape_registry)
+            else:
+                self.metrics_server = MetricsServer(scrape_registry, settings.metrics_addr, settings.metrics_port)
+        self.sentry = SentryReporter(settings, sentry_options) if settings.sentry_dsn else None
+        self.request_hook = request_hook
+        self.response_hook = response_hook
+        self.middleware: StackwatchMiddleware | None = None
+        self.restore: tuple[bool, Any] = (False, None)
+        install_log_correlation()
+
+    @staticmethod
+    def _check_multiprocess(settings: Settings) -> bool:
+        if not settings.multiproc_dir:
+            return False
+        if not multiprocess_active() or os.environ.get("PROMETHEUS_MULTIPROC_DIR") != settings.multiproc_dir:
+            raise ConfigError(
+                f"PROMETHEUS_MULTIPROC_DIR: {settings.multiproc_dir!r} must be set in the environment before "
+                "prometheus_client is imported (set it in the process manager, not in code)"
+            )
+        if settings.exemplars:
+            message = "exemplars are off in multiprocess mode (client_python cannot aggregate them)"
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+            logger.warning(message)
+        return True
+
+    def _health(self, kind: str) -> Any:
+        async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+            await self.health.respond(kind, send)
+
+        return endpoint
+
+    @staticmethod
+    def _metrics_endpoint(registry: CollectorRegistry) -> Any:
+        async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+            await metrics_response(registry, scope, send)
+
+        return endpoint
+
+    def wrap(self, app: Any) -> StackwatchMiddleware:
+        """``app`` inside the middleware (for any ASGI app; :func:`instrument` uses it for Starlette)."""
+        self.middleware = StackwatchMiddleware(
+            app,
+            settings=self.settings,
+            metrics=self.metrics,
+            tracer=self.tracer,
+            endpoints=self.endpoints,
+            sentry=self.sentry,
+            request_hook=self.request_hook,
+            response_hook=self.response_hook,
+            multiprocess=self.multiprocess,
+        )
+        return self.middleware
+
+    def close(self) -> None:
+        """Stop the metrics server, flush and stop what this instrumentation created."""
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+        if self._owned_provider is not None:
+            self._owned_provider.shutdown()
+        if self.sentry is not None:
+            self.sentry.close()
+        uninstall_log_correlation()
+
+
+def instrument(
+    app: Any,
+    *,
+    tracer_provider: Any = None,
+    registry: CollectorRegistry | None = None,
+    request_hook: RequestHook | None = None,
+    response_hook: ResponseHook | None = None,
+    health_checks: Mapping[str, Check] | None = None,
+    sentry_options: dict[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Instrumentation:
+    """Instrument a Starlette/FastAPI ``app``; a second call returns the first's result unchanged.
+
+    ``overrides`` are :class:`Settings` fields (``service_name=``, ``sampler_arg=``,
+    ``metrics_port=``...) and win over the environment (``environ``, default ``os.environ``).
+    The middleware is added outermost when the app builds its middleware stack, also for an
+    app that has already served requests.
+    """
+    existing = app.__dict__.get(_ATTR)
+    if existing is not None:
+        return existing  # type: ignore[no-any-return]
+    if not hasattr(app, "build_middleware_stack"):
+        raise TypeError(
+            f"instrument: expected a Starlette or FastAPI app, got {type(app).__qualname__}; "
+            "for another ASGI app use Instrumentation(Settings.resolve(os.environ)).wrap(app)"
+        )
+    settings = Settings.resolve(os.environ if environ is None else environ, **overrides)
+    instrumentation = Instrumentation(
+        settings,
+        tracer_provider=tracer_provider,
+        registry=registry,
+        request_hook=request_hook,
+        response_hook=response_hook,
+        health_checks=health_checks,
+        sentry_options=sentry_options,
+    )
+    had_own = "build_middleware_stack" in app.__dict__
+    previous = app.build_middleware_stack
+
+    def build_middleware_stack() -> Any:
+        return instrumentation.wrap(previous())
+
+    instrumentation.restore = (had_own, previous)
+    app.build_middleware_stack = build_middleware_stack
+    app.middleware_stack = None
+    app.__dict__[_ATTR] = instrumentation
+    return instrumentation
+
+
+def uninstrument(app: Any) -> None:
+    """Undo :func:`instrument`: the app's middleware stack is rebuilt without stackwatch."""
+    instrumentation = app.__dict__.pop(_ATTR, None)
+    if instrumentation is None:
+        return
+    had_own, previous = instrumentation.restore
+    if had_own:
+        app.build_middleware_stack = previous
+    else:
+        del app.build_middleware_stack
+    app.middleware_stack = None
+    instrumentation.close()

@@ -1,0 +1,49 @@
+"""SQLAlchemy statement instrumentation through the engine's cursor-execute events.
+
+Works for any dialect and driver (``db_system_name`` is the dialect name); for an ``AsyncEngine``
+the events go on its ``sync_engine``. The statement recorded is the one sent to the driver, with
+placeholders, never the bound values.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from .metrics import get_metrics
+from .queries import record_query
+
+__all__ = ["instrument_sqlalchemy"]
+
+
+def instrument_sqlalchemy(engine: Any, registry: CollectorRegistry | None = None) -> Any:
+    """Record every statement executed through ``engine`` (sync or async); idempotent; returns it."""
+    from sqlalchemy import event
+
+    sync_engine = getattr(engine, "sync_engine", engine)
+    if getattr(sync_engine, "_stackwatch_sqlalchemy", False):
+        return engine
+    metrics = get_metrics(registry)
+    system = sync_engine.dialect.name
+
+    def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        context._stackwatch_started = time.perf_counter()
+
+    def after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        started = getattr(context, "_stackwatch_started", None)
+        if started is not None:
+            record_query(metrics, system, statement, time.perf_counter() - started)
+
+    def failed(exception_context: Any) -> None:
+        context = exception_context.execution_context
+        started = getattr(context, "_stackwatch_started", None)
+        if started is not None and exception_context.statement:
+            record_query(metrics, system, exception_context.statement, time.perf_counter() - started)
+
+    event.listen(sync_engine, "before_cursor_execute", before)
+    event.listen(sync_engine, "after_cursor_execute", after)
+    event.listen(sync_engine, "handle_error", failed)
+    sync_engine._stackwatch_sqlalchemy = True
+    return engine

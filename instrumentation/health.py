@@ -1,0 +1,139 @@
+"""``/health``, liveness and readiness: the checklist's health endpoint with bounded checks.
+
+A check is a callable (sync or async) that raises or returns ``False`` when its dependency is
+unhealthy. Checks run concurrently, each bounded by a timeout; sync checks run in a thread so a
+hung socket cannot block the event loop. The body carries uptime, a timestamp, memory and one
+entry per check with its status, duration and -- on failure -- only the exception class name, so
+nothing secret (DSNs, hosts, passwords) can leak. Every evaluation sets ``health_check_status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Union
+
+import psutil
+
+from .metrics import Metrics
+
+__all__ = ["Check", "Health", "database_check", "redis_check"]
+
+Check = Callable[[], Union[Awaitable[Any], Any]]
+
+
+class Health:
+    """Evaluates named checks and renders the three health endpoints."""
+
+    def __init__(self, checks: Mapping[str, Check], timeout: float, metrics: Metrics | None) -> None:
+        self.checks = dict(checks)
+        self.timeout = timeout
+        self.metrics = metrics
+        self.started = time.time()
+        self._process = psutil.Process()
+
+    async def _run(self, name: str, check: Check) -> dict[str, Any]:
+        began = time.perf_counter()
+        result: dict[str, Any] = {"status": "ok"}
+        try:
+            if inspect.iscoroutinefunction(check):
+                outcome = await asyncio.wait_for(check(), self.timeout)
+            else:
+                outcome = await asyncio.wait_for(asyncio.to_thread(check), self.timeout)
+                if inspect.isawaitable(outcome):
+                    outcome = await asyncio.wait_for(outcome, self.timeout)
+            if outcome is False:
+                result = {"status": "fail", "error": "check returned false"}
+        except asyncio.TimeoutError:
+            result = {"status": "fail", "error": f"timeout after {self.timeout:g}s"}
+        except Exception as exc:  # a failing dependency is data here, not an error of /health
+            result = {"status": "fail", "error": type(exc).__name__}
+        result["duration_seconds"] = round(time.perf_counter() - began, 6)
+        if self.metrics is not None:
+            self.metrics.health_status.labels(name).set(1 if result["status"] == "ok" else 0)
+        return result
+
+    async def evaluate(self) -> tuple[bool, dict[str, Any]]:
+        """Run every check; ``(healthy, body)``."""
+        names = list(self.checks)
+        results = await asyncio.gather(*(self._run(n, self.checks[n]) for n in names))
+        checks = dict(zip(names, results))
+        healthy = all(r["status"] == "ok" for r in results)
+        body = {
+            "status": "ok" if healthy else "fail",
+            "uptime_seconds": round(time.time() - self.started, 3),
+            "timestamp": time.time(),
+            "memory": {"rss_bytes": self._process.memory_info().rss},
+            "checks": checks,
+        }
+        return healthy, body
+
+    def liveness(self) -> dict[str, Any]:
+        """The process is up and serving: no dependency is consulted."""
+        return {"status": "ok", "uptime_seconds": round(time.time() - self.started, 3), "timestamp": time.time()}
+
+    async def respond(self, kind: str, send: Any) -> None:
+        """Send the ``health`` (full), ``live`` or ``ready`` response."""
+        if kind == "live":
+            healthy, body = True, self.liveness()
+        else:
+            healthy, body = await self.evaluate()
+        payload = json.dumps(body).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": 200 if healthy else 503, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def database_check(pool: Any) -> Check:
+    """A ``SELECT 1`` check for a psycopg_pool (sync/async), an asyncpg Pool or a SQLAlchemy engine."""
+    module = type(pool).__module__
+    if module.startswith("asyncpg"):
+
+        async def asyncpg_check() -> None:
+            async with pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+
+        return asyncpg_check
+    if module.startswith("sqlalchemy"):
+        from sqlalchemy import text
+
+        def sqlalchemy_check() -> None:
+            with pool.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        return sqlalchemy_check
+    if inspect.iscoroutinefunction(getattr(pool, "getconn", None)):
+
+        async def psycopg_async_check() -> None:
+            async with pool.connection() as conn:
+                await conn.execute("SELECT 1")
+
+        return psycopg_async_check
+
+    def psycopg_check() -> None:
+        with pool.connection() as conn:
+            conn.execute("SELECT 1")
+
+    return psycopg_check
+
+
+def redis_check(client: Any) -> Check:
+    """A ``PING`` check for a redis-py client, sync or asyncio."""
+    if inspect.iscoroutinefunction(client.ping):
+
+        async def redis_async_check() -> None:
+            await client.ping()
+
+        return redis_async_check
+
+    def redis_sync_check() -> None:
+        client.ping()
+
+    return redis_sync_check

@@ -1,0 +1,182 @@
+"""The Prometheus families of the instrumentation, created once per registry.
+
+Names, units and labels are the OpenTelemetry semantic conventions rendered as Prometheus names
+(``http.server.request.duration`` -> ``http_server_request_duration_seconds``), with the
+semantic-convention histogram buckets, so community dashboards work unchanged.
+Gauges declare their multiprocess mode: under ``PROMETHEUS_MULTIPROC_DIR`` the worker values are
+summed over live processes (pools, active requests) or the most recent one wins (health).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, values
+
+__all__ = [
+    "Metrics",
+    "get_metrics",
+    "multiprocess_active",
+    "HTTP_DURATION_BUCKETS",
+    "DB_DURATION_BUCKETS",
+    "QUERIES_PER_REQUEST_BUCKETS",
+]
+
+# http.server.request.duration advisory buckets (OpenTelemetry semconv, stable).
+HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+# db.client.operation.duration advisory buckets (semconv); reused for pool wait time.
+DB_DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+QUERIES_PER_REQUEST_BUCKETS = (0, 1, 2, 3, 5, 10, 20, 50, 100)
+
+
+def multiprocess_active() -> bool:
+    """True when client_python writes values to ``PROMETHEUS_MULTIPROC_DIR`` files.
+
+    client_python picks its value class when it is imported, so the variable only counts if it
+    was set before that (which process managers do for their workers).
+    """
+    return values.ValueClass is not values.MutexValue and "PROMETHEUS_MULTIPROC_DIR" in os.environ
+
+
+class _PoolRefresher:
+    """A collector that yields nothing but refreshes the pool gauges just before they are read.
+
+    Registered before the families, so a scrape of the registry sees current pool figures.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = weakref.ref(metrics)
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        metrics = self._metrics()
+        if metrics is not None:
+            metrics.refresh_pools()
+        return []
+
+
+class Metrics:
+    """Every family the instrumentation writes, registered in one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self._pools: list[Any] = []
+        self._pools_lock = threading.Lock()
+        self._pools_refreshed = 0.0
+        registry.register(_PoolRefresher(self))
+        self.http_duration = Histogram(
+            "http_server_request_duration_seconds",
+            "Duration of HTTP server requests.",
+            ["http_request_method", "http_route", "http_response_status_code"],
+            buckets=HTTP_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.http_active = Gauge(
+            "http_server_active_requests",
+            "Number of active HTTP server requests.",
+            ["http_request_method"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.db_duration = Histogram(
+            "db_client_operation_duration_seconds",
+            "Duration of database client operations.",
+            ["db_system_name", "db_operation_name"],
+            buckets=DB_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.queries_per_request = Histogram(
+            "db_client_queries_per_request",
+            "Database statements executed per HTTP request, by route.",
+            ["http_route"],
+            buckets=QUERIES_PER_REQUEST_BUCKETS,
+            registry=registry,
+        )
+        self.n_plus_one = Counter(
+            "db_client_n_plus_one",
+            "Requests in which one normalized statement ran at least the N+1 threshold times.",
+            ["http_route"],
+            registry=registry,
+        )
+        self.pool_connections = Gauge(
+            "db_client_connection_count",
+            "Connections in the pool by state (idle|used).",
+            ["pool_name", "state"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_max = Gauge(
+            "db_client_connection_max",
+            "Maximum number of connections the pool allows.",
+            ["pool_name"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_pending = Gauge(
+            "db_client_connection_pending_requests",
+            "Requests waiting for a connection from the pool.",
+            ["pool_name"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_wait = Histogram(
+            "db_client_connection_wait_time_seconds",
+            "Time it took to obtain a connection from the pool.",
+            ["pool_name"],
+            buckets=DB_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.cache_requests = Counter(
+            "cache_requests",
+            "Cache lookups by result (hit|miss).",
+            ["cache", "result"],
+            registry=registry,
+        )
+        self.health_status = Gauge(
+            "health_check_status",
+            "1 when the health check passed on its last evaluation, 0 when it failed.",
+            ["check"],
+            registry=registry,
+            multiprocess_mode="livemostrecent",
+        )
+
+    def watch_pool(self, watch: Any) -> None:
+        """Add a :class:`~stackwatch.instrumentation.pools.PoolWatch` to refresh."""
+        with self._pools_lock:
+            self._pools.append(watch)
+        watch.refresh()
+
+    def refresh_pools(self) -> None:
+        """Copy every watched pool's figures into the gauges; forget pools that are gone."""
+        with self._pools_lock:
+            self._pools = [w for w in self._pools if w.refresh()]
+            self._pools_refreshed = time.monotonic()
+
+    def refresh_pools_if_due(self, interval: float = 1.0) -> None:
+        """:meth:`refresh_pools` at most every ``interval`` seconds (multiprocess workers)."""
+        if self._pools and time.monotonic() - self._pools_refreshed >= interval:
+            self.refresh_pools()
+
+
+_lock = threading.Lock()
+_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, Metrics] = weakref.WeakKeyDictionary()
+
+
+def get_metrics(registry: CollectorRegistry | None = None) -> Metrics:
+    """The :class:`Metrics` of ``registry`` (default: client_python's global ``REGISTRY``).
+
+    Created on first use and shared afterwards, so several apps, pools and caches in one process
+    write into the same families instead of failing with duplicate registrations.
+    """
+    registry = REGISTRY if registry is None else registry
+    with _lock:
+        metrics = _by_registry.get(registry)
+        if metrics is None:
+            metrics = _by_registry[registry] = Metrics(registry)
+        return metrics

@@ -1,0 +1,183 @@
+"""The pure-ASGI middleware: one server span, RED metrics, N+1 bookkeeping, errors, endpoints.
+
+It sits outside the whole Starlette stack (outside ``ServerErrorMiddleware``), so it sees the
+500 that an unhandled exception becomes, and the route that the router matched. ``/metrics``
+and the health paths are answered here before routing and are neither traced nor counted.
+Lifespan and websocket scopes pass through untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .config import Settings
+from .metrics import Metrics
+from .queries import RequestQueries, request_queries
+from .routes import UNMATCHED, RouteTemplates, route_path
+from .sentry import SentryReporter
+from .tracing import extract_context
+
+__all__ = ["StackwatchMiddleware", "RequestHook", "ResponseHook"]
+
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+Endpoint = Callable[[Any, Any, Any], Awaitable[None]]
+RequestHook = Callable[[trace.Span, dict[str, Any]], None]
+"""Called with the server span and the ASGI scope when a request starts."""
+ResponseHook = Callable[[trace.Span, dict[str, Any], int], None]
+"""Called with the server span, the scope and the response status before the span ends."""
+
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"))
+_SERVER = SpanKind.SERVER
+_ERROR = Status(StatusCode.ERROR)
+
+
+class StackwatchMiddleware:
+    """Wraps an ASGI app; build it through :func:`stackwatch.instrumentation.instrument`."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        metrics: Metrics | None,
+        tracer: trace.Tracer | None,
+        endpoints: dict[str, Endpoint],
+        sentry: SentryReporter | None = None,
+        request_hook: RequestHook | None = None,
+        response_hook: ResponseHook | None = None,
+        multiprocess: bool = False,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.tracer = tracer
+        self.endpoints = endpoints
+        self.sentry = sentry
+        self.request_hook = request_hook
+        self.response_hook = response_hook
+        self.exemplars = settings.exemplars and not multiprocess
+        self.multiprocess = multiprocess
+        self.threshold = settings.n_plus_one_threshold
+        self.strict = settings.n_plus_one_strict
+        self.templates = RouteTemplates()
+        self._durations: dict[tuple[str, str, int], Any] = {}
+        self._queries: dict[str, Any] = {}
+        self._active: dict[str, Any] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        endpoint = self.endpoints.get(route_path(scope)) if self.endpoints else None
+        if endpoint is not None:
+            await endpoint(scope, receive, send)
+            return
+
+        method = scope["method"]
+        if method not in _METHODS:
+            method = "_OTHER"
+        metrics = self.metrics
+        active = None
+        if metrics is not None:
+            active = self._active.get(method)
+            if active is None:
+                active = self._active[method] = metrics.http_active.labels(method)
+            active.inc()
+
+        span = None
+        span_token = None
+        if self.tracer is not None:
+            parent = extract_context(scope.get("headers", ()))
+            attributes = {
+                "http.request.method": method,
+                "url.path": scope["path"],
+                "url.scheme": scope.get("scheme", "http"),
+                "network.protocol.version": scope.get("http_version", "1.1"),
+            }
+            client = scope.get("client")
+            if client:
+                attributes["client.address"] = client[0]
+            span = self.tracer.start_span(method, parent, _SERVER, attributes)
+            span_token = otel_context.attach(trace.set_span_in_context(span, parent))
+            if self.request_hook is not None:
+                self.request_hook(span, scope)
+
+        queries = RequestQueries(self.threshold, self.strict)
+        queries_token = request_queries.set(queries)
+        entry_route = scope.get("route")
+        entry_root = scope.get("root_path", "")
+        status = 500
+
+        async def send_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            request_queries.reset(queries_token)
+            route = self.templates.template(scope, entry_route, entry_root)
+            if metrics is not None:
+                active.dec()  # type: ignore[union-attr]
+                self._observe(metrics, method, route, status, elapsed, span, queries)
+            if span is not None:
+                self._end_span(span, scope, method, route, status, error)
+            if self.sentry is not None and (error is not None or status >= 500):
+                ids = None
+                if span is not None and span.get_span_context().is_valid:
+                    ctx = span.get_span_context()
+                    ids = (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
+                self.sentry.report(error, status, method, route, ids)
+            if span_token is not None:
+                otel_context.detach(span_token)
+
+    def _observe(
+        self, metrics: Metrics, method: str, route: str, status: int, elapsed: float, span: Any, queries: RequestQueries
+    ) -> None:
+        key = (method, route, status)
+        duration = self._durations.get(key)
+        if duration is None:
+            duration = self._durations[key] = metrics.http_duration.labels(method, route, str(status))
+        exemplar = None
+        if span is not None and self.exemplars:
+            ctx = span.get_span_context()
+            if ctx.trace_flags.sampled:
+                exemplar = {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+        duration.observe(elapsed, exemplar)
+        per_request = self._queries.get(route)
+        if per_request is None:
+            per_request = self._queries[route] = metrics.queries_per_request.labels(route)
+        per_request.observe(queries.count)
+        if queries.flagged:
+            metrics.n_plus_one.labels(route).inc(len(queries.flagged))
+        if self.multiprocess:
+            metrics.refresh_pools_if_due()
+
+    def _end_span(self, span: Any, scope: Any, method: str, route: str, status: int, error: BaseException | None) -> None:
+        if route != UNMATCHED:
+            span.update_name(f"{method} {route}")
+            span.set_attribute("http.route", route)
+        span.set_attribute("http.response.status_code", status)
+        if error is not None:
+            span.record_exception(error)
+            span.set_attribute("error.type", type(error).__qualname__)
+            span.set_status(_ERROR)
+        elif status >= 500:
+            span.set_attribute("error.type", str(status))
+            span.set_status(_ERROR)
+        if self.response_hook is not None:
+            self.response_hook(span, scope, status)
+        span.end()

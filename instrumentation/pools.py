@@ -1,0 +1,195 @@
+"""Connection-pool signals for psycopg_pool, SQLAlchemy, asyncpg and redis-py pools.
+
+``instrument_pool(pool)`` wraps the pool's acquire method on the instance (timing the wait and
+counting pending requests) and registers a reader of the pool's own idle/used/max figures. The
+gauges are refreshed when the registry is collected (and, in multiprocess mode, at most once a
+second at the end of a request, since a scrape only reaches one worker).
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from .metrics import Metrics, get_metrics
+
+__all__ = ["instrument_pool", "PoolWatch"]
+
+Stats = Callable[[Any], "tuple[int, int, int]"]  # pool -> (idle, used, max)
+
+
+class PoolWatch:
+    """One watched pool: wait-time wrapper, pending counter and a stats reader."""
+
+    def __init__(self, metrics: Metrics, name: str, pool: Any, stats: Stats) -> None:
+        self.name = name
+        self.pending = 0
+        self._lock = threading.Lock()
+        try:
+            self._pool: Callable[[], Any] = weakref.ref(pool)
+        except TypeError:  # asyncpg pools have __slots__ without __weakref__: they live as long as we do
+            self._pool = lambda: pool
+        self._stats = stats
+        self._metrics = metrics
+        self._wait = metrics.pool_wait.labels(name)
+        self._gauges = (
+            metrics.pool_connections.labels(name, "idle"),
+            metrics.pool_connections.labels(name, "used"),
+            metrics.pool_max.labels(name),
+            metrics.pool_pending.labels(name),
+        )
+
+    def timed(self, acquire: Callable[..., Any]) -> Callable[..., Any]:
+        """``acquire`` wrapped to observe the wait and count the waiters (sync or async)."""
+        if inspect.iscoroutinefunction(acquire):
+
+            async def timed_async(*args: Any, **kwargs: Any) -> Any:
+                self._enter()
+                started = time.perf_counter()
+                try:
+                    return await acquire(*args, **kwargs)
+                finally:
+                    self._leave(time.perf_counter() - started)
+
+            return timed_async
+
+        def timed_sync(*args: Any, **kwargs: Any) -> Any:
+            self._enter()
+            started = time.perf_counter()
+            try:
+                return acquire(*args, **kwargs)
+            finally:
+                self._leave(time.perf_counter() - started)
+
+        return timed_sync
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.pending += 1
+
+    def _leave(self, waited: float) -> None:
+        with self._lock:
+            self.pending -= 1
+        self._wait.observe(waited)
+
+    def refresh(self) -> bool:
+        """Copy the pool's figures into the gauges; False once the pool is gone."""
+        pool = self._pool()
+        if pool is None:
+            for state in ("idle", "used"):
+                self._metrics.pool_connections.remove(self.name, state)
+            self._metrics.pool_max.remove(self.name)
+            self._metrics.pool_pending.remove(self.name)
+            return False
+        idle, used, maximum = self._stats(pool)
+        self._gauges[0].set(idle)
+        self._gauges[1].set(used)
+        self._gauges[2].set(maximum)
+        self._gauges[3].set(self.pending)
+        return True
+
+
+def _psycopg_stats(pool: Any) -> tuple[int, int, int]:
+    stats = pool.get_stats()
+    idle = stats.get("pool_available", 0)
+    return idle, stats.get("pool_size", 0) - idle, pool.max_size
+
+
+def _sqlalchemy_stats(pool: Any) -> tuple[int, int, int]:
+    size = pool.size() if callable(getattr(pool, "size", None)) else 0
+    overflow = max(getattr(pool, "_max_overflow", 0), 0)
+    idle = pool.checkedin() if hasattr(pool, "checkedin") else 0
+    used = pool.checkedout() if hasattr(pool, "checkedout") else 0
+    return idle, used, size + overflow
+
+
+def _asyncpg_stats(pool: Any) -> tuple[int, int, int]:
+    idle = pool.get_idle_size()
+    return idle, pool.get_size() - idle, pool.get_max_size()
+
+
+def _redis_stats(pool: Any) -> tuple[int, int, int]:
+    if hasattr(pool, "_get_free_connections"):
+        idle = len(pool._get_free_connections())
+        used = len(pool._get_in_use_connections())
+    else:
+        idle = len(pool._available_connections)
+        used = len(pool._in_use_connections)
+    return idle, used, pool.max_connections
+
+
+_asyncpg_watches: dict[int, PoolWatch] = {}
+_asyncpg_classes: dict[type, type] = {}
+
+
+def _asyncpg_timed_class(cls: type) -> type:
+    """A layout-compatible subclass of an asyncpg Pool class whose ``_acquire`` is timed.
+
+    asyncpg pools use ``__slots__``, so the method cannot be replaced on the instance; the
+    instance's class is switched instead (same slots, so the switch is allowed).
+    """
+    timed = _asyncpg_classes.get(cls)
+    if timed is None:
+
+        async def _acquire(self: Any, timeout: Any) -> Any:
+            watch = _asyncpg_watches[id(self)]
+            return await watch.timed(super(timed, self)._acquire)(timeout)  # type: ignore[arg-type]
+
+        timed = _asyncpg_classes[cls] = type(cls.__name__, (cls,), {"__slots__": (), "_acquire": _acquire})
+    return timed
+
+
+def _install_method(target: Any, method: str, watch: PoolWatch) -> None:
+    setattr(target, method, watch.timed(getattr(target, method)))
+    target._stackwatch_pool_watch = watch
+
+
+def _install_asyncpg(target: Any, method: str, watch: PoolWatch) -> None:
+    _asyncpg_watches[id(target)] = watch
+    target.__class__ = _asyncpg_timed_class(type(target))
+
+
+def _installed(target: Any) -> PoolWatch | None:
+    watch = _asyncpg_watches.get(id(target)) or getattr(target, "_stackwatch_pool_watch", None)
+    return watch if isinstance(watch, PoolWatch) else None
+
+
+def _resolve(pool: Any) -> tuple[Any, str, str, Stats]:
+    """``(pool object, acquire method name, default name, stats reader)`` for a supported pool."""
+    module = type(pool).__module__
+    if module.startswith("psycopg_pool"):
+        return pool, "getconn", getattr(pool, "name", "psycopg"), _psycopg_stats
+    if module.startswith("sqlalchemy"):
+        engine = getattr(pool, "sync_engine", pool)
+        target = getattr(engine, "pool", engine)
+        name = getattr(getattr(engine, "url", None), "database", None) or "sqlalchemy"
+        return target, "connect", name, _sqlalchemy_stats
+    if module.startswith("asyncpg"):
+        return pool, "_acquire", "asyncpg", _asyncpg_stats
+    if module.startswith("redis"):
+        target = getattr(pool, "connection_pool", pool)
+        return target, "get_connection", "redis", _redis_stats
+    raise TypeError(
+        f"instrument_pool: unsupported pool type {type(pool).__module__}.{type(pool).__qualname__}; "
+        "expected psycopg_pool, SQLAlchemy, asyncpg or redis-py"
+    )
+
+
+def instrument_pool(pool: Any, name: str | None = None, registry: CollectorRegistry | None = None) -> PoolWatch:
+    """Report ``db_client_connection_*`` for ``pool`` under ``pool_name=name``; idempotent per pool."""
+    metrics = get_metrics(registry)
+    target, acquire_name, default_name, stats = _resolve(pool)
+    existing = _installed(target)
+    if existing is not None:
+        return existing
+    watch = PoolWatch(metrics, name or default_name, target, stats)
+    install = _install_asyncpg if acquire_name == "_acquire" else _install_method
+    install(target, acquire_name, watch)
+    metrics.watch_pool(watch)
+    return watch
