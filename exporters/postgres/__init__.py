@@ -18,6 +18,7 @@ from ..redact import redact
 from ..target import Target
 from .activity import ActivityCollector
 from .connection import ConnectionSettings, InvalidDSN, parse_dsn
+from .database import DatabaseCollector, DatabaseSizeCollector
 from .settings import SettingsCollector
 from .source import PostgresOptions, PostgresSource
 from .target import PostgresTarget
@@ -28,6 +29,8 @@ __all__ = ["KIND", "COLLECTORS", "PostgresTarget", "PostgresOptions"]
 COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
     SettingsCollector,
     ActivityCollector,
+    DatabaseCollector,
+    DatabaseSizeCollector,
 )
 
 
