@@ -19,6 +19,7 @@ from ..target import Target
 from .activity import ActivityCollector
 from .connection import ConnectionSettings, InvalidDSN, parse_dsn
 from .database import DatabaseCollector, DatabaseSizeCollector
+from .locks import LocksCollector
 from .settings import SettingsCollector
 from .source import PostgresOptions, PostgresSource
 from .target import PostgresTarget
@@ -31,6 +32,7 @@ COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
     ActivityCollector,
     DatabaseCollector,
     DatabaseSizeCollector,
+    LocksCollector,
 )
 
 
