@@ -141,7 +141,8 @@ def _asyncpg_timed_class(cls: type) -> type:
             watch = _asyncpg_watches[id(self)]
             return await watch.timed(super(timed, self)._acquire)(timeout)  # type: ignore[arg-type]
 
-        timed = _asyncpg_classes[cls] = type(cls.__name__, (cls,), {"__slots__": (), "_acquire": _acquire})
+        namespace = {"__slots__": (), "_acquire": _acquire, "__module__": cls.__module__}
+        timed = _asyncpg_classes[cls] = type(cls.__name__, (cls,), namespace)
     return timed
 
 

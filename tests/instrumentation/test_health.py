@@ -1,0 +1,94 @@
+"""/health, liveness and readiness with real PostgreSQL and Redis checks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import redis
+from psycopg_pool import ConnectionPool
+
+from stackwatch.instrumentation import database_check, instrument, redis_check
+
+from .apps import make_app
+
+
+def asgi(app) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+def status(registry, check: str) -> float | None:
+    return registry.get_sample_value("health_check_status", {"check": check})
+
+
+async def test_healthy_dependencies(postgres, redis_server, registry):
+    pool = ConnectionPool(postgres.dsn(), min_size=1, max_size=2, open=True)
+    client = redis.Redis(host=redis_server.host, port=redis_server.port)
+    app = make_app()
+    instrument(app, registry=registry, traces=False, environ={},
+               health_checks={"database": database_check(pool), "redis": redis_check(client)})
+    async with asgi(app) as c:
+        response = await c.get("/health")
+        live = await c.get("/health/live")
+        ready = await c.get("/health/ready")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["uptime_seconds"] >= 0
+    assert abs(body["timestamp"] - time.time()) < 60
+    assert set(body["checks"]) == {"database", "redis"}
+    assert all(c["status"] == "ok" for c in body["checks"].values())
+    assert live.status_code == 200 and "checks" not in live.json()
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"
+    assert status(registry, "database") == 1
+    assert status(registry, "redis") == 1
+    assert postgres.dsn().split("@")[0] not in response.text
+    pool.close()
+
+
+async def test_failing_and_hanging_checks_give_503_within_the_timeout(redis_factory, registry):
+    down = redis_factory()
+    client = redis.Redis(host=down.host, port=down.port, password=None, socket_timeout=5)
+    down.stop()
+
+    async def hangs() -> None:
+        await asyncio.sleep(30)
+
+    app = make_app()
+    instrument(app, registry=registry, traces=False, environ={}, health_timeout=0.5,
+               health_checks={"redis": redis_check(client), "slow": hangs, "flag": lambda: False})
+    async with asgi(app) as c:
+        started = time.monotonic()
+        response = await c.get("/health")
+        elapsed = time.monotonic() - started
+        live = await c.get("/health/live")
+        ready = await c.get("/health/ready")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["redis"]["status"] == "fail"
+    assert checks["redis"]["error"] in ("ConnectionError", "timeout after 0.5s")  # redis-py retries with backoff
+    assert str(down.port) not in response.text
+    assert checks["slow"]["error"] == "timeout after 0.5s"
+    assert checks["flag"]["error"] == "check returned false"
+    assert elapsed < 20  # bounded by the 0.5 s timeout, not by the 30 s hang
+    assert live.status_code == 200
+    assert ready.status_code == 503
+    assert status(registry, "redis") == 0
+    assert status(registry, "slow") == 0
+
+
+async def test_errors_never_leak_secrets(postgres, registry):
+    secret = "hunter2-very-secret"
+    dsn = postgres.dsn(password=secret)
+    pool = ConnectionPool(dsn, min_size=0, max_size=1, open=True, timeout=2)
+    app = make_app()
+    instrument(app, registry=registry, traces=False, environ={}, health_checks={"database": database_check(pool)})
+    async with asgi(app) as c:
+        response = await c.get("/health")
+    assert response.status_code == 503
+    assert secret not in response.text
+    assert "127.0.0.1" not in response.text
+    assert json.loads(response.text)["checks"]["database"]["status"] == "fail"
+    pool.close()

@@ -1,0 +1,132 @@
+"""Pool signals for psycopg_pool, SQLAlchemy, asyncpg and redis-py against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import asyncpg
+import redis
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from sqlalchemy import create_engine, text
+
+from stackwatch.instrumentation import instrument_pool
+
+
+def gauge(registry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+def state(registry, pool: str, which: str) -> float | None:
+    registry.collect()  # the refresher runs on collection
+    return gauge(registry, "db_client_connection_count", pool_name=pool, state=which)
+
+
+def waits(registry, pool: str) -> float:
+    return gauge(registry, "db_client_connection_wait_time_seconds_count", pool_name=pool) or 0.0
+
+
+def collect(registry) -> None:
+    list(registry.collect())
+
+
+def test_psycopg_pool_used_idle_max_pending_and_wait(postgres, registry):
+    pool = ConnectionPool(postgres.dsn(), min_size=2, max_size=2, open=True, name="orders")
+    pool.wait()
+    watch = instrument_pool(pool, registry=registry)
+    assert instrument_pool(pool, registry=registry) is watch
+    collect(registry)
+    assert gauge(registry, "db_client_connection_max", pool_name="orders") == 2
+    assert gauge(registry, "db_client_connection_count", pool_name="orders", state="idle") == 2
+
+    first = pool.getconn()
+    second = pool.getconn()
+    collect(registry)
+    assert gauge(registry, "db_client_connection_count", pool_name="orders", state="used") == 2
+    assert gauge(registry, "db_client_connection_count", pool_name="orders", state="idle") == 0
+
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(pool.getconn(timeout=10)))
+    waiter.start()
+    for _ in range(200):
+        collect(registry)
+        if gauge(registry, "db_client_connection_pending_requests", pool_name="orders") == 1:
+            break
+        threading.Event().wait(0.01)
+    assert gauge(registry, "db_client_connection_pending_requests", pool_name="orders") == 1
+    threading.Event().wait(0.05)
+    pool.putconn(first)
+    waiter.join(10)
+    pool.putconn(second)
+    pool.putconn(got[0])
+    collect(registry)
+    assert gauge(registry, "db_client_connection_pending_requests", pool_name="orders") == 0
+    assert waits(registry, "orders") == 3
+    assert gauge(registry, "db_client_connection_wait_time_seconds_sum", pool_name="orders") >= 0.05
+    pool.close()
+
+
+async def test_async_psycopg_pool(postgres, registry):
+    pool = AsyncConnectionPool(postgres.dsn(), min_size=1, max_size=3, open=False, name="async")
+    await pool.open(wait=True)
+    instrument_pool(pool, registry=registry)
+    async with pool.connection() as conn:
+        await conn.execute("SELECT 1")
+        collect(registry)
+        assert gauge(registry, "db_client_connection_count", pool_name="async", state="used") == 1
+    assert waits(registry, "async") == 1
+    assert gauge(registry, "db_client_connection_max", pool_name="async") == 3
+    await pool.close()
+
+
+def test_sqlalchemy_queue_pool(postgres, registry):
+    engine = create_engine(postgres.dsn().replace("postgresql://", "postgresql+psycopg://"), pool_size=3, max_overflow=2)
+    instrument_pool(engine, name="sqla", registry=registry)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        collect(registry)
+        assert gauge(registry, "db_client_connection_count", pool_name="sqla", state="used") == 1
+    collect(registry)
+    assert gauge(registry, "db_client_connection_count", pool_name="sqla", state="idle") == 1
+    assert gauge(registry, "db_client_connection_max", pool_name="sqla") == 5
+    assert waits(registry, "sqla") == 1
+    engine.dispose()
+
+
+async def test_asyncpg_pool(postgres, registry):
+    pool = await asyncpg.create_pool(postgres.dsn(), min_size=2, max_size=4)
+    instrument_pool(pool, name="apg", registry=registry)
+    assert instrument_pool(pool, name="apg", registry=registry) is not None
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT 1") == 1
+        collect(registry)
+        assert gauge(registry, "db_client_connection_count", pool_name="apg", state="used") == 1
+        assert gauge(registry, "db_client_connection_count", pool_name="apg", state="idle") == 1
+    assert gauge(registry, "db_client_connection_max", pool_name="apg") == 4
+    assert waits(registry, "apg") == 1
+    await pool.close()
+
+
+def test_redis_sync_pool(redis_server, registry):
+    client = redis.Redis(host=redis_server.host, port=redis_server.port, max_connections=8)
+    instrument_pool(client, name="cache", registry=registry)
+    client.set("k", "v")
+    client.get("k")
+    collect(registry)
+    assert gauge(registry, "db_client_connection_count", pool_name="cache", state="idle") == 1
+    assert gauge(registry, "db_client_connection_count", pool_name="cache", state="used") == 0
+    assert gauge(registry, "db_client_connection_max", pool_name="cache") == 8
+    assert waits(registry, "cache") == 2
+    client.close()
+
+
+async def test_redis_async_pool(redis_server, registry):
+    client = aioredis.Redis(host=redis_server.host, port=redis_server.port, max_connections=4)
+    instrument_pool(client, name="acache", registry=registry)
+    await asyncio.gather(*(client.ping() for _ in range(3)))
+    collect(registry)
+    idle = gauge(registry, "db_client_connection_count", pool_name="acache", state="idle")
+    assert 1 <= idle <= 3
+    assert waits(registry, "acache") == 3
+    await client.aclose()
