@@ -16,6 +16,7 @@ from .options import Option, OptionError, add_options, resolve_options
 from .server import Exporter, ExporterHTTPServer
 from .target import Target
 from .targets_file import load_targets_file
+from .webconfig import load_web_config
 
 __all__ = ["KINDS", "COMMON_OPTIONS", "all_options", "add_arguments", "build", "run", "parse_listen"]
 
@@ -23,18 +24,18 @@ log = logging.getLogger("stackwatch.exporters")
 
 
 def _kinds() -> list[ExporterKind]:
-    from . import postgres
+    from . import postgres, process
 
-    return [postgres.KIND]
+    return [postgres.KIND, process.KIND]
 
 
 KINDS: Sequence[ExporterKind] = _kinds()
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``host:port`` (``[::1]:9188`` for IPv6; ``:9188`` for every interface)."""
+    """``host:port`` (``[::1]:9188`` for IPv6; ``:9188`` for every interface; port 0 picks a free one)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:9188")
     return host.strip("[]") or "0.0.0.0", int(port)
 
@@ -74,6 +75,8 @@ COMMON_OPTIONS: Sequence[Option] = (
            repeat=True, split=",", parse=_names, metavar="PREFIX.NAME"),
     Option("--log-level", "STACKWATCH_LOG_LEVEL", "debug, info, warning or error", default="info",
            parse=_log_level, metavar="LEVEL"),
+    Option("--web.config.file", "STACKWATCH_WEB_CONFIG_FILE", "exporter-toolkit web config (YAML) that turns on "
+           "TLS and/or basic auth for every endpoint; see docs/exporter-security.md", metavar="PATH"),
 )
 
 
@@ -113,22 +116,18 @@ def run(args: argparse.Namespace) -> int:
         values = resolve_options(all_options(), args)
         logging.basicConfig(level=values["log_level"].upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        web = load_web_config(values["web_config_file"]) if values.get("web_config_file") else None
         exporter = build(values)
-        if not exporter.all_targets():
-            log.warning("no targets configured: pass --postgres-dsn (or see --help); serving self-metrics only")
-        server = ExporterHTTPServer(values["listen"], exporter)
+        # an unset --listen resolves to its unparsed default string
+        listen = values["listen"] if isinstance(values["listen"], tuple) else parse_listen(values["listen"])
     except OptionError as error:
         print(f"stackwatch exporter: {error}", file=sys.stderr)
         return 2
+    try:
+        server = ExporterHTTPServer(listen, exporter, web)
     except OSError as error:
-        print(f"stackwatch exporter: --listen {values['listen'][0]}:{values['listen'][1]}: {error.strerror}",
-              file=sys.stderr)
+        print(f"stackwatch exporter: --listen {listen[0]}:{listen[1]}: {error.strerror}", file=sys.stderr)
         return 2
-    for target in exporter.all_targets():
-        log.info("target %s", target.describe_target())
-    host, port = server.server_address[:2]
-    log.info("listening on %s:%s", host, port)
-    exporter.start()
 
     def shutdown(signum: int, frame: Any) -> None:
         log.info("received signal %s, shutting down", signum)
@@ -136,6 +135,14 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
+    if not exporter.all_targets():
+        log.warning("no targets configured: pass --postgres-dsn (or see --help); serving self-metrics only")
+    for target in exporter.all_targets():
+        log.info("target %s", target.describe_target())
+    host, port = server.server_address[:2]
+    log.info("listening on %s://%s:%s (basic auth %s)", server.scheme, host, port,
+             "on" if web is not None and web.users else "off")
+    exporter.start()
     try:
         server.serve_forever()
     finally:

@@ -1,5 +1,9 @@
 """The exporter's HTTP server: ``/metrics``, ``/probe``, ``/-/healthy``, ``/-/ready``.
 
+With ``--web.config.file`` (see ``webconfig.py``) every endpoint is served over TLS and/or
+behind basic auth. The TLS handshake runs in the request's thread, not in the accept loop,
+so one slow or broken client cannot stall the others.
+
 Scrapes never touch a database: they copy each target's snapshot (see ``target.py``) and
 encode it in the format the scraper asked for (OpenMetrics or the text format), gzipped when
 accepted. On ``/metrics`` every target's series get a ``server`` label so several instances
@@ -12,6 +16,8 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
@@ -25,6 +31,7 @@ from prometheus_client.exposition import choose_encoder
 
 from .families import relabel
 from .target import Poller, Target
+from .webconfig import WebConfig
 
 __all__ = ["Exporter", "ExporterHTTPServer"]
 
@@ -149,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
+        for key, value in {**self.server.extra_headers, **(headers or {})}.items():
             self.send_header(key, value)
         self.end_headers()
         if self.command != "HEAD":
@@ -169,14 +176,57 @@ _LANDING = b"""<!doctype html><html><head><title>stackwatch exporter</title></he
 
 
 class ExporterHTTPServer(ThreadingHTTPServer):
-    """A threading HTTP server bound to one exporter."""
+    """A threading HTTP server bound to one exporter, with optional TLS and basic auth."""
 
     daemon_threads = True
+    #: seconds a client gets to complete the TLS handshake
+    handshake_timeout = 10.0
 
-    def __init__(self, address: tuple[str, int], exporter: Exporter) -> None:
+    def __init__(self, address: tuple[str, int], exporter: Exporter, web: WebConfig | None = None) -> None:
+        web = web or WebConfig()
+        self._tls = web.ssl_context()
+        self._auth = web.basic_auth()
+        self.extra_headers = dict(web.headers)
         super().__init__(address, _Handler)
         self.exporter = exporter
 
+    @property
+    def scheme(self) -> str:
+        return "http" if self._tls is None else "https"
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Handle one connection, after a TLS handshake when TLS is configured."""
+        if self._tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(self.handshake_timeout)
+        try:
+            conn = self._tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as error:
+            log.debug("%s: TLS handshake failed: %s", client_address[0], error)
+            return
+        conn.settimeout(None)
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
     def authorize(self, handler: BaseHTTPRequestHandler) -> bool:
         """Whether the request may proceed (it has answered the request when not)."""
-        return True
+        if self._auth is None or self._auth.check(handler.headers.get("Authorization")):
+            return True
+        body = b"Unauthorized\n"
+        handler.send_response(HTTPStatus.UNAUTHORIZED)
+        handler.send_header("WWW-Authenticate", "Basic")
+        handler.send_header("Content-Type", "text/plain; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        for key, value in self.extra_headers.items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(body)
+        return False

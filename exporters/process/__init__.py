@@ -1,0 +1,66 @@
+"""The process exporter: declared process groups and cgroup resource limits of this host.
+
+Enabled by ``--process-group NAME=REGEX`` (repeatable) and/or ``--cgroup PATH``; the target is
+the local host (``server`` label = hostname). ``groups.py`` explains how counters stay
+monotonic while processes come and go; ``cgroup.py`` how the cgroup is found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..collector import Collector
+from ..kinds import Common, select_collectors
+from ..options import Option, OptionError
+from ..target import Target
+from .cgroup import CgroupCollector
+from .groups import GroupsCollector, ProcessGroup, parse_group
+from .target import ProcessSource, ProcessTarget
+
+__all__ = ["KIND", "COLLECTORS", "OPTIONS", "ProcessTarget", "ProcessSource", "ProcessGroup"]
+
+#: Every process collector and whether it runs by default (``default_enabled`` on the class).
+COLLECTORS: Sequence[type[Collector[ProcessSource]]] = (
+    GroupsCollector,
+    CgroupCollector,
+)
+
+OPTIONS: Sequence[Option] = (
+    Option("--process-group", "STACKWATCH_PROCESS_GROUPS",
+           "a process group NAME=REGEX: processes whose name or command line the regex matches "
+           "(re.search; the first matching group wins); one per line in the environment",
+           repeat=True, parse=parse_group, metavar="NAME=REGEX"),
+    Option("--cgroup", "STACKWATCH_CGROUP",
+           "cgroup whose memory/CPU limits and usage to export, as a cgroup path (/system.slice/x.service) "
+           "or a directory under /sys/fs/cgroup; `self` = the exporter's own cgroup",
+           metavar="PATH"),
+)
+
+
+class _ProcessKind:
+    prefix = "process"
+    title = "processes and resource limits"
+    options = OPTIONS
+    collectors = COLLECTORS
+
+    def targets(self, values: Mapping[str, Any], common: Common) -> list[Target[Any]]:
+        groups: list[ProcessGroup] = values.get("process_group") or []
+        cgroup: str | None = values.get("cgroup")
+        if not groups and not cgroup:
+            return []
+        names = [g.name for g in groups]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise OptionError(f"--process-group: group name(s) declared twice: {', '.join(duplicates)}")
+        source = ProcessSource(groups=tuple(groups), cgroup=None if cgroup in (None, "self") else cgroup)
+        collectors = [cls() for cls in select_collectors(self, common)]
+        return [ProcessTarget(collectors, common.intervals, source)]
+
+    def probe_target(self, name: str, entry: Mapping[str, Any], values: Mapping[str, Any],
+                     common: Common) -> Target[Any] | None:
+        """Processes are local: they have no targets-file entries."""
+        return None
+
+
+KIND = _ProcessKind()
