@@ -20,8 +20,11 @@ from .activity import ActivityCollector
 from .connection import ConnectionSettings, InvalidDSN, parse_dsn
 from .database import DatabaseCollector, DatabaseSizeCollector
 from .locks import LocksCollector
+from .indexes import IndexesCollector
 from .settings import SettingsCollector
 from .source import PostgresOptions, PostgresSource
+from .statements import StatementsCollector
+from .tables import TablesCollector
 from .target import PostgresTarget
 
 __all__ = ["KIND", "COLLECTORS", "PostgresTarget", "PostgresOptions"]
@@ -33,6 +36,9 @@ COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
     DatabaseCollector,
     DatabaseSizeCollector,
     LocksCollector,
+    StatementsCollector,
+    TablesCollector,
+    IndexesCollector,
 )
 
 

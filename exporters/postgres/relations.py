@@ -1,0 +1,109 @@
+"""What the per-relation collectors (tables, indexes) share: every database, no waiting, bounded.
+
+* :func:`rows_per_database` runs one query in each database the options select, on a
+  short-lived connection each (one at a time), retrying once when a DDL lock raced the query.
+* :data:`BLOCKED_TABLES` is a CTE naming the tables this poll must not touch because an
+  ``AccessExclusiveLock`` is granted or requested on the table, its TOAST table or one of its
+  indexes: size functions take ``AccessShareLock`` and would queue behind that DDL (and make
+  everything behind them wait too). ``lock_timeout`` stays the backstop for a lock taken
+  between reading ``pg_locks`` and calling the size function.
+* :func:`split_top` and :func:`rollup` bound a per-object family to the top N of the
+  instance plus one ``other`` row per database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from .source import PostgresSource
+
+__all__ = ["BLOCKED_TABLES", "OTHER", "Row", "rows_per_database", "split_top", "rollup"]
+
+log = logging.getLogger("stackwatch.exporters")
+
+Row = dict[str, Any]
+
+#: ``relname`` (and ``schemaname``) of the per-database rollup of the objects past the top N.
+OTHER = "other"
+
+BLOCKED_TABLES = """
+locked AS (
+    SELECT l.relation FROM pg_locks l
+    WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+),
+blocked AS (
+    SELECT c.oid AS relid FROM pg_class c
+    WHERE c.oid IN (SELECT relation FROM locked)
+       OR c.reltoastrelid IN (SELECT relation FROM locked)
+       OR EXISTS (SELECT 1 FROM pg_index i JOIN locked ON locked.relation = i.indexrelid
+                  WHERE i.indrelid = c.oid)
+)"""
+
+
+def rows_per_database(source: PostgresSource, sql: str) -> tuple[list[Row], list[str]]:
+    """Rows of ``sql`` from every selected database (each row should carry its ``datname``),
+    and the names of the databases read.
+
+    A database that cannot be read (no CONNECT privilege, dropped meanwhile...) is logged and
+    skipped so the others still report; if none can be read the last error is raised.
+    """
+    rows: list[Row] = []
+    read: list[str] = []
+    error: psycopg.Error | None = None
+    for name in source.databases():
+        try:
+            with source.database(name) as conn:
+                rows.extend(_query(conn, sql))
+            read.append(name)
+        except psycopg.Error as failure:
+            if source.conn.broken:
+                raise
+            error = failure
+            log.warning("database %s skipped: %s", name, str(failure).strip().splitlines()[0])
+    if error is not None and not read:
+        raise error
+    return rows, read
+
+
+def _query(conn: psycopg.Connection, sql: str) -> list[Row]:
+    try:
+        return _fetch(conn, sql)
+    except psycopg.errors.LockNotAvailable:
+        return _fetch(conn, sql)  # the retry sees the new lock in pg_locks and skips that table
+
+
+def _fetch(conn: psycopg.Connection, sql: str) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def _identity(row: Row) -> tuple[str, ...]:
+    return tuple(str(row.get(k, "")) for k in ("datname", "schemaname", "relname", "indexrelname"))
+
+
+def split_top(rows: Iterable[Row], n: int, key: Callable[[Row], float]) -> tuple[list[Row], list[Row]]:
+    """The ``n`` rows with the highest ``key`` (ties by name, so the choice is stable) and the rest."""
+    ordered = sorted(rows, key=lambda r: (-key(r), _identity(r)))
+    return ordered[:n], ordered[n:]
+
+
+def rollup(rest: Iterable[Row], sums: Sequence[str], maxima: Sequence[str]) -> list[Row]:
+    """One ``relname="other"`` row per database: ``sums`` added up, ``maxima`` the largest non-null."""
+    out: dict[str, Row] = {}
+    for row in rest:
+        acc = out.setdefault(row["datname"], {
+            "datname": row["datname"], "schemaname": OTHER, "relname": OTHER,
+            **{f: 0.0 for f in sums}, **{f: None for f in maxima}})
+        for f in sums:
+            acc[f] += float(row[f] or 0)
+        for f in maxima:
+            if row[f] is not None and (acc[f] is None or float(row[f]) > acc[f]):
+                acc[f] = float(row[f])
+    return list(out.values())

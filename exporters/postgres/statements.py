@@ -1,0 +1,271 @@
+"""pg_stat_statements: instance totals always, a bounded sticky top N of statements, their text.
+
+Each poll reads every statement's counters with ``pg_stat_statements(false)`` (no query text:
+reading texts makes the server load its whole text file) and compares them with the previous
+poll. The statements exported are chosen on that window:
+
+* the union of the top ``k`` by total time, calls, mean time, shared blocks read and temp blocks
+  written (``k = statements_top_n / 10``, so the fresh picks fill at most half the budget);
+* plus, up to ``statements_top_n``, statements chosen in the last :data:`STICKY_WINDOWS` windows
+  (most recently chosen first), so a statement that drops out of the tops for a poll or two keeps
+  its series instead of churning them.
+
+The first poll has no window yet and ranks on the counters since the statistics reset. Query
+texts are fetched only for newly chosen statements and cached while they stay chosen.
+
+Instance totals are kept by the collector from the windows of every statement (top-level
+statements only from PostgreSQL 14, where nested ones are marked), so they stay monotonic when
+pg_stat_statements evicts entries. Rows of the same ``(user, database, queryid)`` that differ only
+in ``toplevel`` are summed into one statement.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import astuple, dataclass, fields
+
+import psycopg
+from prometheus_client.core import Metric
+from psycopg import sql
+
+from ..collector import Collector, CollectorDisabled, Tier
+from ..families import counter, gauge, info
+from ..redact import redact_text
+from .source import PostgresSource
+
+__all__ = ["StatementsCollector", "Counters", "Key", "window", "choose", "normalize_query", "STICKY_WINDOWS"]
+
+log = logging.getLogger("stackwatch.exporters")
+
+#: windows a chosen statement stays exported after it left the tops.
+STICKY_WINDOWS = 3
+
+Key = tuple[int, int, int]  # userid, dbid, queryid
+
+EXTENSION_SQL = """
+SELECT n.nspname AS schema,
+       array(SELECT a.attname::text FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+             WHERE c.relname = 'pg_stat_statements' AND c.relnamespace = n.oid AND a.attnum > 0) AS columns
+FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+WHERE e.extname = 'pg_stat_statements'
+"""
+
+# {time}/{read_time}: the columns' names in this version of the extension; {toplevel}: a filter
+# for the top-level statements (always true before PostgreSQL 14).
+COUNTERS_SQL = """
+SELECT s.userid::bigint AS userid, s.dbid::bigint AS dbid, s.queryid,
+       pg_get_userbyid(s.userid) AS usename, coalesce(d.datname, s.dbid::text) AS datname,
+       sum(s.calls)::float8 AS calls, sum(s.{time})::float8 / 1000 AS seconds, sum(s.rows)::float8 AS rows,
+       sum(s.shared_blks_read)::float8 AS blks_read, sum(s.{read_time})::float8 / 1000 AS read_seconds,
+       sum(s.temp_blks_written)::float8 AS temp_blks_written,
+       coalesce(sum(s.calls) FILTER (WHERE {toplevel}), 0)::float8 AS top_calls,
+       coalesce(sum(s.{time}) FILTER (WHERE {toplevel}), 0)::float8 / 1000 AS top_seconds,
+       coalesce(sum(s.rows) FILTER (WHERE {toplevel}), 0)::float8 AS top_rows
+FROM {schema}.pg_stat_statements(false) s LEFT JOIN pg_database d ON d.oid = s.dbid
+WHERE s.queryid IS NOT NULL
+GROUP BY s.userid, s.dbid, s.queryid, d.datname
+"""
+
+TEXTS_SQL = """
+SELECT DISTINCT ON (s.userid, s.dbid, s.queryid) s.userid::bigint AS userid, s.dbid::bigint AS dbid,
+       s.queryid, s.query
+FROM {schema}.pg_stat_statements(true) s
+WHERE (s.userid::bigint, s.dbid::bigint, s.queryid) IN
+      (SELECT * FROM unnest(%(userids)s::bigint[], %(dbids)s::bigint[], %(queryids)s::bigint[]))
+"""
+
+
+@dataclass(frozen=True)
+class Counters:
+    """One statement's cumulative counters (or their increase over a window)."""
+
+    calls: float
+    seconds: float
+    rows: float
+    blks_read: float
+    read_seconds: float
+    temp_blks_written: float
+    top_calls: float  # top-level only: what the instance totals add up
+    top_seconds: float
+    top_rows: float
+
+    def minus(self, earlier: Counters) -> Counters:
+        return Counters(*(a - b for a, b in zip(astuple(self), astuple(earlier))))
+
+
+_COUNTER_FIELDS = tuple(f.name for f in fields(Counters))
+
+#: the rankings whose tops are unioned; each maps a window to how much of it the statement took.
+CRITERIA: Mapping[str, Callable[[Counters], float]] = {
+    "total_time": lambda w: w.seconds,
+    "calls": lambda w: w.calls,
+    "mean_time": lambda w: w.seconds / w.calls if w.calls > 0 else 0.0,
+    "blocks_read": lambda w: w.blks_read,
+    "temp": lambda w: w.temp_blks_written,
+}
+
+
+def window(current: Mapping[Key, Counters], previous: Mapping[Key, Counters]) -> dict[Key, Counters]:
+    """Each statement's increase since ``previous``; all of it for new or reset statements."""
+    out = {}
+    for key, now in current.items():
+        before = previous.get(key)
+        out[key] = now if before is None or now.calls < before.calls else now.minus(before)
+    return out
+
+
+def choose(windows: Mapping[Key, Counters], sticky: Mapping[Key, int], limit: int) -> dict[Key, int]:
+    """The statements to export, each with how many more windows it stays if it leaves the tops.
+
+    Fresh picks (the union of the top ``limit // 10`` of each criterion, at least 1) come first,
+    taken round-robin across the criteria so that a small ``limit`` still covers all of them;
+    the remaining budget keeps earlier picks that still exist, most recently chosen first.
+    """
+    per = max(1, limit // (2 * len(CRITERIA)))
+    rankings = [heapq.nsmallest(per, (k for k, w in windows.items() if rank(w) > 0),
+                                key=lambda k, rank=rank: (-rank(windows[k]), k))
+                for rank in CRITERIA.values()]
+    chosen: dict[Key, int] = {}
+    for position in range(per):
+        for ranking in rankings:
+            if position < len(ranking) and len(chosen) < limit:
+                chosen.setdefault(ranking[position], STICKY_WINDOWS)
+    for key, left in sorted(sticky.items(), key=lambda kv: (-kv[1], kv[0])):
+        if len(chosen) >= limit:
+            break
+        if key not in chosen and left > 0 and key in windows:
+            chosen[key] = left - 1
+    return chosen
+
+
+_SQL_PASSWORD = re.compile(r"(password\s+)(e?'(?:[^']|'')*'?)", re.IGNORECASE)
+
+
+def normalize_query(text: str, max_bytes: int) -> str:
+    """Whitespace collapsed, passwords of utility statements redacted, at most ``max_bytes`` of
+    UTF-8 (cut on a character boundary, ``...`` marking the cut)."""
+    text = redact_text(_SQL_PASSWORD.sub(r"\1'***'", " ".join(text.split())))
+    data = text.encode()
+    if len(data) <= max_bytes:
+        return text
+    return data[:max(0, max_bytes - 3)].decode("utf-8", "ignore") + "..."
+
+
+@dataclass(frozen=True)
+class _Statement:
+    user: str
+    datname: str
+    counters: Counters
+
+
+class StatementsCollector(Collector[PostgresSource]):
+    name = "statements"
+    tier = Tier.SLOW
+
+    def __init__(self) -> None:
+        self._previous: dict[Key, Counters] = {}
+        self._sticky: dict[Key, int] = {}
+        self._texts: dict[Key, str] = {}
+        self._totals = [0.0, 0.0, 0.0]  # calls, seconds, rows of top-level statements, monotonic
+
+    def collect(self, source: PostgresSource) -> list[Metric]:
+        schema, columns = self._extension(source)
+        statements = self._read(source, schema, columns)
+        current = {key: s.counters for key, s in statements.items()}
+        windows = window(current, self._previous)
+        self._previous = current
+        for w in windows.values():
+            self._totals[0] += w.top_calls
+            self._totals[1] += w.top_seconds
+            self._totals[2] += w.top_rows
+        self._sticky = choose(windows, self._sticky, source.options.statements_top_n)
+        self._fetch_texts(source, schema, source.options.query_text_max_bytes)
+        slow = sum(1 for w in windows.values()
+                   if w.calls > 0 and w.seconds / w.calls > source.options.slow_statement_seconds)
+        return self._families(statements, slow)
+
+    # -- queries ------------------------------------------------------------------------
+    @staticmethod
+    def _extension(source: PostgresSource) -> tuple[str, set[str]]:
+        libraries = source.rows("SELECT current_setting('shared_preload_libraries') AS libs")[0]["libs"]
+        if "pg_stat_statements" not in {lib.strip().strip('"') for lib in libraries.split(",")}:
+            raise CollectorDisabled("extension_missing")
+        found = source.rows(EXTENSION_SQL)
+        if not found:
+            raise CollectorDisabled("extension_not_created")
+        return found[0]["schema"], set(found[0]["columns"])
+
+    def _read(self, source: PostgresSource, schema: str, columns: set[str]) -> dict[Key, _Statement]:
+        query = sql.SQL(COUNTERS_SQL).format(
+            schema=sql.Identifier(schema),
+            time=sql.Identifier("total_exec_time" if "total_exec_time" in columns else "total_time"),
+            read_time=sql.Identifier("shared_blk_read_time" if "shared_blk_read_time" in columns
+                                     else "blk_read_time"),
+            toplevel=sql.SQL("s.toplevel" if "toplevel" in columns else "true"),
+        )
+        return {
+            (r["userid"], r["dbid"], r["queryid"]): _Statement(
+                r["usename"], r["datname"], Counters(*(r[f] for f in _COUNTER_FIELDS)))
+            for r in source.rows(query)
+        }
+
+    def _fetch_texts(self, source: PostgresSource, schema: str, max_bytes: int) -> None:
+        """Cache the normalized text of newly chosen statements; forget those no longer chosen."""
+        self._texts = {k: t for k, t in self._texts.items() if k in self._sticky}
+        missing = [k for k in self._sticky if k not in self._texts]
+        if not missing:
+            return
+        query = sql.SQL(TEXTS_SQL).format(schema=sql.Identifier(schema))
+        params = {"userids": [k[0] for k in missing], "dbids": [k[1] for k in missing],
+                  "queryids": [k[2] for k in missing]}
+        try:
+            rows = source.rows(query, params)
+        except psycopg.errors.QueryCanceled as error:  # the counters are read; try the texts next poll
+            log.warning("pg_stat_statements texts not read: %s", str(error).strip())
+            return
+        for r in rows:
+            self._texts[(r["userid"], r["dbid"], r["queryid"])] = normalize_query(r["query"] or "", max_bytes)
+
+    # -- families -----------------------------------------------------------------------
+    def _families(self, statements: Mapping[Key, _Statement], slow: int) -> list[Metric]:
+        labels = ["user", "datname", "queryid"]
+        instance = [
+            counter("pg_stat_statements_instance_calls_total", "Calls of all top-level statements."),
+            counter("pg_stat_statements_instance_seconds_total", "Execution time of all top-level statements."),
+            counter("pg_stat_statements_instance_rows_total", "Rows returned or affected by all top-level statements."),
+        ]
+        for family, total in zip(instance, self._totals):
+            family.add_metric([], total)
+        count = gauge("pg_stat_statements_count", "Distinct statements tracked by pg_stat_statements.")
+        count.add_metric([], len(statements))
+        slow_count = gauge("pg_stat_statements_slow_count",
+                           "Statements called in the last window whose mean time there exceeded the slow threshold.")
+        slow_count.add_metric([], slow)
+        per = {
+            "calls": counter("pg_stat_statements_calls_total", "Times the statement was executed.", labels),
+            "seconds": counter("pg_stat_statements_seconds_total", "Total execution time of the statement.", labels),
+            "rows": counter("pg_stat_statements_rows_total", "Rows retrieved or affected by the statement.", labels),
+            "read_seconds": counter("pg_stat_statements_block_read_seconds_total",
+                                    "Time the statement spent reading shared blocks (track_io_timing).", labels),
+            "blks_read": counter("pg_stat_statements_shared_blks_read_total",
+                                 "Shared blocks the statement read from disk or OS cache.", labels),
+            "temp_blks_written": counter("pg_stat_statements_temp_blks_written_total",
+                                         "Temp blocks the statement wrote (work_mem too small).", labels),
+        }
+        mean = gauge("pg_stat_statements_mean_seconds",
+                     "Mean execution time of the statement since its statistics were reset.", labels)
+        texts = info("pg_stat_statements_query", "Normalized text of an exported statement.",
+                     ["queryid", "datname", "user"])
+        for key in self._sticky:
+            statement = statements[key]
+            values = [statement.user, statement.datname, str(key[2])]
+            c = statement.counters
+            for field, family in per.items():
+                family.add_metric(values, getattr(c, field))
+            mean.add_metric(values, c.seconds / c.calls if c.calls else 0.0)
+            if key in self._texts:
+                texts.add_metric([str(key[2]), statement.datname, statement.user], {"query": self._texts[key]})
+        return [*instance, count, slow_count, *per.values(), mean, texts]

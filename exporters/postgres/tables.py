@@ -1,0 +1,103 @@
+"""Per-table activity, size and maintenance across every database, bounded to the top N by size.
+
+Tables are ranked by ``pg_total_relation_size`` (heap + indexes + TOAST: the disk a table
+really costs, and a ranking that does not churn from poll to poll); the ``top_n`` largest of
+the instance are exported one by one and the rest of each database is summed into one
+``schemaname="other", relname="other"`` row (counters and sizes added, ages the oldest).
+
+The missing-index suspect score (see :func:`suspect_score`) is computed for every table and
+exported for the ``top_n`` highest non-zero scores, whatever their size rank.
+"""
+
+from __future__ import annotations
+
+import math
+
+from prometheus_client.core import Metric
+
+from ... import thresholds
+from ..collector import Collector, Tier
+from ..families import counter, gauge
+from .relations import BLOCKED_TABLES, Row, rollup, rows_per_database, split_top
+from .source import PostgresSource
+
+__all__ = ["TablesCollector", "suspect_score", "MIN_SEQ_SCANS"]
+
+SQL = f"""
+WITH {BLOCKED_TABLES}
+SELECT current_database() AS datname, s.schemaname, s.relname,
+       s.seq_scan, s.seq_tup_read,
+       coalesce(s.idx_scan, 0) AS idx_scan, coalesce(s.idx_tup_fetch, 0) AS idx_tup_fetch,
+       s.n_live_tup, s.n_dead_tup,
+       pg_total_relation_size(s.relid) AS size_bytes,
+       extract(epoch FROM now() - greatest(s.last_vacuum, s.last_autovacuum))::float8 AS vacuum_age,
+       extract(epoch FROM now() - greatest(s.last_analyze, s.last_autoanalyze))::float8 AS analyze_age
+FROM pg_stat_user_tables s
+WHERE s.relid NOT IN (SELECT relid FROM blocked)
+"""
+
+#: fewer sequential scans than this since the statistics reset is no access pattern (a dump, a one-off).
+MIN_SEQ_SCANS = 10
+
+_LABELS = ("datname", "schemaname", "relname")
+
+# family suffix, row field, builder, help text. The scan counters keep postgres_exporter's names
+# (no _total), so they are untyped counters (see families.py).
+_FIELDS = (
+    ("seq_scan", "seq_scan", counter, "Sequential scans started on the table."),
+    ("seq_tup_read", "seq_tup_read", counter, "Live rows fetched by sequential scans."),
+    ("idx_scan", "idx_scan", counter, "Index scans started on the table."),
+    ("n_live_tup", "n_live_tup", gauge, "Estimated number of live rows."),
+    ("n_dead_tup", "n_dead_tup", gauge, "Estimated number of dead rows."),
+    ("size_bytes", "size_bytes", gauge, "pg_total_relation_size: heap, indexes and TOAST."),
+    ("last_vacuum_age_seconds", "vacuum_age", gauge,
+     "Seconds since the last manual or auto vacuum (absent if never vacuumed)."),
+    ("last_analyze_age_seconds", "analyze_age", gauge,
+     "Seconds since the last manual or auto analyze (absent if never analyzed)."),
+)
+_SUMMED = ("seq_scan", "seq_tup_read", "idx_scan", "n_live_tup", "n_dead_tup", "size_bytes")
+_OLDEST = ("vacuum_age", "analyze_age")
+
+
+def suspect_score(row: Row) -> float:
+    """How much a table looks like it lacks an index: >= 1 is a suspect, higher is worse.
+
+    ``seq share x size weight``, where the seq share is the fraction of the rows read from the
+    table that sequential scans read (``seq_tup_read / (seq_tup_read + idx_tup_fetch)``, 0..1) and
+    the size weight is ``1 + log10(n_live_tup / 1000)`` (1 at 1,000 rows, 2 at 10,000, 4 at a
+    million). A table read only sequentially scores 1 at 1,000 rows, a million-row table scores 1
+    once a quarter of its rows come from sequential scans. Tables under the checklist's 1,000 rows,
+    or with fewer than :data:`MIN_SEQ_SCANS` sequential scans, score 0.
+    """
+    live = float(row["n_live_tup"] or 0)
+    seq_rows = float(row["seq_tup_read"] or 0)
+    min_rows = thresholds.POSTGRES.missing_index_min_live_rows
+    if live < min_rows or (row["seq_scan"] or 0) < MIN_SEQ_SCANS or seq_rows <= 0:
+        return 0.0
+    share = seq_rows / (seq_rows + float(row["idx_tup_fetch"] or 0))
+    return share * (1.0 + math.log10(live / min_rows))
+
+
+class TablesCollector(Collector[PostgresSource]):
+    name = "tables"
+    tier = Tier.SLOW
+
+    def collect(self, source: PostgresSource) -> list[Metric]:
+        rows, _ = rows_per_database(source, SQL)
+        limit = source.options.top_n
+        top, rest = split_top(rows, limit, key=lambda r: float(r["size_bytes"] or 0))
+        exported = top + rollup(rest, _SUMMED, _OLDEST)
+        families: list[Metric] = []
+        for suffix, field, build, doc in _FIELDS:
+            family = build(f"pg_stat_user_tables_{suffix}", doc, _LABELS)
+            for row in exported:
+                if row[field] is not None:
+                    family.add_metric([row[k] for k in _LABELS], float(row[field]))
+            families.append(family)
+        suspects = gauge("pg_table_missing_index_suspect_score",
+                         "Large table read mostly by sequential scans: >= 1 is a suspect, higher is worse.",
+                         _LABELS)
+        scored = [r for r in rows if suspect_score(r) > 0]
+        for row in split_top(scored, limit, key=suspect_score)[0]:
+            suspects.add_metric([row[k] for k in _LABELS], suspect_score(row))
+        return families + [suspects]

@@ -1,0 +1,197 @@
+"""The statements collector: real statements on every PostgreSQL version, canned rows for selection."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackwatch.exporters.collector import CollectorDisabled, Intervals
+from stackwatch.exporters.postgres.settings import SettingsCollector
+from stackwatch.exporters.postgres.source import PostgresOptions
+from stackwatch.exporters.postgres.statements import (
+    STICKY_WINDOWS,
+    Counters,
+    StatementsCollector,
+    choose,
+    normalize_query,
+    window,
+)
+from stackwatch.exporters.postgres.target import PostgresTarget
+from tests.exporters.postgres.collect import monitor_source, value, values
+from tests.fixtures.postgres import PostgresServer
+
+DB = "sw_statements"
+LOOKUP = "SELECT count(*) FROM items WHERE v = $1"
+
+
+@pytest.fixture(scope="module")
+def server(postgres_any_version: PostgresServer) -> PostgresServer:
+    postgres_any_version.create_database(DB)
+    postgres_any_version.query("CREATE TABLE IF NOT EXISTS items (v int)", dbname=DB)
+    return postgres_any_version
+
+
+def queryid(server: PostgresServer, text: str) -> str:
+    rows = server.query("SELECT DISTINCT queryid FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+                        "WHERE d.datname = %s AND query = %s", (DB, text))
+    assert len(rows) == 1, rows
+    return str(rows[0][0])
+
+
+def run_many(server: PostgresServer, sql: str, params: list[tuple[object, ...]]) -> None:
+    with server.connect(DB) as conn:
+        for p in params:
+            conn.execute(sql, p)
+
+
+# -- against the real server ---------------------------------------------------------------
+def test_window_top_statements_and_slow_count(server: PostgresServer) -> None:
+    options = PostgresOptions(slow_statement_seconds=0.1)
+    collector = StatementsCollector()
+    with monitor_source(server, options) as source:
+        first = collector.collect(source)
+        run_many(server, "SELECT count(*) FROM items WHERE v = %s", [(i,) for i in range(50)])
+        run_many(server, "SELECT pg_sleep(%s)", [(0.15,), (0.15,)])
+        second = collector.collect(source)
+
+    lookup = queryid(server, LOOKUP)
+    labels = {"user": "postgres", "datname": DB, "queryid": lookup}
+    before = value(first, "pg_stat_statements_calls_total", **labels) or 0.0
+    assert value(second, "pg_stat_statements_calls_total", **labels) == before + 50
+    assert value(second, "pg_stat_statements_rows_total", **labels) == before + 50
+    assert value(second, "pg_stat_statements_query_info",
+                 queryid=lookup, datname=DB, user="postgres", query=LOOKUP) == 1
+    # only the two pg_sleep calls of this window were slower than 0.1 s on average
+    assert value(second, "pg_stat_statements_slow_count") == 1
+    sleeper = {"user": "postgres", "datname": DB, "queryid": queryid(server, "SELECT pg_sleep($1)")}
+    assert value(second, "pg_stat_statements_mean_seconds", **sleeper) >= 0.15
+    assert value(second, "pg_stat_statements_seconds_total", **sleeper) >= 0.3
+    for name in ("pg_stat_statements_block_read_seconds_total", "pg_stat_statements_shared_blks_read_total",
+                 "pg_stat_statements_temp_blks_written_total"):
+        assert value(second, name, **labels) is not None, name
+    # the instance totals grew by at least this window's 52 top-level calls
+    grown = value(second, "pg_stat_statements_instance_calls_total") - value(
+        first, "pg_stat_statements_instance_calls_total")
+    assert grown >= 52
+    assert value(second, "pg_stat_statements_instance_seconds_total") >= 0.3
+
+
+def test_count_matches_the_view_and_series_are_bounded(server: PostgresServer) -> None:
+    with server.connect(DB) as conn:
+        for i in range(40):
+            conn.execute(f"SELECT v AS c{i} FROM items")  # 40 distinct statements
+    collector = StatementsCollector()
+    with monitor_source(server, PostgresOptions(statements_top_n=10)) as source:
+        families = collector.collect(source)
+    distinct = server.query("SELECT count(*) FROM (SELECT DISTINCT userid, dbid, queryid "
+                            "FROM pg_stat_statements) s")[0][0]
+    exported = value(families, "pg_stat_statements_count")
+    assert 0 <= distinct - exported <= 2  # the exporter's and this check's own statements may be new
+    for name in ("pg_stat_statements_calls_total", "pg_stat_statements_seconds_total",
+                 "pg_stat_statements_query_info"):
+        assert 1 <= len(values(families, name)) <= 10, name
+
+
+def test_nested_and_top_level_runs_are_one_statement(server: PostgresServer) -> None:
+    server.query("CREATE OR REPLACE FUNCTION nested_lookup() RETURNS bigint LANGUAGE plpgsql AS "
+                 "$$ BEGIN RETURN (SELECT count(*) FROM items WHERE v = 7 AND v > 0); END $$", dbname=DB)
+    collector = StatementsCollector()
+    with monitor_source(server) as source:
+        collector.collect(source)
+        run_many(server, "SELECT nested_lookup()", [()] * 3)
+        run_many(server, "SELECT (SELECT count(*) FROM items WHERE v = 7 AND v > 0)", [()] * 2)
+        families = collector.collect(source)
+    # one series per (user, datname, queryid), whatever pg_stat_statements' toplevel split (PostgreSQL 14+)
+    calls = [s for f in families for s in f.samples if s.name == "pg_stat_statements_calls_total"]
+    assert len(calls) == len({frozenset(s.labels.items()) for s in calls})
+    inner = queryid(server, "SELECT (SELECT count(*) FROM items WHERE v = $1 AND v > $2)")
+    assert value(families, "pg_stat_statements_calls_total", user="postgres", datname=DB, queryid=inner) == 5
+
+
+def test_without_the_library_the_collector_is_disabled_and_the_rest_works(postgres_factory) -> None:
+    bare: PostgresServer = postgres_factory(shared_preload_libraries="''")
+    with monitor_source(bare) as source, pytest.raises(CollectorDisabled) as disabled:
+        StatementsCollector().collect(source)
+    assert disabled.value.reason == "extension_missing"
+
+    target = PostgresTarget("t", bare.monitor_dsn, [SettingsCollector(), StatementsCollector()],
+                            Intervals(), PostgresOptions())
+    target.refresh()
+    families = target.families()
+    assert value(families, "pg_up") == 1
+    assert value(families, "pg_settings_max_connections") == 100
+    assert value(families, "pg_scrape_collector_disabled", collector="statements", reason="extension_missing") == 1
+    assert value(families, "pg_scrape_collector_success", collector="statements") == 1
+    target.close()
+
+
+def test_without_the_extension_in_the_dsn_database_the_collector_is_disabled(server: PostgresServer) -> None:
+    if not server.query("SELECT 1 FROM pg_database WHERE datname = 'sw_no_pgss'"):
+        server.query("CREATE DATABASE sw_no_pgss")
+    with monitor_source(server, dsn=server.dsn("sw_no_pgss", user="stackwatch_monitor")) as source, \
+            pytest.raises(CollectorDisabled) as disabled:
+        StatementsCollector().collect(source)
+    assert disabled.value.reason == "extension_not_created"
+
+
+# -- canned counters: the window, the choice, the text --------------------------------------
+def c(calls: float = 0, seconds: float = 0, blks: float = 0, temp: float = 0) -> Counters:
+    return Counters(calls=calls, seconds=seconds, rows=calls, blks_read=blks, read_seconds=0,
+                    temp_blks_written=temp, top_calls=calls, top_seconds=seconds, top_rows=calls)
+
+
+def test_window_is_the_increase_or_everything_after_a_reset() -> None:
+    previous = {(1, 1, 1): c(10, 1.0), (1, 1, 2): c(10, 1.0)}
+    current = {(1, 1, 1): c(15, 1.5), (1, 1, 2): c(3, 0.2), (1, 1, 3): c(4, 4.0)}
+    w = window(current, previous)
+    assert w[(1, 1, 1)] == c(5, 0.5)
+    assert w[(1, 1, 2)] == c(3, 0.2)  # fewer calls than before: reset, the window is all of it
+    assert w[(1, 1, 3)] == c(4, 4.0)  # new
+
+
+def test_choice_is_the_union_of_the_tops_of_every_criterion() -> None:
+    windows = {
+        (1, 1, 1): c(calls=1000, seconds=1.0),   # top by calls
+        (1, 1, 2): c(calls=10, seconds=50.0),    # top by total time
+        (1, 1, 3): c(calls=1, seconds=20.0),     # top by mean time
+        (1, 1, 4): c(calls=2, seconds=0.1, blks=10_000),  # top by blocks read
+        (1, 1, 5): c(calls=2, seconds=0.1, temp=500),     # top by temp
+        **{(1, 1, 100 + i): c(calls=5, seconds=0.01) for i in range(20)},  # the crowd
+    }
+    chosen = choose(windows, {}, limit=10)  # one per criterion fresh, the rest of the budget for stickiness
+    assert set(chosen) == {(1, 1, 1), (1, 1, 2), (1, 1, 3), (1, 1, 4), (1, 1, 5)}
+    assert all(left == STICKY_WINDOWS for left in chosen.values())
+
+
+def test_a_chosen_statement_sticks_for_a_few_windows_then_goes() -> None:
+    star, crowd = (1, 1, 1), {(1, 1, 10 + i): c(calls=1, seconds=0.001) for i in range(3)}
+    chosen = choose({star: c(calls=100, seconds=9), **crowd}, {}, limit=10)
+    assert star in chosen
+    for windows_later in range(1, STICKY_WINDOWS + 2):
+        quiet = {star: c(), **{k: c(calls=50, seconds=1) for k in crowd}}  # star idle, still tracked
+        chosen = choose(quiet, chosen, limit=10)
+        assert (star in chosen) == (windows_later <= STICKY_WINDOWS), windows_later
+    # a statement that left pg_stat_statements is dropped at once
+    assert star not in choose({k: c(calls=1) for k in crowd}, {star: STICKY_WINDOWS}, limit=10)
+
+
+def test_choice_never_exceeds_the_limit() -> None:
+    windows = {(1, 1, i): c(calls=i + 1, seconds=(i % 7) + 0.1, blks=i * 3, temp=i % 5) for i in range(500)}
+    sticky = {(2, 2, i): STICKY_WINDOWS for i in range(500)}
+    windows.update({k: c() for k in sticky})
+    for limit in (1, 3, 10, 100):
+        chosen = choose(windows, sticky, limit)
+        assert len(chosen) == limit
+        if limit >= 10:  # fresh picks take at most half the budget: the rest goes to sticky ones
+            assert sum(1 for k in chosen if k[0] == 2) >= limit // 2
+
+
+def test_query_text_is_collapsed_truncated_on_a_character_and_redacted() -> None:
+    assert normalize_query("SELECT  a,\n\t b\r\nFROM t", 512) == "SELECT a, b FROM t"
+    text = "SELECT 'é' " + "é" * 300
+    cut = normalize_query(text, 100)
+    assert len(cut.encode()) <= 100 and cut.endswith("...")
+    cut.encode().decode("utf-8")  # never half a character
+    assert normalize_query("x" * 100, 100) == "x" * 100
+    assert normalize_query("ALTER ROLE app PASSWORD 'hunter2'", 512) == "ALTER ROLE app PASSWORD '***'"
+    assert "hunter2" not in normalize_query("CREATE USER u WITH ENCRYPTED PASSWORD 'it''s hunter2'", 512)
+    assert "s3cret" not in normalize_query("SELECT dblink_connect('host=h password=s3cret')", 512)
