@@ -20,6 +20,7 @@ from .activity import ActivityCollector
 from .connection import ConnectionSettings, InvalidDSN, parse_dsn
 from .database import DatabaseCollector, DatabaseSizeCollector
 from .locks import LocksCollector
+from .replication import ReplicationCollector
 from .indexes import IndexesCollector
 from .settings import SettingsCollector
 from .source import PostgresOptions, PostgresSource
@@ -36,6 +37,7 @@ COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
     DatabaseCollector,
     DatabaseSizeCollector,
     LocksCollector,
+    ReplicationCollector,
     StatementsCollector,
     TablesCollector,
     IndexesCollector,

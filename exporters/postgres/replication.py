@@ -1,0 +1,98 @@
+"""Replication from both ends: per-replica lag on a primary, and the replica's own lag.
+
+On a replica, ``now() - pg_last_xact_replay_timestamp()`` alone grows forever while the primary
+is idle (nothing to replay, so the last replay time stands still); the lag is therefore 0
+whenever everything received has been replayed, as postgres_exporter does. On a primary the
+``*_lag`` intervals of pg_stat_replication turn NULL once a caught-up replica sees no new WAL,
+which is exported as 0. Three small queries: this server's state, its replicas, its slots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client.core import Metric
+
+from ..collector import Collector, Tier
+from ..families import gauge
+from .source import PostgresSource
+
+__all__ = ["ReplicationCollector", "per_replica"]
+
+# the current WAL position of this server, valid on a primary and on a (cascading) replica
+_CURRENT_LSN = "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END"
+
+STATE_SQL = """
+SELECT pg_is_in_recovery() AS is_replica,
+       CASE WHEN NOT pg_is_in_recovery() THEN 0
+            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())
+       END::float8 AS lag_seconds
+"""
+
+REPLICAS_SQL = f"""
+SELECT coalesce(application_name, '') AS application_name,
+       coalesce(host(client_addr), '') AS client_addr,
+       coalesce(extract(epoch FROM write_lag), 0)::float8 AS write_lag,
+       coalesce(extract(epoch FROM flush_lag), 0)::float8 AS flush_lag,
+       coalesce(extract(epoch FROM replay_lag), 0)::float8 AS replay_lag,
+       greatest(0, pg_wal_lsn_diff({_CURRENT_LSN}, replay_lsn))::float8 AS replay_lag_bytes
+FROM pg_stat_replication
+"""
+
+# a slot that never reserved WAL (restart_lsn NULL) retains nothing
+SLOTS_SQL = f"""
+SELECT slot_name, active,
+       coalesce(greatest(0, pg_wal_lsn_diff({_CURRENT_LSN}, restart_lsn)), 0)::float8 AS retained_bytes
+FROM pg_replication_slots ORDER BY slot_name
+"""
+
+LAGS = ("write_lag", "flush_lag", "replay_lag", "replay_lag_bytes")
+
+
+def per_replica(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+    """Lags keyed by (application_name, client_addr); replicas sharing both keep the worst
+    value, so the series stay unique (two standbys on one host with the default name)."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for row in rows:
+        key = (row["application_name"], row["client_addr"])
+        worst = out.setdefault(key, {lag: 0.0 for lag in LAGS})
+        for lag in LAGS:
+            if row[lag] is not None:
+                worst[lag] = max(worst[lag], row[lag])
+    return out
+
+
+class ReplicationCollector(Collector[PostgresSource]):
+    name = "replication"
+    tier = Tier.FAST
+
+    def collect(self, source: PostgresSource) -> list[Metric]:
+        state = source.rows(STATE_SQL)[0]
+        is_replica = gauge("pg_replication_is_replica", "1 when the server is a standby (in recovery).")
+        is_replica.add_metric([], 1.0 if state["is_replica"] else 0.0)
+        lag = gauge("pg_replication_lag_seconds", "Replay lag of this standby; 0 when it has replayed all it "
+                    "received (and on a primary); absent before anything was replayed.")
+        if state["lag_seconds"] is not None:  # NULL: nothing replayed since the standby started
+            lag.add_metric([], max(0.0, state["lag_seconds"]))
+        families: list[Metric] = [is_replica, lag]
+        labels = ["application_name", "client_addr"]
+        lag_families = {
+            "write_lag": gauge("pg_stat_replication_write_lag_seconds",
+                               "Time until the replica wrote recent WAL (0 when caught up and idle).", labels),
+            "flush_lag": gauge("pg_stat_replication_flush_lag_seconds",
+                               "Time until the replica flushed recent WAL (0 when caught up and idle).", labels),
+            "replay_lag": gauge("pg_stat_replication_replay_lag_seconds",
+                                "Time until the replica replayed recent WAL (0 when caught up and idle).", labels),
+            "replay_lag_bytes": gauge("pg_stat_replication_replay_lag_bytes",
+                                      "WAL bytes written here and not yet replayed by the replica.", labels),
+        }
+        for key, lags in sorted(per_replica(source.rows(REPLICAS_SQL)).items()):
+            for column, family in lag_families.items():
+                family.add_metric(list(key), lags[column])
+        slots = gauge("pg_replication_slot_retained_wal_bytes",
+                      "WAL kept on disk for the replication slot (from its restart_lsn).", ["slot_name", "active"])
+        for row in source.rows(SLOTS_SQL):
+            slots.add_metric([row["slot_name"], "true" if row["active"] else "false"], row["retained_bytes"])
+        return families + list(lag_families.values()) + [slots]
