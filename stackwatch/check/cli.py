@@ -1,0 +1,183 @@
+"""``stackwatch check``: the checklist as an audit of live systems, with an exit code for CI.
+
+Exit codes: 0 nothing fails, 1 something fails (or warns, with ``--fail-on warn``), 2 usage
+errors or a system that could not be reached. Every flag has a ``STACKWATCH_*`` environment
+twin; the DSN and URLs also read ``<VAR>_FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+from ..exporters.options import Option, OptionError, add_options, resolve_options
+from ..exporters.postgres.connection import InvalidDSN, parse_dsn
+from ..exporters.redis.connection import InvalidURL, parse_redis_url
+from . import app, postgres, prometheus, redis
+from .model import Status
+from .promapi import Prometheus
+from .render import FORMATS, render
+from .runner import Budget, Progress, Report, Source, run_checks
+
+__all__ = ["OPTIONS", "add_arguments", "run", "exit_code"]
+
+
+def _dsn(text: str) -> str:
+    try:
+        parse_dsn(text)
+    except InvalidDSN as error:
+        raise ValueError(str(error)) from None
+    return text
+
+
+def _redis_url(text: str) -> str:
+    try:
+        parse_redis_url(text)
+    except InvalidURL as error:
+        raise ValueError(str(error)) from None
+    return text
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL with a host")
+    return text.rstrip("/")
+
+
+def _choice(*choices: str) -> Any:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return text
+    return parse
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+    return parse
+
+
+def _path(text: str) -> str:
+    if not text.startswith("/"):
+        raise ValueError("expected a path starting with /")
+    return text
+
+
+OPTIONS: Sequence[Option] = (
+    Option("--postgres-dsn", "STACKWATCH_POSTGRES_DSN", "PostgreSQL DSN to check (URL or key=value); its "
+           "database is the one whose indexes and statements are checked", secret=True, parse=_dsn, metavar="DSN"),
+    Option("--redis-url", "STACKWATCH_REDIS_URL", "Redis URL to check (redis:// or rediss://; /N selects the "
+           "database whose keys are sampled)", secret=True, parse=_redis_url, metavar="URL"),
+    Option("--prometheus-url", "STACKWATCH_PROMETHEUS_URL", "Prometheus base URL, for pool waiting, N+1, "
+           "alerting, targets, resource limits and the Redis hit rate", secret=True, parse=_http_url, metavar="URL"),
+    Option("--app-url", "STACKWATCH_APP_URL", "base URL of the service, for its health endpoint, compression "
+           "and /metrics", secret=True, parse=_http_url, metavar="URL"),
+    Option("--format", "STACKWATCH_CHECK_FORMAT", "table, json or markdown", default="table",
+           parse=_choice(*FORMATS), metavar="FORMAT"),
+    Option("--fail-on", "STACKWATCH_CHECK_FAIL_ON", "lowest status that makes the exit code 1: fail or warn",
+           default="fail", parse=_choice("fail", "warn"), metavar="STATUS"),
+    Option("--deadline", "STACKWATCH_CHECK_DEADLINE", "seconds for the whole check; items not done by then "
+           "are unknown", default=60.0, parse=_positive(float), metavar="SECONDS"),
+    Option("--timeout", "STACKWATCH_CHECK_TIMEOUT", "seconds for any one query or request", default=5.0,
+           parse=_positive(float), metavar="SECONDS"),
+    Option("--plans", "STACKWATCH_CHECK_PLANS", "how many of the slowest SELECT statements to explain "
+           "(generic plans, nothing executed)", default=10, parse=_positive(int), metavar="N"),
+    Option("--db-cores", "STACKWATCH_CHECK_DB_CORES", "CPU cores of the PostgreSQL server, for the "
+           "(cores x 2) + spindles pool guidance (default: this host's when the DSN points here)",
+           parse=_positive(int), metavar="N"),
+    Option("--db-spindles", "STACKWATCH_CHECK_DB_SPINDLES", "effective spindle count of the PostgreSQL "
+           "server's storage (1 for an SSD)", default=1, parse=int, metavar="N"),
+    Option("--redis-window", "STACKWATCH_CHECK_REDIS_WINDOW", "seconds between the two INFO readings the hit "
+           "rate is measured over when Prometheus has no Redis rate", default=5.0, parse=_positive(float),
+           metavar="SECONDS"),
+    Option("--redis-sample-keys", "STACKWATCH_CHECK_REDIS_SAMPLE_KEYS", "most keys whose TTL is sampled "
+           "(SCAN + PTTL)", default=1000, parse=_positive(int), metavar="N"),
+    Option("--app-health-path", "STACKWATCH_CHECK_APP_HEALTH_PATH", "health endpoint of the service",
+           default="/health", parse=_path, metavar="PATH"),
+    Option("--app-large-path", "STACKWATCH_CHECK_APP_LARGE_PATH", "a path with a response over 1 KiB for the "
+           "compression item (default: /metrics, then /openapi.json)", parse=_path, metavar="PATH"),
+    Option("--color", "STACKWATCH_CHECK_COLOR", "auto (when stdout is a terminal and NO_COLOR is unset), "
+           "always or never", default="auto", parse=_choice("auto", "always", "never"), metavar="WHEN"),
+    Option("--quiet", "STACKWATCH_CHECK_QUIET", "no progress on stderr (yes/no)", default=False,
+           parse=lambda text: text.lower() in ("1", "yes", "true", "on"), metavar="yes|no"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_options(parser, OPTIONS, "check")
+
+
+def exit_code(report: Report, fail_on: str) -> int:
+    """2 when a system was unreachable, 1 when an item is at or above ``fail_on``, else 0."""
+    if report.errors:
+        return 2
+    failing = {Status.FAIL} | ({Status.WARN} if fail_on == "warn" else set())
+    return 1 if any(f.status in failing for f in report.findings) else 0
+
+
+def _secrets(values: dict[str, Any]) -> list[str]:
+    """Passwords in the given DSN/URLs, scrubbed from the output even where a server echoed them."""
+    found: list[str] = []
+    if values["postgres_dsn"]:
+        found.append(parse_dsn(values["postgres_dsn"]).get("password", ""))
+    for key in ("redis_url", "prometheus_url", "app_url"):
+        if values[key]:
+            found.append(urlsplit(values[key]).password or "")
+    return [s for s in found if len(s) >= 4]
+
+
+def sources(values: dict[str, Any], budget: Budget) -> list[Source]:
+    """Every source, with ``run`` set for those the options point at."""
+    prom_url = values["prometheus_url"]
+    pg = redis_check = prom = application = None
+    if values["postgres_dsn"]:
+        pg = postgres.PostgresCheck(values["postgres_dsn"], plans=values["plans"], cores=values["db_cores"],
+                                    spindles=values["db_spindles"]).run
+    if values["redis_url"]:
+        redis_check = redis.RedisCheck(values["redis_url"], window=values["redis_window"],
+                                       sample_keys=values["redis_sample_keys"],
+                                       prometheus=Prometheus(prom_url, budget) if prom_url else None).run
+    if prom_url:
+        prom = prometheus.PrometheusCheck(prom_url).run
+    if values["app_url"]:
+        application = app.AppCheck(values["app_url"], values["app_health_path"], values["app_large_path"]).run
+    return [
+        Source("postgres", postgres.ITEMS, pg, "pass --postgres-dsn"),
+        Source("prometheus", prometheus.ITEMS, prom, "pass --prometheus-url (the Prometheus scraping the "
+               "service and the stackwatch exporter)"),
+        Source("redis", redis.ITEMS, redis_check, "pass --redis-url"),
+        Source("app", app.ITEMS, application, "pass --app-url"),
+    ]
+
+
+def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        values = resolve_options(OPTIONS, args)
+    except OptionError as error:
+        print(f"stackwatch check: {error}", file=err)
+        return 2
+    given = [values[k] for k in ("postgres_dsn", "redis_url", "prometheus_url", "app_url")]
+    if not any(given):
+        print("stackwatch check: nothing to check: pass at least one of --postgres-dsn, --redis-url, "
+              "--prometheus-url, --app-url (or their STACKWATCH_* variables)", file=err)
+        return 2
+    budget = Budget(values["deadline"], values["timeout"])
+    checks = sources(values, budget)
+    total = sum(len(s.items) for s in checks if s.run is not None)
+    report = run_checks(checks, budget, Progress(None if values["quiet"] else err, total))
+    code = exit_code(report, values["fail_on"])
+    color = values["color"] == "always" or (values["color"] == "auto" and out.isatty()
+                                            and not os.environ.get("NO_COLOR"))
+    out.write(render(report, values["format"], _secrets(values), code, color))
+    out.flush()
+    return code

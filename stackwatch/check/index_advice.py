@@ -1,0 +1,176 @@
+"""``CREATE INDEX`` suggestions from the generic plans of recorded statements.
+
+pg_stat_statements keeps statements normalized (constants become ``$1``, ``$2``...), so they
+cannot be run -- but they can be planned: ``PREPARE`` the text, force the generic plan
+(``plan_cache_mode = force_generic_plan``) and ``EXPLAIN EXECUTE`` it with NULL parameters. That
+plan is the one the server uses for any parameter values, and nothing is executed: there is no
+``ANALYZE``, only ``SELECT`` texts are planned, inside a ``READ ONLY`` transaction bounded by
+``statement_timeout``. A ``Seq Scan`` with a ``Filter`` on a large table then names the columns
+an index should lead with: equality columns first, then one range column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+__all__ = ["ScanFilter", "IndexSuggestion", "is_plannable_select", "parameter_count", "generic_plan",
+           "filtered_seq_scans", "suggest_index"]
+
+_PREPARED_NAME = "stackwatch_check_plan"
+_LEADING_COMMENTS = re.compile(r"^\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*", re.DOTALL)
+_PARAM = re.compile(r"\$(\d+)")
+_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+# one conjunct of a Filter: "(alias.col op ...)" or "((alias.col)::type op ...)"
+_CONJUNCT = re.compile(rf"^\(*(?P<alias>{_IDENT})\.(?P<col>{_IDENT})\)?(?:::[\w\s\[\]\"]+?)?\s*"
+                       r"(?P<op>=|<>|<=|>=|<|>|~~\*?|!~~\*?|IS NOT NULL|IS NULL)\s*")
+_EQUALITY = {"=", "IS NULL"}
+_RANGE = {"<", ">", "<=", ">=", "~~"}
+
+
+@dataclass(frozen=True)
+class ScanFilter:
+    """A sequential scan that filters rows: which table, and the filter PostgreSQL printed."""
+
+    schema: str
+    table: str
+    alias: str
+    filter: str
+    plan_rows: float
+
+
+@dataclass(frozen=True)
+class IndexSuggestion:
+    """An index that turns the scan into an index scan: ``columns`` in index order."""
+
+    schema: str
+    table: str
+    columns: tuple[str, ...]
+
+    def sql(self) -> str:
+        table = f"{_quote(self.schema)}.{_quote(self.table)}"
+        return f"CREATE INDEX CONCURRENTLY ON {table} ({', '.join(_quote(c) for c in self.columns)});"
+
+
+def _quote(name: str) -> str:
+    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name
+
+
+def is_plannable_select(query: str) -> bool:
+    """A single ``SELECT`` (no ``INTO``, no second statement): the only texts the check plans."""
+    text = _LEADING_COMMENTS.sub("", query).rstrip().rstrip(";")
+    return (bool(re.match(r"(?i)select\b", text)) and ";" not in text
+            and not re.search(r"(?i)\binto\b", text))
+
+
+def parameter_count(query: str) -> int:
+    """Highest ``$n`` in a normalized statement (the number of NULLs ``EXECUTE`` needs)."""
+    return max((int(n) for n in _PARAM.findall(query)), default=0)
+
+
+def generic_plan(conn: psycopg.Connection, query: str, timeout_ms: int) -> dict[str, Any]:
+    """The generic plan of ``query`` as EXPLAIN's JSON ``Plan``; runs nothing, writes nothing.
+
+    Raises ``ValueError`` for texts that are not a single SELECT, psycopg errors for texts the
+    server cannot plan (e.g. a parameter of undeterminable type, no privilege on a table).
+    """
+    if not is_plannable_select(query):
+        raise ValueError("only single SELECT statements are planned")
+    text = query.strip().rstrip(";")
+    nulls = ", ".join(["NULL"] * parameter_count(text))
+    execute = f"EXECUTE {_PREPARED_NAME}" + (f"({nulls})" if nulls else "")
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET TRANSACTION READ ONLY")
+            conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(str(int(timeout_ms)))))
+            conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            conn.execute(sql.SQL("PREPARE {} AS ").format(sql.Identifier(_PREPARED_NAME)) + sql.SQL(text))
+            row = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON, VERBOSE) " + execute)).fetchone()
+    finally:
+        # prepared statements outlive the rolled-back transaction
+        if conn.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", (_PREPARED_NAME,)).fetchone():
+            conn.execute(sql.SQL("DEALLOCATE {}").format(sql.Identifier(_PREPARED_NAME)))
+    assert row is not None
+    return dict(row[0][0]["Plan"])
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def filtered_seq_scans(plan: dict[str, Any]) -> list[ScanFilter]:
+    """Every ``Seq Scan`` node of ``plan`` that has a ``Filter``."""
+    return [ScanFilter(node.get("Schema", "public"), node["Relation Name"], node.get("Alias", node["Relation Name"]),
+                       node["Filter"], float(node.get("Plan Rows", 0)))
+            for node in _nodes(plan) if node.get("Node Type") == "Seq Scan" and node.get("Filter")]
+
+
+def _strip_parens(text: str) -> str:
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
+        text = text[1:-1].strip()
+    return text
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _split_top_level(text: str, word: str) -> list[str]:
+    parts, depth, start, i = [], 0, 0, 0
+    token = f" {word} "
+    while i < len(text):
+        char = text[i]
+        if char == "'":  # skip string literals
+            i = text.find("'", i + 1) if text.find("'", i + 1) != -1 else len(text)
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif depth == 0 and text.startswith(token, i):
+            parts.append(text[start:i])
+            start = i + len(token)
+            i = start
+            continue
+        i += 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts]
+
+
+def suggest_index(scan: ScanFilter) -> IndexSuggestion | None:
+    """Columns for an index serving ``scan``'s filter, or ``None`` (OR filters, expressions only).
+
+    Equality columns come first (any order serves them), then the first range column, which is
+    what a B-tree can use; further range columns would not narrow the index scan.
+    """
+    expression = _strip_parens(scan.filter)
+    if len(_split_top_level(expression, "OR")) > 1:
+        return None
+    equality: list[str] = []
+    ranges: list[str] = []
+    for conjunct in _split_top_level(expression, "AND"):
+        match = _CONJUNCT.match(_strip_parens(conjunct))
+        if not match or _unquote(match["alias"]) != scan.alias:
+            continue
+        column, op = _unquote(match["col"]), match["op"]
+        target = equality if op in _EQUALITY else ranges if op in _RANGE else None
+        if target is not None and column not in equality and column not in ranges:
+            target.append(column)
+    columns = tuple(equality + ranges[:1])
+    return IndexSuggestion(scan.schema, scan.table, columns) if columns else None

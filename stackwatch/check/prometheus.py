@@ -1,0 +1,155 @@
+"""Items read from Prometheus: client pool waiting, N+1 queries, alert rules, Alertmanager,
+scrape targets and the monitored processes' resource limits.
+
+The application-side items rely on the instrumentation's metric names (``db_client_*``), the
+limits on the process exporter's ``process_cgroup_*_limited``; an absent family is ``unknown``
+with what would produce it, never a pass.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from ..exporters.redact import redact_text
+from ..thresholds import EVENT_WINDOW, HTTP, POOL, RATE_WINDOW, HttpThresholds, PoolThresholds
+from .model import Finding, Item, Status
+from .promapi import Prometheus, PrometheusError
+from .runner import Budget
+from .web import get
+
+__all__ = ["ITEMS", "PrometheusCheck"]
+
+POOL_WAITING = Item("app.pool_waiting", "Database", "Connection pooling: no requests waiting for a connection")
+N_PLUS_ONE = Item("app.n_plus_one", "Database", "N+1 queries eliminated")
+LIMITS = Item("ops.resource_limits", "Application", "Resource limits set (CPU, memory)")
+RULES = Item("ops.alert_rules", "Monitoring", "Alerting on key metrics: alert rules loaded")
+ALERTMANAGER = Item("ops.alertmanager", "Monitoring", "Alerting on key metrics: Alertmanager reachable")
+TARGETS = Item("ops.targets", "Monitoring", "Exporters' scrape targets up")
+ITEMS = (POOL_WAITING, N_PLUS_ONE, LIMITS, RULES, ALERTMANAGER, TARGETS)
+
+_INSTRUMENT = "instrument the service with stackwatch.instrumentation and have Prometheus scrape its /metrics"
+
+
+@dataclass
+class PrometheusCheck:
+    """The Prometheus-backed items for one Prometheus server."""
+
+    url: str
+    pool: PoolThresholds = POOL
+    http: HttpThresholds = HTTP
+
+    def run(self, budget: Budget) -> Iterator[Finding]:
+        self.prom = Prometheus(self.url, budget)
+        self.budget = budget
+        self.prom.api("status/buildinfo")  # unreachable -> SourceUnavailable before any item
+        checks: tuple[tuple[Item, Callable[[], Finding]], ...] = (
+            (POOL_WAITING, self._pool), (N_PLUS_ONE, self._n_plus_one), (LIMITS, self._limits),
+            (RULES, self._rules), (ALERTMANAGER, self._alertmanager), (TARGETS, self._targets))
+        for item, check in checks:
+            try:
+                yield check()
+            except PrometheusError as error:
+                yield item.finding(Status.UNKNOWN, redact_text(str(error)), "check --prometheus-url")
+
+    def _pool(self) -> Finding:
+        waiting = self.prom.query(f"max by (pool_name) (max_over_time(db_client_connection_pending_requests"
+                                  f"[{RATE_WINDOW}]))")
+        if not waiting:
+            return POOL_WAITING.finding(Status.UNKNOWN, "no db_client_connection_pending_requests series", _INSTRUMENT)
+        always = {labels.get("pool_name", ""): value for labels, value in self.prom.query(
+            f"min by (pool_name) (min_over_time(db_client_connection_pending_requests[{RATE_WINDOW}]))")}
+        listed = ", ".join(f"{labels.get('pool_name', '?')}: max {value:g}, min {always.get(labels.get('pool_name', ''), 0):g}"
+                           for labels, value in sorted(waiting, key=lambda r: -r[1]))
+        evidence = f"requests waiting for a connection over {RATE_WINDOW}: {listed}"
+        fix = ("raise the pool's max size up to the (cores x 2) + spindles guidance, shorten what holds a "
+               "connection (no I/O inside transactions), or add a pooler")
+        limit = self.pool.pending_requests
+        if any(value > limit for value in always.values()):
+            return POOL_WAITING.finding(Status.FAIL, evidence + " (waiting throughout)", fix)
+        if any(value > limit for _, value in waiting):
+            return POOL_WAITING.finding(Status.WARN, evidence + " (at times)", fix)
+        return POOL_WAITING.finding(Status.PASS, evidence)
+
+    def _n_plus_one(self) -> Finding:
+        recent = self.prom.query(f"sum by (http_route) (increase(db_client_n_plus_one_total[{EVENT_WINDOW}]))")
+        if not recent:
+            instrumented = self.prom.query("count(db_client_queries_per_request_count)")
+            if not instrumented:
+                return N_PLUS_ONE.finding(Status.UNKNOWN, "no db_client_n_plus_one_total or "
+                                          "db_client_queries_per_request series", _INSTRUMENT)
+            return N_PLUS_ONE.finding(Status.PASS, "instrumented routes report no N+1 detection")
+        limit = self.http.n_plus_one_detections
+        bad = sorted(((value, labels.get("http_route", "?")) for labels, value in recent if value > limit),
+                     reverse=True)
+        if bad:
+            listed = ", ".join(f"{route} ({value:.0f})" for value, route in bad[:10])
+            return N_PLUS_ONE.finding(Status.FAIL, f"N+1 detections in the last {EVENT_WINDOW} (a statement "
+                                      f"repeated >= {self.http.n_plus_one_repeat_count} times in one request): "
+                                      f"{listed}", "load the related rows with a JOIN or one IN (...) query "
+                                      "(eager loading) instead of one query per row")
+        return N_PLUS_ONE.finding(Status.PASS, f"no N+1 detection in the last {EVENT_WINDOW} on "
+                                  f"{len(recent)} instrumented routes")
+
+    def _limits(self) -> Finding:
+        rows = self.prom.query('{__name__=~"process_cgroup_(memory|cpu)_limited"}')
+        if not rows:
+            return LIMITS.finding(Status.UNKNOWN, "no process_cgroup_*_limited series",
+                                  "run the stackwatch exporter's process collector where the services run")
+        missing = sorted({f"{labels.get('cgroup', '?')} ({labels['__name__'].split('_')[2]})"
+                          for labels, value in rows if value == 0})
+        total = len({labels.get("cgroup", "?") for labels, _ in rows})
+        if missing:
+            return LIMITS.finding(Status.FAIL, f"no limit on {', '.join(missing[:10])} of {total} cgroups",
+                                  "set CPU and memory limits (compose: deploy.resources.limits; "
+                                  "Kubernetes: resources.limits; systemd: CPUQuota=, MemoryMax=)")
+        return LIMITS.finding(Status.PASS, f"CPU and memory limits set on all {total} monitored cgroups")
+
+    def _rules(self) -> Finding:
+        groups = self.prom.api("rules", type="alert")["groups"]
+        rules = [r for g in groups for r in g.get("rules", [])]
+        if not rules:
+            return RULES.finding(Status.FAIL, "Prometheus has no alerting rules loaded",
+                                 "load alerts/*.yml through rule_files in prometheus.yml")
+        broken = [r["name"] for r in rules if r.get("health", "ok") != "ok"]
+        evidence = f"{len(rules)} alerting rules in {len(groups)} groups"
+        if broken:
+            return RULES.finding(Status.WARN, evidence + f"; failing to evaluate: {', '.join(broken[:10])}",
+                                 "fix the failing rules' expressions (Prometheus /rules shows the error)")
+        return RULES.finding(Status.PASS, evidence)
+
+    def _alertmanager(self) -> Finding:
+        active = [a["url"] for a in self.prom.api("alertmanagers").get("activeAlertmanagers", [])]
+        if not active:
+            return ALERTMANAGER.finding(Status.FAIL, "Prometheus sends alerts to no Alertmanager",
+                                        "configure alerting.alertmanagers in prometheus.yml")
+        reachable = [url for url in active if self._healthy(url)]
+        shown = ", ".join(redact_text(u) for u in active)
+        if reachable:
+            return ALERTMANAGER.finding(Status.PASS, f"Prometheus sends alerts to {shown}; "
+                                        f"{len(reachable)} answered /-/healthy")
+        return ALERTMANAGER.finding(Status.WARN, f"Prometheus sends alerts to {shown}, but none answered "
+                                    "/-/healthy from this host", "check that Alertmanager is running (or run "
+                                    "the check where its address resolves)")
+
+    def _healthy(self, url: str) -> bool:
+        parts = urllib.parse.urlsplit(url)
+        try:
+            return get(f"{parts.scheme}://{parts.netloc}/-/healthy", self.budget.seconds(2.0)).status == 200
+        except OSError:
+            return False
+
+    def _targets(self) -> Finding:
+        active = self.prom.api("targets", state="active")["activeTargets"]
+        if not active:
+            return TARGETS.finding(Status.FAIL, "Prometheus scrapes no targets", "add scrape_configs for the "
+                                   "stackwatch exporter, the services and Prometheus itself")
+        down = [t for t in active if t.get("health") != "up"]
+        jobs = sorted({t["labels"].get("job", "?") for t in active})
+        if down:
+            listed = "; ".join(f"{t['labels'].get('job', '?')} {t['labels'].get('instance', '?')}: "
+                               f"{t.get('health')} {redact_text(t.get('lastError', ''))}".strip() for t in down[:10])
+            return TARGETS.finding(Status.FAIL, f"{len(down)} of {len(active)} targets not up: {listed}",
+                                   "start the target or fix its address; the lastError says why")
+        return TARGETS.finding(Status.PASS, f"all {len(active)} targets up (jobs: {', '.join(jobs)})")
