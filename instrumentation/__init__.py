@@ -136,6 +136,7 @@ class Instrumentation:
         self.response_hook = response_hook
         self.middleware: StackwatchMiddleware | None = None
         self.restore: tuple[bool, Any] = (False, None)
+        self.native_tracing: bool | None = None
         install_log_correlation()
 
     @staticmethod
@@ -236,6 +237,7 @@ def instrument(
         return instrumentation.wrap(previous())
 
     instrumentation.restore = (had_own, previous)
+    instrumentation.native_tracing = _disable_native_tracing(app, settings.traces)
     app.build_middleware_stack = build_middleware_stack
     app.middleware_stack = None
     app.__dict__[_ATTR] = instrumentation
@@ -252,5 +254,21 @@ def uninstrument(app: Any) -> None:
         app.build_middleware_stack = previous
     else:
         del app.build_middleware_stack
+    if instrumentation.native_tracing is not None:
+        app._telemetry["tracing"] = instrumentation.native_tracing
     app.middleware_stack = None
     instrumentation.close()
+
+
+def _disable_native_tracing(app: Any, traces: bool) -> bool | None:
+    """Turn off the server spans of FastAPI's built-in telemetry (recent FastAPI releases).
+
+    Those start a second server span per request as soon as a global tracer provider is set;
+    stackwatch's span replaces it. Returns the previous setting, None when there is nothing to do.
+    """
+    config = getattr(app, "_telemetry", None)
+    if not traces or not isinstance(config, dict):
+        return None
+    previous = bool(config.get("tracing", True))
+    config["tracing"] = False
+    return previous

@@ -28,7 +28,6 @@ class SentryReporter:
             "release": settings.sentry_release,
             "traces_sample_rate": settings.sentry_traces_sample_rate,
             "auto_enabling_integrations": False,
-            "send_default_pii": False,
         }
         config.update(options or {})
         self._guard = sentry_sdk.init(**config)
