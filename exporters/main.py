@@ -24,9 +24,9 @@ log = logging.getLogger("stackwatch.exporters")
 
 
 def _kinds() -> list[ExporterKind]:
-    from . import postgres, process
+    from . import postgres, process, redis
 
-    return [postgres.KIND, process.KIND]
+    return [postgres.KIND, redis.KIND, process.KIND]
 
 
 KINDS: Sequence[ExporterKind] = _kinds()

@@ -1,0 +1,53 @@
+"""The few settings the checklist needs, read with ``CONFIG GET`` key by key (never ``CONFIG GET *``).
+
+Managed services often rename or forbid ``CONFIG``; the collector is then disabled with the
+reason ``config_unavailable`` and the INFO-based collectors carry on (``maxmemory`` and
+``maxclients`` are in INFO too).
+"""
+
+from __future__ import annotations
+
+import redis
+from prometheus_client.core import Metric
+
+from ..collector import Collector, CollectorDisabled, Tier
+from ..families import info as info_family
+from .fields import single
+from .info import parse_number
+from .source import RedisSource
+
+__all__ = ["ConfigCollector"]
+
+# CONFIG key -> (family, help, scale)
+_NUMBERS = {
+    "maxmemory": ("redis_config_maxmemory", "The maxmemory setting in bytes (0 = unlimited).", 1.0),
+    "maxclients": ("redis_config_maxclients", "The maxclients setting.", 1.0),
+    "slowlog-log-slower-than": ("redis_config_slowlog_log_slower_than_seconds",
+                                "Commands slower than this enter the slow log (negative = off).", 1e-6),
+    "slowlog-max-len": ("redis_config_slowlog_max_len", "Entries the slow log keeps.", 1.0),
+}
+
+
+class ConfigCollector(Collector[RedisSource]):
+    name = "config"
+    tier = Tier.SLOW
+
+    def collect(self, source: RedisSource) -> list[Metric]:
+        try:
+            config = source.config(refresh=True)
+        except redis.ResponseError as error:
+            if isinstance(error, redis.exceptions.NoPermissionError) or "unknown command" in str(error).lower():
+                raise CollectorDisabled("config_unavailable") from None
+            raise
+        families: list[Metric] = []
+        for key, (name, help, scale) in _NUMBERS.items():
+            value = parse_number(config.get(key, ""))
+            if value is not None:
+                families.append(single(name, help, value * scale))
+        policy = config.get("maxmemory-policy")
+        if policy is not None:
+            family = info_family("redis_config_maxmemory_policy", "The eviction policy (maxmemory-policy).",
+                                 ["policy"])
+            family.add_metric([policy], {})
+            families.append(family)
+        return families

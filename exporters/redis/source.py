@@ -1,0 +1,97 @@
+"""What a Redis collector gets to work with on each poll.
+
+``INFO all`` is fetched at most once per poll and shared: the INFO-based collectors (stats,
+memory, clients, commands, latency, keyspace, replication, persistence) all read the same
+parsed :class:`~.info.Info`, so a fast poll costs Redis one INFO whatever the number of
+collectors. ``CONFIG GET`` asks for the few keys in :data:`CONFIG_KEYS` only (never
+``CONFIG GET *``), one key per call so Redis 6 (one pattern per call) works too, pipelined
+into one round trip, and is cached between the config collector's slow polls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from .connection import ConnectionSettings
+from .info import Info, parse_info
+
+__all__ = ["RedisOptions", "RedisSource", "OwnLookups", "CONFIG_KEYS"]
+
+#: The only configuration keys the exporter reads.
+CONFIG_KEYS: tuple[str, ...] = (
+    "maxmemory",
+    "maxmemory-policy",
+    "maxclients",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+)
+
+
+@dataclass(frozen=True)
+class RedisOptions:
+    """Knobs of the Redis collectors (all have CLI flags and environment twins)."""
+
+    ttl_sample_keys: int = 10_000
+    ttl_sample_seconds: float = 2.0
+    ttl_prefixes_max: int = 20
+    ttl_prefix_delimiter: str = ":"
+    ttl_scan_count: int = 1000
+    slowlog_fetch: int = 256
+    connection: ConnectionSettings = field(default_factory=ConnectionSettings)
+
+
+@dataclass
+class OwnLookups:
+    """Key lookups the exporter itself made (the TTL sampler's PTTLs count as hits and misses
+    in INFO); kept by the target across reconnects so the hit ratio can leave them out."""
+
+    hits: int = 0
+    misses: int = 0
+
+
+def _raw(response: Any, **options: Any) -> Any:
+    """Keep INFO's reply as text: our parser is version-tolerant where the client's is not."""
+    return response
+
+
+class RedisSource:
+    """The live client plus per-poll caches (INFO) and per-slow-poll caches (CONFIG)."""
+
+    def __init__(self, client: redis.Redis, options: RedisOptions, own: OwnLookups | None = None) -> None:
+        self.client = client
+        self.options = options
+        self.own = own if own is not None else OwnLookups()
+        self.client.set_response_callback("INFO", _raw)
+        self._info: Info | None = None
+        self._config: dict[str, str] | None = None
+
+    def new_poll(self) -> None:
+        """Forget the previous poll's INFO so this poll reads fresh values."""
+        self._info = None
+
+    def info(self) -> Info:
+        """``INFO all``, fetched once per poll and shared by every collector that needs it."""
+        if self._info is None:
+            self._info = parse_info(self.client.execute_command("INFO", "all"))
+        return self._info
+
+    def config(self, refresh: bool = False) -> Mapping[str, str]:
+        """The values of :data:`CONFIG_KEYS` (cached; ``refresh`` re-reads them)."""
+        if self._config is None or refresh:
+            pipe = self.client.pipeline(transaction=False)
+            for key in CONFIG_KEYS:
+                pipe.execute_command("CONFIG", "GET", key)
+            values: dict[str, str] = {}
+            for reply in pipe.execute():
+                pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2])
+                values.update({_text(k): _text(v) for k, v in pairs})
+            self._config = values
+        return self._config
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,132 @@
+"""TTL hygiene: which key prefixes hold keys that never expire, estimated from a bounded sample.
+
+A cache whose keys have no TTL grows until ``maxmemory`` evicts at random (or, with
+``noeviction``, until writes fail). Counting them exactly would mean visiting every key, so
+the sampler walks the keyspace with ``SCAN`` (never ``KEYS``, which blocks the server) and
+checks each key with ``PTTL``, pipelined one SCAN batch at a time, and stops at whichever
+comes first: the end of the keyspace, ``ttl_sample_keys`` keys, or ``ttl_sample_seconds``.
+Its cost per run is at most ``ttl_sample_keys`` PTTL calls plus one SCAN per batch plus one
+DBSIZE; it runs in the slow tier, off the scrape path.
+
+Keys are grouped by prefix (the text before the first delimiter, ``:`` by default; keys without
+it fall in ``(none)``); the ``ttl_prefixes_max`` prefixes with the most sampled keys are
+reported and the rest are summed into ``other``. Estimated counts scale the sample up by
+``DBSIZE / keys sampled``. The walk covers the URL's database (``/0`` by default).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import redis
+from prometheus_client.core import Metric
+
+from ..collector import Collector, Tier
+from ..families import gauge
+from .fields import single
+from .source import OwnLookups, RedisSource
+
+__all__ = ["TtlSamplerCollector", "TtlSample", "sample_ttls", "prefix_of", "NO_PREFIX", "OTHER"]
+
+NO_PREFIX = "(none)"
+OTHER = "other"
+_MAX_LABEL = 64
+
+
+@dataclass
+class TtlSample:
+    """What one walk saw: per prefix, [keys sampled, keys without a TTL]."""
+
+    dbsize: int = 0
+    checked: int = 0
+    truncated: bool = False
+    prefixes: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def sampled(self) -> int:
+        return sum(counts[0] for counts in self.prefixes.values())
+
+    def bounded(self, limit: int) -> dict[str, list[int]]:
+        """The ``limit`` biggest prefixes, the rest summed into ``other``."""
+        ranked = sorted(self.prefixes.items(), key=lambda item: (-item[1][0], item[0]))
+        out = {name: list(counts) for name, counts in ranked[:limit]}
+        for _, (sampled, without) in ranked[limit:]:
+            rest = out.setdefault(OTHER, [0, 0])
+            rest[0] += sampled
+            rest[1] += without
+        return out
+
+
+def prefix_of(key: bytes, delimiter: bytes) -> str:
+    """The label for ``key``'s prefix (decoded safely, length-capped)."""
+    head, sep, _ = key.partition(delimiter)
+    if not sep:
+        return NO_PREFIX
+    return head.decode("utf-8", "backslashreplace")[:_MAX_LABEL]
+
+
+def sample_ttls(client: redis.Redis, max_keys: int, max_seconds: float, scan_count: int = 1000,
+                delimiter: str = ":", own: OwnLookups | None = None) -> TtlSample:
+    """Walk the current database with SCAN + pipelined PTTL within both budgets.
+
+    Each PTTL counts as a keyspace hit (or a miss for a vanished key) in INFO; ``own`` tallies them.
+    """
+    deadline = time.monotonic() + max_seconds
+    sep = delimiter.encode()
+    sample = TtlSample(dbsize=int(client.dbsize()))
+    seen: set[bytes] = set()
+    cursor = 0
+    while True:
+        cursor, keys = client.scan(cursor=cursor, count=max(1, min(scan_count, max_keys - len(seen))))
+        fresh = [k for k in dict.fromkeys(keys) if k not in seen]
+        room = max_keys - len(seen)
+        if len(fresh) > room:
+            fresh, sample.truncated = fresh[:room], True
+        if fresh:
+            pipe = client.pipeline(transaction=False)
+            for key in fresh:
+                pipe.pttl(key)
+            for key, ttl in zip(fresh, pipe.execute()):
+                seen.add(key)
+                if ttl == -2:  # deleted or expired between SCAN and PTTL
+                    if own is not None:
+                        own.misses += 1
+                    continue
+                if own is not None:
+                    own.hits += 1
+                counts = sample.prefixes.setdefault(prefix_of(key, sep), [0, 0])
+                counts[0] += 1
+                counts[1] += ttl == -1
+        if int(cursor) == 0:
+            break
+        if len(seen) >= max_keys or time.monotonic() >= deadline:
+            sample.truncated = True
+            break
+    sample.checked = len(seen)
+    return sample
+
+
+class TtlSamplerCollector(Collector[RedisSource]):
+    name = "ttl_sampler"
+    tier = Tier.SLOW
+
+    def collect(self, source: RedisSource) -> list[Metric]:
+        opts = source.options
+        sample = sample_ttls(source.client, opts.ttl_sample_keys, opts.ttl_sample_seconds,
+                             opts.ttl_scan_count, opts.ttl_prefix_delimiter, source.own)
+        ratio = gauge("redis_ttl_keys_without_ttl_ratio", "Share of sampled keys without a TTL, per prefix.",
+                      ["prefix"])
+        estimated = gauge("redis_ttl_keys_without_ttl_estimated",
+                          "Estimated keys without a TTL in the database, per prefix (sample scaled by DBSIZE).",
+                          ["prefix"])
+        total = sample.sampled
+        for prefix, (sampled, without) in sorted(sample.bounded(opts.ttl_prefixes_max).items()):
+            ratio.add_metric([prefix], without / sampled)
+            estimated.add_metric([prefix], round(without * sample.dbsize / total))
+        return [
+            ratio, estimated,
+            single("redis_ttl_keys_sampled", "Keys whose TTL the last walk checked.", total),
+            single("redis_ttl_sample_truncated", "1 when a key or time budget cut the last walk short.",
+                   float(sample.truncated)),
+        ]
