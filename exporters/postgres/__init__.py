@@ -17,6 +17,7 @@ from ..options import Option, OptionError
 from ..redact import redact
 from ..target import Target
 from .activity import ActivityCollector
+from .checkpointer import CheckpointerCollector
 from .connection import ConnectionSettings, InvalidDSN, parse_dsn
 from .database import DatabaseCollector, DatabaseSizeCollector
 from .locks import LocksCollector
@@ -38,6 +39,7 @@ COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
     DatabaseSizeCollector,
     LocksCollector,
     ReplicationCollector,
+    CheckpointerCollector,
     StatementsCollector,
     TablesCollector,
     IndexesCollector,
