@@ -1,0 +1,197 @@
+"""The tables collector against real tables in several databases, and its pure scoring."""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from stackwatch.exporters.postgres.source import PostgresOptions
+from stackwatch.exporters.postgres.tables import MIN_SEQ_SCANS, TablesCollector, suspect_score
+from tests.exporters.postgres.collect import monitor_source, value, values
+from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.procs import wait_until
+
+DB, DB2 = "sw_tables", "sw_tables_two"
+STATS_SQL = """
+SELECT relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0), coalesce(idx_tup_fetch, 0), n_live_tup, n_dead_tup,
+       pg_total_relation_size(relid)
+FROM pg_stat_user_tables
+"""
+
+
+def seed(server: PostgresServer, db: str, sql: str) -> None:
+    with server.connect(db) as conn:
+        conn.execute(sql)
+
+
+def stats(server: PostgresServer, db: str) -> dict[str, tuple[int, ...]]:
+    return {r[0]: tuple(r[1:]) for r in server.query(STATS_SQL, dbname=db)}
+
+
+@pytest.fixture(scope="module")
+def server(postgres_any_version: PostgresServer) -> Iterator[PostgresServer]:
+    """``big`` (5,000 rows, only ever scanned sequentially), ``indexed`` (5,000 rows, read by key),
+    ``tiny`` (10 rows, scanned all the time) and ``dead`` (rows deleted) in one database, ``elsewhere``
+    in a second one."""
+    server = postgres_any_version
+    for db in (DB, DB2):
+        server.create_database(db)
+    seed(server, DB, """
+        DROP TABLE IF EXISTS big, indexed, tiny, dead;
+        CREATE TABLE big (id int, v int);
+        INSERT INTO big SELECT g, g % 100 FROM generate_series(1, 5000) g;
+        CREATE TABLE indexed (id int PRIMARY KEY, v int);
+        INSERT INTO indexed SELECT g, g FROM generate_series(1, 5000) g;
+        CREATE TABLE tiny (id int);
+        INSERT INTO tiny SELECT generate_series(1, 10);
+        CREATE TABLE dead (id int);
+        INSERT INTO dead SELECT generate_series(1, 300);
+        DELETE FROM dead WHERE id <= 120;
+    """)
+    seed(server, DB, "VACUUM ANALYZE indexed")
+    seed(server, DB2, "DROP TABLE IF EXISTS elsewhere; CREATE TABLE elsewhere (id int); "
+                      "INSERT INTO elsewhere SELECT generate_series(1, 50)")
+    with server.connect(DB) as conn:
+        for i in range(12):
+            conn.execute("SELECT count(*) FROM big WHERE v = %s", (i,))
+            conn.execute("SELECT count(*) FROM tiny WHERE id = %s", (i,))
+        for i in range(1, 200):
+            conn.execute("SELECT v FROM indexed WHERE id = %s", (i,))
+    # statistics reach the views when the backends flush them (at exit, asynchronously)
+    wait_until(lambda: stats(server, DB).get("indexed", (0,) * 8)[2] >= 199
+               and stats(server, DB)["big"][0] >= 12 and stats(server, DB)["dead"][5] == 120,
+               30, "table statistics to be flushed")
+    yield server
+
+
+def collect(server: PostgresServer, **options: object) -> list:
+    with monitor_source(server, PostgresOptions(**options)) as source:  # type: ignore[arg-type]
+        return TablesCollector().collect(source)
+
+
+def test_every_table_of_every_database_with_exact_counters(server: PostgresServer) -> None:
+    families = collect(server, top_n=1000)
+    for db in (DB, DB2):
+        for relname, row in stats(server, db).items():
+            labels = {"datname": db, "schemaname": "public", "relname": relname}
+            seq_scan, seq_tup_read, idx_scan, _, live, dead, size = row
+            assert value(families, "pg_stat_user_tables_seq_scan", **labels) == seq_scan
+            assert value(families, "pg_stat_user_tables_seq_tup_read", **labels) == seq_tup_read
+            assert value(families, "pg_stat_user_tables_idx_scan", **labels) == idx_scan
+            assert value(families, "pg_stat_user_tables_n_live_tup", **labels) == live
+            assert value(families, "pg_stat_user_tables_n_dead_tup", **labels) == dead
+            assert value(families, "pg_stat_user_tables_size_bytes", **labels) == size
+    assert value(families, "pg_stat_user_tables_n_dead_tup", datname=DB, schemaname="public", relname="dead") == 120
+    assert value(families, "pg_stat_user_tables_n_live_tup", datname=DB, schemaname="public", relname="big") == 5000
+
+
+def test_vacuum_and_analyze_age(server: PostgresServer) -> None:
+    families = collect(server, top_n=1000)
+    indexed = {"datname": DB, "schemaname": "public", "relname": "indexed"}
+    assert 0 <= value(families, "pg_stat_user_tables_last_vacuum_age_seconds", **indexed) < 600
+    assert 0 <= value(families, "pg_stat_user_tables_last_analyze_age_seconds", **indexed) < 600
+    # never vacuumed or analyzed: no sample rather than a made-up age
+    tiny = {"datname": DB, "schemaname": "public", "relname": "tiny"}
+    assert value(families, "pg_stat_user_tables_last_vacuum_age_seconds", **tiny) is None
+
+
+def test_top_n_by_size_and_an_other_rollup_per_database(server: PostgresServer) -> None:
+    families = collect(server, top_n=2, include_databases=re.compile(f"^({DB}|{DB2})$"))
+    sizes = values(families, "pg_stat_user_tables_size_bytes")
+    individual = {dict(k)["relname"]: v for k, v in sizes.items() if dict(k)["relname"] != "other"}
+    assert set(individual) == {"big", "indexed"}  # the two largest of the instance
+    first, second = stats(server, DB), stats(server, DB2)
+    other = {"datname": DB, "schemaname": "other", "relname": "other"}
+    assert value(families, "pg_stat_user_tables_size_bytes", **other) == first["tiny"][6] + first["dead"][6]
+    assert value(families, "pg_stat_user_tables_seq_scan", **other) == first["tiny"][0] + first["dead"][0]
+    assert value(families, "pg_stat_user_tables_n_dead_tup", **other) == 120
+    assert value(families, "pg_stat_user_tables_n_live_tup",
+                 datname=DB2, schemaname="other", relname="other") == second["elsewhere"][4]
+    assert len(sizes) == 4  # 2 tables + one rollup per database
+
+
+def test_include_and_exclude_databases(server: PostgresServer) -> None:
+    only_second = collect(server, include_databases=re.compile(f"^{DB2}$"))
+    assert {dict(k)["datname"] for k in values(only_second, "pg_stat_user_tables_size_bytes")} == {DB2}
+    without_second = collect(server, exclude_databases=re.compile(f"^{DB2}$"))
+    assert DB2 not in {dict(k)["datname"] for k in values(without_second, "pg_stat_user_tables_size_bytes")}
+
+
+def test_missing_index_suspects(server: PostgresServer) -> None:
+    families = collect(server)
+    scores = {dict(k)["relname"]: v for k, v in values(families, "pg_table_missing_index_suspect_score").items()
+              if dict(k)["datname"] == DB}
+    seq_scan, seq_tup_read, _, idx_tup_fetch, live, _, _ = stats(server, DB)["big"]
+    assert idx_tup_fetch == 0 and seq_scan >= MIN_SEQ_SCANS
+    assert scores["big"] == pytest.approx(1 + math.log10(live / 1000))  # read only sequentially: 1.7
+    assert scores["big"] >= 1
+    assert "tiny" not in scores  # under 1,000 rows: never a suspect
+    assert scores.get("indexed", 0.0) < 1  # read by key
+
+
+class ExclusiveLock:
+    """``LOCK TABLE`` held (or queued) by another session until the block ends."""
+
+    def __init__(self, server: PostgresServer, table: str) -> None:
+        self.conn = psycopg.connect(server.dsn(DB))
+        self.table = table
+
+    def __enter__(self) -> psycopg.Connection:
+        self.conn.execute(f"LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE")
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+def test_a_table_locked_by_ddl_is_skipped_not_waited_for(server: PostgresServer) -> None:
+    with ExclusiveLock(server, "big"):
+        started = time.monotonic()
+        families = collect(server, top_n=1000)
+        elapsed = time.monotonic() - started
+    names = {dict(k)["relname"] for k in values(families, "pg_stat_user_tables_size_bytes")}
+    assert "big" not in names
+    assert {"indexed", "tiny", "dead"} <= names
+    assert elapsed < 5  # statement_timeout: it did not wait for the lock to go
+
+
+def test_a_table_with_a_queued_exclusive_lock_is_skipped(server: PostgresServer) -> None:
+    """ALTER TABLE waiting behind a reader: queueing an AccessShareLock behind it would wait too."""
+    reader = psycopg.connect(server.dsn(DB))
+    reader.execute("SELECT 1 FROM tiny LIMIT 1")  # holds AccessShareLock until rollback
+    waiter = psycopg.connect(server.dsn(DB))
+    thread = threading.Thread(target=lambda: waiter.execute("LOCK TABLE tiny IN ACCESS EXCLUSIVE MODE"),
+                              daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.query("SELECT count(*) FROM pg_locks WHERE NOT granted "
+                                        "AND mode = 'AccessExclusiveLock'")[0][0] == 1, 10, "the lock to queue")
+        families = collect(server, top_n=1000)
+    finally:
+        reader.rollback()
+        thread.join(10)
+        reader.close()
+        waiter.close()
+    names = {dict(k)["relname"] for k in values(families, "pg_stat_user_tables_size_bytes")}
+    assert "tiny" not in names and "big" in names
+
+
+# -- canned rows: the score ------------------------------------------------------------------
+def row(live: int, seq_scan: int, seq_tup_read: int, idx_tup_fetch: int) -> dict[str, int]:
+    return {"n_live_tup": live, "seq_scan": seq_scan, "seq_tup_read": seq_tup_read, "idx_tup_fetch": idx_tup_fetch}
+
+
+def test_score_grows_with_size_and_sequential_share() -> None:
+    assert suspect_score(row(999, 1000, 999_000, 0)) == 0  # small tables are fine scanned
+    assert suspect_score(row(1_000_000, MIN_SEQ_SCANS - 1, 9_000_000, 0)) == 0  # a dump, not a pattern
+    assert suspect_score(row(1000, 50, 50_000, 0)) == pytest.approx(1.0)
+    assert suspect_score(row(1_000_000, 50, 1_000_000, 3_000_000)) == pytest.approx(1.0)  # a quarter, 4x weight
+    assert suspect_score(row(1_000_000, 50, 50_000_000, 0)) == pytest.approx(4.0)
+    assert suspect_score(row(10_000, 50, 10, 1_000_000)) < 0.01  # read by index
