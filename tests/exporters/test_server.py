@@ -1,0 +1,250 @@
+"""The exporter's HTTP endpoints, over real targets (a real PostgreSQL and this host's processes),
+plain and behind TLS + basic auth with a real HTTPS client."""
+
+from __future__ import annotations
+
+import gzip
+import ssl
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import bcrypt
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from stackwatch.cli import build_parser
+from stackwatch.exporters import main
+from stackwatch.exporters.options import resolve_options
+from stackwatch.exporters.server import Exporter, ExporterHTTPServer
+from stackwatch.exporters.webconfig import WebConfig, load_web_config
+
+from ..fixtures.postgres import PostgresServer
+from ..fixtures.procs import wait_until
+from .pki import PKI, bcrypt_hash, make_pki
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+class Running:
+    """An exporter serving on a free loopback port in a thread."""
+
+    def __init__(self, exporter: Exporter, server: ExporterHTTPServer) -> None:
+        self.exporter, self.server = exporter, server
+        host, port = server.server_address[:2]
+        self.url = f"{server.scheme}://127.0.0.1:{port}"
+        self.thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.exporter.stop()
+
+
+def _build(args: list[str], environ: dict[str, str] | None = None) -> Exporter:
+    namespace = build_parser().parse_args(["exporter", *args])
+    return main.build(resolve_options(main.all_options(), namespace, environ or {}))
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Running]]:
+    running: list[Running] = []
+
+    def start(args: list[str], web: WebConfig | None = None, start_polling: bool = True) -> Running:
+        exporter = _build(args)
+        server = ExporterHTTPServer(("127.0.0.1", 0), exporter, web)
+        if start_polling:
+            exporter.start()
+            wait_until(exporter.ready, 30, "every target polled once")
+        running.append(Running(exporter, server))
+        return running[-1]
+
+    yield start
+    for r in running:
+        r.stop()
+
+
+@pytest.fixture
+def targets_file(tmp_path: Path, postgres: PostgresServer) -> Path:
+    secret = tmp_path / "orders.dsn"
+    secret.write_text(postgres.monitor_dsn)
+    path = tmp_path / "targets.yml"
+    path.write_text(f"targets:\n  orders-db:\n    postgres_dsn_file: {secret}\n")
+    return path
+
+
+@pytest.fixture
+def full(serve: Callable[..., Running], postgres: PostgresServer, targets_file: Path) -> Running:
+    return serve(["--postgres-dsn", postgres.monitor_dsn, "--targets-file", str(targets_file),
+                  "--process-group", "py=python", "--interval-fast", "1"])
+
+
+def test_metrics_text_format_by_default(full: Running) -> None:
+    response = httpx.get(full.url + "/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    host = full.exporter.targets[-1].name
+    assert any(s.labels == {"server": host, "group": "py"} and s.value >= 1
+               for s in families["process_group_count"].samples)
+    pg_up = [s for s in families["pg_up"].samples]
+    assert len(pg_up) == 1 and pg_up[0].value == 1 and pg_up[0].labels["server"].startswith("127.0.0.1:")
+    assert [s.value for s in families["process_up"].samples] == [1]
+    # the exporter's own client_python process metrics: their own names, no server label
+    own = families["process_resident_memory_bytes"].samples
+    assert len(own) == 1 and own[0].labels == {} and own[0].value > 0
+    assert families["process_cpu_seconds"].type == "counter"
+
+
+def test_family_names_do_not_clash(full: Running) -> None:
+    """client_python's process_* and the process target's families share a prefix, never a name."""
+    text = httpx.get(full.url + "/metrics").text
+    names = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(names) == len(set(names))
+    own = {"process_cpu_seconds_total", "process_virtual_memory_bytes", "process_resident_memory_bytes",
+           "process_start_time_seconds", "process_open_fds", "process_max_fds"}
+    assert own <= set(names)
+    assert {"process_group_count", "process_group_cpu_seconds_total", "process_cgroup_memory_limited"} <= set(names)
+
+
+def test_metrics_openmetrics_when_asked(full: Running) -> None:
+    response = httpx.get(full.url + "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert response.headers["content-type"].startswith(OPENMETRICS)
+    assert response.text.endswith("# EOF\n")
+    assert "# TYPE process_group_cpu_seconds counter" in response.text
+
+
+def test_metrics_gzip_when_accepted(full: Running) -> None:
+    request = urllib.request.Request(full.url + "/metrics", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        body = gzip.decompress(response.read()).decode()
+    assert "process_group_count{" in body
+
+
+def test_probe_known_target_has_no_server_label(full: Running) -> None:
+    response = httpx.get(full.url + "/probe", params={"target": "orders-db"})
+    assert response.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    assert [(s.labels, s.value) for s in families["pg_up"].samples] == [({}, 1.0)]
+
+
+@pytest.mark.parametrize("query", ["?target=nope", "", "?target="])
+def test_probe_unknown_or_missing_target_lists_the_known_ones(full: Running, query: str) -> None:
+    response = httpx.get(full.url + "/probe" + query)
+    assert response.status_code == 400
+    known = response.text.rsplit("known targets: ", 1)[1].strip().split(", ")
+    # targets from flags are probe-able too, by their name
+    assert sorted(known) == sorted(t.name for t in full.exporter.all_targets())
+    assert "orders-db" in known
+    assert "monitor-secret" not in response.text
+
+
+def test_readiness_waits_for_the_first_poll(serve: Callable[..., Running]) -> None:
+    running = serve(["--process-group", "py=python"], start_polling=False)
+    response = httpx.get(running.url + "/-/ready")
+    assert response.status_code == 503
+    assert response.json()["ready"] is False
+    running.exporter.start()
+    wait_until(lambda: httpx.get(running.url + "/-/ready").status_code == 200, 30, "ready")
+    body = httpx.get(running.url + "/-/ready").json()
+    assert body["ready"] is True and body["targets"][0]["polled"] is True
+
+
+def test_healthy_landing_head_and_404(full: Running) -> None:
+    assert httpx.get(full.url + "/-/healthy").text == "OK\n"
+    assert "/metrics" in httpx.get(full.url + "/").text
+    head = httpx.head(full.url + "/metrics")
+    assert head.status_code == 200 and head.content == b""
+    missing = httpx.get(full.url + "/nope")
+    assert missing.status_code == 404
+
+
+# -- TLS and basic auth ----------------------------------------------------------------------
+@pytest.fixture
+def pki(tmp_path: Path) -> PKI:
+    return make_pki(tmp_path)
+
+
+def _trust(pki: PKI) -> ssl.SSLContext:
+    """A client context that trusts the test CA (and so the server certificate)."""
+    return ssl.create_default_context(cafile=str(pki.ca))
+
+
+def _web(tmp_path: Path, pki: PKI, extra: str = "") -> WebConfig:
+    path = tmp_path / "web.yml"
+    path.write_text(f"tls_server_config:\n  cert_file: {pki.server_cert.name}\n  key_file: {pki.server_key.name}\n"
+                    f"{extra}basic_auth_users:\n  prometheus: '{bcrypt_hash('scrape-pass')}'\n"
+                    f"http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n")
+    return load_web_config(str(path))
+
+
+ENDPOINTS = ["/metrics", "/probe?target=orders-db", "/-/ready", "/-/healthy", "/", "/nope"]
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_tls_and_basic_auth_guard_every_endpoint(serve: Callable[..., Running], postgres: PostgresServer,
+                                                 targets_file: Path, tmp_path: Path, pki: PKI, path: str) -> None:
+    running = serve(["--targets-file", str(targets_file), "--process-group", "py=python"], web=_web(tmp_path, pki))
+    assert running.url.startswith("https://")
+    with httpx.Client(verify=_trust(pki)) as client:
+        for auth in (None, ("prometheus", "wrong"), ("nobody", "scrape-pass")):
+            denied = client.get(running.url + path, auth=auth)
+            assert denied.status_code == 401
+            assert denied.headers["www-authenticate"] == "Basic"
+            assert denied.text == "Unauthorized\n"
+            assert denied.headers["x-content-type-options"] == "nosniff"
+        allowed = client.get(running.url + path, auth=("prometheus", "scrape-pass"))
+        assert allowed.status_code == (404 if path == "/nope" else 200)
+        assert allowed.headers["x-content-type-options"] == "nosniff"
+
+
+def test_plain_http_to_the_tls_port_gets_no_answer(serve: Callable[..., Running], tmp_path: Path, pki: PKI) -> None:
+    running = serve(["--process-group", "py=python"], web=_web(tmp_path, pki))
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(running.url.replace("https://", "http://") + "/metrics", timeout=5)
+    # the server is still fine afterwards
+    assert httpx.get(running.url + "/-/healthy", verify=_trust(pki), auth=("prometheus", "scrape-pass")).text == "OK\n"
+
+
+def test_successful_bcrypt_checks_are_cached(serve: Callable[..., Running], tmp_path: Path, pki: PKI,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    running = serve(["--process-group", "py=python"], web=_web(tmp_path, pki))
+    calls: list[int] = []
+    real = bcrypt.checkpw
+
+    def counting(password: bytes, hashed: bytes) -> bool:
+        calls.append(1)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting)
+    with httpx.Client(verify=_trust(pki), auth=("prometheus", "scrape-pass")) as client:
+        for _ in range(5):
+            assert client.get(running.url + "/metrics").status_code == 200
+    assert len(calls) == 1
+    with httpx.Client(verify=_trust(pki), auth=("prometheus", "wrong")) as client:
+        for _ in range(3):
+            assert client.get(running.url + "/metrics").status_code == 401
+    assert len(calls) == 4  # failures are never cached
+
+
+def test_client_certificates_when_required(serve: Callable[..., Running], tmp_path: Path, pki: PKI) -> None:
+    web = _web(tmp_path, pki, f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {pki.ca}\n"
+                              f"  min_version: TLS13\n")
+    running = serve(["--process-group", "py=python"], web=web)
+    auth = ("prometheus", "scrape-pass")
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(running.url + "/metrics", verify=_trust(pki), auth=auth, timeout=5)
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    context.load_cert_chain(pki.client_cert, pki.client_key)
+    response = httpx.get(running.url + "/metrics", verify=context, auth=auth)
+    assert response.status_code == 200
+    # TLS 1.2 is below min_version
+    old = ssl.create_default_context(cafile=str(pki.ca))
+    old.load_cert_chain(pki.client_cert, pki.client_key)
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(running.url + "/metrics", verify=old, auth=auth, timeout=5)
