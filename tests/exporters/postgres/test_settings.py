@@ -1,0 +1,61 @@
+"""The settings collector: defaults of every version and custom values, in base units."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackwatch.exporters.postgres.settings import SettingsCollector, to_base_unit
+from tests.exporters.postgres.collect import monitor_source, value
+from tests.fixtures.postgres import PostgresServer
+
+MB = 1024 * 1024
+
+
+def collect(server: PostgresServer) -> list:
+    with monitor_source(server) as source:
+        return SettingsCollector().collect(source)
+
+
+def test_fixture_defaults_in_base_units(postgres_any_version: PostgresServer) -> None:
+    families = collect(postgres_any_version)
+    assert value(families, "pg_settings_max_connections") == 100
+    assert value(families, "pg_settings_superuser_reserved_connections") == 3
+    assert value(families, "pg_settings_shared_buffers_bytes") == 128 * MB
+    assert value(families, "pg_settings_work_mem_bytes") == 4 * MB
+    assert value(families, "pg_settings_effective_cache_size_bytes") == 4096 * MB
+    assert value(families, "pg_settings_log_min_duration_statement_seconds") == -1  # off
+    assert value(families, "pg_settings_idle_in_transaction_session_timeout_seconds") == 0
+    assert value(families, "pg_settings_track_io_timing") == 1
+    assert value(families, "pg_settings_pg_stat_statements_loaded") == 1
+    assert value(families, "pg_server_version_num") == postgres_any_version.version
+
+
+def test_custom_values(postgres_any_version: PostgresServer, postgres_factory) -> None:
+    server: PostgresServer = postgres_factory(
+        bindir=postgres_any_version.bindir, max_connections=17, superuser_reserved_connections=2,
+        shared_buffers="'32MB'", work_mem="'8MB'", log_min_duration_statement=250, track_io_timing="off",
+        idle_in_transaction_session_timeout="'90s'", shared_preload_libraries="''")
+    families = collect(server)
+    assert value(families, "pg_settings_max_connections") == 17
+    assert value(families, "pg_settings_superuser_reserved_connections") == 2
+    assert value(families, "pg_settings_shared_buffers_bytes") == 32 * MB
+    assert value(families, "pg_settings_work_mem_bytes") == 8 * MB
+    assert value(families, "pg_settings_log_min_duration_statement_seconds") == pytest.approx(0.25)
+    assert value(families, "pg_settings_idle_in_transaction_session_timeout_seconds") == 90
+    assert value(families, "pg_settings_track_io_timing") == 0
+    assert value(families, "pg_settings_pg_stat_statements_loaded") == 0
+
+
+@pytest.mark.parametrize(("setting", "unit", "vartype", "expected"), [
+    ("16384", "8kB", "integer", 128 * MB),
+    ("4096", "kB", "integer", 4 * MB),
+    ("1024", "MB", "integer", 1024 * MB),
+    ("250", "ms", "integer", 0.25),
+    ("-1", "ms", "integer", -1),
+    ("60", "s", "integer", 60),
+    ("100", None, "integer", 100),
+    ("on", None, "bool", 1),
+    ("off", None, "bool", 0),
+])
+def test_unit_conversion(setting: str, unit: str | None, vartype: str, expected: float) -> None:
+    assert to_base_unit(setting, unit, vartype) == pytest.approx(expected)
