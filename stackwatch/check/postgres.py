@@ -368,8 +368,9 @@ class PostgresCheck:
         if notes:
             return PLANS.finding(Status.WARN, f"{summary}: {'; '.join(notes)}",
                                  "rewrite the filter so an index can serve it (e.g. an expression index)")
-        if not planned:
-            return PLANS.finding(Status.UNKNOWN, summary, "connect as a role with SELECT on the tables")
+        if failures:
+            return PLANS.finding(Status.UNKNOWN, summary, "connect as a role that may read the tables "
+                                 "(GRANT pg_read_all_data on PostgreSQL 14+, or SELECT on them)")
         return PLANS.finding(Status.PASS, f"{summary}: no sequential scan filters a table of >= "
                              f"{self.thresholds.missing_index_min_live_rows} rows")
 

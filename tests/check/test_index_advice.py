@@ -1,0 +1,52 @@
+"""Parsing of generic plans into index suggestions (pure logic, canned EXPLAIN output)."""
+
+from __future__ import annotations
+
+from stackwatch.check.index_advice import (ScanFilter, filtered_seq_scans, is_plannable_select, parameter_count,
+                                           suggest_index)
+
+
+def _scan(filter_text: str, alias: str = "o", table: str = "orders") -> ScanFilter:
+    return ScanFilter("public", table, alias, filter_text, 100.0)
+
+
+def test_equality_columns_lead_then_one_range_column() -> None:
+    suggestion = suggest_index(_scan("((o.created_at > $2) AND (o.customer_id = $1) AND (o.total < $3))"))
+    assert suggestion is not None
+    assert suggestion.columns == ("customer_id", "created_at")
+    assert suggestion.sql() == "CREATE INDEX CONCURRENTLY ON public.orders (customer_id, created_at);"
+
+
+def test_casts_and_quoted_identifiers_are_understood() -> None:
+    suggestion = suggest_index(_scan('((x."Email")::text = $1)', alias="x", table="Users"))
+    assert suggestion is not None
+    assert suggestion.sql() == 'CREATE INDEX CONCURRENTLY ON public."Users" ("Email");'
+
+
+def test_or_filters_and_expressions_get_no_single_index() -> None:
+    assert suggest_index(_scan("((o.status = $1) OR (o.customer_id = $2))")) is None
+    assert suggest_index(_scan("(lower(o.status) = $1)")) is None
+
+
+def test_other_aliases_are_not_this_tables_columns() -> None:
+    suggestion = suggest_index(_scan("((o.customer_id = c.id) AND (c.name = $1) AND (o.status = $2))"))
+    assert suggestion is not None and suggestion.columns == ("customer_id", "status")
+
+
+def test_seq_scans_with_filters_are_found_in_nested_plans() -> None:
+    plan = {"Node Type": "Hash Join", "Plans": [
+        {"Node Type": "Seq Scan", "Relation Name": "orders", "Schema": "s", "Alias": "o",
+         "Filter": "(o.customer_id = $1)", "Plan Rows": 5},
+        {"Node Type": "Hash", "Plans": [{"Node Type": "Seq Scan", "Relation Name": "customers",
+                                          "Schema": "s", "Alias": "c", "Plan Rows": 9}]},
+    ]}
+    assert filtered_seq_scans(plan) == [ScanFilter("s", "orders", "o", "(o.customer_id = $1)", 5.0)]
+
+
+def test_only_single_selects_are_planned() -> None:
+    assert is_plannable_select("/* app */ SELECT * FROM t WHERE a = $1")
+    assert not is_plannable_select("UPDATE t SET a = $1")
+    assert not is_plannable_select("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d")
+    assert not is_plannable_select("SELECT * INTO t2 FROM t")
+    assert not is_plannable_select("SELECT 1; DROP TABLE t")
+    assert parameter_count("SELECT * FROM t WHERE a = $1 AND b IN ($2, $10)") == 10

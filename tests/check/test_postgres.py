@@ -1,0 +1,235 @@
+"""PostgreSQL items against real servers: one seeded with every problem, one healthy.
+
+The problem database has a 100k-row table queried by an unindexed column, an unused 2 MiB index,
+two identical indexes, an invalid index left by a failed CREATE UNIQUE INDEX CONCURRENTLY, slow
+statements, an unbounded SELECT and no slow-query log; the healthy server logs slow statements and
+its table is indexed for the way it is queried. Statement items read only the DSN's database, so
+the session-wide server can hold both without the scenarios seeing each other's statements.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from stackwatch.check import index_advice
+from stackwatch.check.model import Status
+from stackwatch.check.postgres import IDLE, PostgresCheck
+from stackwatch.check.runner import Budget
+from stackwatch.thresholds import POSTGRES
+from tests.check.conftest import Outcome, run_check
+from tests.fixtures.postgres import PostgresServer
+
+LOOKUP = "SELECT * FROM orders WHERE customer_id = %s"
+
+
+def _orders(conn: psycopg.Connection, rows: int) -> None:
+    conn.execute("CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int NOT NULL, "
+                 "status text NOT NULL, total numeric NOT NULL)")
+    conn.execute("INSERT INTO orders (customer_id, status, total) SELECT g %% 5000, "
+                 "CASE WHEN g %% 10 = 0 THEN 'open' ELSE 'done' END, g FROM generate_series(1, %s) g", (rows,))
+
+
+def seed_problems(server: PostgresServer, dbname: str) -> None:
+    server.create_database(dbname)
+    with server.connect(dbname) as conn:
+        _orders(conn, 100_000)
+        conn.execute("CREATE INDEX orders_total ON orders (total)")  # never used, ~2 MiB
+        conn.execute("CREATE INDEX orders_status_a ON orders (status)")
+        conn.execute("CREATE INDEX orders_status_b ON orders (status)")  # duplicate of _a
+        conn.execute("CREATE TABLE emails (email text)")
+        conn.execute("INSERT INTO emails VALUES ('a@example.com'), ('a@example.com')")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("CREATE UNIQUE INDEX CONCURRENTLY emails_email ON emails (email)")  # leaves it invalid
+        conn.execute("CREATE TABLE audit (n int)")
+        conn.execute("CREATE FUNCTION touch(int) RETURNS int LANGUAGE sql AS "
+                     "'INSERT INTO audit VALUES ($1) RETURNING $1'")
+        conn.execute("ANALYZE")
+        for customer in range(12):
+            conn.execute(LOOKUP, (customer,)).fetchall()
+        conn.execute("SELECT touch(id::int) FROM orders WHERE customer_id = %s", (7,)).fetchall()
+        for _ in range(2):
+            conn.execute("SELECT pg_sleep(%s)", (0.3,))
+        conn.execute("SELECT id, total FROM orders").fetchall()
+
+
+def seed_healthy(server: PostgresServer, dbname: str) -> None:
+    server.create_database(dbname)
+    with server.connect(dbname) as conn:
+        _orders(conn, 20_000)
+        conn.execute("CREATE INDEX orders_customer ON orders (customer_id)")
+        conn.execute("ANALYZE")
+        for customer in range(12):
+            conn.execute(LOOKUP, (customer,)).fetchall()
+            conn.execute("SELECT id, total FROM orders WHERE customer_id = %s ORDER BY id LIMIT 20",
+                         (customer,)).fetchall()
+
+
+@pytest.fixture(scope="module")
+def problems(postgres: PostgresServer) -> tuple[PostgresServer, Outcome]:
+    seed_problems(postgres, "check_problems")
+    return postgres, run_check("--format", "json", "--postgres-dsn", postgres.dsn("check_problems"),
+                               "--db-cores", "1")
+
+
+@pytest.fixture(scope="module")
+def healthy(postgres_factory: Any) -> tuple[PostgresServer, Outcome]:
+    server = postgres_factory(log_min_duration_statement="200")
+    seed_healthy(server, "shop")
+    return server, run_check("--format", "json", "--postgres-dsn", server.dsn("shop"), "--db-cores", "1")
+
+
+@pytest.mark.parametrize(("item", "bad"), [
+    ("pg.missing_indexes", "fail"),
+    ("pg.unused_indexes", "warn"),
+    ("pg.duplicate_indexes", "warn"),
+    ("pg.invalid_indexes", "fail"),
+    ("pg.slow_query_log", "fail"),
+    ("pg.slow_statements", "fail"),
+    ("pg.plans", "warn"),
+    ("pg.unbounded_queries", "warn"),
+])
+def test_item_flags_the_seeded_problem_and_passes_when_healthy(
+        problems: tuple[PostgresServer, Outcome], healthy: tuple[PostgresServer, Outcome], item: str,
+        bad: str) -> None:
+    assert problems[1].status(item) == bad, problems[1].finding(item)
+    assert healthy[1].status(item) == "pass", healthy[1].finding(item)
+
+
+def test_healthy_database_passes_every_postgres_item(healthy: tuple[PostgresServer, Outcome]) -> None:
+    outcome = healthy[1]
+    statuses = {f["id"]: f["status"] for f in outcome.report["findings"] if f["id"].startswith("pg.")}
+    assert set(statuses.values()) == {"pass"}, outcome.out
+    assert outcome.code == 0
+
+
+def test_evidence_names_the_objects_and_the_space_they_hold(problems: tuple[PostgresServer, Outcome]) -> None:
+    outcome = problems[1]
+    assert "public.orders_total" in outcome.finding("pg.unused_indexes")["evidence"]
+    assert "MiB" in outcome.finding("pg.unused_indexes")["evidence"]
+    assert "DROP INDEX CONCURRENTLY public.orders_status_b;" in outcome.finding("pg.duplicate_indexes")["fix"]
+    assert "public.emails_email" in outcome.finding("pg.invalid_indexes")["evidence"]
+    assert "pg_sleep" in outcome.finding("pg.slow_statements")["evidence"]
+    assert "SELECT id, total FROM orders" in outcome.finding("pg.unbounded_queries")["evidence"]
+    assert "public.orders" in outcome.finding("pg.missing_indexes")["evidence"]
+    assert outcome.code == 1
+
+
+def test_index_suggestion_turns_the_generic_plan_into_an_index_scan(postgres: PostgresServer) -> None:
+    seed_problems(postgres, "check_advice")
+    outcome = run_check("--format", "json", "--postgres-dsn", postgres.dsn("check_advice"))
+    fix = outcome.finding("pg.plans")["fix"]
+    suggestion = "CREATE INDEX CONCURRENTLY ON public.orders (customer_id);"
+    assert suggestion in fix
+    assert suggestion in outcome.finding("pg.missing_indexes")["fix"]
+    statement = "SELECT * FROM orders WHERE customer_id = $1"
+    with postgres.connect("check_advice") as conn:
+        before = index_advice.generic_plan(conn, statement, 5000)
+        assert [s.table for s in index_advice.filtered_seq_scans(before)] == ["orders"]
+        conn.execute(suggestion)
+        after = index_advice.generic_plan(conn, statement, 5000)
+    assert after["Node Type"] in ("Index Scan", "Bitmap Heap Scan"), after
+    assert not index_advice.filtered_seq_scans(after)
+    again = run_check("--format", "json", "--postgres-dsn", postgres.dsn("check_advice"))
+    assert "public.orders (customer_id)" not in again.finding("pg.plans")["fix"]
+
+
+def test_planning_executes_nothing(problems: tuple[PostgresServer, Outcome]) -> None:
+    server, outcome = problems
+    assert "touch" in outcome.finding("pg.plans")["evidence"]  # the side-effecting SELECT was planned...
+    written = server.query("SELECT count(*) FROM audit", dbname="check_problems")[0][0]
+    run_check("--format", "json", "--postgres-dsn", server.dsn("check_problems"))
+    assert server.query("SELECT count(*) FROM audit", dbname="check_problems")[0][0] == written  # ...not run
+    assert not server.query("SELECT name FROM pg_prepared_statements")
+
+
+def test_generic_plan_refuses_anything_but_a_select(postgres: PostgresServer) -> None:
+    with postgres.connect() as conn, pytest.raises(ValueError):
+        index_advice.generic_plan(conn, "DELETE FROM pg_temp.x WHERE a = $1", 1000)
+
+
+def test_least_privilege_monitor_role_reads_the_statistics(problems: tuple[PostgresServer, Outcome]) -> None:
+    server = problems[0]
+    dsn = server.dsn("check_problems", user="stackwatch_monitor")
+    outcome = run_check("--format", "json", "--postgres-dsn", dsn)
+    assert outcome.status("pg.unused_indexes") == "warn"
+    assert outcome.status("pg.slow_statements") == "fail"
+    # pg_monitor may not read the tables: planning says so instead of guessing
+    assert outcome.status("pg.plans") in ("unknown", "warn")
+    assert "monitor-secret" not in outcome.out + outcome.err
+
+
+@pytest.fixture(scope="module")
+def tiny(postgres_factory: Any) -> Iterator[tuple[PostgresServer, list[psycopg.Connection]]]:
+    server = postgres_factory(max_connections=10)  # 7 usable beside the 3 reserved
+    conns = [psycopg.connect(server.dsn(), application_name="big-app", autocommit=True) for _ in range(6)]
+    yield server, conns
+    for conn in conns:
+        conn.close()
+
+
+def test_nearly_full_max_connections_fails_and_oversized_pool_warns(
+        tiny: tuple[PostgresServer, list[psycopg.Connection]], healthy: tuple[PostgresServer, Outcome]) -> None:
+    outcome = run_check("--format", "json", "--postgres-dsn", tiny[0].dsn(), "--db-cores", "1")
+    assert outcome.status("pg.connections") == "fail"
+    assert "7 client connections of 7 usable" in outcome.finding("pg.connections")["evidence"]
+    per_app = outcome.finding("pg.connections_per_app")
+    assert per_app["status"] == "warn" and "big-app: 6" in per_app["evidence"]
+    assert "3 = 1 cores x 2 + 1" in per_app["evidence"]
+    assert healthy[1].status("pg.connections") == "pass"
+    assert healthy[1].status("pg.connections_per_app") == "pass"
+
+
+def test_session_idle_in_transaction_past_the_threshold_fails(postgres: PostgresServer) -> None:
+    thresholds = dataclasses.replace(POSTGRES, idle_in_transaction_seconds=0.5)
+
+    def idle_finding() -> Any:
+        findings = PostgresCheck(postgres.dsn(), thresholds=thresholds).run(Budget(30, 5))
+        return next(f for f in findings if f.item == IDLE)
+
+    assert idle_finding().status == Status.PASS
+    with psycopg.connect(postgres.dsn()) as holder:
+        holder.execute("SELECT 1")  # opens a transaction and leaves it idle
+        time.sleep(1.0)
+        finding = idle_finding()
+    assert finding.status == Status.FAIL
+    assert "idle_in_transaction_session_timeout" in finding.fix
+
+
+def test_without_pg_stat_statements_statement_items_say_what_is_missing(postgres_factory: Any) -> None:
+    server = postgres_factory(shared_preload_libraries="''")
+    outcome = run_check("--format", "json", "--postgres-dsn", server.dsn())
+    assert outcome.status("pg.pg_stat_statements") == "fail"
+    for item in ("pg.slow_statements", "pg.plans", "pg.unbounded_queries"):
+        assert outcome.status(item) == "unknown"
+        assert "shared_preload_libraries" in outcome.finding(item)["fix"]
+
+
+def test_statement_timeout_bounds_every_query(postgres: PostgresServer) -> None:
+    """A table locked by DDL cannot hang the check: lock_timeout/statement_timeout end the wait."""
+    postgres.create_database("check_locked")
+    with postgres.connect("check_locked") as conn:
+        conn.execute("CREATE TABLE t (a int)")
+    holder = psycopg.connect(postgres.dsn("check_locked"))
+    holder.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+    try:
+        began = time.monotonic()
+        outcome = run_check("--format", "json", "--timeout", "1", "--deadline", "20",
+                            "--postgres-dsn", postgres.dsn("check_locked"))
+        assert time.monotonic() - began < 20
+        assert outcome.code in (0, 1)
+    finally:
+        holder.close()
+
+
+def test_unreachable_or_refused_database_exits_2_without_the_password(postgres: PostgresServer) -> None:
+    wrong = postgres.dsn(password="wrong-secret-pw")
+    outcome = run_check("--format", "json", "--postgres-dsn", wrong)
+    assert outcome.code == 2
+    assert "wrong-secret-pw" not in outcome.out + outcome.err
+    assert outcome.report["errors"] and outcome.status("pg.connections") == "unknown"
