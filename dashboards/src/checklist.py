@@ -1,0 +1,144 @@
+"""Checklist: the backend performance checklist as one colored stat per watchable item.
+
+Each stat shows the measure the matching alert watches, colored by the same threshold from
+``stackwatch.thresholds`` (green passes, orange warns, red fails), and links to the dashboard
+that explains it. ``stackwatch check`` evaluates the same items from the command line.
+"""
+
+from __future__ import annotations
+
+from grafanalib.core import Dashboard
+
+from stackwatch.thresholds import CACHE, EVENT_WINDOW, HTTP, POOL, POSTGRES, PROCESS, REDIS
+
+from ..common import Grid, dashboard, label_variable, levels, q, selector, stat, state_mapping, too_high, too_low
+
+__all__ = ["build"]
+
+S = selector("job", "instance")
+#: recorded service series carry job only
+J = selector("job")
+NO_REPLICA = "the watched servers are primaries; replication lag exists on replicas only"
+
+
+def _ok(title: str, description: str, expr: str, ok_text: str, bad_text: str, link: str) -> object:
+    """A 0/1 item: 1 passes."""
+    return stat(title, description, expr, "none", too_low(1), links=[link],
+                mappings=state_mapping(1, ok_text, bad_text))
+
+
+def build() -> Dashboard:
+    g = Grid()
+    w, h = 6, 4
+
+    g.row("Database")
+    g.add(_ok("PostgreSQL reachable", "pg_up of every watched server.", f"min(pg_up{{{S}}})", "yes", "DOWN",
+              "postgres"), w=w, h=h)
+    g.add(stat("Connection saturation", "Connection pooling configured: non-reserved slots in use on the "
+               "busiest server (warning and critical alert levels).",
+               f"max(instance:pg_connections:saturation_ratio{{{S}}})", "percentunit",
+               levels(POSTGRES.connection_saturation_warning, POSTGRES.connection_saturation_critical),
+               links=["postgres"]), w=w, h=h)
+    g.add(stat("Pool requests waiting", "Client-side pool: requests queued for a connection right now.",
+               f"sum(db_client_connection_pending_requests{{{S}}}) or vector(0)", "short",
+               too_high(POOL.pending_requests), links=["service"]), w=w, h=h)
+    g.add(stat("Missing-index suspects", "Indexes on frequently queried columns: tables whose suspect "
+               "score is 1 or more.", f"count(pg_table_missing_index_suspect_score{{{S}}} >= "
+               f"{POSTGRES.missing_index_suspect_score}) or vector(0)", "short", too_high(0), links=["postgres"]),
+          w=w, h=h)
+    g.add(stat("N+1 queries", f"N+1 queries eliminated: requests with a repeated statement in the last "
+               f"{EVENT_WINDOW}.", f"sum(increase(db_client_n_plus_one_total{{{S}}}[{EVENT_WINDOW}])) or vector(0)",
+               "short", too_high(HTTP.n_plus_one_detections), links=["service"]), w=w, h=h)
+    g.add(stat("Slow statements", "Slow query log monitored: statements whose mean time is over the slow "
+               "threshold.", f"sum(pg_stat_statements_slow_count{{{S}}})", "short", too_high(0),
+               links=["postgres"]), w=w, h=h)
+    g.add(_ok("Statement statistics", "Query execution plans analyzed: pg_stat_statements is loaded, so the "
+              "costly statements are known.", f"min(pg_settings_pg_stat_statements_loaded{{{S}}})", "loaded",
+              "NOT LOADED", "postgres"), w=w, h=h)
+    g.add(stat("Buffer cache hit ratio", "Lowest per-database share of block reads served from memory.",
+               f"min(pg_stat_database_cache_hit_ratio{{{S}}})", "percentunit", too_low(POSTGRES.buffer_cache_hit_ratio),
+               links=["postgres"]), w=w, h=h)
+    g.add(stat("Longest transaction", "Transactions open longer than this hold back vacuum everywhere.",
+               f"max(pg_stat_activity_max_tx_duration{{{S}}})", "s", too_high(POSTGRES.long_transaction_seconds),
+               links=["postgres"]), w=w, h=h)
+    g.add(stat("Unbounded queries", "Most rows returned per call by one statement: a LIMIT is probably "
+               "missing above the threshold.",
+               f"max(rate(pg_stat_statements_rows_total{{{S}}}[5m]) / (rate(pg_stat_statements_calls_total{{{S}}}[5m]) > 0))",
+               "short", too_high(POSTGRES.rows_per_call), links=["postgres"], no_value="idle"), w=w, h=h)
+    g.add(stat(f"Deadlocks ({EVENT_WINDOW})", "Deadlocks in the event window: lock-ordering bugs.",
+               f"sum(increase(pg_stat_database_deadlocks{{{S}}}[{EVENT_WINDOW}]))", "short",
+               too_high(POSTGRES.deadlocks), links=["postgres"]), w=w, h=h)
+    g.add(stat("Replication lag", "Worst replica lag (replicas only).",
+               q(f"max(pg_replication_lag_seconds{{{S}}})", empty_reason=NO_REPLICA), "s",
+               too_high(POSTGRES.replication_lag_seconds), links=["postgres"], no_value="no replica"), w=w, h=h)
+
+    g.row("Caching")
+    g.add(_ok("Redis reachable", "redis_up of every watched server.", f"min(redis_up{{{S}}})", "yes", "DOWN",
+              "redis"), w=w, h=h)
+    g.add(stat("Redis hit ratio", ">80% cache hit rate achieved: lowest keyspace hit ratio (5m).",
+               f"min(instance:redis_keyspace_hits:ratio_rate5m{{{S}}})", "percentunit", too_low(REDIS.hit_ratio),
+               links=["redis"]), w=w, h=h)
+    g.add(stat("Application cache hit ratio", "The same target seen from the application's cache lookups.",
+               f"min(job_cache:cache_requests_hits:ratio_rate5m{{{J}}})", "percentunit", too_low(CACHE.hit_ratio),
+               links=["service"]), w=w, h=h)
+    g.add(stat("Keys without TTL", "Cache TTL configured appropriately: worst share of sampled keys that "
+               "never expire.", f"max(redis_ttl_keys_without_ttl_ratio{{{S}}})", "percentunit",
+               too_high(REDIS.keys_without_ttl_ratio), links=["redis"]), w=w, h=h)
+    g.add(_ok("maxmemory set", "A cache needs a memory bound and an eviction policy.",
+              f"1 - max(redis_memory_max_unlimited{{{S}}})", "set", "UNLIMITED", "redis"), w=w, h=h)
+    g.add(stat("Redis memory of maxmemory", "Memory used over maxmemory on the fullest server.",
+               f"max(redis_memory_saturation_ratio{{{S}}})", "percentunit", too_high(REDIS.memory_saturation),
+               links=["redis"], no_value="no maxmemory"), w=w, h=h)
+    g.add(stat("Evictions per second", "Keys evicted for lack of memory (5m rate).",
+               f"sum(rate(redis_evicted_keys_total{{{S}}}[5m]))", "ops", too_high(REDIS.evictions_per_second),
+               links=["redis"]), w=w, h=h)
+    g.add(stat(f"Rejected connections ({EVENT_WINDOW})", "Clients refused at maxclients.",
+               f"sum(increase(redis_rejected_connections_total{{{S}}}[{EVENT_WINDOW}]))", "short",
+               too_high(REDIS.rejected_connections), links=["redis"]), w=w, h=h)
+
+    g.row("Application")
+    g.add(stat("Error ratio (5xx)", "Share of requests failing with 5xx over 5 minutes.",
+               f"sum(job:http_server_request_errors:rate5m{{{J}}}) / sum(job:http_server_requests:rate5m{{{J}}})",
+               "percentunit", too_high(HTTP.error_ratio), links=["service"]), w=w, h=h)
+    g.add(stat("p99 latency", "Response time p99 of the slowest service (5m).",
+               f'max(job:http_server_request_duration_seconds:quantile_rate5m{{{selector("job", quantile="0.99")}}})',
+               "s", too_high(HTTP.latency_p99_seconds), links=["service"]), w=w, h=h)
+    g.add(_ok("Health checks passing", "Health checks implemented: every /health check passed on its last "
+              "evaluation.", f"min(health_check_status{{{S}}})", "passing", "FAILING", "service"), w=w, h=h)
+    g.add(stat("Pool wait (mean)", "Mean wait for a pooled connection (5m).",
+               f"max(sum by (job, instance, pool_name) (rate(db_client_connection_wait_time_seconds_sum{{{S}}}[5m])) / "
+               f"sum by (job, instance, pool_name) (rate(db_client_connection_wait_time_seconds_count{{{S}}}[5m]) > 0))",
+               "s", too_high(POOL.wait_mean_seconds), links=["service"], no_value="no waits"), w=w, h=h)
+
+    g.row("Resources")
+    g.add(_ok("CPU limits set", "Resource limits set: every watched cgroup has a CPU quota.",
+              f"min(process_cgroup_cpu_limited{{{S}}})", "set", "NO LIMIT", "processes"), w=w, h=h)
+    g.add(_ok("Memory limits set", "Resource limits set: every watched cgroup has memory.max.",
+              f"min(process_cgroup_memory_limited{{{S}}})", "set", "NO LIMIT", "processes"), w=w, h=h)
+    g.add(stat("CPU used of limit", "Busiest cgroup's CPU over its quota (5m).",
+               q(f"max(rate(process_cgroup_cpu_usage_seconds_total{{{S}}}[5m]) / process_cgroup_cpu_limit_cores{{{S}}})",
+                 empty_reason="no cgroup has a CPU limit"),
+               "percentunit", too_high(PROCESS.cpu_limit_ratio), links=["processes"], no_value="no limit"), w=w, h=h)
+    g.add(stat("Memory used of limit", "Fullest cgroup's memory over memory.max.",
+               q(f"max(process_cgroup_memory_current_bytes{{{S}}} / process_cgroup_memory_max_bytes{{{S}}})",
+                 empty_reason="no cgroup has a memory limit"),
+               "percentunit", too_high(PROCESS.memory_limit_ratio), links=["processes"], no_value="no limit"),
+          w=w, h=h)
+
+    g.row("Monitoring")
+    g.add(_ok("Alerting pipeline", "Alerting on key metrics: the always-firing Watchdog alert is active, so "
+              "rules are evaluated.", 'max(ALERTS{alertname="Watchdog", alertstate="firing"}) or vector(0)',
+              "working", "BROKEN", "checklist"), w=w, h=h)
+    g.add(stat("Critical alerts firing", "Critical alerts firing right now.",
+               'count(ALERTS{severity="critical", alertstate="firing"}) or vector(0)', "short", too_high(0),
+               links=["checklist"]), w=w, h=h)
+    g.add(_ok("Exporter collectors", "Every exporter sub-collector succeeded on its last poll.",
+              f'min({{__name__=~"(pg|redis|process)_scrape_collector_success",{S}}})', "ok", "FAILING",
+              "checklist"), w=w, h=h)
+    g.add(_ok("Scrape targets up", "Every Prometheus target answered its last scrape.",
+              f"min(up{{{S}}})", "all up", "DOWN", "checklist"), w=w, h=h)
+
+    return dashboard("checklist", __doc__.split("\n")[0], g, [
+        label_variable("job", "job", "up"),
+        label_variable("instance", "instance", "up", parents=["job"]),
+    ])

@@ -1,0 +1,119 @@
+"""Service overview: is the service healthy for its users, and where does a request's time go?
+
+RED by route (rate, errors, duration) with exemplars that open the trace behind a slow
+request, then what each request costs downstream: queries per request, N+1 loops, the
+connection pool and the application cache.
+"""
+
+from __future__ import annotations
+
+from grafanalib.core import Dashboard
+
+from stackwatch.thresholds import CACHE, HTTP, POOL
+
+from ..common import Grid, dashboard, label_variable, no_threshold, q, selector, stat, state_mapping, timeseries, \
+    too_high, too_low
+
+__all__ = ["build"]
+
+#: the raw series of one service's requests, narrowed by every variable
+RAW = selector("job", "instance", "route")
+#: the recorded series carry job and http_route only (they sum over instances)
+REC = selector("job", "route")
+JOB = selector("job")
+INST = selector("job", "instance")
+WINDOW = "$__rate_interval"
+
+
+def build() -> Dashboard:
+    g = Grid()
+    g.row("Requests: rate, errors, duration")
+    g.add(stat("Request rate", "Requests per second over the selected services (recorded, 5m rate).",
+               f"sum(job:http_server_requests:rate5m{{{JOB}}})", "reqps", no_threshold()), w=6, h=4)
+    g.add(stat("Error ratio (5xx)", "Share of requests answered with a 5xx status over 5 minutes. "
+               "Red above the checklist's error-rate threshold.",
+               f"sum(job:http_server_request_errors:rate5m{{{JOB}}}) / sum(job:http_server_requests:rate5m{{{JOB}}})",
+               "percentunit", too_high(HTTP.error_ratio)), w=6, h=4)
+    g.add(stat("p99 latency", "Slowest service's 99th percentile request duration over 5 minutes "
+               "(recording rule). Red above the p99 budget.",
+               f'max(job:http_server_request_duration_seconds:quantile_rate5m{{{selector("job", quantile="0.99")}}})',
+               "s", too_high(HTTP.latency_p99_seconds)), w=6, h=4)
+    g.add(stat("In-flight requests", "Requests being served right now, summed over instances.",
+               f"sum(http_server_active_requests{{{INST}}})", "short", no_threshold()), w=6, h=4)
+
+    g.add(timeseries("Request rate by route", "Which routes carry the traffic?", [
+        (f"sum by (http_route) (rate(http_server_request_duration_seconds_count{{{RAW}}}[{WINDOW}]))",
+         "{{http_route}}"),
+    ], "reqps", stacked=True), w=8)
+    g.add(timeseries("Error ratio by route", "Which routes fail? 5xx share per route over 5 minutes (recorded); "
+                     "the dashed line is the alert threshold.", [
+        (f"job_http_route:http_server_request_errors:ratio_rate5m{{{REC}}}", "{{job}} {{http_route}}"),
+    ], "percentunit", thresholds=too_high(HTTP.error_ratio)), w=8)
+    g.add(timeseries("Responses by status code", "What are clients getting back?", [
+        (f"sum by (http_response_status_code) (rate(http_server_request_duration_seconds_count{{{RAW}}}[{WINDOW}]))",
+         "{{http_response_status_code}}"),
+    ], "reqps", stacked=True), w=8)
+
+    g.row("Latency")
+    g.add(timeseries("Latency p50 / p95 / p99", "How long do requests take for most users and for the unlucky "
+                     "ones? Recorded quantiles per service; the dashed line is the p99 budget.", [
+        (f"job:http_server_request_duration_seconds:quantile_rate5m{{{JOB}}}", "{{job}} p{{quantile}}"),
+    ], "s", thresholds=too_high(HTTP.latency_p99_seconds)), w=12, h=9)
+    g.add(timeseries("p99 latency by route, with exemplars", "Which route is slow? Each dot is an exemplar: a "
+                     "real request with its trace id; click it to open the trace in Tempo.", [
+        q(f"histogram_quantile(0.99, sum by (le, http_route) "
+          f"(rate(http_server_request_duration_seconds_bucket{{{RAW}}}[{WINDOW}])))",
+          "{{http_route}}", exemplar=True),
+    ], "s", thresholds=too_high(HTTP.latency_p99_seconds)), w=12, h=9)
+    g.add(timeseries("p50 / p95 / p99 by route (recorded)", "The same quantiles per route from the recording "
+                     "rules the alerts use: what the latency alert sees.", [
+        (f"job_http_route:http_server_request_duration_seconds:quantile_rate5m{{{REC}}}",
+         "{{http_route}} p{{quantile}}"),
+    ], "s", thresholds=too_high(HTTP.latency_p99_seconds)), w=24, h=8)
+
+    g.row("Database and cache, per request")
+    g.add(timeseries("Queries per request (mean) by route", "How many SQL statements does one request run? "
+                     "A route whose count grows with the data is an N+1 loop.", [
+        (f"sum by (http_route) (rate(db_client_queries_per_request_sum{{{RAW}}}[{WINDOW}])) / "
+         f"sum by (http_route) (rate(db_client_queries_per_request_count{{{RAW}}}[{WINDOW}]))", "{{http_route}}"),
+    ], "short"), w=8)
+    g.add(timeseries("N+1 detections by route", "Requests in which one statement ran at least "
+                     f"{HTTP.n_plus_one_repeat_count} times: loops that should be a join or an IN list.", [
+        (f"sum by (http_route) (increase(db_client_n_plus_one_total{{{RAW}}}[{WINDOW}]))", "{{http_route}}"),
+    ], "short", thresholds=too_high(HTTP.n_plus_one_detections), drawStyle="bars"), w=8)
+    g.add(timeseries("Database operation p99 by operation", "Which kind of statement is slow, seen from the "
+                     "client (includes network and pool checkout)?", [
+        (f"histogram_quantile(0.99, sum by (le, db_operation_name) "
+         f"(rate(db_client_operation_duration_seconds_bucket{{{INST}}}[{WINDOW}])))", "{{db_operation_name}}"),
+    ], "s"), w=8)
+
+    g.add(timeseries("Pool connections: used vs max", "Is the connection pool big enough? Used connections "
+                     "close to the maximum mean requests will queue.", [
+        (f'sum by (pool_name) (db_client_connection_count{{{selector("job", "instance", state="used")}}})',
+         "{{pool_name}} used"),
+        (f"sum by (pool_name) (db_client_connection_max{{{INST}}})", "{{pool_name}} max"),
+    ], "short"), w=8)
+    g.add(timeseries("Pool: requests waiting", "Requests queued for a connection right now; any sustained "
+                     "queue means the pool is the bottleneck.", [
+        (f"sum by (pool_name) (db_client_connection_pending_requests{{{INST}}})", "{{pool_name}}"),
+    ], "short", thresholds=too_high(POOL.pending_requests)), w=8)
+    g.add(timeseries("Pool: mean wait for a connection", "Time spent before any work starts; the dashed line "
+                     "is the alert threshold.", [
+        (f"sum by (pool_name) (rate(db_client_connection_wait_time_seconds_sum{{{INST}}}[{WINDOW}])) / "
+         f"sum by (pool_name) (rate(db_client_connection_wait_time_seconds_count{{{INST}}}[{WINDOW}]))",
+         "{{pool_name}}"),
+    ], "s", thresholds=too_high(POOL.wait_mean_seconds)), w=8)
+
+    g.add(timeseries("Application cache hit ratio", "Share of the application's cache lookups that hit "
+                     "(recorded, 5m); the checklist's target is the dashed line.", [
+        (f"job_cache:cache_requests_hits:ratio_rate5m{{{JOB}}}", "{{job}} {{cache}}"),
+    ], "percentunit", thresholds=too_low(CACHE.hit_ratio)), w=12)
+    g.add(stat("Health checks", "The service's /health checks as last evaluated (1 passing, 0 failing).",
+               q(f"min by (check) (health_check_status{{{INST}}})", "{{check}}"), "none",
+               too_low(1), mappings=state_mapping(1, "passing", "FAILING"), textMode="value_and_name"), w=12)
+
+    return dashboard("service", __doc__.split("\n")[0], g, [
+        label_variable("job", "job", "http_server_request_duration_seconds_count"),
+        label_variable("instance", "instance", "http_server_request_duration_seconds_count", parents=["job"]),
+        label_variable("route", "http_route", "http_server_request_duration_seconds_count", parents=["job"]),
+    ])

@@ -1,0 +1,38 @@
+"""The committed dashboard JSON is exactly what the sources generate (design principle 3)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dashboards.generate import JSON_DIR, main, render_all, stale, write_all
+
+
+def test_committed_json_matches_the_sources() -> None:
+    drift = stale()
+    assert drift == [], f"dashboards/json is out of date for {drift}: run `python -m dashboards.generate`"
+
+
+def test_generation_is_deterministic() -> None:
+    assert render_all() == render_all()
+
+
+def test_write_all_then_check_round_trips(tmp_path: Path) -> None:
+    written = write_all(tmp_path)
+    assert sorted(written) == sorted(p.name for p in JSON_DIR.glob("*.json"))
+    assert stale(tmp_path) == []
+    assert write_all(tmp_path) == [], "a second run must change nothing"
+
+
+def test_check_reports_an_edited_and_an_orphan_file(tmp_path: Path) -> None:
+    write_all(tmp_path)
+    edited = tmp_path / "stackwatch-redis.json"
+    board = json.loads(edited.read_text())
+    board["title"] = "edited by hand"
+    edited.write_text(json.dumps(board))
+    (tmp_path / "old-dashboard.json").write_text("{}")
+    assert stale(tmp_path) == ["old-dashboard.json", "stackwatch-redis.json"]
+
+
+def test_check_command_exit_code() -> None:
+    assert main(["--check"]) == 0
