@@ -8,12 +8,12 @@ their standard names; stackwatch's own use the ``STACKWATCH_`` prefix. A bad val
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from stackwatch.exporters.redact import redact
+from stackwatch.thresholds import HTTP
 
 from .errors import ConfigError
 
@@ -29,20 +29,8 @@ SAMPLERS = (
 )
 
 
-def _default_n_plus_one() -> int:
-    """The checklist's N+1 repeat threshold, from the shared thresholds module when present."""
-    try:
-        thresholds = importlib.import_module("stackwatch.thresholds")
-    except ImportError:
-        return 5
-    for name in ("N_PLUS_ONE_REPEATS", "N_PLUS_ONE_THRESHOLD", "n_plus_one_repeats"):
-        value = getattr(thresholds, name, None)
-        if value is not None:
-            return int(getattr(value, "value", value))
-    return 5
-
-
-DEFAULT_N_PLUS_ONE_THRESHOLD = _default_n_plus_one()
+# The checklist's N+1 repeat count, shared with the alert rules and `stackwatch check`.
+DEFAULT_N_PLUS_ONE_THRESHOLD = HTTP.n_plus_one_repeat_count
 
 
 def _text(key: str, raw: str) -> str:

@@ -109,7 +109,7 @@ def database_check(pool: Any) -> Check:
                 conn.execute(text("SELECT 1"))
 
         return sqlalchemy_check
-    if inspect.iscoroutinefunction(getattr(pool, "getconn", None)):
+    if type(pool).__name__ == "AsyncConnectionPool" or inspect.iscoroutinefunction(getattr(pool, "getconn", None)):
 
         async def psycopg_async_check() -> None:
             async with pool.connection() as conn:
@@ -126,7 +126,7 @@ def database_check(pool: Any) -> Check:
 
 def redis_check(client: Any) -> Check:
     """A ``PING`` check for a redis-py client, sync or asyncio."""
-    if inspect.iscoroutinefunction(client.ping):
+    if type(client).__module__.startswith("redis.asyncio") or inspect.iscoroutinefunction(client.ping):
 
         async def redis_async_check() -> None:
             await client.ping()

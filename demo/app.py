@@ -1,0 +1,159 @@
+"""The demo service: every endpoint produces one of the signals the dashboards and alerts watch.
+
+=================================  =========================================================
+``GET /books``                     normal traffic: one joined query
+``GET /authors/{id}``              cache-aside in Redis: misses, then hits until the TTL ends
+``PUT /authors/{id}``              write-through: the row and the cache entry, then SCAN
+                                   invalidation of the author's derived keys
+``GET /authors/{id}/books``        an N+1 loop: one query per book for its author
+``GET /reports/slow``              a slow statement (``pg_sleep``) for the slow-query panels
+``GET /error``                     an unhandled exception: a 500 and a Sentry event
+``GET /health``, ``/metrics``      from stackwatch.instrumentation
+=================================  =========================================================
+
+Configuration (environment): ``DATABASE_URL`` (or ``DEMO_DATABASE_URL``), ``REDIS_URL`` (or
+``DEMO_REDIS_URL``), ``DEMO_CACHE_TTL`` seconds, plus every ``OTEL_*``/``SENTRY_*``/
+``STACKWATCH_*`` variable of the instrumentation. Nothing connects at import: the pool opens
+and the schema is created when the app starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI, HTTPException
+from psycopg_pool import AsyncConnectionPool
+
+from stackwatch.instrumentation import (
+    AsyncCache,
+    database_check,
+    instrument,
+    instrument_pool,
+    instrument_psycopg,
+    redis_check,
+)
+
+__all__ = ["create_app", "app"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS authors (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE IF NOT EXISTS books (
+    id int PRIMARY KEY,
+    author_id int NOT NULL REFERENCES authors(id),
+    title text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS books_author_id ON books (author_id);
+"""
+AUTHORS = 50
+BOOKS_PER_AUTHOR = 8
+
+
+def _setting(environ: Mapping[str, str], name: str, default: str) -> str:
+    return environ.get(name) or environ.get(f"DEMO_{name}") or default
+
+
+async def _prepare(pool: AsyncConnectionPool) -> None:
+    """Create and seed the schema once (idempotent; concurrent starts are serialized by a lock)."""
+    async with pool.connection() as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock(4242)")
+        await conn.execute(SCHEMA)
+        await conn.execute(
+            "INSERT INTO authors SELECT g, 'Author ' || g FROM generate_series(1, %s) g ON CONFLICT DO NOTHING",
+            (AUTHORS,),
+        )
+        await conn.execute(
+            "INSERT INTO books SELECT g, 1 + (g - 1) %% %s, 'Book ' || g FROM generate_series(1, %s) g "
+            "ON CONFLICT DO NOTHING",
+            (AUTHORS, AUTHORS * BOOKS_PER_AUTHOR),
+        )
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
+    """Build the demo app from ``environ`` (default: the process environment)."""
+    environ = os.environ if environ is None else environ
+    database_url = _setting(environ, "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/demo")
+    redis_url = _setting(environ, "REDIS_URL", "redis://127.0.0.1:6379/0")
+    ttl = float(_setting(environ, "CACHE_TTL", "30"))
+
+    pool = AsyncConnectionPool(database_url, min_size=2, max_size=10, open=False, name="demo")
+    client = aioredis.Redis.from_url(redis_url)
+    cache = AsyncCache(client, "authors", ttl=ttl)
+    instrument_psycopg(pool)
+    instrument_pool(pool, name="demo")
+    instrument_pool(client, name="redis")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await pool.open(wait=False)
+        await _prepare(pool)
+        yield
+        await pool.close()
+        await client.aclose()
+
+    app = FastAPI(title="stackwatch demo", lifespan=lifespan)
+
+    async def load_author(author_id: int) -> dict[str, Any]:
+        async with pool.connection() as conn:
+            row = await (await conn.execute("SELECT id, name FROM authors WHERE id = %s", (author_id,))).fetchone()
+        if row is None:
+            raise HTTPException(status_code=404, detail="no such author")
+        return {"id": row[0], "name": row[1]}
+
+    @app.get("/books")
+    async def books(limit: int = 20) -> list[dict[str, Any]]:
+        async with pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT b.id, b.title, a.name FROM books b JOIN authors a ON a.id = b.author_id ORDER BY b.id LIMIT %s",
+                (min(limit, 100),),
+            )
+            return [{"id": r[0], "title": r[1], "author": r[2]} for r in await cursor.fetchall()]
+
+    @app.get("/authors/{author_id}")
+    async def author(author_id: int) -> dict[str, Any]:
+        return await cache.get_or_load(str(author_id), lambda: load_author(author_id))
+
+    @app.put("/authors/{author_id}")
+    async def rename(author_id: int, name: str) -> dict[str, Any]:
+        async def write(value: dict[str, Any]) -> None:
+            async with pool.connection() as conn:
+                await conn.execute("UPDATE authors SET name = %s WHERE id = %s", (value["name"], author_id))
+
+        await cache.write_through(str(author_id), {"id": author_id, "name": name}, write)
+        await cache.invalidate_pattern(f"{author_id}:*")
+        return {"id": author_id, "name": name}
+
+    @app.get("/authors/{author_id}/books")
+    async def books_of(author_id: int) -> list[dict[str, Any]]:
+        """Deliberately N+1: the author is fetched again for every book."""
+        async with pool.connection() as conn:
+            rows = await (await conn.execute("SELECT id, title, author_id FROM books WHERE author_id = %s", (author_id,))).fetchall()
+            result = []
+            for book_id, title, owner in rows:
+                name = await (await conn.execute("SELECT name FROM authors WHERE id = %s", (owner,))).fetchone()
+                result.append({"id": book_id, "title": title, "author": name[0] if name else None})
+            return result
+
+    @app.get("/reports/slow")
+    async def slow_report() -> dict[str, Any]:
+        async with pool.connection() as conn:
+            row = await (await conn.execute("SELECT count(*), pg_sleep(0.3) FROM books")).fetchone()
+        return {"books": row[0]}
+
+    @app.get("/error")
+    async def error() -> None:
+        raise RuntimeError("demo failure")
+
+    instrument(app, health_checks={"database": database_check(pool), "redis": redis_check(client)})
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """``demo.app:app`` for uvicorn, built from the environment on first access (not at import)."""
+    if name == "app":
+        globals()["app"] = built = create_app()
+        return built
+    raise AttributeError(name)
