@@ -1,0 +1,168 @@
+"""Prometheus-backed items against a real Prometheus scraping a real prometheus_client endpoint.
+
+Two setups share nothing: a healthy one (alert rules loaded, a running Alertmanager, every
+target up, pools never waiting, no N+1, cgroup limits set, Redis mostly hitting) and a broken
+one (no rules, no Alertmanager, an exporter target down, a pool waiting all along, N+1
+detections, unlimited cgroups, Redis mostly missing).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from tests.check.conftest import Outcome, run_check
+from tests.fixtures.procs import free_port, wait_until
+from tests.fixtures.prometheus import AlertmanagerServer, PrometheusServer
+
+
+@dataclass
+class Setup:
+    prometheus: PrometheusServer
+    n_plus_one: Any
+    outcome: Outcome | None = None
+
+
+class Endpoint:
+    """A real /metrics endpoint serving a registry with the families the check reads."""
+
+    def __init__(self, healthy: bool) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        Gauge("db_client_connection_pending_requests", "Waiting.", ["pool_name"], registry=r) \
+            .labels("main").set(0 if healthy else 3)
+        self.n_plus_one = Counter("db_client_n_plus_one", "N+1.", ["http_route"], registry=r)
+        self.n_plus_one.labels("/orders").inc(0)
+        Histogram("db_client_queries_per_request", "Queries.", ["http_route"], registry=r) \
+            .labels("/orders").observe(2)
+        for name in ("process_cgroup_memory_limited", "process_cgroup_cpu_limited"):
+            Gauge(name, "Limited.", ["cgroup"], registry=r).labels("/system.slice/app.service").set(int(healthy))
+        self.hits = Counter("redis_keyspace_hits", "Hits.", ["server"], registry=r).labels("cache")
+        self.misses = Counter("redis_keyspace_misses", "Misses.", ["server"], registry=r).labels("cache")
+        self.hit_share = 0.95 if healthy else 0.3
+        self.port = free_port()
+        self.server, _ = start_http_server(self.port, addr="127.0.0.1", registry=r)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._traffic, daemon=True)
+        self.thread.start()
+
+    def _traffic(self) -> None:
+        while not self.stop.wait(0.1):
+            self.hits.inc(100 * self.hit_share)
+            self.misses.inc(100 * (1 - self.hit_share))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _config(endpoint: Endpoint, extra_jobs: list[dict[str, Any]], alertmanager: str | None) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [{"job_name": "demo", "static_configs": [{"targets": [f"127.0.0.1:{endpoint.port}"]}]},
+                           *extra_jobs],
+    }
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    return config
+
+
+def _samples(prometheus: PrometheusServer, expr: str) -> float:
+    result = prometheus.query(expr)
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    rules = tmp_path_factory.mktemp("rules")
+    (rules / "check.yml").write_text(yaml.safe_dump({"groups": [{"name": "check", "rules": [{
+        "alert": "NeverFires", "expr": "vector(1) == 0", "for": "1m",
+        "labels": {"severity": "warning"}, "annotations": {"summary": "quiet"}}]}]}))
+    endpoint = Endpoint(healthy=True)
+    with AlertmanagerServer({"route": {"receiver": "null"}, "receivers": [{"name": "null"}]}) as am, \
+            PrometheusServer(_config(endpoint, [], f"127.0.0.1:{am.port}"), rules_dir=rules) as prom:
+        wait_until(lambda: _samples(prom, "count_over_time(redis_keyspace_hits_total[1m])") >= 3, 60,
+                   "three scrapes")
+        wait_until(lambda: bool(prom.api("alertmanagers")["activeAlertmanagers"]), 60, "Alertmanager discovery")
+        yield Setup(prom, endpoint.n_plus_one)
+    endpoint.close()
+
+
+@pytest.fixture(scope="module")
+def broken() -> Iterator[Setup]:
+    endpoint = Endpoint(healthy=False)
+    down = {"job_name": "stackwatch-exporter", "static_configs": [{"targets": [f"127.0.0.1:{free_port()}"]}]}
+    with PrometheusServer(_config(endpoint, [down], None)) as prom:
+        wait_until(lambda: _samples(prom, "count_over_time(db_client_n_plus_one_total[1m])") >= 2, 60,
+                   "two scrapes")
+        endpoint.n_plus_one.labels("/orders").inc(3)  # detections after Prometheus saw the counter at 0
+        wait_until(lambda: _samples(prom, "sum(increase(db_client_n_plus_one_total[10m]))") > 0, 60,
+                   "the N+1 increase")
+        wait_until(lambda: all(t["health"] != "unknown" for t in prom.targets()), 60, "every target scraped")
+        yield Setup(prom, endpoint.n_plus_one)
+    endpoint.close()
+
+
+def _outcome(setup: Setup) -> Outcome:
+    if setup.outcome is None:
+        setup.outcome = run_check("--format", "json", "--prometheus-url", setup.prometheus.url)
+    return setup.outcome
+
+
+@pytest.mark.parametrize("item", ["app.pool_waiting", "app.n_plus_one", "ops.resource_limits",
+                                  "ops.alert_rules", "ops.alertmanager", "ops.targets"])
+def test_item_passes_when_healthy_and_fails_when_broken(healthy: Setup, broken: Setup, item: str) -> None:
+    assert _outcome(healthy).status(item) == "pass", _outcome(healthy).finding(item)
+    assert _outcome(broken).status(item) == "fail", _outcome(broken).finding(item)
+
+
+def test_evidence_names_what_is_wrong(broken: Setup) -> None:
+    outcome = _outcome(broken)
+    assert "/orders" in outcome.finding("app.n_plus_one")["evidence"]
+    assert "main: max 3" in outcome.finding("app.pool_waiting")["evidence"]
+    assert "stackwatch-exporter" in outcome.finding("ops.targets")["evidence"]
+    assert "/system.slice/app.service" in outcome.finding("ops.resource_limits")["evidence"]
+    assert outcome.code == 1
+
+
+def test_redis_hit_rate_comes_from_prometheus_when_given(healthy: Setup, broken: Setup, redis_factory: Any) -> None:
+    server = redis_factory(maxmemory="16mb", maxmemory_policy="allkeys-lru")
+    server.client().set("user:1", "x", ex=60)
+    good = run_check("--format", "json", "--redis-url", server.url, "--prometheus-url", healthy.prometheus.url)
+    bad = run_check("--format", "json", "--redis-url", server.url, "--prometheus-url", broken.prometheus.url)
+    assert good.status("redis.hit_rate") == "pass" and "from Prometheus: cache 95" in \
+        good.finding("redis.hit_rate")["evidence"], good.finding("redis.hit_rate")
+    assert bad.status("redis.hit_rate") == "fail" and "cache 30" in bad.finding("redis.hit_rate")["evidence"]
+
+
+def test_absent_families_are_unknown_with_what_would_produce_them() -> None:
+    with PrometheusServer({"global": {"scrape_interval": "1s"}, "scrape_configs": []}) as prom:
+        outcome = run_check("--format", "json", "--prometheus-url", prom.url)
+    for item in ("app.pool_waiting", "app.n_plus_one", "ops.resource_limits"):
+        finding = outcome.finding(item)
+        assert finding["status"] == "unknown" and finding["fix"], finding
+    assert outcome.status("ops.targets") == "fail"
+
+
+def test_unreachable_prometheus_exits_2() -> None:
+    began = time.monotonic()
+    outcome = run_check("--format", "json", "--prometheus-url", f"http://127.0.0.1:{free_port()}")
+    assert outcome.code == 2 and "cannot reach Prometheus" in outcome.report["errors"][0]
+    assert outcome.status("ops.targets") == "unknown"
+    assert time.monotonic() - began < 30
+
+
+def test_prometheus_url_credentials_are_redacted(healthy: Setup) -> None:
+    url = healthy.prometheus.url.replace("http://", "http://admin:prom-pass-789@")
+    outcome = run_check("--format", "markdown", "--prometheus-url", url)
+    assert "prom-pass-789" not in outcome.out + outcome.err
+    assert "| ✅ pass |" in outcome.out
