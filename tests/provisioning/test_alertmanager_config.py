@@ -1,0 +1,95 @@
+"""provisioning/alertmanager: amtool accepts it, routes by severity, and entrypoint.sh renders the
+webhook URL from the environment into a config a real Alertmanager runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.procs import free_port, wait_until
+
+from .conftest import PROVISIONING, load_yaml, services
+
+CONFIG = PROVISIONING / "alertmanager" / "alertmanager.yml"
+ENTRYPOINT = PROVISIONING / "alertmanager" / "entrypoint.sh"
+PLACEHOLDER = "http://alertmanager-webhook.invalid/"
+
+
+def test_amtool_checks_the_config(amtool: str) -> None:
+    result = subprocess.run([amtool, "check-config", str(CONFIG)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("labels", "receiver"), [
+    (["alertname=Watchdog", "severity=none"], "null"),
+    (["alertname=PostgresDown", "severity=critical"], "webhook-critical"),
+    (["alertname=PostgresConnectionsSaturated", "severity=warning"], "webhook"),
+    (["alertname=PostgresUnusedIndex", "severity=info"], "webhook"),
+])
+def test_routes_by_severity(amtool: str, labels: list[str], receiver: str) -> None:
+    result = subprocess.run([amtool, "config", "routes", "test", f"--config.file={CONFIG}", *labels],
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == receiver, result.stdout + result.stderr
+
+
+def test_critical_inhibits_warning_of_the_same_alert_and_instance() -> None:
+    (rule,) = load_yaml(CONFIG)["inhibit_rules"]
+    assert rule["source_matchers"] == ['severity = "critical"']
+    assert rule["target_matchers"] == ['severity = "warning"']
+    assert sorted(rule["equal"]) == ["alertname", "instance"]
+
+
+def test_every_webhook_uses_the_placeholder_the_entrypoint_replaces() -> None:
+    urls = [hook["url"] for receiver in load_yaml(CONFIG)["receivers"]
+            for hook in receiver.get("webhook_configs", [])]
+    assert urls and set(urls) == {PLACEHOLDER}
+    assert PLACEHOLDER in ENTRYPOINT.read_text()
+    compose = services()["alertmanager"]
+    assert compose["entrypoint"] == ["/bin/sh", "/etc/alertmanager/entrypoint.sh"]
+    assert "ALERTMANAGER_WEBHOOK_URL" in compose["environment"]
+
+
+def _run_entrypoint(alertmanager_binary: str, tmp_path: Path, url: str | None) -> tuple[str, str]:
+    """Start Alertmanager through entrypoint.sh; return (the config it loaded, stderr)."""
+    port = free_port()
+    env = {"PATH": os.environ["PATH"], "ALERTMANAGER_CONFIG": str(CONFIG), "ALERTMANAGER_DATA": str(tmp_path),
+           "ALERTMANAGER_BIN": alertmanager_binary}
+    if url is not None:
+        env["ALERTMANAGER_WEBHOOK_URL"] = url
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(["sh", str(ENTRYPOINT), f"--web.listen-address=127.0.0.1:{port}",
+                                    "--cluster.listen-address=", "--log.level=warn"],
+                                   env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        status: dict[str, object] = {}
+
+        def ready() -> bool:
+            assert process.poll() is None, log.read_text()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/status", timeout=2) as answer:
+                status.update(json.load(answer))
+            return True
+
+        wait_until(ready, 30, "Alertmanager started by entrypoint.sh")
+        return str(status["config"]["original"]), log.read_text()  # type: ignore[index]
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_entrypoint_renders_the_webhook_url(alertmanager_binary: str, tmp_path: Path) -> None:
+    url = "https://hooks.example.com/alerts?token=a&b=c|d"
+    loaded, _ = _run_entrypoint(alertmanager_binary, tmp_path, url)
+    assert loaded.count(url) == 2 and PLACEHOLDER not in loaded
+    assert PLACEHOLDER in CONFIG.read_text(), "the mounted original must stay untouched"
+
+
+def test_entrypoint_without_url_warns_and_keeps_the_placeholder(alertmanager_binary: str, tmp_path: Path) -> None:
+    loaded, stderr = _run_entrypoint(alertmanager_binary, tmp_path, None)
+    assert PLACEHOLDER in loaded
+    assert "ALERTMANAGER_WEBHOOK_URL is not set" in stderr

@@ -1,0 +1,136 @@
+"""docker-compose.yml: valid per the compose specification, and complete in what it promises.
+
+Docker is not available here, so the file is checked as data: the schema, mounts, healthchecks,
+pinned images, dependency conditions, volumes, and the monitoring-only override.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stackwatch.thresholds import POSTGRES
+
+from .conftest import COMPOSE_FILE, MONITORING_ONLY_FILE, ROOT, compose, load_yaml, services
+
+DEMO_SERVICES = {"postgres", "redis", "demo", "loadgen"}
+MONITORING_SERVICES = {"stackwatch-exporter", "prometheus", "alertmanager", "grafana", "otel-collector", "tempo"}
+
+
+def check_jsonschema() -> str:
+    path = shutil.which("check-jsonschema")
+    if path is None:
+        raise RuntimeError("check-jsonschema not found: `pip install check-jsonschema` (in the dev extra)")
+    return path
+
+
+@pytest.mark.parametrize("path", [COMPOSE_FILE, MONITORING_ONLY_FILE], ids=lambda p: p.name)
+def test_validates_against_the_compose_spec(path: Path) -> None:
+    result = subprocess.run([check_jsonschema(), "--builtin-schema", "vendor.compose-spec", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_whole_stack_is_there_and_starts_by_default() -> None:
+    defined = services()
+    assert set(defined) == DEMO_SERVICES | MONITORING_SERVICES
+    # plain `docker compose up -d` starts everything, the demo included
+    assert all("profiles" not in service for service in defined.values())
+
+
+def test_every_bind_mount_exists() -> None:
+    for name, service in services().items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_named_volumes_are_declared() -> None:
+    declared = set(compose()["volumes"])
+    used = {v.split(":")[0] for s in services().values() for v in s.get("volumes", []) if not v.startswith(".")}
+    assert used == declared
+
+
+def test_every_service_has_a_healthcheck() -> None:
+    for name, service in services().items():
+        check = service.get("healthcheck", {})
+        assert check.get("test") and check["test"][0] in ("CMD", "CMD-SHELL"), f"{name} has no healthcheck"
+        assert not check.get("disable"), name
+
+
+def test_dependencies_wait_for_health() -> None:
+    defined = services()
+    for name, service in defined.items():
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert dependency in defined, f"{name} depends on unknown {dependency}"
+            assert condition == {"condition": "service_healthy"}, f"{name} -> {dependency}"
+    assert set(defined["grafana"]["depends_on"]) == {"prometheus", "alertmanager", "tempo"}
+    assert set(defined["demo"]["depends_on"]) == {"postgres", "redis", "otel-collector"}
+
+
+def _pinned(image: str) -> bool:
+    name, _, tag = image.rpartition(":")
+    return bool(name) and tag not in ("", "latest") and "/" not in tag and any(c.isdigit() for c in tag)
+
+
+def test_images_are_pinned() -> None:
+    for name, service in services().items():
+        if "build" in service:
+            context = ROOT / service["build"]
+            dockerfile = context / "Dockerfile"
+            assert dockerfile.exists(), f"{name}: {dockerfile} is missing"
+            bases = re.findall(r"(?m)^FROM\s+(\S+)", dockerfile.read_text())
+            assert bases and all(_pinned(b) for b in bases), f"{name}: unpinned base in {bases}"
+        else:
+            assert _pinned(service["image"]), f"{name}: {service['image']} is not pinned"
+
+
+def test_one_image_serves_the_exporter_the_demo_and_the_load() -> None:
+    defined = services()
+    ours = {n: s for n, s in defined.items() if s.get("build") == "."}
+    assert set(ours) == {"stackwatch-exporter", "demo", "loadgen"}
+    assert len({s["image"] for s in ours.values()}) == 1
+
+
+def test_dockerfile_installs_the_repo_as_non_root() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r'pip wheel .* "\.\[', text), "the image must `pip install .` this repository"
+    user = re.findall(r"(?m)^USER\s+(\S+)", text)
+    assert user and not user[-1].startswith(("root", "0")), "the image must run as a non-root user"
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".git" in ignored and ".env" in ignored
+
+
+def test_monitoring_only_override_leaves_the_demo_out() -> None:
+    base = services()
+    override = load_yaml(MONITORING_ONLY_FILE)["services"]
+    assert set(override) == DEMO_SERVICES
+    assert all(entry == {"profiles": ["demo"]} for entry in override.values())
+    # profiles only remove services: nothing left running may depend on a removed one
+    for name in MONITORING_SERVICES:
+        assert not set(base[name].get("depends_on", {})) & DEMO_SERVICES, f"{name} needs the demo"
+
+
+def test_every_variable_is_documented_in_env_example() -> None:
+    used = set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text()))
+    documented = set(re.findall(r"(?m)^#?\s*(\w+)=", (ROOT / ".env.example").read_text()))
+    assert used <= documented, f"undocumented in .env.example: {sorted(used - documented)}"
+    assert "COMPOSE_FILE" in documented
+
+
+def test_postgres_logs_slow_statements_at_the_shared_threshold() -> None:
+    command = services()["postgres"]["command"]
+    settings = dict(arg.split("=", 1) for arg in command if "=" in arg)
+    assert settings["shared_preload_libraries"] == "pg_stat_statements"
+    assert int(settings["log_min_duration_statement"]) == round(POSTGRES.slow_statement_mean_seconds * 1000)
+
+
+def test_prometheus_keeps_exemplars_and_loads_the_rules() -> None:
+    prometheus = services()["prometheus"]
+    assert "--enable-feature=exemplar-storage" in prometheus["command"]
+    assert "./alerts/rules:/etc/prometheus/rules:ro" in prometheus["volumes"]
