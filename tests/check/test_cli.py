@@ -1,0 +1,96 @@
+"""The command itself: exit codes, --fail-on, formats, colors, progress, env twins, the deadline."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackwatch.check.model import Finding, Item, Status
+from stackwatch.check.render import render, scrub
+from stackwatch.check.runner import Report
+from tests.check.conftest import run_check
+
+
+def test_nothing_to_check_is_a_usage_error() -> None:
+    outcome = run_check()
+    assert outcome.code == 2 and "--postgres-dsn" in outcome.err
+
+
+def test_bad_values_name_the_option_and_the_value() -> None:
+    outcome = run_check("--format", "yaml", "--redis-url", "redis://127.0.0.1:1")
+    assert outcome.code == 2 and "--format" in outcome.err and "'yaml'" in outcome.err
+    outcome = run_check("--deadline", "-3", "--redis-url", "redis://127.0.0.1:1")
+    assert outcome.code == 2 and "--deadline" in outcome.err
+
+
+def test_bad_secret_from_the_environment_is_named_but_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACKWATCH_REDIS_URL", "http://:env-secret-1@host")
+    outcome = run_check()
+    assert outcome.code == 2 and "$STACKWATCH_REDIS_URL" in outcome.err and "env-secret-1" not in outcome.err
+
+
+def test_file_twin_supplies_the_dsn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_factory: Any) -> None:
+    server = redis_factory(maxmemory="8mb", maxmemory_policy="allkeys-lru")
+    secret = tmp_path / "redis-url"
+    secret.write_text(server.url + "\n")
+    monkeypatch.setenv("STACKWATCH_REDIS_URL_FILE", str(secret))
+    outcome = run_check("--format", "json", "--redis-window", "0.2")
+    assert outcome.status("redis.maxmemory") == "pass"
+
+
+def test_fail_on_warn_turns_warnings_into_exit_1(redis_factory: Any) -> None:
+    server = redis_factory(maxmemory="8mb", maxmemory_policy="noeviction")  # warn only
+    server.client().set("user:1", "x", ex=60)
+    default = run_check("--format", "json", "--redis-url", server.url, "--redis-window", "0.2")
+    assert default.status("redis.maxmemory") == "warn"
+    assert {f["status"] for f in default.report["findings"]} <= {"pass", "warn", "unknown"}
+    assert default.code == 0 and default.report["exit_code"] == 0
+    strict = run_check("--format", "json", "--fail-on", "warn", "--redis-url", server.url, "--redis-window", "0.2")
+    assert strict.code == 1
+
+
+def test_table_is_plain_off_a_terminal_and_colored_on_request(redis_factory: Any) -> None:
+    server = redis_factory()
+    plain = run_check("--redis-url", server.url, "--redis-window", "0.2")
+    assert "\033[" not in plain.out and "FAIL    redis.maxmemory" in plain.out
+    assert "stackwatch check: redis done" in plain.err  # progress on stderr
+    colored = run_check("--redis-url", server.url, "--redis-window", "0.2", "--color", "always", "--quiet", "yes")
+    assert "\033[31mFAIL" in colored.out and colored.err == ""
+
+
+def test_the_deadline_bounds_a_hanging_server() -> None:
+    with socket.socket() as listener:  # accepts connections (backlog) but never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        began = time.monotonic()
+        outcome = run_check("--format", "json", "--app-url", url, "--deadline", "2", "--timeout", "30")
+        elapsed = time.monotonic() - began
+    assert elapsed < 6, elapsed
+    statuses = {f["id"]: f["status"] for f in outcome.report["findings"] if f["id"].startswith("app.")}
+    assert set(statuses.values()) <= {"fail", "unknown"} and statuses["app.health"] in ("fail", "unknown")
+
+
+def test_markdown_escapes_table_cells_and_scrub_removes_every_secret() -> None:
+    item = Item("x.y", "Database", "a | b")
+    report = Report([Finding(item, Status.FAIL, "seen postgresql://u:hunter22@h/db and hunter22\nnext", "fix|it")])
+    text = render(report, "markdown", ["hunter22"], 1)
+    assert "hunter22" not in text and "a \\| b" in text and "fix\\|it" in text and "<br>" in text
+    assert json.loads(render(report, "json", ["hunter22"], 1))["findings"][0]["status"] == "fail"
+    assert scrub("password=abc123 x", []) == "password=*** x"
+
+
+def test_console_script_wires_the_subcommand() -> None:
+    result = subprocess.run([sys.executable, "-m", "stackwatch.cli", "check", "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0
+    for flag in ("--postgres-dsn", "--redis-url", "--prometheus-url", "--app-url", "--fail-on", "--deadline",
+                 "STACKWATCH_POSTGRES_DSN_FILE"):
+        assert flag in result.stdout
