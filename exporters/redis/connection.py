@@ -85,6 +85,7 @@ def connect(url: str, settings: ConnectionSettings) -> redis.Redis:
         client_name="stackwatch",
         **_NO_SETINFO,
         decode_responses=False,
+        protocol=2,  # RESP2 works on every server version and needs no HELLO
         max_connections=1,  # one long-lived connection per target
     )
     try:
