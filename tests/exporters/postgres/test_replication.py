@@ -31,7 +31,7 @@ REPLICA_NAME = "sw_replica"
 class Replica(PostgresServer):
     """A streaming standby cloned from ``primary`` (stopped briefly for a consistent copy)."""
 
-    def __init__(self, primary: PostgresServer) -> None:  # noqa: super().__init__ would run initdb
+    def __init__(self, primary: PostgresServer) -> None:  # not calling super(): it would run initdb
         self.bindir, self.initdb, self.pg_ctl = primary.bindir, primary.initdb, primary.pg_ctl
         self.host, self.port = primary.host, free_port()
         self.root = Path(tempfile.mkdtemp(prefix="stackwatch-pg-replica-"))
