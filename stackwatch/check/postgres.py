@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from psycopg.conninfo import make_conninfo
 
-from ..exporters.postgres import indexes, tables
+from ..exporters.postgres import indexes, statements, tables
 from ..exporters.postgres.connection import ConnectionSettings, InvalidDSN, connect, parse_dsn
 from ..exporters.postgres.settings import to_base_unit
 from ..exporters.redact import redact, redact_text
@@ -81,8 +82,8 @@ def _gib(size: float) -> str:
 
 
 def _short(query: str, limit: int = 100) -> str:
-    text = " ".join(query.split())
-    return redact_text(text if len(text) <= limit else text[: limit - 3] + "...")
+    """Whitespace collapsed, passwords redacted, cut to ``limit`` bytes (the exporter's rules)."""
+    return statements.normalize_query(query, limit)
 
 
 @dataclass
@@ -148,16 +149,21 @@ class PostgresCheck:
             return item.finding(Status.UNKNOWN, f"query failed: {_first_line(error)}",
                                 "connect as a role with pg_monitor (and SELECT on the tables for plans)")
 
-    def _rows(self, query: str, params: Any = None) -> list[dict[str, Any]]:
+    def _rows(self, query: str | sql.Composable, params: Any = None) -> list[dict[str, Any]]:
         assert self.conn is not None
         with self.conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query, params)
             return cur.fetchall()
 
     def _statements_available(self) -> bool:
+        """Whether this role can read pg_stat_statements here (found in whatever schema it lives)."""
+        found = self._rows(statements.EXTENSION_SQL)
+        if not found:
+            return False
+        self._pgss_view = sql.Identifier(found[0]["schema"], "pg_stat_statements")
         try:
-            return bool(self._rows("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'")) and \
-                bool(self._rows("SELECT count(*) FROM pg_stat_statements LIMIT 1"))
+            self._rows(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(self._pgss_view))
+            return True
         except psycopg.Error:
             return False
 
@@ -285,13 +291,15 @@ class PostgresCheck:
             return STATEMENTS.finding(Status.WARN, "loaded, but the extension is not created in this database "
                                       "(or this role cannot read it)", "CREATE EXTENSION pg_stat_statements; "
                                       "GRANT pg_read_all_stats TO <role>")
-        count = self._rows("SELECT count(*) AS n FROM pg_stat_statements")[0]["n"]
+        count = self._rows(sql.SQL("SELECT count(*) AS n FROM {}").format(self._pgss_view))[0]["n"]
         return STATEMENTS.finding(Status.PASS, f"loaded; {count} statements recorded")
 
     def _top(self, order: str, limit: int) -> list[dict[str, Any]]:
         """The top ``limit`` plannable SELECT statements of this database by ``order``."""
         mean, total = ("mean_exec_time", "total_exec_time") if self._version() >= 130000 else ("mean_time", "total_time")
-        rows = self._rows(_TOP_SQL.format(mean=mean, total=total, order=order), {"limit": limit * 5})
+        query = sql.SQL(_TOP_SQL).format(view=self._pgss_view, mean=sql.Identifier(mean),
+                                          total=sql.Identifier(total), order=sql.Identifier(order))
+        rows = self._rows(query, {"limit": limit * 5})
         return [r for r in rows if index_advice.is_plannable_select(r["query"])
                 and not _MONITORING.search(r["query"])][:limit]
 
@@ -420,7 +428,7 @@ GROUP BY 1 ORDER BY 2 DESC
 _TOP_SQL = """
 SELECT s.query, s.calls, s.rows, s.{mean} / 1000.0 AS mean_s, s.{total} / 1000.0 AS total_s,
        s.rows::float8 / s.calls AS rows_per_call
-FROM pg_stat_statements s
+FROM {view} s
 WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.calls > 0
 ORDER BY {order} DESC LIMIT %(limit)s
 """

@@ -202,9 +202,11 @@ def test_session_idle_in_transaction_past_the_threshold_fails(postgres: Postgres
 
 
 def test_without_pg_stat_statements_statement_items_say_what_is_missing(postgres_factory: Any) -> None:
-    server = postgres_factory(shared_preload_libraries="''")
+    server = postgres_factory(shared_preload_libraries="''", log_min_duration_statement="2s")
     outcome = run_check("--format", "json", "--postgres-dsn", server.dsn())
     assert outcome.status("pg.pg_stat_statements") == "fail"
+    slow_log = outcome.finding("pg.slow_query_log")  # statements between 0.25 s and 2 s go unlogged
+    assert slow_log["status"] == "warn" and "250ms" in slow_log["fix"], slow_log
     for item in ("pg.slow_statements", "pg.plans", "pg.unbounded_queries"):
         assert outcome.status(item) == "unknown"
         assert "shared_preload_libraries" in outcome.finding(item)["fix"]
