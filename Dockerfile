@@ -5,9 +5,10 @@
 FROM python:3.11.10-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-# Wheels for stackwatch and every dependency: the runtime stage installs without a network
+# Wheels for stackwatch, the server for the demo (uvicorn) and the load generator's client
+# (httpx), with every dependency: the runtime stage installs without a network
 # or compiler and without the sources.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[fastapi,sentry]" "uvicorn>=0.29"
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[fastapi,sentry]" "uvicorn>=0.29" "httpx>=0.27"
 
 FROM python:3.11.10-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dashboards.generate import JSON_DIR, main, render_all, stale, write_all
+from dashboards.generate import JSON_DIR, main, render_all, render_docs, stale, write_all
 
 
 def test_committed_json_matches_the_sources() -> None:
@@ -18,20 +18,33 @@ def test_generation_is_deterministic() -> None:
 
 
 def test_write_all_then_check_round_trips(tmp_path: Path) -> None:
-    written = write_all(tmp_path)
-    assert sorted(written) == sorted(p.name for p in JSON_DIR.glob("*.json"))
-    assert stale(tmp_path) == []
-    assert write_all(tmp_path) == [], "a second run must change nothing"
+    docs = tmp_path / "dashboards.md"
+    written = write_all(tmp_path, docs)
+    assert sorted(written) == sorted([*(p.name for p in JSON_DIR.glob("*.json")), "dashboards.md"])
+    assert stale(tmp_path, docs) == []
+    assert write_all(tmp_path, docs) == [], "a second run must change nothing"
+
+
+def test_docs_list_every_panel_with_its_question() -> None:
+    docs = render_docs()
+    for name, text in render_all().items():
+        board = json.loads(text)
+        assert f"uid `{board['uid']}`" in docs
+        for panel in board["panels"]:
+            if panel["type"] != "row":
+                assert f"| {panel['title']} | " in docs, panel["title"]
 
 
 def test_check_reports_an_edited_and_an_orphan_file(tmp_path: Path) -> None:
-    write_all(tmp_path)
+    docs = tmp_path / "dashboards.md"
+    write_all(tmp_path, docs)
     edited = tmp_path / "stackwatch-redis.json"
     board = json.loads(edited.read_text())
     board["title"] = "edited by hand"
     edited.write_text(json.dumps(board))
     (tmp_path / "old-dashboard.json").write_text("{}")
-    assert stale(tmp_path) == ["old-dashboard.json", "stackwatch-redis.json"]
+    docs.write_text("stale\n")
+    assert stale(tmp_path, docs) == ["dashboards.md", "old-dashboard.json", "stackwatch-redis.json"]
 
 
 def test_check_command_exit_code() -> None:
