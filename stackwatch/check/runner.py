@@ -99,9 +99,12 @@ class Progress:
             self._line()
 
     def close(self) -> None:
-        if self.stream is not None and self.tty:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        """Clear the progress line; sources still running past the deadline stay silent."""
+        with self.lock:
+            if self.stream is not None and self.tty:
+                self.stream.write("\r\033[K")
+                self.stream.flush()
+            self.stream = None
 
 
 class _Worker(threading.Thread):
