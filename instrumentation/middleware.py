@@ -97,7 +97,6 @@ class StackwatchMiddleware:
                 "http.request.method": method,
                 "url.path": scope["path"],
                 "url.scheme": scope.get("scheme", "http"),
-                "network.protocol.version": scope.get("http_version", "1.1"),
             }
             client = scope.get("client")
             if client:
@@ -167,17 +166,18 @@ class StackwatchMiddleware:
             metrics.refresh_pools_if_due()
 
     def _end_span(self, span: Any, scope: Any, method: str, route: str, status: int, error: BaseException | None) -> None:
+        attributes: dict[str, Any] = {"http.response.status_code": status}
         if route != UNMATCHED:
             span.update_name(f"{method} {route}")
-            span.set_attribute("http.route", route)
-        span.set_attribute("http.response.status_code", status)
+            attributes["http.route"] = route
         if error is not None:
             span.record_exception(error)
-            span.set_attribute("error.type", type(error).__qualname__)
+            attributes["error.type"] = type(error).__qualname__
             span.set_status(_ERROR)
         elif status >= 500:
-            span.set_attribute("error.type", str(status))
+            attributes["error.type"] = str(status)
             span.set_status(_ERROR)
+        span.set_attributes(attributes)
         if self.response_hook is not None:
             self.response_hook(span, scope, status)
         span.end()

@@ -1,0 +1,157 @@
+"""Per-request overhead of stackwatch.instrumentation vs the tools it replaces, in one run.
+
+1. In process: each variant's ASGI app is called directly (no server, no sockets) with the same
+   request; rounds are interleaved across variants and the median µs/request is kept. Overhead
+   = variant - bare. Targets: stackwatch full <= 60 µs and <= 1/5 of OTel + instrumentator;
+   stackwatch metrics-only <= prometheus-fastapi-instrumentator.
+2. Through uvicorn (one worker per variant, one at a time) under ``wrk``: requests per second
+   and the ratio to the bare app.
+
+Run from the repository root:  python bench/instrumentation/run.py [--rounds N] [--requests N]
+[--wrk-seconds S] [--skip-rps].  Needs wrk for part 2 (apt-get install wrk). Prints a table
+and the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures.procs import free_port, wait_until  # noqa: E402
+from variants import VARIANTS, build  # noqa: E402
+
+SCOPE = {
+    "type": "http",
+    "asgi": {"version": "3.0", "spec_version": "2.3"},
+    "http_version": "1.1",
+    "method": "GET",
+    "scheme": "http",
+    "path": "/items/42",
+    "raw_path": b"/items/42",
+    "root_path": "",
+    "query_string": b"",
+    "headers": [(b"host", b"bench"), (b"user-agent", b"bench"), (b"accept", b"*/*")],
+    "client": ("127.0.0.1", 50000),
+    "server": ("127.0.0.1", 8000),
+    "state": {},
+}
+
+
+async def _receive() -> dict:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _send(message: dict) -> None:
+    if message["type"] == "http.response.start" and message["status"] != 200:
+        raise RuntimeError(f"benchmark request failed with {message['status']}")
+
+
+async def _batch(app, requests: int) -> float:
+    started = time.perf_counter()
+    for _ in range(requests):
+        await app(dict(SCOPE), _receive, _send)
+    return (time.perf_counter() - started) / requests * 1e6
+
+
+async def in_process(rounds: int, requests: int) -> dict[str, float]:
+    """Median µs/request of each variant, interleaved rounds."""
+    apps = {v: build(v) for v in VARIANTS}
+    for app in apps.values():
+        await _batch(app, 500)  # warm up: middleware stacks built, label children created
+    samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for _ in range(rounds):
+        for variant, app in apps.items():
+            samples[variant].append(await _batch(app, requests))
+    return {v: statistics.median(s) for v, s in samples.items()}
+
+
+def _wrk(port: int, seconds: int) -> float:
+    out = subprocess.run(
+        ["wrk", "-t1", "-c16", f"-d{seconds}s", f"http://127.0.0.1:{port}/items/42"],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw failed requests:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def through_uvicorn(seconds: int) -> dict[str, float]:
+    """Requests/second of each variant served by uvicorn under wrk."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install wrk (or pass --skip-rps)")
+    results = {}
+    for variant in VARIANTS:
+        port = free_port()
+        server = subprocess.Popen([sys.executable, str(HERE / "serve.py"), variant, str(port)], cwd=ROOT)
+        try:
+            def up() -> bool:
+                try:
+                    return urllib.request.urlopen(f"http://127.0.0.1:{port}/items/1", timeout=1).status == 200
+                except OSError:
+                    return False
+
+            wait_until(up, 30, f"uvicorn serving {variant}")
+            _wrk(port, 1)  # warm-up
+            results[variant] = _wrk(port, seconds)
+        finally:
+            server.terminate()
+            server.wait(30)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="stackwatch.instrumentation overhead benchmark")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=3000, help="requests per variant per round")
+    parser.add_argument("--wrk-seconds", type=int, default=8)
+    parser.add_argument("--skip-rps", action="store_true")
+    args = parser.parse_args()
+
+    per_request = asyncio.run(in_process(args.rounds, args.requests))
+    bare = per_request["bare"]
+    overhead = {v: per_request[v] - bare for v in VARIANTS}
+    peer = overhead["otel_fastapi_plus_instrumentator"]
+    print(f"{'variant':36} {'µs/req':>8} {'overhead µs':>12} {'vs OTel+instr.':>15}")
+    for v in VARIANTS:
+        print(f"{v:36} {per_request[v]:8.1f} {overhead[v]:12.1f} {overhead[v] / peer:15.2f}")
+    report = {
+        "in_process_us_per_request": {v: round(x, 2) for v, x in per_request.items()},
+        "overhead_us": {v: round(x, 2) for v, x in overhead.items()},
+        "full_over_otel_plus_instrumentator": round(overhead["stackwatch_full"] / peer, 3),
+        "metrics_only_over_instrumentator": round(
+            overhead["stackwatch_metrics_only"] / overhead["prometheus_fastapi_instrumentator"], 3
+        ),
+        "targets": {
+            "full_at_most_60us": overhead["stackwatch_full"] <= 60,
+            "full_at_most_fifth_of_otel_plus_instrumentator": overhead["stackwatch_full"] <= peer / 5,
+            "metrics_only_at_most_instrumentator": overhead["stackwatch_metrics_only"]
+            <= overhead["prometheus_fastapi_instrumentator"],
+        },
+    }
+    if not args.skip_rps:
+        rps = through_uvicorn(args.wrk_seconds)
+        report["uvicorn_requests_per_second"] = {v: round(x) for v, x in rps.items()}
+        report["uvicorn_rps_ratio_to_bare"] = {v: round(x / rps["bare"], 3) for v, x in rps.items()}
+        print(f"\n{'variant':36} {'req/s':>8} {'ratio to bare':>14}")
+        for v in VARIANTS:
+            print(f"{v:36} {rps[v]:8.0f} {rps[v] / rps['bare']:14.3f}")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
