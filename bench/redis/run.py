@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -31,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.procs import free_port, require_binary, wait_until  # noqa: E402
-from tests.fixtures.redis import RedisServer  # noqa: E402
+from tests.fixtures.procs import free_port, require_binary, wait_until
+from tests.fixtures.redis import RedisServer
 
 SAMPLER_COMMANDS = ("scan", "pttl", "dbsize")
 

@@ -29,7 +29,7 @@ from .stats import StatsCollector
 from .target import RedisTarget
 from .ttl_sampler import TtlSamplerCollector
 
-__all__ = ["KIND", "COLLECTORS", "OPTIONS", "RedisTarget", "RedisOptions"]
+__all__ = ["COLLECTORS", "KIND", "OPTIONS", "RedisOptions", "RedisTarget"]
 
 #: Every Redis collector and whether it runs by default (``default_enabled`` on the class).
 COLLECTORS: Sequence[type[Collector[RedisSource]]] = (

@@ -19,7 +19,7 @@ from redis.retry import Retry
 
 from ..redact import redact, redact_text
 
-__all__ = ["InvalidURL", "ConnectionSettings", "parse_redis_url", "url_name", "connect", "classify_error"]
+__all__ = ["ConnectionSettings", "InvalidURL", "classify_error", "connect", "parse_redis_url", "url_name"]
 
 _SCHEMES = ("redis", "rediss")
 
@@ -104,6 +104,8 @@ def classify_error(error: BaseException) -> str:
         return "authentication"
     if isinstance(error, redis.exceptions.NoPermissionError):
         return "permission"
+    if isinstance(error, redis.exceptions.BusyLoadingError):
+        return "loading"
     text = str(error).lower()
     if "wrongpass" in text or "noauth" in text or "invalid password" in text or "invalid username" in text:
         return "authentication"

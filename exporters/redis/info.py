@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Info", "parse_info", "parse_number", "parse_fields"]
+__all__ = ["Info", "parse_fields", "parse_info", "parse_number"]
 
 
 @dataclass(frozen=True)

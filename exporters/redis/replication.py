@@ -57,7 +57,7 @@ def _replicas(info: Info) -> list[Metric]:
 
 def _primary_link(info: Info) -> list[Metric]:
     labels = [info.text("master_host") or "", info.text("master_port") or ""]
-    out = []
+    out: list[Metric] = []
     link_up = info.text("master_link_status")
     if link_up is not None:
         family = gauge("redis_master_link_up", "Whether the link to the primary is up.", _MASTER_LABELS)

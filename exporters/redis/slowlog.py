@@ -60,7 +60,8 @@ class SlowlogCollector(Collector[RedisSource]):
         entries = source.client.slowlog_get(source.options.slowlog_fetch)
         length = source.client.slowlog_len()
         known = set(command_stats(info))
-        counts = Counter(command_label(e.get("command", b""), known) for e in self._new_entries(entries, info.text("run_id")))
+        new = self._new_entries(entries, info.text("run_id"))
+        counts = Counter(command_label(e.get("command", b""), known) for e in new)
         window = gauge("redis_slowlog_entries", "Slow log entries added since the previous poll, per command.",
                        ["cmd"])
         for cmd, count in sorted(counts.items()):

@@ -19,7 +19,7 @@ import redis
 from .connection import ConnectionSettings
 from .info import Info, parse_info
 
-__all__ = ["RedisOptions", "RedisSource", "OwnLookups", "CONFIG_KEYS"]
+__all__ = ["CONFIG_KEYS", "OwnLookups", "RedisOptions", "RedisSource"]
 
 #: The only configuration keys the exporter reads.
 CONFIG_KEYS: tuple[str, ...] = (

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis
 from prometheus_client.core import Metric
@@ -27,7 +28,7 @@ from ..families import gauge
 from .fields import single
 from .source import OwnLookups, RedisSource
 
-__all__ = ["TtlSamplerCollector", "TtlSample", "sample_ttls", "prefix_of", "NO_PREFIX", "OTHER"]
+__all__ = ["NO_PREFIX", "OTHER", "TtlSample", "TtlSamplerCollector", "prefix_of", "sample_ttls"]
 
 NO_PREFIX = "(none)"
 OTHER = "other"
@@ -73,12 +74,14 @@ def sample_ttls(client: redis.Redis, max_keys: int, max_seconds: float, scan_cou
     Each PTTL counts as a keyspace hit (or a miss for a vanished key) in INFO; ``own`` tallies them.
     """
     deadline = time.monotonic() + max_seconds
+    tally = own if own is not None else OwnLookups()
     sep = delimiter.encode()
     sample = TtlSample(dbsize=int(client.dbsize()))
     seen: set[bytes] = set()
     cursor = 0
     while True:
-        cursor, keys = client.scan(cursor=cursor, count=max(1, min(scan_count, max_keys - len(seen))))
+        cursor, batch = client.scan(cursor=cursor, count=max(1, min(scan_count, max_keys - len(seen))))
+        keys = cast(list[bytes], batch)  # the exporter's client never decodes replies
         fresh = [k for k in dict.fromkeys(keys) if k not in seen]
         room = max_keys - len(seen)
         if len(fresh) > room:
@@ -90,11 +93,9 @@ def sample_ttls(client: redis.Redis, max_keys: int, max_seconds: float, scan_cou
             for key, ttl in zip(fresh, pipe.execute()):
                 seen.add(key)
                 if ttl == -2:  # deleted or expired between SCAN and PTTL
-                    if own is not None:
-                        own.misses += 1
+                    tally.misses += 1
                     continue
-                if own is not None:
-                    own.hits += 1
+                tally.hits += 1
                 counts = sample.prefixes.setdefault(prefix_of(key, sep), [0, 0])
                 counts[0] += 1
                 counts[1] += ttl == -1

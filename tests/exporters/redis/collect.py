@@ -14,12 +14,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
-
 from stackwatch.exporters.redis import connection
 from stackwatch.exporters.redis.info import Info, parse_info
 from stackwatch.exporters.redis.source import OwnLookups, RedisOptions, RedisSource
 
-__all__ = ["real_source", "canned_source", "canned_text", "sample", "samples", "poll"]
+__all__ = ["canned_source", "canned_text", "poll", "real_source", "sample", "samples"]
 
 CANNED = Path(__file__).parent / "canned"
 

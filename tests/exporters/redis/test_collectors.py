@@ -3,9 +3,8 @@ settings or needs counters nobody else touches)."""
 
 from __future__ import annotations
 
-import redis
 import pytest
-
+import redis
 from stackwatch.exporters.collector import CollectorDisabled
 from stackwatch.exporters.redis.clients import ClientsCollector
 from stackwatch.exporters.redis.commands import CommandsCollector
@@ -17,6 +16,7 @@ from stackwatch.exporters.redis.persistence import PersistenceCollector
 from stackwatch.exporters.redis.replication import ReplicationCollector
 from stackwatch.exporters.redis.slowlog import SlowlogCollector
 from stackwatch.exporters.redis.stats import StatsCollector
+
 from tests.fixtures.procs import wait_until
 
 from .collect import poll, real_source, sample, samples

@@ -7,7 +7,6 @@ import argparse
 from pathlib import Path
 
 import pytest
-
 from stackwatch.exporters import main
 from stackwatch.exporters.options import OptionError, resolve_options
 from stackwatch.exporters.redis import RedisTarget
@@ -21,7 +20,7 @@ def _build(argv: list[str], environ: dict[str, str] | None = None):
 
 
 def test_flags_and_defaults(redis_server) -> None:
-    values, exporter = _build(["--redis-url", redis_server.url, "--redis-ttl-sample-keys", "77",
+    _, exporter = _build(["--redis-url", redis_server.url, "--redis-ttl-sample-keys", "77",
                                "--redis-ttl-prefix-delimiter", "/"])
     (target,) = [t for t in exporter.targets if isinstance(t, RedisTarget)]
     assert target.options.ttl_sample_keys == 77

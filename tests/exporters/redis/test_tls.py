@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from stackwatch.exporters.collector import Intervals
 from stackwatch.exporters.redis import COLLECTORS, RedisOptions, RedisTarget
+
 from tests.fixtures.procs import free_port, require_binary
 
 from .collect import sample
@@ -38,14 +38,14 @@ def _poll(url: str) -> list:
 
 
 def test_rediss_with_the_servers_ca(tls_redis) -> None:
-    server, port, ca = tls_redis
+    _, port, ca = tls_redis
     families = _poll(f"rediss://:tls-secret@127.0.0.1:{port}/0?ssl_ca_certs={ca}")
     assert sample(families, "redis_up") == 1
     assert sample(families, "redis_scrape_collector_success", collector="ttl_sampler") == 1
 
 
 def test_rediss_with_an_untrusted_certificate(tls_redis) -> None:
-    server, port, _ = tls_redis
+    _, port, _ = tls_redis
     families = _poll(f"rediss://:tls-secret@127.0.0.1:{port}/0")
     assert sample(families, "redis_up") == 0
     assert sample(families, "redis_connection_error", reason="tls") == 1
