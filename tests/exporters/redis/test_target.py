@@ -185,3 +185,18 @@ def test_exporter_serves_redis_with_server_label_and_probe(redis_server) -> None
     probe = exporter.probe_registry("cache")
     assert probe is not None and probe.get_sample_value("redis_up", {}) == 1
     target.close()
+
+
+def test_one_info_per_poll_shared_by_every_collector(redis_factory) -> None:
+    server = redis_factory()
+    admin = server.client()
+    target = _target(server.url)
+
+    def info_calls() -> int:
+        return int(admin.info("commandstats").get("cmdstat_info", {}).get("calls", 0))
+
+    for _ in range(3):
+        before = info_calls()
+        _poll(target)
+        assert info_calls() - before - 1 == 1  # minus this test's own INFO commandstats
+    target.close()
