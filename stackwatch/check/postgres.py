@@ -149,7 +149,7 @@ class PostgresCheck:
             return item.finding(Status.UNKNOWN, f"query failed: {_first_line(error)}",
                                 "connect as a role with pg_monitor (and SELECT on the tables for plans)")
 
-    def _rows(self, query: str | sql.Composable, params: Any = None) -> list[dict[str, Any]]:
+    def _rows(self, query: str | sql.Composed, params: Any = None) -> list[dict[str, Any]]:
         assert self.conn is not None
         with self.conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query, params)

@@ -7,7 +7,6 @@ deadline is enforced by no longer waiting: items not evaluated in time come back
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -147,22 +146,29 @@ def run_checks(sources: Sequence[Source], budget: Budget, progress: Progress) ->
     report = Report()
     by_source = {w.source.name: w for w in workers}
     for source in sources:
-        worker = by_source.get(source.name)
-        found = worker.snapshot() if worker else {}
-        if worker and worker.unavailable:
-            report.errors.append(f"{source.name}: {worker.error}")
+        found = by_source[source.name].snapshot() if source.name in by_source else {}
         for item in source.items:
             if item.id in found:
                 report.findings.append(found[item.id])
-            elif worker is None:
-                report.findings.append(item.finding(Status.UNKNOWN, "not checked", source.missing))
-            elif worker.error:
-                report.findings.append(item.finding(Status.UNKNOWN, f"not checked: {worker.error}",
-                                                    f"fix the {source.name} connection and run again"))
-            elif worker.is_alive():
-                report.findings.append(item.finding(Status.UNKNOWN, "not checked before the deadline",
-                                                    "raise --deadline (or --timeout if one query is slow)"))
             else:
-                report.findings.append(item.finding(Status.UNKNOWN, "not evaluated", ""))
+                report.findings.append(_missing(item, source, by_source.get(source.name)))
+        failed = by_source.get(source.name)
+        if failed is not None and failed.unavailable:
+            report.errors.append(f"{source.name}: {failed.error}")
     report.findings.sort(key=lambda f: SECTIONS.index(f.item.section))  # stable: keeps item order
     return report
+
+
+def _missing(item: Item, source: Source, worker: _Worker | None) -> Finding:
+    """The ``unknown`` finding of an item its source did not evaluate, saying why."""
+    if worker is None:
+        return item.finding(Status.UNKNOWN, "not checked", source.missing)
+    if worker.unavailable:
+        return item.finding(Status.UNKNOWN, f"not checked: {worker.error}",
+                            f"fix the {source.name} connection and run again")
+    if worker.error:
+        return item.finding(Status.UNKNOWN, f"not checked: {worker.error}", "")
+    if worker.is_alive():
+        return item.finding(Status.UNKNOWN, "not checked before the deadline",
+                            "raise --deadline (or --timeout if one query is slow)")
+    return item.finding(Status.UNKNOWN, "not evaluated", "")
