@@ -27,7 +27,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException
 from psycopg_pool import AsyncConnectionPool
-
 from stackwatch.instrumentation import (
     AsyncCache,
     database_check,
@@ -37,7 +36,7 @@ from stackwatch.instrumentation import (
     redis_check,
 )
 
-__all__ = ["create_app", "app"]
+__all__ = ["create_app"]  # and `app`, built on first access (module __getattr__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS authors (id int PRIMARY KEY, name text NOT NULL);

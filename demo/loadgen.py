@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import httpx
 
-__all__ = ["MIX", "run", "main"]
+__all__ = ["MIX", "main", "run"]
 
 # (weight, method, path template): mostly healthy reads, some cache traffic, a little of each problem.
 MIX: tuple[tuple[int, str, str], ...] = (

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from .metrics import get_metrics
 
-__all__ = ["Cache", "AsyncCache"]
+__all__ = ["AsyncCache", "Cache"]
 
 T = TypeVar("T")
 Client = TypeVar("Client")

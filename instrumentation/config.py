@@ -13,11 +13,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from stackwatch.exporters.redact import redact
+
 from stackwatch.thresholds import HTTP
 
 from .errors import ConfigError
 
-__all__ = ["Settings", "SAMPLERS", "DEFAULT_N_PLUS_ONE_THRESHOLD"]
+__all__ = ["DEFAULT_N_PLUS_ONE_THRESHOLD", "SAMPLERS", "Settings"]
 
 SAMPLERS = (
     "always_on",

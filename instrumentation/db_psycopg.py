@@ -73,7 +73,7 @@ def _timed_cursor_class(base: type, metrics: Metrics) -> type:
     key = (base, id(metrics))
     cls = _classes.get(key)
     if cls is None:
-        mixin = _AsyncTiming if inspect.iscoroutinefunction(base.execute) else _SyncTiming
+        mixin = _AsyncTiming if inspect.iscoroutinefunction(getattr(base, "execute", None)) else _SyncTiming
         cls = _classes[key] = type(base.__name__, (mixin, base), {"_stackwatch_metrics": metrics})
     return cls
 

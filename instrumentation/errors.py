@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["InstrumentationError", "ConfigError", "NPlusOneError"]
+__all__ = ["ConfigError", "InstrumentationError", "NPlusOneError"]
 
 
 class InstrumentationError(Exception):

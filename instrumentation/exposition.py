@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.exposition import choose_encoder
 
-__all__ = ["exposition_registry", "metrics_response", "MetricsServer"]
+__all__ = ["MetricsServer", "exposition_registry", "metrics_response"]
 
 logger = logging.getLogger("stackwatch.instrumentation")
 

@@ -14,7 +14,7 @@ import inspect
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Union
+from typing import Any
 
 import psutil
 
@@ -22,7 +22,7 @@ from .metrics import Metrics
 
 __all__ = ["Check", "Health", "database_check", "redis_check"]
 
-Check = Callable[[], Union[Awaitable[Any], Any]]
+Check = Callable[[], Awaitable[Any] | Any]
 
 
 class Health:
@@ -47,9 +47,9 @@ class Health:
                     outcome = await asyncio.wait_for(outcome, self.timeout)
             if outcome is False:
                 result = {"status": "fail", "error": "check returned false"}
-        except asyncio.TimeoutError:
+        except TimeoutError:
             result = {"status": "fail", "error": f"timeout after {self.timeout:g}s"}
-        except Exception as exc:  # a failing dependency is data here, not an error of /health
+        except Exception as exc:  # noqa: BLE001 -- a failing dependency is data here, not an error of /health
             result = {"status": "fail", "error": type(exc).__name__}
         result["duration_seconds"] = round(time.perf_counter() - began, 6)
         if self.metrics is not None:

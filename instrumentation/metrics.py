@@ -15,15 +15,22 @@ import time
 import weakref
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    values,
+)
 
 __all__ = [
+    "DB_DURATION_BUCKETS",
+    "HTTP_DURATION_BUCKETS",
+    "QUERIES_PER_REQUEST_BUCKETS",
     "Metrics",
     "get_metrics",
     "multiprocess_active",
-    "HTTP_DURATION_BUCKETS",
-    "DB_DURATION_BUCKETS",
-    "QUERIES_PER_REQUEST_BUCKETS",
 ]
 
 # http.server.request.duration advisory buckets (OpenTelemetry semconv, stable).

@@ -23,7 +23,7 @@ from .routes import UNMATCHED, RouteTemplates, route_path
 from .sentry import SentryReporter
 from .tracing import extract_context
 
-__all__ = ["StackwatchMiddleware", "RequestHook", "ResponseHook"]
+__all__ = ["RequestHook", "ResponseHook", "StackwatchMiddleware"]
 
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 Endpoint = Callable[[Any, Any, Any], Awaitable[None]]

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from .metrics import Metrics, get_metrics
 
-__all__ = ["instrument_pool", "PoolWatch"]
+__all__ = ["PoolWatch", "instrument_pool"]
 
 Stats = Callable[[Any], "tuple[int, int, int]"]  # pool -> (idle, used, max)
 

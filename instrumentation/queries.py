@@ -18,7 +18,7 @@ from .errors import NPlusOneError
 from .metrics import Metrics
 from .sql import describe
 
-__all__ = ["RequestQueries", "record_query", "current_queries", "request_queries"]
+__all__ = ["RequestQueries", "current_queries", "record_query", "request_queries"]
 
 logger = logging.getLogger("stackwatch.instrumentation.n_plus_one")
 
@@ -28,7 +28,7 @@ request_queries: ContextVar[RequestQueries | None] = ContextVar("stackwatch_requ
 class RequestQueries:
     """Statements seen by one request: a total and a count per fingerprint."""
 
-    __slots__ = ("count", "by_fingerprint", "flagged", "threshold", "strict")
+    __slots__ = ("by_fingerprint", "count", "flagged", "strict", "threshold")
 
     def __init__(self, threshold: int, strict: bool) -> None:
         self.count = 0

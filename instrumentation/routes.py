@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["UNMATCHED", "OTHER", "RouteTemplates", "route_path"]
+__all__ = ["OTHER", "UNMATCHED", "RouteTemplates", "route_path"]
 
 UNMATCHED = "UNMATCHED"
 OTHER = "OTHER"
@@ -56,7 +56,7 @@ class RouteTemplates:
         if hasattr(route, "routes") and not hasattr(route, "endpoint"):  # a Mount that was the last match
             return prefix or getattr(route, "path", "") or "/"
         path = getattr(context, "path_format", None) or getattr(route, "path_format", None) or getattr(route, "path", "")
-        return (prefix + path) or "/"
+        return (prefix + str(path or "")) or "/"
 
 
 def route_path(scope: Any) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["fingerprint", "operation_name", "describe"]
+__all__ = ["describe", "fingerprint", "operation_name"]
 
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 _STRINGS = re.compile(r"(?:\b[eEbBxXuU]&?)?'(?:[^']|'')*'|\$(\w*)\$.*?\$\1\$", re.DOTALL)

@@ -12,14 +12,13 @@ from collections.abc import Iterable
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace import sampling
+from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .config import Settings
 
-__all__ = ["build_tracer_provider", "build_sampler", "extract_context", "outgoing_headers", "current_ids"]
+__all__ = ["build_sampler", "build_tracer_provider", "current_ids", "extract_context", "outgoing_headers"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -43,7 +42,9 @@ def build_tracer_provider(settings: Settings) -> TracerProvider:
     provider = TracerProvider(resource=resource, sampler=build_sampler(settings.sampler, settings.sampler_arg))
     endpoint = settings.traces_endpoint
     if endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter,
+        )
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=5)))
     return provider

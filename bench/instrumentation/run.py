@@ -31,8 +31,9 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.procs import free_port, wait_until  # noqa: E402
-from variants import VARIANTS, build  # noqa: E402
+from variants import VARIANTS, build
+
+from tests.fixtures.procs import free_port, wait_until
 
 SCOPE = {
     "type": "http",
@@ -98,7 +99,7 @@ def through_uvicorn(seconds: int) -> dict[str, float]:
         port = free_port()
         server = subprocess.Popen([sys.executable, str(HERE / "serve.py"), variant, str(port)], cwd=ROOT)
         try:
-            def up() -> bool:
+            def up(port: int = port) -> bool:
                 try:
                     return urllib.request.urlopen(f"http://127.0.0.1:{port}/items/1", timeout=1).status == 200
                 except OSError:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import uvicorn  # noqa: E402
-from variants import build  # noqa: E402
+import uvicorn
+from variants import build
 
 if __name__ == "__main__":
     variant, port = sys.argv[1], int(sys.argv[2])

@@ -7,7 +7,6 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-
 from stackwatch.instrumentation import AsyncCache, Cache, instrument
 
 

@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import create_async_engine
-
 from stackwatch.instrumentation import (
     NPlusOneError,
     instrument,
@@ -152,7 +152,7 @@ async def test_sqlalchemy_sync_and_async_engines(dsn, registry):
     instrument_sqlalchemy(engine, registry=registry)  # idempotent
     with engine.connect() as conn:
         conn.execute(text("SELECT name FROM authors WHERE id = :id"), {"id": 1})
-        with pytest.raises(Exception):
+        with pytest.raises(ProgrammingError):
             conn.execute(text("SELECT * FROM missing_table"))
     engine.dispose()
     assert ops(registry) == 2

@@ -9,7 +9,6 @@ import time
 import httpx
 import redis
 from psycopg_pool import ConnectionPool
-
 from stackwatch.instrumentation import database_check, instrument, redis_check
 
 from .apps import make_app

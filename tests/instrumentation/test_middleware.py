@@ -10,7 +10,6 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
-
 from stackwatch.instrumentation import instrument, uninstrument
 
 from .apps import make_app

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
-
 from stackwatch.instrumentation import mark_worker_dead
 
 ROOT = Path(__file__).resolve().parents[2]

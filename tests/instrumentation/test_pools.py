@@ -10,7 +10,6 @@ import redis
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from sqlalchemy import create_engine, text
-
 from stackwatch.instrumentation import instrument_pool
 
 
