@@ -2,7 +2,8 @@
 
 The app is asked exactly what a load balancer, a browser and Prometheus would ask, with GETs
 only. For compression the check needs a response large enough to be worth compressing: it
-tries ``--app-large-path`` when given, else ``/metrics`` and ``/openapi.json``.
+tries ``--app-large-path`` when given, else ``/openapi.json`` (an ordinary app response, where
+FastAPI serves one), else ``/metrics``.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class AppCheck:
         return HEALTH.finding(Status.PASS, evidence)
 
     def _compression(self) -> Finding:
-        paths = [self.large_path] if self.large_path else ["/metrics", "/openapi.json"]
+        paths = [self.large_path] if self.large_path else ["/openapi.json", "/metrics"]
         smallest = self.thresholds.compression_min_bytes
         tried = []
         for path in paths:

@@ -104,7 +104,7 @@ OPTIONS: Sequence[Option] = (
     Option("--app-health-path", "STACKWATCH_CHECK_APP_HEALTH_PATH", "health endpoint of the service",
            default="/health", parse=_path, metavar="PATH"),
     Option("--app-large-path", "STACKWATCH_CHECK_APP_LARGE_PATH", "a path with a response over 1 KiB for the "
-           "compression item (default: /metrics, then /openapi.json)", parse=_path, metavar="PATH"),
+           "compression item (default: /openapi.json, then /metrics)", parse=_path, metavar="PATH"),
     Option("--color", "STACKWATCH_CHECK_COLOR", "auto (when stdout is a terminal and NO_COLOR is unset), "
            "always or never", default="auto", parse=_choice("auto", "always", "never"), metavar="WHEN"),
     Option("--quiet", "STACKWATCH_CHECK_QUIET", "no progress on stderr (yes/no)", default=False,

@@ -79,3 +79,37 @@ def test_large_path_option_selects_the_compression_probe() -> None:
         outcome: Any = run_check("--format", "json", "--app-url", url, "--app-large-path", "/health")
     finding = outcome.finding("app.compression")
     assert finding["status"] == "unknown" and "--app-large-path" in finding["fix"]
+
+
+def instrumented_app(redis_client: Any) -> Any:
+    """A FastAPI service as the docs tell users to build it: stackwatch.instrumentation + gzip."""
+    from fastapi import FastAPI
+    from prometheus_client import CollectorRegistry as Registry
+
+    from stackwatch.instrumentation import instrument, redis_check
+
+    service = FastAPI(title="orders")
+    service.add_middleware(GZipMiddleware, minimum_size=1024)
+    for i in range(30):  # enough routes for an openapi.json over 1 KiB
+        service.add_api_route(f"/orders/{i}/{{order_id}}", lambda order_id: {"id": order_id}, methods=["GET"])
+    instrument(service, registry=Registry(), health_checks={"redis": redis_check(redis_client)},
+               environ={}, service_name="orders")
+    return service
+
+
+def test_service_with_stackwatch_instrumentation_passes_and_its_failing_dependency_shows(
+        redis_factory: Any) -> None:
+    import urllib.request
+
+    cache = redis_factory()
+    with serve_app(instrumented_app(cache.client())) as url:
+        for i in range(3):
+            urllib.request.urlopen(f"{url}/orders/{i}/42", timeout=5).read()  # noqa: S310 - loopback
+        good = run_check("--format", "json", "--app-url", url)
+        cache.stop()  # the dependency goes away: /health must turn red and name it
+        bad = run_check("--format", "json", "--app-url", url)
+    for item in ("app.health", "app.compression", "app.metrics"):
+        assert good.status(item) == "pass", good.finding(item)
+    assert "/openapi.json" in good.finding("app.compression")["evidence"]
+    health = bad.finding("app.health")
+    assert health["status"] == "fail" and "failing: redis" in health["evidence"], health
