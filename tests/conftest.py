@@ -13,6 +13,7 @@ from tests.fixtures.procs import IN_CI
 pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.redis",
+    "tests.fixtures.prometheus",
 ]
 
 

@@ -1,0 +1,116 @@
+"""The committed rule files and promtool unit tests, read as data for the coverage tests.
+
+An alerting rule is identified by ``(alertname, severity)``: the two levels of an alert share a
+name (so that Alertmanager's critical-inhibits-warning rule can match on ``alertname``).
+"""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.fixtures.prometheus import REPO_ROOT, RULES_DIR
+
+__all__ = ["TESTS_DIR", "TEST_FILES", "RuleKey", "Evaluation", "alert_rules", "recording_rules",
+           "evaluations", "run_subset"]
+
+TESTS_DIR = REPO_ROOT / "alerts" / "tests"
+TEST_FILES = sorted(TESTS_DIR.glob("*.test.yml"))
+
+RuleKey = tuple[str, str]
+
+
+def _load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _rules(path: Path) -> Iterator[dict[str, Any]]:
+    for group in _load(path)["groups"]:
+        yield from group["rules"]
+
+
+def alert_rules() -> dict[RuleKey, dict[str, Any]]:
+    """Every committed alerting rule by (alertname, severity)."""
+    rules = {}
+    for path in sorted(RULES_DIR.glob("*.yml")):
+        for rule in _rules(path):
+            if "alert" in rule:
+                key = (rule["alert"], rule["labels"]["severity"])
+                assert key not in rules, f"two rules are {key}"
+                rules[key] = rule
+    return rules
+
+
+def recording_rules() -> set[str]:
+    return {rule["record"] for path in sorted(RULES_DIR.glob("*.yml")) for rule in _rules(path) if "record" in rule}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One ``alert_rule_test`` entry: at ``eval_time``, ``alertname`` fires with these severities."""
+
+    file: Path
+    group: int
+    index: int
+    alertname: str
+    eval_time: str
+    severities: frozenset[str]
+
+    def fires(self, key: RuleKey) -> bool:
+        return self.alertname == key[0] and key[1] in self.severities
+
+    def quiet(self, key: RuleKey) -> bool:
+        return self.alertname == key[0] and key[1] not in self.severities
+
+
+def evaluations() -> list[Evaluation]:
+    found = []
+    for path in TEST_FILES:
+        for g, group in enumerate(_load(path)["tests"]):
+            for i, test in enumerate(group.get("alert_rule_test") or []):
+                severities = frozenset(a["exp_labels"]["severity"] for a in test.get("exp_alerts") or [])
+                found.append(Evaluation(path, g, i, test["alertname"], test["eval_time"], severities))
+    return found
+
+
+def run_subset(promtool: str, root: Path, keep: Callable[[Evaluation], bool],
+               mutate: Callable[[dict[str, Any]], None] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run promtool on only the evaluations ``keep`` selects, against rules changed by ``mutate``.
+
+    Rule files go to ``root/rules`` (``mutate`` edits each alerting rule in place) and the test
+    file to ``root/tests``, so the tests' relative ``rule_files`` resolve to the copies.
+    """
+    (root / "rules").mkdir(parents=True)
+    (root / "tests").mkdir()
+    for path in sorted(RULES_DIR.glob("*.yml")):
+        doc = _load(path)
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                if mutate is not None and "alert" in rule:
+                    mutate(rule)
+        (root / "rules" / path.name).write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    selected = [e for e in evaluations() if keep(e)]
+    assert selected, "no evaluation selected"
+    files = []
+    for path in sorted({e.file for e in selected}):
+        doc = _load(path)
+        groups = []
+        for g, group in enumerate(doc["tests"]):
+            tests = [t for i, t in enumerate(group.get("alert_rule_test") or [])
+                     if any(e.file == path and e.group == g and e.index == i for e in selected)]
+            if tests:
+                group = copy.deepcopy(group)
+                group.pop("promql_expr_test", None)
+                group["alert_rule_test"] = tests
+                groups.append(group)
+        doc["tests"] = groups
+        target = root / "tests" / path.name
+        target.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        files.append(str(target))
+    return subprocess.run([promtool, "test", "rules", *files], capture_output=True, text=True, timeout=120)

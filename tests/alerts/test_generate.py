@@ -1,0 +1,66 @@
+"""The committed rule files and alert table are exactly what the catalog generates (principle 3)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alerts import generate
+from alerts.catalog import alerts
+from stackwatch.thresholds import POSTGRES
+from tests.fixtures.prometheus import REPO_ROOT
+
+FILES = generate.render_files()
+
+
+@pytest.mark.parametrize("rel", sorted(FILES))
+def test_committed_file_matches_the_catalog(rel: str) -> None:
+    committed = (REPO_ROOT / rel).read_text(encoding="utf-8")
+    assert committed == FILES[rel], f"{rel} drifted from alerts/catalog.py: run `python -m alerts.generate`"
+
+
+def test_check_mode_passes_on_the_repository_and_fails_on_drift(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "alerts.generate", "--check"]
+    clean = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert clean.returncode == 0, clean.stderr
+
+    assert generate.write_files(tmp_path, FILES) == list(FILES)
+    drifted = tmp_path / generate.ALERTING_FILE
+    drifted.write_text(drifted.read_text().replace("> 0.95", "> 0.96"))
+    check = subprocess.run([*command, "--root", str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True,
+                           timeout=60)
+    assert check.returncode == 1
+    assert generate.ALERTING_FILE in check.stderr and generate.RECORDING_FILE not in check.stderr
+
+
+def test_write_reports_only_changed_files(tmp_path: Path) -> None:
+    generate.write_files(tmp_path, FILES)
+    assert generate.write_files(tmp_path, FILES) == []
+
+
+def test_thresholds_reach_the_rules() -> None:
+    """A rule's number is the thresholds module's, not a retyped copy."""
+    doc = yaml.safe_load(FILES[generate.ALERTING_FILE])
+    exprs = {(r["alert"], r["labels"]["severity"]): r["expr"] for g in doc["groups"] for r in g["rules"]}
+    assert exprs[("PostgresConnectionsSaturated", "critical")].endswith(
+        f"> {POSTGRES.connection_saturation_critical}")
+    assert f"> {POSTGRES.slow_statement_mean_seconds}" in exprs[("PostgresSlowStatements", "warning")]
+
+
+def test_links_follow_the_base_urls() -> None:
+    files = generate.render_files("https://example.org/runbooks/", "https://grafana.example.org/")
+    doc = yaml.safe_load(files[generate.ALERTING_FILE])
+    rules = [r for g in doc["groups"] for r in g["rules"]]
+    assert rules[0]["annotations"]["runbook_url"].startswith("https://example.org/runbooks/stackwatch.md#")
+    assert all(r["annotations"]["dashboard_url"].startswith("https://grafana.example.org/d/stackwatch-")
+               for r in rules)
+
+
+def test_alert_table_lists_every_alert() -> None:
+    table = FILES[generate.DOCS_FILE]
+    for alert in alerts():
+        assert f"| `{alert.alert}` | {alert.severity} | {alert.for_} |" in table
