@@ -31,7 +31,7 @@ SELECT current_database() AS datname, n.nspname AS schemaname, t.relname, ci.rel
        i.indexrelid::bigint AS indexrelid,
        pg_relation_size(i.indexrelid) AS size_bytes,
        i.indisvalid, i.indisprimary, i.indisunique,
-       EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) AS backs_constraint,
+       i.indexrelid IN (SELECT conindid FROM pg_constraint) AS backs_constraint,
        coalesce(s.idx_scan, 0) AS idx_scan,
        concat_ws(' | ', i.indrelid, ci.relam, i.indkey, i.indclass, i.indcollation, i.indoption,
                  coalesce(pg_get_expr(i.indexprs, i.indrelid), ''),

@@ -3,10 +3,11 @@
 * :func:`rows_per_database` runs one query in each database the options select, on a
   short-lived connection each (one at a time), retrying once when a DDL lock raced the query.
 * :data:`BLOCKED_TABLES` is a CTE naming the tables this poll must not touch because an
-  ``AccessExclusiveLock`` is granted or requested on the table, its TOAST table or one of its
-  indexes: size functions take ``AccessShareLock`` and would queue behind that DDL (and make
-  everything behind them wait too). ``lock_timeout`` stays the backstop for a lock taken
-  between reading ``pg_locks`` and calling the size function.
+  ``AccessExclusiveLock`` is granted or requested on the table or one of its indexes: size
+  functions take ``AccessShareLock`` and would queue behind that DDL (and make everything
+  behind them wait too). It costs nothing when no such lock exists (index lookups from the
+  few locked relations, never a scan of the catalogs). ``lock_timeout`` stays the backstop
+  for a lock taken between reading ``pg_locks`` and calling the size function.
 * :func:`split_top` and :func:`rollup` bound a per-object family to the top N of the
   instance plus one ``other`` row per database.
 """
@@ -38,11 +39,9 @@ locked AS (
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 ),
 blocked AS (
-    SELECT c.oid AS relid FROM pg_class c
-    WHERE c.oid IN (SELECT relation FROM locked)
-       OR c.reltoastrelid IN (SELECT relation FROM locked)
-       OR EXISTS (SELECT 1 FROM pg_index i JOIN locked ON locked.relation = i.indexrelid
-                  WHERE i.indrelid = c.oid)
+    SELECT relation AS relid FROM locked
+    UNION
+    SELECT i.indrelid FROM locked JOIN pg_index i ON i.indexrelid = locked.relation
 )"""
 
 
