@@ -48,7 +48,7 @@ ITEMS = (MISSING_INDEXES, UNUSED_INDEXES, DUPLICATE_INDEXES, INVALID_INDEXES, CO
          SLOW_LOG, STATEMENTS, SLOW, PLANS, UNBOUNDED)
 
 #: statements reading PostgreSQL's own catalogs and statistics views: monitoring (this check included)
-_MONITORING = re.compile(r"(?i)\b(?:from|join)\s+(?:pg_catalog\.)?pg_\w+")
+_MONITORING = re.compile(r'(?i)\b(?:from|join)\s+(?:"?\w+"?\.)?"?pg_\w+')
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 _PGSS_FIX = ("add pg_stat_statements to shared_preload_libraries, restart, then "
              "CREATE EXTENSION pg_stat_statements in this database")

@@ -2,8 +2,9 @@
 
 The hit rate comes from Prometheus when ``--prometheus-url`` is given and it scrapes Redis
 (``redis_keyspace_*_total`` over the rules' window); otherwise from two ``INFO stats`` readings
-taken ``--redis-window`` seconds apart during the check, and -- when too few lookups happened in
-that window to mean anything -- from the counters since the server started, saying so.
+taken ``--redis-window`` seconds apart during the check. When too few lookups happened in that
+window to mean anything the item is ``unknown``: the counters since the server started would mix
+in every past TTL sample (``PTTL`` counts as a keyspace hit) and traffic long gone.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ class RedisCheck:
     thresholds: RedisThresholds = REDIS
 
     def run(self, budget: Budget) -> Iterator[Finding]:
-        self._sampled = 0
         try:
             client = connect(self.url, ConnectionSettings(budget.seconds(), budget.seconds()))
         except InvalidURL as error:
@@ -90,7 +90,6 @@ class RedisCheck:
 
     def _ttl(self, client: redis.Redis, budget: Budget) -> Finding:
         sample = sample_ttls(client, self.sample_keys, budget.seconds(min(2.0, budget.timeout)))
-        self._sampled = sample.checked
         if not sample.sampled:
             return TTL.finding(Status.UNKNOWN, "no keys in this database to sample",
                                "point --redis-url at the cache's database (e.g. redis://host:6379/1)")
@@ -121,14 +120,14 @@ class RedisCheck:
         misses = int(second["keyspace_misses"]) - int(first["keyspace_misses"])
         if hits + misses >= self.thresholds.min_lookups_per_second * seconds and hits + misses > 0:
             return self._judge(hits, misses, f"over {seconds:.1f}s of INFO stats during the check")
-        # lifetime counters include this check's own PTTL lookups: take them out
-        hits = max(0, int(second["keyspace_hits"]) - self._sampled)
-        misses = int(second["keyspace_misses"])
-        if hits + misses == 0:
-            return HIT_RATE.finding(Status.UNKNOWN, "no lookups since the server started",
-                                    "run the check while the application serves traffic")
-        return self._judge(hits, misses, f"since the server started (only a few lookups in the {seconds:.1f}s "
-                                         "window; pass --prometheus-url for the recent rate)")
+        total_hits, total_misses = int(second["keyspace_hits"]), int(second["keyspace_misses"])
+        lifetime = (f"; since the server started {total_hits / (total_hits + total_misses):.1%} of "
+                    f"{total_hits + total_misses} lookups, which also counts every TTL sample's PTTL as a hit"
+                    if total_hits + total_misses else "")
+        return HIT_RATE.finding(Status.UNKNOWN, f"{hits + misses} lookups in the {seconds:.1f}s window, too few "
+                                f"to judge (under {self.thresholds.min_lookups_per_second:g}/s){lifetime}",
+                                "run the check while the application serves traffic, raise --redis-window, or "
+                                "pass --prometheus-url for the rate over the last " + RATE_WINDOW)
 
     def _hit_rate_prometheus(self) -> Finding | None:
         assert self.prometheus is not None
