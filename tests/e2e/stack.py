@@ -1,0 +1,241 @@
+"""The whole stack, natively: what ``docker compose up`` runs, as processes on loopback ports.
+
+PostgreSQL and Redis (fixtures), ``stackwatch exporter`` and the demo service (uvicorn) as
+subprocesses, the demo's load generator, a readiness prober (what the compose healthcheck does),
+Alertmanager with provisioning/alertmanager.yml (the webhook placeholder pointed at a local
+receiver, as entrypoint.sh does) and Prometheus with provisioning/prometheus.yml and the rules
+of alerts/rules. Only addresses and timing change: targets become loopback ports, scrape and
+evaluation run every second and each alert's ``for`` is shortened; thresholds stay as shipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.fixtures.procs import free_port, wait_until
+from tests.fixtures.prometheus import REPO_ROOT, AlertmanagerServer, PrometheusServer, copy_rules
+
+__all__ = ["Stack", "WebhookReceiver", "Subprocess", "prometheus_config", "alertmanager_config"]
+
+PROVISIONING = REPO_ROOT / "provisioning"
+WEBHOOK_PLACEHOLDER = "http://alertmanager-webhook.invalid/"
+#: how long an alert's condition must hold in the test (the shipped values are minutes)
+TEST_FOR = "3s"
+#: jobs of provisioning/prometheus.yml that have no native counterpart here (no otelcol binary)
+NOT_RUN_NATIVELY = {"otel-collector"}
+
+
+class WebhookReceiver:
+    """A loopback HTTP server recording every Alertmanager webhook notification."""
+
+    def __init__(self) -> None:
+        self.notifications: list[dict[str, Any]] = []
+        received = self.notifications
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alertnames(self) -> set[str]:
+        return {alert["labels"]["alertname"] for n in self.notifications for alert in n["alerts"]
+                if alert["status"] == "firing"}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Subprocess:
+    """A child process with its output in a log file, stopped with SIGTERM."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], root: Path) -> None:
+        self.name = name
+        self.log = root / f"{name}.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(args, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                            cwd=REPO_ROOT)
+
+    def alive(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
+        return True
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
+        return response.status == 200
+
+
+def alertmanager_config(webhook_url: str) -> dict[str, Any]:
+    """provisioning/alertmanager.yml with the webhook placeholder replaced (entrypoint.sh's job)."""
+    text = (PROVISIONING / "alertmanager" / "alertmanager.yml").read_text()
+    assert WEBHOOK_PLACEHOLDER in text
+    return dict(yaml.safe_load(text.replace(WEBHOOK_PLACEHOLDER, webhook_url)))
+
+
+def prometheus_config(addresses: dict[str, str], alertmanager: str) -> dict[str, Any]:
+    """provisioning/prometheus.yml with targets rewritten to loopback and 1 s intervals."""
+    config = yaml.safe_load((PROVISIONING / "prometheus" / "prometheus.yml").read_text())
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] not in NOT_RUN_NATIVELY]
+    for job in config["scrape_configs"]:
+        for static in job["static_configs"]:
+            static["targets"] = [addresses[target] for target in static["targets"]]
+    for manager in config["alerting"]["alertmanagers"]:
+        for static in manager["static_configs"]:
+            static["targets"] = [alertmanager for _ in static["targets"]]
+    return dict(config)
+
+
+class Stack:
+    """Everything started in dependency order; :meth:`close` stops it in reverse."""
+
+    def __init__(self, postgres: Any, redis: Any, root: Path) -> None:
+        self.postgres = postgres
+        self.redis = redis
+        self.root = root
+        self._closers: list[Any] = []
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        self.postgres.create_database("demo")
+        self._seed_missing_index()
+        exporter_port, demo_port = free_port(), free_port()
+        self.exporter_url = f"http://127.0.0.1:{exporter_port}"
+        self.demo_url = f"http://127.0.0.1:{demo_port}"
+
+        self.exporter = self._spawn("exporter", [
+            sys.executable, "-m", "stackwatch.cli", "exporter", "--listen", f"127.0.0.1:{exporter_port}",
+            "--postgres-dsn", self.postgres.dsn("demo", user="stackwatch_monitor"),
+            "--redis-url", self.redis.url, "--interval-fast", "1", "--interval-slow", "2", "--interval-rare", "5",
+            "--process-group", "demo=uvicorn demo.app", "--process-group", "exporter=stackwatch.cli exporter",
+            "--cgroup", "self",
+        ], {})
+        self.demo = self._spawn("demo", [
+            sys.executable, "-m", "uvicorn", "demo.app:app", "--host", "127.0.0.1", "--port", str(demo_port),
+            "--log-level", "warning",
+        ], {"DATABASE_URL": self.postgres.dsn("demo"), "REDIS_URL": self.redis.url, "OTEL_SERVICE_NAME": "demo"})
+        wait_until(lambda: self.exporter.alive() and _http_ok(f"{self.exporter_url}/-/healthy"), 60, "the exporter")
+        wait_until(lambda: self.demo.alive() and _http_ok(f"{self.demo_url}/health/live"), 60, "the demo")
+        self.loadgen = self._spawn("loadgen", [
+            sys.executable, "-m", "demo.loadgen", "--target", self.demo_url, "--rate", "20", "--duration", "0",
+            "--seed", "1",
+        ], {})
+        self._probe_readiness()
+
+        self.webhook = WebhookReceiver()
+        self._closers.append(self.webhook.close)
+        self.alertmanager = AlertmanagerServer(alertmanager_config(self.webhook.url))
+        self._closers.append(self.alertmanager.destroy)
+
+        rules = copy_rules(self.root / "rules", for_duration=TEST_FOR)
+        # Prometheus picks its own port when it starts: scrape itself through a placeholder first,
+        # then rewrite that one target and reload (the config enables the lifecycle API).
+        addresses = {"stackwatch-exporter:9188": f"127.0.0.1:{exporter_port}", "demo:8000": f"127.0.0.1:{demo_port}",
+                     "alertmanager:9093": f"127.0.0.1:{self.alertmanager.port}", "prometheus:9090": "127.0.0.1:1"}
+        alertmanager = f"127.0.0.1:{self.alertmanager.port}"
+        self.prometheus = PrometheusServer(prometheus_config(addresses, alertmanager), rules_dir=rules,
+                                           extra_args=["--enable-feature=exemplar-storage"])
+        self._closers.append(self.prometheus.destroy)
+        addresses["prometheus:9090"] = f"127.0.0.1:{self.prometheus.port}"
+        config = prometheus_config(addresses, alertmanager)
+        config["rule_files"] = [str(rules / "*.yml")]
+        self.prometheus.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        request = urllib.request.Request(f"{self.prometheus.url}/-/reload", method="POST")
+        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback only
+
+    def _seed_missing_index(self) -> None:
+        """A fault present from the start: a 5,000-row table queried by a column without an index
+        (sequential scans every time), plus an index no query uses."""
+        self.postgres.query("CREATE TABLE e2e_orders (id int PRIMARY KEY, customer_id int, total int)", dbname="demo")
+        self.postgres.query("INSERT INTO e2e_orders SELECT i, i % 500, i FROM generate_series(1, 5000) i",
+                            dbname="demo")
+        self.postgres.query("CREATE INDEX e2e_orders_total_unused ON e2e_orders (total)", dbname="demo")
+        for customer in range(20):
+            self.postgres.query("SELECT count(*) FROM e2e_orders WHERE customer_id = %s", (customer,), dbname="demo")
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> Subprocess:
+        child = Subprocess(name, args, env, self.root)
+        self._closers.append(child.stop)
+        return child
+
+    def _probe_readiness(self) -> None:
+        """GET /health/ready every second, like the compose healthcheck (it runs the checks)."""
+        stop = threading.Event()
+
+        def probe() -> None:
+            while not stop.wait(1.0):
+                try:
+                    urllib.request.urlopen(f"{self.demo_url}/health/ready", timeout=5).close()  # noqa: S310
+                except OSError:
+                    pass  # 503 while a dependency is down is the point
+
+        thread = threading.Thread(target=probe, daemon=True)
+        thread.start()
+        self._closers.append(lambda: (stop.set(), thread.join(10)))
+
+    def logs(self) -> str:
+        """The children's last lines, for failure messages."""
+        parts = [f"--- {child.name}\n{child.tail()}" for child in (self.exporter, self.demo, self.loadgen)]
+        return "\n".join(parts) + f"\n--- prometheus\n{self.prometheus.log_tail()}"
+
+    def firing_in_alertmanager(self) -> dict[str, set[str]]:
+        """alertname -> severities of the active alerts Alertmanager holds."""
+        active: dict[str, set[str]] = {}
+        for alert in self.alertmanager.alerts():
+            if alert["status"]["state"] in ("active", "suppressed"):
+                active.setdefault(alert["labels"]["alertname"], set()).add(alert["labels"].get("severity", ""))
+        return active
+
+    def wait_for_alert(self, alertname: str, severity: str, timeout: float = 90.0) -> None:
+        """Until Alertmanager holds ``alertname`` at ``severity`` (fired by Prometheus)."""
+        try:
+            wait_until(lambda: severity in self.firing_in_alertmanager().get(alertname, set()), timeout,
+                       f"{alertname} ({severity}) in Alertmanager", interval=0.5)
+        except TimeoutError as error:
+            pending = [a["labels"]["alertname"] + "/" + a["state"] for a in self.prometheus.alerts()]
+            raise AssertionError(f"{error}; Prometheus alerts: {sorted(pending)}\n{self.logs()}") from None
+
+    def close(self) -> None:
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - keep stopping the rest
+                pass
+        self._closers.clear()

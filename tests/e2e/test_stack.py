@@ -1,0 +1,134 @@
+"""End to end, natively: the stack of docker-compose.yml with the repository's own provisioning.
+
+Real PostgreSQL, Redis, exporter, demo under load, Prometheus and Alertmanager (see stack.py).
+Checks that every target is up, that every dashboard query parses and returns data, and that
+faults fire the matching alert all the way to Alertmanager (and its webhook). Runs in the
+normal test command; it takes about two minutes (`-m "not slow"` leaves it out locally).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from dashboards.queries import panel_queries, substitute
+from tests.fixtures.procs import wait_until
+
+from .stack import NOT_RUN_NATIVELY, Stack
+
+pytestmark = pytest.mark.slow
+
+#: how long the dashboards' queries get to fill up (slow-tier collectors poll every 2 s here)
+DATA_TIMEOUT = 90.0
+
+
+def test_every_target_is_up(stack: Stack) -> None:
+    def all_up() -> bool:
+        targets = stack.prometheus.targets()
+        return len(targets) == 4 and all(t["health"] == "up" for t in targets)
+
+    try:
+        wait_until(all_up, 60, "every scrape target up", interval=0.5)
+    except TimeoutError:
+        states = {t["labels"]["job"]: (t["health"], t["lastError"]) for t in stack.prometheus.targets()}
+        raise AssertionError(f"targets: {states}\n{stack.logs()}") from None
+    jobs = {t["labels"]["job"] for t in stack.prometheus.targets()}
+    assert jobs | NOT_RUN_NATIVELY == {"stackwatch-exporter", "demo", "prometheus", "alertmanager", "otel-collector"}
+
+
+def test_every_dashboard_query_parses_and_returns_data(stack: Stack) -> None:
+    queries = list(panel_queries())
+    # every query must parse: a bad one fails at once, whatever the data
+    for query in queries:
+        stack.prometheus.query(substitute(query.expr))
+    required = [q for q in queries if not q.empty_reason]
+    deadline = time.monotonic() + DATA_TIMEOUT
+    empty = required
+    while empty and time.monotonic() < deadline:
+        empty = [q for q in empty if not stack.prometheus.query(substitute(q.expr))]
+        if empty:
+            time.sleep(2)
+    assert not empty, "queries without data:\n" + "\n".join(f"{q.uid} / {q.title}: {q.expr}" for q in empty) \
+        + "\n" + stack.logs()
+
+
+def test_service_latency_has_exemplars(stack: Stack) -> None:
+    now = time.time()
+    exemplars = stack.prometheus.api("query_exemplars", query="http_server_request_duration_seconds_bucket",
+                                     start=str(now - 300), end=str(now))
+    labels = [e["labels"] for series in exemplars for e in series["exemplars"]]
+    assert labels and all(len(label["trace_id"]) == 32 for label in labels)
+
+
+@contextlib.contextmanager
+def exhausted_connections(dsn: str) -> Iterator[int]:
+    """Open connections as an ordinary role until PostgreSQL refuses more; hold them."""
+    held: list[psycopg.Connection] = []
+    try:
+        while len(held) < 100:
+            try:
+                held.append(psycopg.connect(dsn, connect_timeout=5))
+            except psycopg.OperationalError:
+                break
+        yield len(held)
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def test_exhausting_postgres_connections_fires_the_critical_alert(stack: Stack) -> None:
+    with exhausted_connections(stack.postgres.monitor_dsn) as opened:
+        assert opened > 0
+        stack.wait_for_alert("PostgresConnectionsSaturated", "critical")
+        # critical inhibits warning of the same alert and instance (alertmanager.yml)
+        states = {a["labels"]["severity"]: a["status"]["state"] for a in stack.alertmanager.alerts()
+                  if a["labels"]["alertname"] == "PostgresConnectionsSaturated"}
+        assert states.get("critical") == "active"
+        if "warning" in states:
+            assert states["warning"] == "suppressed"
+
+
+def test_redis_misses_fire_the_hit_ratio_alert(stack: Stack) -> None:
+    client = redis.Redis(host=stack.redis.host, port=stack.redis.port, socket_timeout=5)
+    deadline = time.monotonic() + 90
+    n = 0
+    while "warning" not in stack.firing_in_alertmanager().get("RedisHitRatioLow", set()):
+        assert time.monotonic() < deadline, f"RedisHitRatioLow never fired\n{stack.logs()}"
+        pipe = client.pipeline(transaction=False)
+        for _ in range(200):
+            pipe.get(f"e2e:missing:{n}")
+            n += 1
+        pipe.execute()
+        time.sleep(0.1)
+
+
+def test_the_n_plus_one_endpoint_fires_its_alert(stack: Stack) -> None:
+    route = "/authors/{author_id}/books"
+    for author in range(1, 4):
+        assert httpx.get(f"{stack.demo_url}/authors/{author}/books", timeout=20).status_code == 200
+    stack.wait_for_alert("NPlusOneQueriesDetected", "warning")
+    routes = {a["labels"].get("http_route") for a in stack.alertmanager.alerts()
+              if a["labels"]["alertname"] == "NPlusOneQueriesDetected"}
+    assert route in routes
+
+
+def test_a_table_without_its_index_is_suspected(stack: Stack) -> None:
+    """stack.py seeds e2e_orders, filtered by an unindexed column on every query."""
+    stack.wait_for_alert("PostgresMissingIndexSuspect", "warning")
+    suspects = {a["labels"].get("relname") for a in stack.alertmanager.alerts()
+                if a["labels"]["alertname"] == "PostgresMissingIndexSuspect"}
+    assert "e2e_orders" in suspects
+
+
+def test_stopping_redis_fires_redis_down_and_the_failing_health_check(stack: Stack) -> None:
+    stack.redis.stop()
+    stack.wait_for_alert("RedisDown", "critical")
+    stack.wait_for_alert("HealthCheckFailing", "critical")
+    # critical alerts reach the webhook after the route's group_wait
+    wait_until(lambda: "RedisDown" in stack.webhook.alertnames(), 60, "the RedisDown webhook notification")
