@@ -22,7 +22,19 @@ from stackwatch.thresholds import (
     SLOW_TIER_WINDOW,
 )
 
-from .rules import VALUE, Alert, Group, Record, duration, label, num, percent, size, value_as
+from .rules import (
+    VALUE,
+    Alert,
+    Group,
+    Record,
+    Severity,
+    duration,
+    label,
+    num,
+    percent,
+    size,
+    value_as,
+)
 
 __all__ = ["GROUPS", "QUANTILES", "alerts", "records"]
 
@@ -163,19 +175,24 @@ def _exporter() -> tuple[Alert, ...]:
 
 
 def _postgres() -> tuple[Alert, ...]:
-    sat_text = (
-        f"{PCT} of the connection slots of {PG} that are not reserved for superusers are in use "
-        f"(warning above {percent(POSTGRES.connection_saturation_warning)}, critical above "
-        f"{percent(POSTGRES.connection_saturation_critical)}). New clients are refused when none are left: "
-        "put a pooler such as PgBouncer in front, or shrink the application pools."
-    )
-    sat = dict(
-        alert="PostgresConnectionsSaturated",
-        summary=f"{PG} uses {PCT} of its connections",
-        description=sat_text,
-        runbook="postgres", dashboard="postgres",
-        meaning="connections in use over max_connections minus superuser_reserved_connections",
-    )
+    def saturated(severity: Severity, for_: str, level: float) -> Alert:
+        """The two levels share a name, so Alertmanager's critical-inhibits-warning can match it."""
+        return Alert(
+            alert="PostgresConnectionsSaturated",
+            expr=f"{PG_SATURATION} > {num(level)}",
+            for_=for_,
+            severity=severity,
+            summary=f"{PG} uses {PCT} of its connections",
+            description=(
+                f"{PCT} of the connection slots of {PG} that are not reserved for superusers are in use "
+                f"(warning above {percent(POSTGRES.connection_saturation_warning)}, critical above "
+                f"{percent(POSTGRES.connection_saturation_critical)}). New clients are refused when none are "
+                "left: put a pooler such as PgBouncer in front, or shrink the application pools."
+            ),
+            runbook="postgres", dashboard="postgres", threshold=f"> {percent(level)}",
+            meaning="connections in use over max_connections minus superuser_reserved_connections",
+        )
+
     return (
         Alert(
             alert="PostgresMetricsAbsent",
@@ -205,16 +222,8 @@ def _postgres() -> tuple[Alert, ...]:
             runbook="postgres", dashboard="postgres", threshold="pg_up == 0",
             meaning="third layer of PostgreSQL down: the exporter cannot connect",
         ),
-        Alert(
-            **sat, severity="warning", for_=FOR.postgres_connections_saturated_warning,
-            expr=f"{PG_SATURATION} > {num(POSTGRES.connection_saturation_warning)}",
-            threshold=f"> {percent(POSTGRES.connection_saturation_warning)}",
-        ),
-        Alert(
-            **sat, severity="critical", for_=FOR.postgres_connections_saturated_critical,
-            expr=f"{PG_SATURATION} > {num(POSTGRES.connection_saturation_critical)}",
-            threshold=f"> {percent(POSTGRES.connection_saturation_critical)}",
-        ),
+        saturated("warning", FOR.postgres_connections_saturated_warning, POSTGRES.connection_saturation_warning),
+        saturated("critical", FOR.postgres_connections_saturated_critical, POSTGRES.connection_saturation_critical),
         Alert(
             alert="PostgresIdleInTransaction",
             expr=f"pg_stat_activity_idle_in_transaction_max_seconds > {num(POSTGRES.idle_in_transaction_seconds)}",

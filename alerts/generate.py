@@ -23,7 +23,7 @@ from stackwatch.thresholds import DASHBOARD_UIDS, GRAFANA_BASE_URL, RUNBOOK_BASE
 from .catalog import GROUPS, alerts, records
 from .rules import Alert, Group, Record, runbook_anchor
 
-__all__ = ["ROOT", "RECORDING_FILE", "ALERTING_FILE", "DOCS_FILE", "render_files", "write_files", "main"]
+__all__ = ["ALERTING_FILE", "DOCS_FILE", "RECORDING_FILE", "ROOT", "main", "render_files", "write_files"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDING_FILE = "alerts/rules/recording.yml"
@@ -84,8 +84,8 @@ def _docs(runbook_base: str) -> str:
                      f"| [{a.runbook}#{runbook_anchor(a.alert)}]({link}) |")
     lines += [
         "",
-        "Every alert carries the annotations `summary`, `description`, `runbook_url` (under "
-        f"`{runbook_base}`) and `dashboard_url` (the Grafana dashboard to open first).",
+        ("Every alert carries the annotations `summary`, `description`, `runbook_url` (under "
+         f"`{runbook_base}`) and `dashboard_url` (the Grafana dashboard to open first)."),
         "",
         "## Recording rules",
         "",

@@ -11,18 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
-    "Severity",
-    "Record",
+    "VALUE",
     "Alert",
     "Group",
+    "Record",
+    "Severity",
+    "duration",
     "label",
-    "VALUE",
-    "value_as",
     "num",
     "percent",
-    "duration",
-    "size",
     "runbook_anchor",
+    "size",
+    "value_as",
 ]
 
 Severity = Literal["critical", "warning", "info", "none"]
@@ -30,7 +30,7 @@ Severity = Literal["critical", "warning", "info", "none"]
 
 def label(name: str) -> str:
     """The template snippet printing label ``name`` of the alerting series."""
-    return "{{ $labels.%s }}" % name
+    return "{{ $labels." + name + " }}"
 
 
 #: the template snippet printing the alert expression's value as is
@@ -39,7 +39,7 @@ VALUE = "{{ $value }}"
 
 def value_as(function: str) -> str:
     """The value piped through a Prometheus template function (humanizePercentage, ...)."""
-    return "{{ $value | %s }}" % function
+    return "{{ $value | " + function + " }}"
 
 
 def num(x: float) -> str:

@@ -8,7 +8,12 @@ from typing import Any
 
 from alerts.catalog import GROUPS
 from tests.fixtures.procs import free_port, wait_until
-from tests.fixtures.prometheus import RULES_DIR, AlertmanagerServer, PrometheusServer, copy_rules
+from tests.fixtures.prometheus import (
+    RULES_DIR,
+    AlertmanagerServer,
+    PrometheusServer,
+    copy_rules,
+)
 
 FAST = {"scrape_interval": "1s", "evaluation_interval": "1s"}
 

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from stackwatch.thresholds import DASHBOARD_UIDS, FOR, GRAFANA_BASE_URL, RUNBOOK_BASE_URL
+from stackwatch.thresholds import (
+    DASHBOARD_UIDS,
+    FOR,
+    GRAFANA_BASE_URL,
+    RUNBOOK_BASE_URL,
+)
 from tests.alerts.cases import alert_rules
 from tests.fixtures.prometheus import REPO_ROOT, RULES_DIR
 
