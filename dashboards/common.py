@@ -205,8 +205,8 @@ def stat(title: str, description: str, expr: str | Query, unit: str, thresholds:
     kwargs.setdefault("textMode", "value")
     return Stat(
         title=title, description=description, dataSource=DATASOURCE, targets=_targets([query]), format=unit,
-        thresholds=thresholds, colorMode="background", graphMode="none", reduceCalc="lastNotNull",
-        noValue=no_value, maxDataPoints=None,
+        thresholds=thresholds, color={"mode": "thresholds"}, colorMode="background", graphMode="none",
+        reduceCalc="lastNotNull", noValue=no_value, maxDataPoints=None,
         links=[{"title": TITLES[key], "url": dashboard_url(key) + "?${__url_time_range}"} for key in links],
         **kwargs)
 
