@@ -49,11 +49,14 @@ def connect(dsn: str, settings: ConnectionSettings, dbname: str | None = None) -
     params = parse_dsn(dsn)
     if dbname is not None:
         params["dbname"] = dbname
-    options = f"-c statement_timeout={settings.statement_timeout_ms} -c lock_timeout={settings.lock_timeout_ms}"
-    params["options"] = (params.get("options", "") + " " + options).strip()
     params.setdefault("application_name", "stackwatch")
     params["connect_timeout"] = str(max(1, int(settings.connect_timeout)))
-    return psycopg.connect(make_conninfo(**params), autocommit=True)
+    conn = psycopg.connect(make_conninfo(**params), autocommit=True)
+    # SET rather than startup options: pg_settings.reset_val keeps the server's own values, which
+    # the settings collector reports, while this session runs with the exporter's bounds.
+    conn.execute(f"SET statement_timeout = {int(settings.statement_timeout_ms)}")
+    conn.execute(f"SET lock_timeout = {int(settings.lock_timeout_ms)}")
+    return conn
 
 
 @contextmanager

@@ -1,6 +1,8 @@
 """Settings the checklist needs: connection limits, memory, slow-query logging, extensions.
 
 Names follow postgres_exporter's settings collector: ``pg_settings_<name>`` in base units.
+Values are ``reset_val``: the server's (or database's/role's) setting, not the exporter session's
+own ``statement_timeout``/``lock_timeout``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ _UNIT_BYTES = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "16MB": 16 * 1024
 _UNIT_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 SQL = """
-SELECT name, setting, unit, vartype FROM pg_settings WHERE name = ANY(%(names)s)
+SELECT name, reset_val AS setting, unit, vartype FROM pg_settings WHERE name = ANY(%(names)s)
 """
 
 

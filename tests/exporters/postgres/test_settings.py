@@ -25,6 +25,8 @@ def test_fixture_defaults_in_base_units(postgres_any_version: PostgresServer) ->
     assert value(families, "pg_settings_effective_cache_size_bytes") == 4096 * MB
     assert value(families, "pg_settings_log_min_duration_statement_seconds") == -1  # off
     assert value(families, "pg_settings_idle_in_transaction_session_timeout_seconds") == 0
+    # the server's value, not the exporter session's own 5 s bound
+    assert value(families, "pg_settings_statement_timeout_seconds") == 0
     assert value(families, "pg_settings_track_io_timing") == 1
     assert value(families, "pg_settings_pg_stat_statements_loaded") == 1
     assert value(families, "pg_server_version_num") == postgres_any_version.version
@@ -34,7 +36,7 @@ def test_custom_values(postgres_any_version: PostgresServer, postgres_factory) -
     server: PostgresServer = postgres_factory(
         bindir=postgres_any_version.bindir, max_connections=17, superuser_reserved_connections=2,
         shared_buffers="'32MB'", work_mem="'8MB'", log_min_duration_statement=250, track_io_timing="off",
-        idle_in_transaction_session_timeout="'90s'", shared_preload_libraries="''")
+        idle_in_transaction_session_timeout="'90s'", statement_timeout="'30s'", shared_preload_libraries="''")
     families = collect(server)
     assert value(families, "pg_settings_max_connections") == 17
     assert value(families, "pg_settings_superuser_reserved_connections") == 2
@@ -42,6 +44,7 @@ def test_custom_values(postgres_any_version: PostgresServer, postgres_factory) -
     assert value(families, "pg_settings_work_mem_bytes") == 8 * MB
     assert value(families, "pg_settings_log_min_duration_statement_seconds") == pytest.approx(0.25)
     assert value(families, "pg_settings_idle_in_transaction_session_timeout_seconds") == 90
+    assert value(families, "pg_settings_statement_timeout_seconds") == 30
     assert value(families, "pg_settings_track_io_timing") == 0
     assert value(families, "pg_settings_pg_stat_statements_loaded") == 0
 
