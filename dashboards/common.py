@@ -104,7 +104,7 @@ def _targets(queries: Sequence[tuple[str, str] | Query]) -> list[Query]:
     for index, item in enumerate(queries):
         ref = chr(ord("A") + index)
         if isinstance(item, Query):
-            targets.append(attr.evolve(item, refId=ref, datasource=DATASOURCE, intervalFactor=1, step=None))
+            targets.append(attr.evolve(item, refId=ref))
         else:
             targets.append(_query(item[0], item[1], ref))
     return targets
@@ -123,16 +123,17 @@ def datasource_variable() -> Template:
                     default=PROMETHEUS_UID, refresh=1)
 
 
-def label_variable(name: str, label: str, metric: str, *, parents: Sequence[str] = (),
-                   title: str | None = None) -> Template:
+def label_variable(name: str, label: str, metric: str, *, parents: Sequence[str] = ()) -> Template:
     """A multi-value ``$name`` listing the values of ``label`` on ``metric``; "All" is ``.*``.
 
     ``parents`` are the variables this one is filtered by (``instance`` by ``job``...).
     """
     match = selector(*parents)
     query = f"label_values({metric}{{{match}}}, {label})" if match else f"label_values({metric}, {label})"
-    variable = Template(name=name, label=title or name, query=query, dataSource=DATASOURCE,
+    variable = Template(name=name, label=name, query=query, dataSource=DATASOURCE,
                         includeAll=True, multi=True, allValue=".*", refresh=2, sort=1)
+    # grafanalib derives `current` from `default` as a single value; a multi-value variable
+    # starting at "All" needs the list form, which it has no argument for.
     variable._current = {"selected": True, "text": ["All"], "value": ["$__all"]}
     return variable
 

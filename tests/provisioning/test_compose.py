@@ -15,7 +15,7 @@ import pytest
 
 from stackwatch.thresholds import POSTGRES
 
-from .conftest import COMPOSE_FILE, MONITORING_ONLY_FILE, ROOT, compose, load_yaml, services
+from .conftest import COMPOSE_FILE, MONITORING_ONLY_FILE, ROOT, compose, load_yaml, services, with_defaults
 
 DEMO_SERVICES = {"postgres", "redis", "demo", "loadgen"}
 MONITORING_SERVICES = {"stackwatch-exporter", "prometheus", "alertmanager", "grafana", "otel-collector", "tempo"}
@@ -134,3 +134,31 @@ def test_prometheus_keeps_exemplars_and_loads_the_rules() -> None:
     prometheus = services()["prometheus"]
     assert "--enable-feature=exemplar-storage" in prometheus["command"]
     assert "./alerts/rules:/etc/prometheus/rules:ro" in prometheus["volumes"]
+
+
+def test_the_exporter_accepts_the_compose_environment() -> None:
+    """The exporter's variables in docker-compose.yml (defaults applied) resolve without errors."""
+    from stackwatch.cli import build_parser
+    from stackwatch.exporters.main import all_options
+    from stackwatch.exporters.options import resolve_options
+
+    service = services()["stackwatch-exporter"]
+    environ = {key: with_defaults(str(value)) for key, value in service["environment"].items()}
+    args = build_parser().parse_args(service["command"][1:])
+    values = resolve_options(all_options(), args, environ)
+    assert values["listen"] == ("0.0.0.0", 9188)
+    assert values["postgres_dsn"] and values["redis_url"]
+    dockerfile_cmd = re.search(r'(?m)^CMD \[(.*)\]', (ROOT / "Dockerfile").read_text()).group(1)
+    assert build_parser().parse_args([a.strip(' "') for a in dockerfile_cmd.split(",")][1:]).command == "exporter"
+
+
+def test_the_demo_commands_and_variables_exist() -> None:
+    import importlib.util
+
+    defined = services()
+    assert importlib.util.find_spec("demo.app") and importlib.util.find_spec("demo.loadgen")
+    assert defined["demo"]["command"][1] == "demo.app:app"
+    assert defined["loadgen"]["command"][:3] == ["python", "-m", "demo.loadgen"]
+    app_source = (ROOT / "demo" / "app.py").read_text()
+    for variable in ("DEMO_DATABASE_URL", "DEMO_REDIS_URL"):
+        assert variable in defined["demo"]["environment"] and variable in app_source
