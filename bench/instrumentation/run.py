@@ -4,11 +4,12 @@
    request; rounds are interleaved across variants and the median µs/request is kept. Overhead
    = variant - bare. Targets: stackwatch full <= 60 µs and <= 1/5 of OTel + instrumentator;
    stackwatch metrics-only <= prometheus-fastapi-instrumentator.
-2. Through uvicorn (one worker per variant, one at a time) under ``wrk``: requests per second
-   and the ratio to the bare app.
+2. Through uvicorn (one worker per variant; all started, loaded one at a time, variants
+   interleaved over several passes) under ``wrk -t1 -c16``: median requests per second and the
+   ratio to the bare app.
 
 Run from the repository root:  python bench/instrumentation/run.py [--rounds N] [--requests N]
-[--wrk-seconds S] [--skip-rps].  Needs wrk for part 2 (apt-get install wrk). Prints a table
+[--wrk-seconds S] [--passes N] [--skip-rps].  Needs wrk for part 2 (apt-get install wrk). Prints a table
 and the figures as JSON.
 """
 
@@ -90,35 +91,41 @@ def _wrk(port: int, seconds: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def through_uvicorn(seconds: int) -> dict[str, float]:
-    """Requests/second of each variant served by uvicorn under wrk."""
+def _up(port: int) -> bool:
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/items/1", timeout=1).status == 200
+    except OSError:
+        return False
+
+
+def through_uvicorn(seconds: int, passes: int) -> dict[str, float]:
+    """Median requests/second of each variant under wrk; all servers up, variants interleaved per pass."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk (or pass --skip-rps)")
-    results = {}
-    for variant in VARIANTS:
-        port = free_port()
-        server = subprocess.Popen([sys.executable, str(HERE / "serve.py"), variant, str(port)], cwd=ROOT)
-        try:
-            def up(port: int = port) -> bool:
-                try:
-                    return urllib.request.urlopen(f"http://127.0.0.1:{port}/items/1", timeout=1).status == 200
-                except OSError:
-                    return False
-
-            wait_until(up, 30, f"uvicorn serving {variant}")
+    ports = {v: free_port() for v in VARIANTS}
+    servers = [subprocess.Popen([sys.executable, str(HERE / "serve.py"), v, str(ports[v])], cwd=ROOT) for v in VARIANTS]
+    try:
+        for variant, port in ports.items():
+            wait_until(lambda port=port: _up(port), 60, f"uvicorn serving {variant}")
             _wrk(port, 1)  # warm-up
-            results[variant] = _wrk(port, seconds)
-        finally:
+        samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        for _ in range(passes):
+            for variant, port in ports.items():
+                samples[variant].append(_wrk(port, seconds))
+        return {v: statistics.median(s) for v, s in samples.items()}
+    finally:
+        for server in servers:
             server.terminate()
+        for server in servers:
             server.wait(30)
-    return results
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="stackwatch.instrumentation overhead benchmark")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--requests", type=int, default=3000, help="requests per variant per round")
-    parser.add_argument("--wrk-seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=40, help="interleaved rounds (median kept)")
+    parser.add_argument("--requests", type=int, default=250, help="requests per variant per round")
+    parser.add_argument("--wrk-seconds", type=int, default=5, help="seconds of wrk per variant per pass")
+    parser.add_argument("--passes", type=int, default=3, help="wrk passes over all variants (median kept)")
     parser.add_argument("--skip-rps", action="store_true")
     args = parser.parse_args()
 
@@ -144,7 +151,7 @@ def main() -> int:
         },
     }
     if not args.skip_rps:
-        rps = through_uvicorn(args.wrk_seconds)
+        rps = through_uvicorn(args.wrk_seconds, args.passes)
         report["uvicorn_requests_per_second"] = {v: round(x) for v, x in rps.items()}
         report["uvicorn_rps_ratio_to_bare"] = {v: round(x / rps["bare"], 3) for v, x in rps.items()}
         print(f"\n{'variant':36} {'req/s':>8} {'ratio to bare':>14}")
