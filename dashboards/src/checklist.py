@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
-from stackwatch.thresholds import CACHE, EVENT_WINDOW, HTTP, POOL, POSTGRES, PROCESS, REDIS
+from stackwatch.thresholds import CACHE, EVENT_WINDOW, HTTP, POOL, POSTGRES, PROCESS, RATE_WINDOW, REDIS
 
 from ..common import Grid, dashboard, label_variable, levels, q, selector, stat, state_mapping, too_high, too_low
 
@@ -18,6 +18,8 @@ __all__ = ["build"]
 S = selector("job", "instance")
 #: recorded service series carry job only
 J = selector("job")
+#: the rate window of the alert rules, so each stat shows what its alert evaluates
+W = RATE_WINDOW
 NO_REPLICA = "the watched servers are primaries; replication lag exists on replicas only"
 
 
@@ -63,7 +65,8 @@ def build() -> Dashboard:
                links=["postgres"]), w=w, h=h)
     g.add(stat("Unbounded queries", "Most rows returned per call by one statement: a LIMIT is probably "
                "missing above the threshold.",
-               f"max(rate(pg_stat_statements_rows_total{{{S}}}[5m]) / (rate(pg_stat_statements_calls_total{{{S}}}[5m]) > 0))",
+               f"max(rate(pg_stat_statements_rows_total{{{S}}}[{W}]) / "
+               f"(rate(pg_stat_statements_calls_total{{{S}}}[{W}]) > 0))",
                "short", too_high(POSTGRES.rows_per_call), links=["postgres"], no_value="idle"), w=w, h=h)
     g.add(stat(f"Deadlocks ({EVENT_WINDOW})", "Deadlocks in the event window: lock-ordering bugs.",
                f"sum(increase(pg_stat_database_deadlocks{{{S}}}[{EVENT_WINDOW}]))", "short",
@@ -75,7 +78,7 @@ def build() -> Dashboard:
     g.row("Caching")
     g.add(_ok("Redis reachable", "redis_up of every watched server.", f"min(redis_up{{{S}}})", "yes", "DOWN",
               "redis"), w=w, h=h)
-    g.add(stat("Redis hit ratio", ">80% cache hit rate achieved: lowest keyspace hit ratio (5m).",
+    g.add(stat("Redis hit ratio", f">80% cache hit rate achieved: lowest keyspace hit ratio ({W}).",
                f"min(instance:redis_keyspace_hits:ratio_rate5m{{{S}}})", "percentunit", too_low(REDIS.hit_ratio),
                links=["redis"]), w=w, h=h)
     g.add(stat("Application cache hit ratio", "The same target seen from the application's cache lookups.",
@@ -90,7 +93,7 @@ def build() -> Dashboard:
                f"max(redis_memory_saturation_ratio{{{S}}})", "percentunit", too_high(REDIS.memory_saturation),
                links=["redis"], no_value="no maxmemory"), w=w, h=h)
     g.add(stat("Evictions per second", "Keys evicted for lack of memory (5m rate).",
-               f"sum(rate(redis_evicted_keys_total{{{S}}}[5m]))", "ops", too_high(REDIS.evictions_per_second),
+               f"sum(rate(redis_evicted_keys_total{{{S}}}[{W}]))", "ops", too_high(REDIS.evictions_per_second),
                links=["redis"]), w=w, h=h)
     g.add(stat(f"Rejected connections ({EVENT_WINDOW})", "Clients refused at maxclients.",
                f"sum(increase(redis_rejected_connections_total{{{S}}}[{EVENT_WINDOW}]))", "short",
@@ -100,14 +103,15 @@ def build() -> Dashboard:
     g.add(stat("Error ratio (5xx)", "Share of requests failing with 5xx over 5 minutes.",
                f"sum(job:http_server_request_errors:rate5m{{{J}}}) / sum(job:http_server_requests:rate5m{{{J}}})",
                "percentunit", too_high(HTTP.error_ratio), links=["service"]), w=w, h=h)
-    g.add(stat("p99 latency", "Response time p99 of the slowest service (5m).",
+    g.add(stat("p99 latency", f"Response time p99 of the slowest service ({W}).",
                f'max(job:http_server_request_duration_seconds:quantile_rate5m{{{selector("job", quantile="0.99")}}})',
                "s", too_high(HTTP.latency_p99_seconds), links=["service"]), w=w, h=h)
     g.add(_ok("Health checks passing", "Health checks implemented: every /health check passed on its last "
               "evaluation.", f"min(health_check_status{{{S}}})", "passing", "FAILING", "service"), w=w, h=h)
-    g.add(stat("Pool wait (mean)", "Mean wait for a pooled connection (5m).",
-               f"max(sum by (job, instance, pool_name) (rate(db_client_connection_wait_time_seconds_sum{{{S}}}[5m])) / "
-               f"sum by (job, instance, pool_name) (rate(db_client_connection_wait_time_seconds_count{{{S}}}[5m]) > 0))",
+    g.add(stat("Pool wait (mean)", f"Mean wait for a pooled connection ({W}).",
+               f"max(sum by (job, instance, pool_name) (rate(db_client_connection_wait_time_seconds_sum{{{S}}}[{W}]))"
+               f" / sum by (job, instance, pool_name) "
+               f"(rate(db_client_connection_wait_time_seconds_count{{{S}}}[{W}]) > 0))",
                "s", too_high(POOL.wait_mean_seconds), links=["service"], no_value="no waits"), w=w, h=h)
 
     g.row("Resources")
@@ -115,8 +119,9 @@ def build() -> Dashboard:
               f"min(process_cgroup_cpu_limited{{{S}}})", "set", "NO LIMIT", "processes"), w=w, h=h)
     g.add(_ok("Memory limits set", "Resource limits set: every watched cgroup has memory.max.",
               f"min(process_cgroup_memory_limited{{{S}}})", "set", "NO LIMIT", "processes"), w=w, h=h)
-    g.add(stat("CPU used of limit", "Busiest cgroup's CPU over its quota (5m).",
-               q(f"max(rate(process_cgroup_cpu_usage_seconds_total{{{S}}}[5m]) / process_cgroup_cpu_limit_cores{{{S}}})",
+    g.add(stat("CPU used of limit", f"Busiest cgroup's CPU over its quota ({W}).",
+               q(f"max(rate(process_cgroup_cpu_usage_seconds_total{{{S}}}[{W}]) / "
+                 f"process_cgroup_cpu_limit_cores{{{S}}})",
                  empty_reason="no cgroup has a CPU limit"),
                "percentunit", too_high(PROCESS.cpu_limit_ratio), links=["processes"], no_value="no limit"), w=w, h=h)
     g.add(stat("Memory used of limit", "Fullest cgroup's memory over memory.max.",

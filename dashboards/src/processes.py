@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
-from stackwatch.thresholds import PROCESS
+from stackwatch.thresholds import PROCESS, RATE_WINDOW
 
 from ..common import Grid, dashboard, label_variable, q, selector, stat, state_mapping, timeseries, too_high, \
     too_low
@@ -32,7 +32,7 @@ def build() -> Dashboard:
                f"min(process_cgroup_memory_limited{{{S}}})", "none", too_low(1),
                mappings=state_mapping(1, "limited", "NO LIMIT")), w=6, h=4)
     g.add(stat("CPU used of limit", "Busiest cgroup's CPU use over its quota.",
-               q(f"max(rate(process_cgroup_cpu_usage_seconds_total{{{S}}}[5m]) / "
+               q(f"max(rate(process_cgroup_cpu_usage_seconds_total{{{S}}}[{RATE_WINDOW}]) / "
                  f"process_cgroup_cpu_limit_cores{{{S}}})", empty_reason=NO_CPU_LIMIT),
                "percentunit", too_high(PROCESS.cpu_limit_ratio), no_value="no limit"), w=6, h=4)
     g.add(stat("Memory used of limit", "Fullest cgroup's memory over memory.max.",

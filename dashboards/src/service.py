@@ -23,6 +23,10 @@ REC = selector("job", "route")
 JOB = selector("job")
 INST = selector("job", "instance")
 WINDOW = "$__rate_interval"
+#: recorded series carry no exemplars: latency panels add the raw p99, which brings the trace ids
+EXEMPLARS = q(f"histogram_quantile(0.99, sum by (le) "
+              f"(rate(http_server_request_duration_seconds_bucket{{{RAW}}}[{WINDOW}])))",
+              "p99 (raw, with exemplars)", exemplar=True)
 
 
 def build() -> Dashboard:
@@ -56,8 +60,10 @@ def build() -> Dashboard:
 
     g.row("Latency")
     g.add(timeseries("Latency p50 / p95 / p99", "How long do requests take for most users and for the unlucky "
-                     "ones? Recorded quantiles per service; the dashed line is the p99 budget.", [
+                     "ones? Recorded quantiles per service; the dashed line is the p99 budget. The dots are "
+                     "exemplars: click one to open that request's trace.", [
         (f"job:http_server_request_duration_seconds:quantile_rate5m{{{JOB}}}", "{{job}} p{{quantile}}"),
+        EXEMPLARS,
     ], "s", thresholds=too_high(HTTP.latency_p99_seconds)), w=12, h=9)
     g.add(timeseries("p99 latency by route, with exemplars", "Which route is slow? Each dot is an exemplar: a "
                      "real request with its trace id; click it to open the trace in Tempo.", [
@@ -66,9 +72,10 @@ def build() -> Dashboard:
           "{{http_route}}", exemplar=True),
     ], "s", thresholds=too_high(HTTP.latency_p99_seconds)), w=12, h=9)
     g.add(timeseries("p50 / p95 / p99 by route (recorded)", "The same quantiles per route from the recording "
-                     "rules the alerts use: what the latency alert sees.", [
+                     "rules the alerts use: what the latency alert sees (exemplars as dots).", [
         (f"job_http_route:http_server_request_duration_seconds:quantile_rate5m{{{REC}}}",
          "{{http_route}} p{{quantile}}"),
+        EXEMPLARS,
     ], "s", thresholds=too_high(HTTP.latency_p99_seconds)), w=24, h=8)
 
     g.row("Database and cache, per request")

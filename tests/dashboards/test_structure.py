@@ -143,7 +143,10 @@ def test_latency_panels_request_exemplars() -> None:
     service = BOARDS[DASHBOARD_UIDS["service"]]
     exemplar_panels = [p for p in content_panels(service)
                        if any(t.get("exemplar") for t in p["targets"])]
-    assert exemplar_panels, "the service dashboard must show exemplars"
+    latency_panels = [p for p in content_panels(service) if p["type"] == "timeseries"
+                      and any("http_server_request_duration_seconds" in t["expr"] for t in p["targets"])
+                      and p["fieldConfig"]["defaults"]["unit"] == "s"]
+    assert len(latency_panels) >= 3 and latency_panels == exemplar_panels, "every latency panel shows exemplars"
     for panel in exemplar_panels:
         assert panel["fieldConfig"]["defaults"]["unit"] == "s"
         # exemplars come from the raw histogram, never from a recording rule
