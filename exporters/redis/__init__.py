@@ -69,8 +69,9 @@ def _delimiter(text: str) -> str:
 
 OPTIONS: Sequence[Option] = (
     Option("--redis-url", "STACKWATCH_REDIS_URL",
-           "Redis to monitor: redis://[user:password@]host:port/db or rediss:// for TLS; "
-           "several are separated by newlines", repeat=True, secret=True, metavar="URL"),
+           "Redis to monitor: redis://[user:password@]host:port/db, or rediss:// for TLS "
+           "(?ssl_ca_certs=PATH for a private CA); newline-separated in the environment",
+           repeat=True, secret=True, metavar="URL"),
     Option("--redis-timeout-seconds", "STACKWATCH_REDIS_TIMEOUT_SECONDS",
            "socket connect and read timeout of the exporter's Redis connection", default=5.0,
            parse=_positive_float, metavar="SECONDS"),
