@@ -200,3 +200,11 @@ def test_one_info_per_poll_shared_by_every_collector(redis_factory) -> None:
         _poll(target)
         assert info_calls() - before - 1 == 1  # minus this test's own INFO commandstats
     target.close()
+
+
+def test_user_without_ping_is_a_permission_error(redis_factory) -> None:
+    server = redis_factory()
+    server.client().execute_command("ACL", "SETUSER", "noping", "on", ">pw", "-@all", "+info", "+client|setname")
+    families = _poll(_target(f"redis://noping:pw@{server.host}:{server.port}/0"))
+    assert sample(families, "redis_up") == 0
+    assert sample(families, "redis_connection_error", reason="permission") == 1
