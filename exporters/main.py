@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     if not exporter.all_targets():
-        log.warning("no targets configured: pass --postgres-dsn (or see --help); serving self-metrics only")
+        log.warning("no targets configured: pass --postgres-dsn, --redis-url or --process-group "
+                    "(see --help); serving self-metrics only")
     for target in exporter.all_targets():
         log.info("target %s", target.describe_target())
     host, port = server.server_address[:2]
@@ -147,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         server.serve_forever()
     finally:
         server.server_close()
+        if not server.drain(timeout=10.0):
+            log.warning("shutting down with requests still in flight after 10 s")
         exporter.stop()
         log.info("stopped")
     return 0

@@ -19,7 +19,8 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -114,6 +115,12 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        with self.server.in_flight():
+            if self.server.draining:
+                self.close_connection = True  # no keep-alive while shutting down
+            self._route()
+
+    def _route(self) -> None:
         if not self.server.authorize(self):
             return
         url = urlsplit(self.path)
@@ -187,8 +194,33 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self._tls = web.ssl_context()
         self._auth = web.basic_auth()
         self.extra_headers = dict(web.headers)
+        self._busy = 0
+        self._idle = threading.Condition()
+        self.draining = False
         super().__init__(address, _Handler)
         self.exporter = exporter
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Count a request while it is being answered (see ``drain``)."""
+        with self._idle:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for requests in flight to be answered; False if some were not.
+
+        Handler threads are daemons (an idle keep-alive connection must not hold up shutdown),
+        so this is what lets a scrape that is being answered at SIGTERM complete.
+        """
+        self.draining = True
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
     @property
     def scheme(self) -> str:

@@ -248,3 +248,24 @@ def test_client_certificates_when_required(serve: Callable[..., Running], tmp_pa
     old.maximum_version = ssl.TLSVersion.TLSv1_2
     with pytest.raises(httpx.HTTPError):
         httpx.get(running.url + "/metrics", verify=old, auth=auth, timeout=5)
+
+
+def test_drain_waits_for_requests_in_flight(serve: Callable[..., Running]) -> None:
+    """What SIGTERM relies on: a scrape being answered completes before the process exits."""
+    running = serve(["--process-group", "py=python"])
+    entered, release = threading.Event(), threading.Event()
+
+    def request_in_flight() -> None:
+        with running.server.in_flight():
+            entered.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=request_in_flight)
+    holder.start()
+    assert entered.wait(10)
+    assert running.server.drain(timeout=0.2) is False
+    release.set()
+    assert running.server.drain(timeout=10) is True
+    holder.join(10)
+    # while draining, requests are still answered (then the connection closes)
+    assert httpx.get(running.url + "/-/healthy").status_code == 200
