@@ -7,6 +7,7 @@ name (so that Alertmanager's critical-inhibits-warning rule can match on ``alert
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ __all__ = [
     "Evaluation",
     "RuleKey",
     "alert_rules",
+    "duration_seconds",
     "evaluations",
+    "failed_evaluations",
     "recording_rules",
     "run_subset",
 ]
@@ -70,11 +73,32 @@ class Evaluation:
     eval_time: str
     severities: frozenset[str]
 
+    @property
+    def where(self) -> tuple[str, float]:
+        """How promtool's failure report names this evaluation: alert and time."""
+        return self.alertname, duration_seconds(self.eval_time)
+
     def fires(self, key: RuleKey) -> bool:
         return self.alertname == key[0] and key[1] in self.severities
 
     def quiet(self, key: RuleKey) -> bool:
         return self.alertname == key[0] and key[1] not in self.severities
+
+
+def duration_seconds(text: str) -> float:
+    """A Prometheus duration (``1h11m``, ``90s``) in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text)
+    assert parts and "".join(n + u for n, u in parts) == text, f"not a duration: {text!r}"
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def failed_evaluations(report: str) -> set[tuple[str, float]]:
+    """The (alert, eval time) of every failed alert_rule_test in promtool's report.
+
+    (Failures go to stderr and file headers to stdout, so the file cannot be told reliably.)
+    """
+    return {(name, duration_seconds(time)) for name, time in re.findall(r"alertname: (\w+), time: (\w+),", report)}
 
 
 def evaluations() -> list[Evaluation]:
