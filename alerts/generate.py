@@ -95,6 +95,21 @@ def _docs(runbook_base: str) -> str:
     for r in records():
         added = ", ".join(f'{k}="{v}"' for k, v in r.labels.items())
         lines.append(f"| `{r.record}` | {_cell(added)} | {_cell(r.meaning)} |")
+    lines += [
+        "",
+        "## Changing a threshold or a link",
+        "",
+        "1. Edit the value in `stackwatch/thresholds.py` (or a rule in `alerts/catalog.py`).",
+        "2. Run `python -m alerts.generate` from the repository root: it rewrites `alerts/rules/*.yml`",
+        "   and this file. `python -m alerts.generate --check` only reports drift (exit 1).",
+        "3. Adjust the promtool cases in `alerts/tests/` whose inputs sit near the old value, and run",
+        "   `promtool test rules alerts/tests/*.test.yml` (or `pytest tests/alerts`).",
+        "",
+        "Runbook and dashboard links default to the repository-relative runbooks and to Grafana as",
+        "`docker compose up` publishes it. For a deployment, regenerate with your addresses:",
+        ("`python -m alerts.generate --runbook-base-url https://git.example.com/ops/stackwatch/blob/main/docs/runbooks"
+         " --grafana-url https://grafana.example.com`."),
+    ]
     return "\n".join(lines) + "\n"
 
 
