@@ -237,3 +237,23 @@ def test_unreachable_or_refused_database_exits_2_without_the_password(postgres: 
     assert outcome.code == 2
     assert "wrong-secret-pw" not in outcome.out + outcome.err
     assert outcome.report["errors"] and outcome.status("pg.connections") == "unknown"
+
+
+def test_every_supported_version(postgres_any_version: PostgresServer) -> None:
+    """The same seeded problems on each server of the matrix (``STACKWATCH_TEST_PG_BINDIRS``)."""
+    server = postgres_any_version
+    seed_problems(server, "check_versions")
+    outcome = run_check("--format", "json", "--postgres-dsn", server.dsn("check_versions"))
+    expected = {"pg.missing_indexes": "fail", "pg.unused_indexes": "warn", "pg.duplicate_indexes": "warn",
+                "pg.invalid_indexes": "fail", "pg.connections": "pass", "pg.pg_stat_statements": "pass",
+                "pg.slow_statements": "fail", "pg.plans": "warn", "pg.unbounded_queries": "warn"}
+    assert {item: outcome.status(item) for item in expected} == expected, outcome.out
+    assert "CREATE INDEX CONCURRENTLY ON public.orders (customer_id);" in outcome.finding("pg.plans")["fix"]
+    run_check("--format", "json", "--postgres-dsn", server.dsn("check_versions"))
+    calls = dict(server.query(
+        "SELECT s.query, s.calls FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+        "WHERE d.datname = 'check_versions' AND s.query = ANY(%s)",
+        (["SELECT * FROM orders WHERE customer_id = $1", "SELECT pg_sleep($1)", "SELECT id, total FROM orders"],)))
+    # planning them twice added no call (PostgreSQL 13 counts an EXPLAIN as one unless tracking is off)
+    assert calls == {"SELECT * FROM orders WHERE customer_id = $1": 12, "SELECT pg_sleep($1)": 2,
+                     "SELECT id, total FROM orders": 1}, calls
