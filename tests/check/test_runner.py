@@ -58,3 +58,19 @@ def test_fail_on_decides_whether_warnings_fail() -> None:
 
     report = run_checks([Source("s", (A,), warns, "")], Budget(5, 1), Progress(None, 1))
     assert exit_code(report, "fail") == 0 and exit_code(report, "warn") == 1
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_is_one_rewritten_line_cleared_at_the_end() -> None:
+    def one(budget: Budget) -> Iterator[Finding]:
+        yield A.finding(Status.PASS, "ok")
+
+    stream = _Terminal()
+    run_checks([Source("cache", (A,), one, "")], Budget(5, 1), Progress(stream, 1))
+    text = stream.getvalue()
+    assert "\r\033[Kchecking cache: 0/1 items" in text and "checking cache: 1/1 items" in text
+    assert text.endswith("\r\033[K") and "\n" not in text
