@@ -14,7 +14,7 @@ deps:
 
 # Regenerate committed artifacts (dashboards JSON, rule YAML, README tables).
 generate: deps
-	$(VENV)/python -m stackwatch.generate
+	scripts/generate
 
 bench: deps
 	$(VENV)/python bench/run.py
