@@ -76,6 +76,7 @@ class Metrics:
         self._pools: list[Any] = []
         self._pools_lock = threading.Lock()
         self._pools_refreshed = 0.0
+        self._db_children: dict[tuple[str, str], Any] = {}
         registry.register(_PoolRefresher(self))
         self.http_duration = Histogram(
             "http_server_request_duration_seconds",
@@ -152,6 +153,13 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemostrecent",
         )
+
+    def db_duration_child(self, system: str, operation: str) -> Any:
+        """The ``db_client_operation_duration_seconds`` child for a label pair, cached (hot path)."""
+        child = self._db_children.get((system, operation))
+        if child is None:
+            child = self._db_children[(system, operation)] = self.db_duration.labels(system, operation)
+        return child
 
     def watch_pool(self, watch: Any) -> None:
         """Add a :class:`~stackwatch.instrumentation.pools.PoolWatch` to refresh."""

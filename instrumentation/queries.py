@@ -63,7 +63,7 @@ def current_queries() -> RequestQueries | None:
 def record_query(metrics: Metrics, system: str, statement: str, seconds: float) -> None:
     """Record one executed statement: duration histogram, then the request's N+1 bookkeeping."""
     operation, fingerprint = describe(statement)
-    metrics.db_duration.labels(system, operation).observe(seconds)
+    metrics.db_duration_child(system, operation).observe(seconds)
     queries = request_queries.get()
     if queries is not None:
         queries.note(fingerprint)

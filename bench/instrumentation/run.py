@@ -3,7 +3,8 @@
 1. In process: each variant's ASGI app is called directly (no server, no sockets) with the same
    request; rounds are interleaved across variants and the median µs/request is kept. Overhead
    = variant - bare. Targets: stackwatch full <= 60 µs and <= 1/5 of OTel + instrumentator;
-   stackwatch metrics-only <= prometheus-fastapi-instrumentator.
+   stackwatch metrics-only <= prometheus-fastapi-instrumentator. The endpoint runs no
+   statements; the bookkeeping per database statement is measured on its own.
 2. Through uvicorn (one worker per variant; all started, loaded one at a time, variants
    interleaved over several passes) under ``wrk -t1 -c16``: median requests per second and the
    ratio to the bare app.
@@ -91,6 +92,28 @@ def _wrk(port: int, seconds: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
+def per_statement(statements: int = 20000) -> float:
+    """µs of bookkeeping per recorded statement (histogram + fingerprint + N+1 count) inside a request."""
+    from prometheus_client import CollectorRegistry
+    from stackwatch.instrumentation.metrics import Metrics
+    from stackwatch.instrumentation.queries import (
+        RequestQueries,
+        record_query,
+        request_queries,
+    )
+
+    metrics = Metrics(CollectorRegistry())
+    best = float("inf")
+    for _ in range(5):
+        token = request_queries.set(RequestQueries(threshold=10**9, strict=False))
+        started = time.perf_counter()
+        for i in range(statements):
+            record_query(metrics, "postgresql", "SELECT name FROM authors WHERE id = %s", 0.0001)
+        best = min(best, (time.perf_counter() - started) / statements * 1e6)
+        request_queries.reset(token)
+    return best
+
+
 def _up(port: int) -> bool:
     try:
         return urllib.request.urlopen(f"http://127.0.0.1:{port}/items/1", timeout=1).status == 200
@@ -150,6 +173,8 @@ def main() -> int:
             <= overhead["prometheus_fastapi_instrumentator"],
         },
     }
+    report["stackwatch_per_statement_us"] = round(per_statement(), 2)
+    print(f"\nstackwatch bookkeeping per database statement: {report['stackwatch_per_statement_us']} µs")
     if not args.skip_rps:
         rps = through_uvicorn(args.wrk_seconds, args.passes)
         report["uvicorn_requests_per_second"] = {v: round(x) for v, x in rps.items()}
