@@ -8,6 +8,7 @@ Lifespan and websocket scopes pass through untouched.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,6 +32,8 @@ RequestHook = Callable[[trace.Span, dict[str, Any]], None]
 """Called with the server span and the ASGI scope when a request starts."""
 ResponseHook = Callable[[trace.Span, dict[str, Any], int], None]
 """Called with the server span, the scope and the response status before the span ends."""
+
+logger = logging.getLogger("stackwatch.instrumentation")
 
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"))
 _SERVER = SpanKind.SERVER
@@ -104,7 +107,7 @@ class StackwatchMiddleware:
             span = self.tracer.start_span(method, parent, _SERVER, attributes)
             span_token = otel_context.attach(trace.set_span_in_context(span, parent))
             if self.request_hook is not None:
-                self.request_hook(span, scope)
+                _call_hook(self.request_hook, span, scope)
 
         queries = RequestQueries(self.threshold, self.strict)
         queries_token = request_queries.set(queries)
@@ -179,5 +182,13 @@ class StackwatchMiddleware:
             span.set_status(_ERROR)
         span.set_attributes(attributes)
         if self.response_hook is not None:
-            self.response_hook(span, scope, status)
+            _call_hook(self.response_hook, span, scope, status)
         span.end()
+
+
+def _call_hook(hook: Callable[..., None], *args: Any) -> None:
+    """Run a user hook; its failure is logged, never turned into a failed request."""
+    try:
+        hook(*args)
+    except Exception:
+        logger.exception("stackwatch hook %r failed", getattr(hook, "__qualname__", hook))

@@ -243,6 +243,19 @@ async def test_plain_starlette_mounts_and_routes(registry, clean_env):
     assert routes_seen(registry) == {"/hello/{name}", "/static/files/{name}", "/static"}
 
 
+async def test_a_failing_hook_does_not_fail_the_request(registry, provider, spans, caplog):
+    def broken(span, scope):
+        raise ValueError("hook bug")
+
+    app = make_app()
+    instrument(app, registry=registry, tracer_provider=provider, request_hook=broken, response_hook=broken,
+               environ={})
+    async with client(app) as c:
+        assert (await c.get("/items/1")).status_code == 200
+    assert [s.name for s in spans.get_finished_spans()] == ["GET /items/{item_id}"]
+    assert "hook" in caplog.text and "failed" in caplog.text
+
+
 def test_non_starlette_apps_are_refused(registry):
     async def bare(scope, receive, send):
         pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from stackwatch.instrumentation.routes import OTHER, UNMATCHED, RouteTemplates
 from stackwatch.instrumentation.sql import describe
 
