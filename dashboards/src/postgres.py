@@ -128,24 +128,24 @@ def build() -> Dashboard:
     ], "s", thresholds=too_high(POSTGRES.slow_statement_mean_seconds)), w=12)
 
     g.row("Tables and indexes")
+    # tables aggregate "by" the identifying labels: that drops __name__, so the queries' rows merge
+    table_labels = "server, datname, schemaname, relname"
+    suspects = f"topk(10, max by ({table_labels}) (pg_table_missing_index_suspect_score{{{S}}}))"
     g.add(table("Missing-index suspects", "Tables read mostly by sequential scans although they are big "
                 "enough for an index to pay (score >= 1 is a suspect).", [
-        q(f"topk(10, pg_table_missing_index_suspect_score{{{S}}})"),
-        q(f"pg_stat_user_tables_n_live_tup{{{S}}} and on (datname, schemaname, relname) "
-          f"topk(10, pg_table_missing_index_suspect_score{{{S}}})"),
-        q(f"pg_stat_user_tables_seq_tup_read{{{S}}} and on (datname, schemaname, relname) "
-          f"topk(10, pg_table_missing_index_suspect_score{{{S}}})"),
+        q(suspects),
+        q(f"max by ({table_labels}) (pg_stat_user_tables_n_live_tup{{{S}}}) and on ({table_labels}) {suspects}"),
+        q(f"max by ({table_labels}) (pg_stat_user_tables_seq_tup_read{{{S}}}) and on ({table_labels}) {suspects}"),
     ], "short", columns={
         "Value #A": ("suspect score", "short"),
         "Value #B": ("live rows", "short"),
         "Value #C": ("rows read by seq scans", "short"),
-    }, hidden=["job", "instance", "__name__"], sort_by="Value #A"), w=12, h=9)
+    }, sort_by="Value #A"), w=12, h=9)
     g.add(table("Unused indexes", "Indexes never scanned since statistics were reset: they cost writes, "
                 "vacuum and cache and answer no query.", [
-        q(f"sort_desc(pg_index_unused_size_bytes{{{S}}})",
+        q(f"sort_desc(max by ({table_labels}, indexrelname) (pg_index_unused_size_bytes{{{S}}}))",
           empty_reason="no unused index on the watched databases"),
-    ], "bytes", columns={"Value": ("size", "bytes")}, hidden=["job", "instance", "__name__"],
-        sort_by="Value"), w=12, h=9)
+    ], "bytes", columns={"Value": ("size", "bytes")}, sort_by="Value"), w=12, h=9)
     g.add(timeseries("Index findings by database", "Unused, invalid and duplicate indexes per database.", [
         (f"sum by (datname) (pg_indexes_unused_count{{{S}}})", "{{datname}} unused"),
         (f"sum by (datname) (pg_indexes_invalid_count{{{S}}})", "{{datname}} invalid"),
