@@ -18,7 +18,7 @@ from .target import Target
 from .targets_file import load_targets_file
 from .webconfig import load_web_config
 
-__all__ = ["KINDS", "COMMON_OPTIONS", "all_options", "add_arguments", "build", "run", "parse_listen"]
+__all__ = ["COMMON_OPTIONS", "KINDS", "add_arguments", "all_options", "build", "parse_listen", "run"]
 
 log = logging.getLogger("stackwatch.exporters")
 

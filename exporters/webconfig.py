@@ -43,7 +43,7 @@ import yaml
 
 from .options import OptionError
 
-__all__ = ["WebConfig", "TLSSettings", "BasicAuth", "load_web_config"]
+__all__ = ["BasicAuth", "TLSSettings", "WebConfig", "load_web_config"]
 
 _OPTION = "--web.config.file"
 _BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
@@ -109,7 +109,7 @@ class BasicAuth:
 
     def check(self, header: str | None) -> bool:
         """Whether the header carries a known user and the right password."""
-        if not header or not header[:6].lower() == "basic ":
+        if not header or header[:6].lower() != "basic ":
             return False
         try:
             user, sep, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")

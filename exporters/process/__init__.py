@@ -18,7 +18,7 @@ from .cgroup import CgroupCollector
 from .groups import GroupsCollector, ProcessGroup, parse_group
 from .target import ProcessSource, ProcessTarget
 
-__all__ = ["KIND", "COLLECTORS", "OPTIONS", "ProcessTarget", "ProcessSource", "ProcessGroup"]
+__all__ = ["COLLECTORS", "KIND", "OPTIONS", "ProcessGroup", "ProcessSource", "ProcessTarget"]
 
 #: Every process collector and whether it runs by default (``default_enabled`` on the class).
 COLLECTORS: Sequence[type[Collector[ProcessSource]]] = (

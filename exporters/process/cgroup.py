@@ -30,8 +30,17 @@ from ..collector import Collector, CollectorDisabled, Tier
 from ..families import counter, gauge
 from .target import ProcessSource
 
-__all__ = ["Mount", "CgroupDirs", "CgroupUsage", "parse_mountinfo", "parse_proc_cgroup", "locate",
-           "read_usage", "CgroupCollector", "CgroupNotFound"]
+__all__ = [
+    "CgroupCollector",
+    "CgroupDirs",
+    "CgroupNotFound",
+    "CgroupUsage",
+    "Mount",
+    "locate",
+    "parse_mountinfo",
+    "parse_proc_cgroup",
+    "read_usage",
+]
 
 #: v1 reports "no memory limit" as a huge page-aligned number (PAGE_COUNTER_MAX * page size)
 _V1_UNLIMITED = 2**62

@@ -30,7 +30,7 @@ from ..collector import Collector, CollectorDisabled, Tier
 from ..families import counter, gauge
 from .target import ProcessSource
 
-__all__ = ["ProcessGroup", "parse_group", "GroupsCollector", "GroupTotals"]
+__all__ = ["GroupTotals", "GroupsCollector", "ProcessGroup", "parse_group"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
 T = TypeVar("T")

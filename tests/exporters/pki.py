@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["PKI", "make_pki", "bcrypt_hash"]
+__all__ = ["PKI", "bcrypt_hash", "make_pki"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def _write_key(path: Path) -> ec.EllipticCurvePrivateKey:
 def _issue(path: Path, subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
            signer: ec.EllipticCurvePrivateKey, ca: bool, server: bool = False) -> x509.Name:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer).public_key(key.public_key())
                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
                .not_valid_after(now + datetime.timedelta(days=1))

@@ -14,12 +14,12 @@ import bcrypt
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-
-from stackwatch.cli import build_parser
 from stackwatch.exporters import main
 from stackwatch.exporters.options import resolve_options
 from stackwatch.exporters.server import Exporter, ExporterHTTPServer
 from stackwatch.exporters.webconfig import WebConfig, load_web_config
+
+from stackwatch.cli import build_parser
 
 from ..fixtures.postgres import PostgresServer
 from ..fixtures.procs import wait_until
@@ -33,7 +33,7 @@ class Running:
 
     def __init__(self, exporter: Exporter, server: ExporterHTTPServer) -> None:
         self.exporter, self.server = exporter, server
-        host, port = server.server_address[:2]
+        port = server.server_address[1]
         self.url = f"{server.scheme}://127.0.0.1:{port}"
         self.thread = threading.Thread(target=server.serve_forever, daemon=True)
         self.thread.start()

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 
-__all__ = ["Workers", "workers", "registry_of", "MiB"]
+__all__ = ["MiB", "Workers", "registry_of", "workers"]
 
 MiB = 2**20
 

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from stackwatch.exporters.collector import CollectorDisabled
 from stackwatch.exporters.process.cgroup import (
     CgroupCollector,
@@ -227,9 +226,9 @@ def test_real_child_cgroup_with_limits(limited_cgroup: tuple[str, int]) -> None:
     proc = Path("/proc/self")
     dirs = locate(name, (proc / "cgroup").read_text(), (proc / "mountinfo").read_text())
     # a worker joins the cgroup, then burns 0.5 s of CPU under a 0.5-core quota (so it is throttled)
-    worker = subprocess.Popen([sys.executable, "-c", "import os, sys\nsys.stdin.readline()\nstart = sum(os.times()[:2])\n"
-                               "while sum(os.times()[:2]) < start + 0.5: pass\nprint('done', flush=True)\n"
-                               "sys.stdin.read()"],
+    script = ("import os, sys\nsys.stdin.readline()\nstart = sum(os.times()[:2])\n"
+              "while sum(os.times()[:2]) < start + 0.5: pass\nprint('done', flush=True)\nsys.stdin.read()")
+    worker = subprocess.Popen([sys.executable, "-c", script],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert worker.stdin is not None and worker.stdout is not None
     try:

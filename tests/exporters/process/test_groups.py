@@ -9,9 +9,13 @@ import re
 
 import psutil
 import pytest
-
 from stackwatch.exporters.collector import CollectorDisabled
-from stackwatch.exporters.process.groups import GroupsCollector, GroupTotals, ProcessGroup, parse_group
+from stackwatch.exporters.process.groups import (
+    GroupsCollector,
+    GroupTotals,
+    ProcessGroup,
+    parse_group,
+)
 from stackwatch.exporters.process.target import ProcessSource
 
 from .helpers import MiB, registry_of, workers
