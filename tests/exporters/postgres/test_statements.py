@@ -91,6 +91,26 @@ def test_count_matches_the_view_and_series_are_bounded(server: PostgresServer) -
         assert 1 <= len(values(families, name)) <= 10, name
 
 
+def test_texts_are_read_only_for_newly_chosen_statements(server: PostgresServer) -> None:
+    def text_reads() -> int:
+        """Calls of the texts query so far, read untracked (a tracked check would be a new statement)."""
+        with server.connect(options="-c pg_stat_statements.track=none") as conn:
+            return int(conn.execute(
+                "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
+                "WHERE r.rolname = 'stackwatch_monitor' AND query LIKE 'SELECT DISTINCT ON (s.userid, s.dbid, s.queryid)%'"
+            ).fetchone()[0])
+
+    collector = StatementsCollector()
+    with monitor_source(server) as source:
+        collector.collect(source)
+        collector.collect(source)  # the exporter's own first queries are new statements: their texts are read
+        settled = text_reads()
+        collector.collect(source)
+        collector.collect(source)
+    assert settled >= 1
+    assert text_reads() == settled  # same statements chosen: texts come from the cache
+
+
 def test_nested_and_top_level_runs_are_one_statement(server: PostgresServer) -> None:
     server.query("CREATE OR REPLACE FUNCTION nested_lookup() RETURNS bigint LANGUAGE plpgsql AS "
                  "$$ BEGIN RETURN (SELECT count(*) FROM items WHERE v = 7 AND v > 0); END $$", dbname=DB)
