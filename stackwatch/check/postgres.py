@@ -104,6 +104,7 @@ class PostgresCheck:
             self._budget = budget
             self._classified: dict[str, list[dict[str, Any]]] | None = None
             self._suggestions: list[tuple[str, index_advice.IndexSuggestion]] = []
+            self._statement_rows: list[dict[str, Any]] | None = None
             self._pgss = self._statements_available()
             # statistics before plans: PostgreSQL 13 counts an EXPLAINed statement as one more call
             for item, check in ((SLOW, self._slow), (UNBOUNDED, self._unbounded), (PLANS, self._plans),
@@ -292,13 +293,18 @@ class PostgresCheck:
         return STATEMENTS.finding(Status.PASS, f"loaded; {count} statements recorded")
 
     def _top(self, order: str, limit: int) -> list[dict[str, Any]]:
-        """The top ``limit`` plannable SELECT statements of this database by ``order``."""
-        mean, total = ("mean_exec_time", "total_exec_time") if self._version() >= 130000 else ("mean_time", "total_time")
-        query = sql.SQL(_TOP_SQL).format(view=self._pgss_view, mean=sql.Identifier(mean),
-                                          total=sql.Identifier(total), order=sql.Identifier(order))
-        rows = self._rows(query, {"limit": limit * 5})
-        return [r for r in rows if index_advice.is_plannable_select(r["query"])
-                and not _MONITORING.search(r["query"])][:limit]
+        """The top ``limit`` plannable SELECT statements of this database by ``order``.
+
+        One read of pg_stat_statements serves every item: reading it with texts loads the
+        server's whole query-text file, so it is done once per check.
+        """
+        if self._statement_rows is None:
+            mean = "mean_exec_time" if self._version() >= 130000 else "mean_time"
+            query = sql.SQL(_TOP_SQL).format(view=self._pgss_view, mean=sql.Identifier(mean))
+            self._statement_rows = [r for r in self._rows(query, {"limit": max(self.plans, 5) * 5})
+                                    if index_advice.is_plannable_select(r["query"])
+                                    and not _MONITORING.search(r["query"])]
+        return sorted(self._statement_rows, key=lambda r: -float(r[order]))[:limit]
 
     def _version(self) -> int:
         assert self.conn is not None
@@ -423,11 +429,15 @@ GROUP BY 1 ORDER BY 2 DESC
 """
 
 _TOP_SQL = """
-SELECT s.query, s.calls, s.rows, s.{mean} / 1000.0 AS mean_s, s.{total} / 1000.0 AS total_s,
-       s.rows::float8 / s.calls AS rows_per_call
-FROM {view} s
-WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.calls > 0
-ORDER BY {order} DESC LIMIT %(limit)s
+WITH s AS (
+    SELECT s.queryid, s.userid, s.query, s.calls, s.rows, s.{mean} / 1000.0 AS mean_s,
+           s.rows::float8 / s.calls AS rows_per_call
+    FROM {view} s
+    WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.calls > 0
+)
+(SELECT * FROM s ORDER BY mean_s DESC LIMIT %(limit)s)
+UNION
+(SELECT * FROM s ORDER BY rows_per_call DESC LIMIT %(limit)s)
 """
 
 _LEADING_INDEX_SQL = """
