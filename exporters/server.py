@@ -113,6 +113,9 @@ def _registry(families: list[Metric]) -> CollectorRegistry:
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterHTTPServer
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without TCP_NODELAY, Nagle holds the body until the
+    # client's delayed ACK of the headers (~40 ms per keep-alive scrape)
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         with self.server.in_flight():
