@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from stackwatch.exporters.collector import CollectorDisabled
 from stackwatch.exporters.process.cgroup import (
     CgroupCollector,
@@ -248,3 +250,14 @@ def test_real_child_cgroup_with_limits(limited_cgroup: tuple[str, int]) -> None:
     finally:
         worker.kill()
         worker.wait(10)
+
+
+@given(st.text())
+def test_parsers_never_raise_on_arbitrary_text(text: str) -> None:
+    assert all(m.version in (1, 2) for m in parse_mountinfo(text))
+    assert isinstance(parse_proc_cgroup(text), dict)
+
+
+def test_mountinfo_octal_escapes() -> None:
+    (mount,) = parse_mountinfo("30 23 0:26 / /mnt/my\\040cgroup\\134x rw - cgroup2 cgroup2 rw\n")
+    assert str(mount.point) == "/mnt/my cgroup\\x"
