@@ -46,8 +46,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.postgres import DEFAULT_BINDIR, PostgresServer  # noqa: E402
-from tests.fixtures.procs import free_port, require_binary, wait_until  # noqa: E402
+from tests.fixtures.postgres import DEFAULT_BINDIR, PostgresServer
+from tests.fixtures.procs import free_port, require_binary, wait_until
 
 PEER_QUERIES = Path("/usr/share/doc/prometheus-postgres-exporter/examples/queries.yaml")
 DB = "bench"
@@ -353,9 +353,9 @@ def markdown(r: dict[str, Any], scrapers: int) -> str:
           f"{r['latency']['peer'][q + '_seconds'] * 1000:.1f} ms |" for q in ("p50", "p95")),
         *(f"| series per scrape, {label} | {r['series']['stackwatch'][key]} | {r['series']['peer'][key]} |"
           for key, label in (("all", "all"), ("pg", "pg_*"), ("pg_stat_statements", "pg_stat_statements*"))),
-        f"| RSS, highest seen (VmHWM) | {r['rss_bytes']['stackwatch']['max_seen'] / 2**20:.1f} MiB "
-        f"({r['rss_bytes']['stackwatch']['hwm'] / 2**20:.1f}) | {r['rss_bytes']['peer']['max_seen'] / 2**20:.1f} MiB "
-        f"({r['rss_bytes']['peer']['hwm'] / 2**20:.1f}) |",
+        (f"| RSS, highest seen (VmHWM) | {r['rss_bytes']['stackwatch']['max_seen'] / 2**20:.1f} MiB "
+         f"({r['rss_bytes']['stackwatch']['hwm'] / 2**20:.1f}) | {r['rss_bytes']['peer']['max_seen'] / 2**20:.1f} MiB "
+         f"({r['rss_bytes']['peer']['hwm'] / 2**20:.1f}) |"),
         *(f"| database time per minute, {label} | {r[key]['stackwatch']['db_seconds_per_minute'] * 1000:.0f} ms | "
           f"{r[key]['peer']['db_seconds_per_minute'] * 1000:.0f} ms |"
           for key, label in (("cost_1_scraper", "1 scraper"), (many, f"{scrapers} scrapers"))),

@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 
 from .source import PostgresSource
 
-__all__ = ["BLOCKED_TABLES", "OTHER", "Row", "rows_per_database", "split_top", "rollup"]
+__all__ = ["BLOCKED_TABLES", "OTHER", "Row", "rollup", "rows_per_database", "split_top"]
 
 log = logging.getLogger("stackwatch.exporters")
 

@@ -36,7 +36,7 @@ from ..families import counter, gauge, info
 from ..redact import redact_text
 from .source import PostgresSource
 
-__all__ = ["StatementsCollector", "Counters", "Key", "window", "choose", "normalize_query", "STICKY_WINDOWS"]
+__all__ = ["STICKY_WINDOWS", "Counters", "Key", "StatementsCollector", "choose", "normalize_query", "window"]
 
 log = logging.getLogger("stackwatch.exporters")
 
@@ -117,6 +117,12 @@ def window(current: Mapping[Key, Counters], previous: Mapping[Key, Counters]) ->
     return out
 
 
+def _top(windows: Mapping[Key, Counters], rank: Callable[[Counters], float], n: int) -> list[Key]:
+    """The ``n`` statements that took the most of ``rank`` in the window (ties by key: stable)."""
+    scored = [(-rank(w), key) for key, w in windows.items() if rank(w) > 0]
+    return [key for _, key in heapq.nsmallest(n, scored)]
+
+
 def choose(windows: Mapping[Key, Counters], sticky: Mapping[Key, int], limit: int) -> dict[Key, int]:
     """The statements to export, each with how many more windows it stays if it leaves the tops.
 
@@ -125,9 +131,7 @@ def choose(windows: Mapping[Key, Counters], sticky: Mapping[Key, int], limit: in
     the remaining budget keeps earlier picks that still exist, most recently chosen first.
     """
     per = max(1, limit // (2 * len(CRITERIA)))
-    rankings = [heapq.nsmallest(per, (k for k, w in windows.items() if rank(w) > 0),
-                                key=lambda k, rank=rank: (-rank(windows[k]), k))
-                for rank in CRITERIA.values()]
+    rankings = [_top(windows, rank, per) for rank in CRITERIA.values()]
     chosen: dict[Key, int] = {}
     for position in range(per):
         for ranking in rankings:
@@ -209,7 +213,7 @@ class StatementsCollector(Collector[PostgresSource]):
         return {
             (r["userid"], r["dbid"], r["queryid"]): _Statement(
                 r["usename"], r["datname"], Counters(*(r[f] for f in _COUNTER_FIELDS)))
-            for r in source.rows(query)
+            for r in source.rows(query.as_string(source.conn))
         }
 
     def _fetch_texts(self, source: PostgresSource, schema: str, max_bytes: int) -> None:
@@ -222,7 +226,7 @@ class StatementsCollector(Collector[PostgresSource]):
         params = {"userids": [k[0] for k in missing], "dbids": [k[1] for k in missing],
                   "queryids": [k[2] for k in missing]}
         try:
-            rows = source.rows(query, params)
+            rows = source.rows(query.as_string(source.conn), params)
         except psycopg.errors.QueryCanceled as error:  # the counters are read; try the texts next poll
             log.warning("pg_stat_statements texts not read: %s", str(error).strip())
             return

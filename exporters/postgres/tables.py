@@ -21,7 +21,7 @@ from ..families import counter, gauge
 from .relations import BLOCKED_TABLES, Row, rollup, rows_per_database, split_top
 from .source import PostgresSource
 
-__all__ = ["TablesCollector", "suspect_score", "MIN_SEQ_SCANS"]
+__all__ = ["MIN_SEQ_SCANS", "TablesCollector", "suspect_score"]
 
 SQL = f"""
 WITH {BLOCKED_TABLES}

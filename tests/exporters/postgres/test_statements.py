@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from stackwatch.exporters.collector import CollectorDisabled, Intervals
 from stackwatch.exporters.postgres.settings import SettingsCollector
 from stackwatch.exporters.postgres.source import PostgresOptions
@@ -16,6 +15,7 @@ from stackwatch.exporters.postgres.statements import (
     window,
 )
 from stackwatch.exporters.postgres.target import PostgresTarget
+
 from tests.exporters.postgres.collect import monitor_source, value, values
 from tests.fixtures.postgres import PostgresServer
 

@@ -10,9 +10,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-
 from stackwatch.exporters.postgres.source import PostgresOptions
-from stackwatch.exporters.postgres.tables import MIN_SEQ_SCANS, TablesCollector, suspect_score
+from stackwatch.exporters.postgres.tables import (
+    MIN_SEQ_SCANS,
+    TablesCollector,
+    suspect_score,
+)
+
 from tests.exporters.postgres.collect import monitor_source, value, values
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until
@@ -127,7 +131,7 @@ def test_missing_index_suspects(server: PostgresServer) -> None:
     families = collect(server)
     scores = {dict(k)["relname"]: v for k, v in values(families, "pg_table_missing_index_suspect_score").items()
               if dict(k)["datname"] == DB}
-    seq_scan, seq_tup_read, _, idx_tup_fetch, live, _, _ = stats(server, DB)["big"]
+    seq_scan, _, _, idx_tup_fetch, live, _, _ = stats(server, DB)["big"]
     assert idx_tup_fetch == 0 and seq_scan >= MIN_SEQ_SCANS
     assert scores["big"] == pytest.approx(1 + math.log10(live / 1000))  # read only sequentially: 1.7
     assert scores["big"] >= 1
