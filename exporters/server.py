@@ -116,6 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
     # headers and body go out in two writes: without TCP_NODELAY, Nagle holds the body until the
     # client's delayed ACK of the headers (~40 ms per keep-alive scrape)
     disable_nagle_algorithm = True
+    # the Server header names the software, not the Python version behind it
+    server_version = "stackwatch-exporter"
+    sys_version = ""
 
     def do_GET(self) -> None:
         with self.server.in_flight():

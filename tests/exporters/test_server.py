@@ -197,6 +197,7 @@ def test_tls_and_basic_auth_guard_every_endpoint(serve: Callable[..., Running], 
             assert denied.headers["www-authenticate"] == "Basic"
             assert denied.text == "Unauthorized\n"
             assert denied.headers["x-content-type-options"] == "nosniff"
+            assert denied.headers["server"] == "stackwatch-exporter"
         allowed = client.get(running.url + path, auth=("prometheus", "scrape-pass"))
         assert allowed.status_code == (404 if path == "/nope" else 200)
         assert allowed.headers["x-content-type-options"] == "nosniff"
