@@ -125,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         server = ExporterHTTPServer(listen, exporter, web)
+    except OptionError as error:  # the certificate changed since the web config was checked
+        print(f"stackwatch exporter: {error}", file=sys.stderr)
+        return 2
     except OSError as error:
         print(f"stackwatch exporter: --listen {listen[0]}:{listen[1]}: {error.strerror}", file=sys.stderr)
         return 2
