@@ -22,6 +22,7 @@ from stackwatch.exporters.options import Option, resolve_options
 from stackwatch.cli import build_parser, main
 
 from ..fixtures.postgres import MONITOR_PASSWORD, PostgresServer
+from ..fixtures.procs import wait_until
 from .pki import bcrypt_hash, make_pki
 
 # values tried in turn until one parses, so the twin test covers options added later too
@@ -226,6 +227,7 @@ def test_startup_log_lists_targets_with_passwords_redacted_and_sigterm_exits_0(
     assert "orders-db" in names and len(names) == 3  # the DSN target, the probe target, this host
     assert all("***" in line for line in target_lines if "'dsn'" in line)
     assert any("'groups': ['db']" in line for line in target_lines)
+    wait_until(lambda: httpx.get(run.url + "/-/ready", timeout=10).status_code == 200, 60, "/-/ready")
     response = httpx.get(run.url + "/metrics", timeout=10)
     assert response.status_code == 200 and "process_group_count{" in response.text
     run.proc.send_signal(signal.SIGTERM)
