@@ -29,7 +29,7 @@ SQL = f"""
 WITH {BLOCKED_TABLES}
 SELECT current_database() AS datname, n.nspname AS schemaname, t.relname, ci.relname AS indexrelname,
        i.indexrelid::bigint AS indexrelid,
-       pg_relation_size(i.indexrelid) AS size_bytes,
+       coalesce(pg_relation_size(i.indexrelid), 0) AS size_bytes,  -- NULL if dropped meanwhile
        i.indisvalid, i.indisprimary, i.indisunique,
        i.indexrelid IN (SELECT conindid FROM pg_constraint) AS backs_constraint,
        coalesce(s.idx_scan, 0) AS idx_scan,

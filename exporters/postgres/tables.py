@@ -29,7 +29,7 @@ SELECT current_database() AS datname, s.schemaname, s.relname,
        s.seq_scan, s.seq_tup_read,
        coalesce(s.idx_scan, 0) AS idx_scan, coalesce(s.idx_tup_fetch, 0) AS idx_tup_fetch,
        s.n_live_tup, s.n_dead_tup,
-       pg_total_relation_size(s.relid) AS size_bytes,
+       coalesce(pg_total_relation_size(s.relid), 0) AS size_bytes,  -- NULL if dropped meanwhile
        extract(epoch FROM now() - greatest(s.last_vacuum, s.last_autovacuum))::float8 AS vacuum_age,
        extract(epoch FROM now() - greatest(s.last_analyze, s.last_autoanalyze))::float8 AS analyze_age
 FROM pg_stat_user_tables s
