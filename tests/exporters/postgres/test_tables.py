@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 import threading
-import time
 from collections.abc import Iterator
 
 import psycopg
@@ -157,13 +156,11 @@ class ExclusiveLock:
 
 def test_a_table_locked_by_ddl_is_skipped_not_waited_for(server: PostgresServer) -> None:
     with ExclusiveLock(server, "big"):
-        started = time.monotonic()
-        families = collect(server, top_n=1000)
-        elapsed = time.monotonic() - started
+        families = collect(server, top_n=1000)  # completes while the lock is still held
     names = {dict(k)["relname"] for k in values(families, "pg_stat_user_tables_size_bytes")}
     assert "big" not in names
+    # had it queued for big, lock_timeout would have failed the whole database's query
     assert {"indexed", "tiny", "dead"} <= names
-    assert elapsed < 5  # statement_timeout: it did not wait for the lock to go
 
 
 def test_a_table_with_a_queued_exclusive_lock_is_skipped(server: PostgresServer) -> None:
