@@ -102,14 +102,17 @@ def build() -> Dashboard:
     ], "bytes"), w=8)
 
     g.row("Statements (pg_stat_statements)")
+    statement = "queryid, datname, user"
+    top = f"topk(10, sum by ({statement}) (rate(pg_stat_statements_seconds_total{{{S}}}[$__range])))"
     g.add(table("Top statements by total time", "Which statements take the database's time over the "
                 "selected range? Mean time over the slow threshold is what the slow-statement alert counts.", [
-        q(f"topk(10, sum by (queryid, datname, user) (rate(pg_stat_statements_seconds_total{{{S}}}[$__range])))"),
-        q(f"sum by (queryid, datname, user) (rate(pg_stat_statements_calls_total{{{S}}}[$__range]))"),
-        q(f"max by (queryid, datname, user) (pg_stat_statements_mean_seconds{{{S}}})"),
-        q(f"sum by (queryid, datname, user) (rate(pg_stat_statements_rows_total{{{S}}}[$__range])) / "
-          f"sum by (queryid, datname, user) (rate(pg_stat_statements_calls_total{{{S}}}[$__range]) > 0)"),
-        q(f"max by (queryid, datname, user, query) (pg_stat_statements_query_info{{{S}}})"),
+        q(top),
+        q(f"sum by ({statement}) (rate(pg_stat_statements_calls_total{{{S}}}[$__range])) and on ({statement}) {top}"),
+        q(f"max by ({statement}) (pg_stat_statements_mean_seconds{{{S}}}) and on ({statement}) {top}"),
+        q(f"sum by ({statement}) (rate(pg_stat_statements_rows_total{{{S}}}[$__range])) / "
+          f"sum by ({statement}) (rate(pg_stat_statements_calls_total{{{S}}}[$__range]) > 0) "
+          f"and on ({statement}) {top}"),
+        q(f"max by ({statement}, query) (pg_stat_statements_query_info{{{S}}}) and on ({statement}) {top}"),
     ], "short", columns={
         "Value #A": ("busy backends", "short"),
         "Value #B": ("calls/s", "ops"),
