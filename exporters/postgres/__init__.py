@@ -80,6 +80,9 @@ OPTIONS: Sequence[Option] = (
     Option("--pg-slow-statement-seconds", "STACKWATCH_PG_SLOW_STATEMENT_SECONDS",
            "mean execution time above which a statement counts as slow",
            default=thresholds.POSTGRES.slow_statement_mean_seconds, parse=float, metavar="SECONDS"),
+    Option("--pg-query-text-max-bytes", "STACKWATCH_PG_QUERY_TEXT_MAX_BYTES",
+           "longest normalized statement text exported in pg_stat_statements_query_info (cut on a UTF-8 boundary)",
+           default=512, parse=_positive_int, metavar="BYTES"),
     Option("--pg-include-databases", "STACKWATCH_PG_INCLUDE_DATABASES",
            "regex of databases whose tables and indexes are collected", parse=_regex, metavar="REGEX"),
     Option("--pg-exclude-databases", "STACKWATCH_PG_EXCLUDE_DATABASES",
@@ -104,13 +107,13 @@ class _PostgresKind:
 
     def _options(self, values: Mapping[str, Any]) -> PostgresOptions:
         return PostgresOptions(
-            top_n=values.get("pg_top_n") or 50,
-            statements_top_n=values.get("pg_statements_top_n") or 100,
-            slow_statement_seconds=values.get("pg_slow_statement_seconds")
-            or thresholds.POSTGRES.slow_statement_mean_seconds,
-            include_databases=values.get("pg_include_databases"),
-            exclude_databases=values.get("pg_exclude_databases"),
-            connection=ConnectionSettings(statement_timeout_ms=values.get("pg_statement_timeout_ms") or 5000),
+            top_n=values["pg_top_n"],
+            statements_top_n=values["pg_statements_top_n"],
+            slow_statement_seconds=values["pg_slow_statement_seconds"],
+            query_text_max_bytes=values["pg_query_text_max_bytes"],
+            include_databases=values["pg_include_databases"],
+            exclude_databases=values["pg_exclude_databases"],
+            connection=ConnectionSettings(statement_timeout_ms=values["pg_statement_timeout_ms"]),
         )
 
     def _target(self, name: str, dsn: str, common: Common, options: PostgresOptions) -> PostgresTarget:
