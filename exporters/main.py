@@ -16,7 +16,7 @@ from .options import Option, OptionError, add_options, resolve_options
 from .server import Exporter, ExporterHTTPServer
 from .target import Target
 from .targets_file import load_targets_file
-from .webconfig import load_web_config
+from .webconfig import WebConfigFile
 
 __all__ = ["COMMON_OPTIONS", "KINDS", "add_arguments", "all_options", "build", "parse_listen", "run"]
 
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         values = resolve_options(all_options(), args)
         logging.basicConfig(level=values["log_level"].upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        web = load_web_config(values["web_config_file"]) if values.get("web_config_file") else None
+        web = WebConfigFile(values["web_config_file"]) if values.get("web_config_file") else None
         exporter = build(values)
         # an unset --listen resolves to its unparsed default string
         listen = values["listen"] if isinstance(values["listen"], tuple) else parse_listen(values["listen"])
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("target %s", target.describe_target())
     host, port = server.server_address[:2]
     log.info("listening on %s://%s:%s (basic auth %s)", server.scheme, host, port,
-             "on" if web is not None and web.users else "off")
+             "on" if web is not None and web.config.users else "off")
     exporter.start()
     try:
         server.serve_forever()

@@ -32,7 +32,7 @@ from prometheus_client.exposition import choose_encoder
 
 from .families import relabel
 from .target import Poller, Target
-from .webconfig import WebConfig
+from .webconfig import ActiveWebConfig, WebConfigFile
 
 __all__ = ["Exporter", "ExporterHTTPServer"]
 
@@ -169,7 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for key, value in {**self.server.extra_headers, **(headers or {})}.items():
+        for key, value in {**self.server.active().headers, **(headers or {})}.items():
             self.send_header(key, value)
         self.end_headers()
         if self.command != "HEAD":
@@ -188,6 +188,9 @@ _LANDING = b"""<!doctype html><html><head><title>stackwatch exporter</title></he
 """
 
 
+_PLAIN = ActiveWebConfig()
+
+
 class ExporterHTTPServer(ThreadingHTTPServer):
     """A threading HTTP server bound to one exporter, with optional TLS and basic auth."""
 
@@ -195,11 +198,10 @@ class ExporterHTTPServer(ThreadingHTTPServer):
     #: seconds a client gets to complete the TLS handshake
     handshake_timeout = 10.0
 
-    def __init__(self, address: tuple[str, int], exporter: Exporter, web: WebConfig | None = None) -> None:
-        web = web or WebConfig()
-        self._tls = web.ssl_context()
-        self._auth = web.basic_auth()
-        self.extra_headers = dict(web.headers)
+    def __init__(self, address: tuple[str, int], exporter: Exporter, web: WebConfigFile | None = None) -> None:
+        self._web = web
+        #: fixed for the server's life (a reload that would change it is refused)
+        self.scheme = "https" if web is not None and web.config.tls is not None else "http"
         self._busy = 0
         self._idle = threading.Condition()
         self.draining = False
@@ -228,18 +230,19 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         with self._idle:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
-    @property
-    def scheme(self) -> str:
-        return "http" if self._tls is None else "https"
+    def active(self) -> ActiveWebConfig:
+        """The web config in force now (re-read when its files change)."""
+        return _PLAIN if self._web is None else self._web.current()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Handle one connection, after a TLS handshake when TLS is configured."""
-        if self._tls is None:
+        tls = self.active().tls
+        if tls is None:
             super().finish_request(request, client_address)
             return
         request.settimeout(self.handshake_timeout)
         try:
-            conn = self._tls.wrap_socket(request, server_side=True)
+            conn = tls.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as error:
             log.debug("%s: TLS handshake failed: %s", client_address[0], error)
             return
@@ -255,14 +258,15 @@ class ExporterHTTPServer(ThreadingHTTPServer):
 
     def authorize(self, handler: BaseHTTPRequestHandler) -> bool:
         """Whether the request may proceed (it has answered the request when not)."""
-        if self._auth is None or self._auth.check(handler.headers.get("Authorization")):
+        active = self.active()
+        if active.auth is None or active.auth.check(handler.headers.get("Authorization")):
             return True
         body = b"Unauthorized\n"
         handler.send_response(HTTPStatus.UNAUTHORIZED)
         handler.send_header("WWW-Authenticate", "Basic")
         handler.send_header("Content-Type", "text/plain; charset=utf-8")
         handler.send_header("Content-Length", str(len(body)))
-        for key, value in self.extra_headers.items():
+        for key, value in active.headers.items():
             handler.send_header(key, value)
         handler.end_headers()
         if handler.command != "HEAD":

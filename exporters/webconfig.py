@@ -15,8 +15,11 @@ The same file an operator already writes for node_exporter or postgres_exporter 
 
 Keys are checked strictly (an unknown key is a typo that would silently weaken security);
 keys of the format that stackwatch does not implement are rejected by name rather than
-ignored. The file is read once at startup, unlike exporter-toolkit which re-reads it per
-request: restart the exporter to apply a change.
+ignored. As with exporter-toolkit, changes apply without a restart (so certificates can be
+rotated): :class:`WebConfigFile` re-reads the file, at most once a second, when it or a
+certificate/key file it names has changed. A new version that does not pass the checks is
+logged and ignored (the server keeps the last good one, never falls back to no auth), and
+so is one that would turn TLS on or off, which needs a restart.
 
 bcrypt is slow by design (~70 ms at cost 10), so, as exporter-toolkit does, successful
 verifications are cached (keyed by a SHA-256 of user, hash and password; never the
@@ -30,10 +33,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
+import os
 import re
 import ssl
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +50,16 @@ import yaml
 
 from .options import OptionError
 
-__all__ = ["BasicAuth", "TLSSettings", "WebConfig", "load_web_config"]
+log = logging.getLogger("stackwatch.exporters")
+
+__all__ = [
+    "ActiveWebConfig",
+    "BasicAuth",
+    "TLSSettings",
+    "WebConfig",
+    "WebConfigFile",
+    "load_web_config",
+]
 
 _OPTION = "--web.config.file"
 _BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
@@ -148,6 +164,76 @@ class WebConfig:
 
     def basic_auth(self) -> BasicAuth | None:
         return BasicAuth(self.users) if self.users else None
+
+    def activate(self) -> ActiveWebConfig:
+        return ActiveWebConfig(self.ssl_context(), self.basic_auth(), dict(self.headers))
+
+    def files(self) -> list[Path]:
+        """Every file this config depends on besides itself (watched for changes)."""
+        if self.tls is None:
+            return []
+        return [p for p in (self.tls.cert_file, self.tls.key_file, self.tls.client_ca_file) if p is not None]
+
+
+@dataclass(frozen=True)
+class ActiveWebConfig:
+    """A checked config made ready to serve: TLS context, basic-auth checker, extra headers."""
+
+    tls: ssl.SSLContext | None = None
+    auth: BasicAuth | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _stamp(path: str, config: WebConfig) -> tuple[tuple[object, ...], ...]:
+    """Path, mtime and size of the config file and every file it names (missing: path only)."""
+    stamps: list[tuple[object, ...]] = []
+    for file in [Path(path), *config.files()]:
+        try:
+            info = os.stat(file)
+            stamps.append((str(file), info.st_mtime_ns, info.st_size))
+        except OSError:
+            stamps.append((str(file),))
+    return tuple(stamps)
+
+
+class WebConfigFile:
+    """``--web.config.file``, re-read when it or a file it names changes (checked at most every
+    ``check_every`` seconds, on the request path: one ``stat`` per file)."""
+
+    def __init__(self, path: str, check_every: float = 1.0) -> None:
+        self.path = path
+        self.check_every = check_every
+        self.config = load_web_config(path)
+        self._active = self.config.activate()
+        self._stamp = _stamp(path, self.config)
+        self._checked = time.monotonic()
+        self._lock = threading.Lock()
+
+    def current(self) -> ActiveWebConfig:
+        """The config to serve this connection or request with."""
+        if time.monotonic() - self._checked >= self.check_every:
+            with self._lock:
+                if time.monotonic() - self._checked >= self.check_every:
+                    self._reload_if_changed()
+                    self._checked = time.monotonic()
+        return self._active
+
+    def _reload_if_changed(self) -> None:
+        stamp = _stamp(self.path, self.config)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp  # a bad version is reported once, not on every request
+        try:
+            config = load_web_config(self.path)
+            active = config.activate()
+        except OptionError as error:
+            log.error("%s; keeping the previous web config", error)
+            return
+        if (config.tls is None) != (self.config.tls is None):
+            log.error("%s: turning TLS on or off needs a restart; keeping the previous web config", _OPTION)
+            return
+        self.config, self._active, self._stamp = config, active, _stamp(self.path, config)
+        log.info("%s: reloaded %s", _OPTION, self.path)
 
 
 def _mapping(value: Any, key: str) -> dict[str, Any]:

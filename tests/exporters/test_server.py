@@ -4,6 +4,7 @@ plain and behind TLS + basic auth with a real HTTPS client."""
 from __future__ import annotations
 
 import gzip
+import os
 import ssl
 import threading
 import urllib.request
@@ -17,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stackwatch.exporters import main
 from stackwatch.exporters.options import resolve_options
 from stackwatch.exporters.server import Exporter, ExporterHTTPServer
-from stackwatch.exporters.webconfig import WebConfig, load_web_config
+from stackwatch.exporters.webconfig import WebConfigFile
 
 from stackwatch.cli import build_parser
 
@@ -53,7 +54,7 @@ def _build(args: list[str], environ: dict[str, str] | None = None) -> Exporter:
 def serve() -> Iterator[Callable[..., Running]]:
     running: list[Running] = []
 
-    def start(args: list[str], web: WebConfig | None = None, start_polling: bool = True) -> Running:
+    def start(args: list[str], web: WebConfigFile | None = None, start_polling: bool = True) -> Running:
         exporter = _build(args)
         server = ExporterHTTPServer(("127.0.0.1", 0), exporter, web)
         if start_polling:
@@ -174,12 +175,12 @@ def _trust(pki: PKI) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(pki.ca))
 
 
-def _web(tmp_path: Path, pki: PKI, extra: str = "") -> WebConfig:
+def _web(tmp_path: Path, pki: PKI, extra: str = "") -> WebConfigFile:
     path = tmp_path / "web.yml"
     path.write_text(f"tls_server_config:\n  cert_file: {pki.server_cert.name}\n  key_file: {pki.server_key.name}\n"
                     f"{extra}basic_auth_users:\n  prometheus: '{bcrypt_hash('scrape-pass')}'\n"
                     f"http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n")
-    return load_web_config(str(path))
+    return WebConfigFile(str(path))
 
 
 ENDPOINTS = ["/metrics", "/probe?target=orders-db", "/-/ready", "/-/healthy", "/", "/nope"]
@@ -270,3 +271,51 @@ def test_drain_waits_for_requests_in_flight(serve: Callable[..., Running]) -> No
     holder.join(10)
     # while draining, requests are still answered (then the connection closes)
     assert httpx.get(running.url + "/-/healthy").status_code == 200
+
+
+def _touch_later(*paths: Path) -> None:
+    """Move mtimes forward, so a rewrite within the same clock tick still counts as a change."""
+    for path in paths:
+        info = path.stat()
+        os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+
+
+def test_web_config_changes_apply_without_restart(serve: Callable[..., Running], tmp_path: Path, pki: PKI,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "web.yml"
+    head = f"tls_server_config:\n  cert_file: {pki.server_cert}\n  key_file: {pki.server_key}\n"
+    path.write_text(head + f"basic_auth_users:\n  prometheus: '{bcrypt_hash('one')}'\n")
+    web = WebConfigFile(str(path), check_every=0)
+    running = serve(["--process-group", "py=python"], web=web)
+    url = running.url + "/-/healthy"
+
+    def status(password: str, trust: PKI = pki) -> int:
+        return httpx.get(url, verify=_trust(trust), auth=("prometheus", password)).status_code
+
+    assert (status("one"), status("two")) == (200, 401)
+    # a new password
+    path.write_text(head + f"basic_auth_users:\n  prometheus: '{bcrypt_hash('two')}'\n")
+    _touch_later(path)
+    assert (status("one"), status("two")) == (401, 200)
+    # a broken version is refused and logged; the last good one stays (never "no auth")
+    path.write_text(head + "basic_auth_users:\n  prometheus: plaintext\n")
+    _touch_later(path)
+    assert (status("one"), status("two")) == (401, 200)
+    assert "basic_auth_users.prometheus: is not a bcrypt hash (" in caplog.text
+    assert "keeping the previous web config" in caplog.text and "plaintext" not in caplog.text
+    # turning TLS off needs a restart
+    path.write_text(f"basic_auth_users:\n  prometheus: '{bcrypt_hash('three')}'\n")
+    _touch_later(path)
+    assert status("two") == 200 and "needs a restart" in caplog.text
+    # certificate rotation: new files in place of the old ones, config file untouched
+    path.write_text(head + f"basic_auth_users:\n  prometheus: '{bcrypt_hash('two')}'\n")
+    _touch_later(path)
+    assert status("two") == 200
+    (tmp_path / "rotated").mkdir()
+    rotated = make_pki(tmp_path / "rotated")
+    pki.server_cert.write_bytes(rotated.server_cert.read_bytes())
+    pki.server_key.write_bytes(rotated.server_key.read_bytes())
+    _touch_later(pki.server_cert, pki.server_key)
+    assert status("two", trust=rotated) == 200
+    with pytest.raises(httpx.HTTPError):
+        status("two", trust=pki)  # the old CA no longer vouches for the served certificate
