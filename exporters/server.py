@@ -1,8 +1,9 @@
 """The exporter's HTTP server: ``/metrics``, ``/probe``, ``/-/healthy``, ``/-/ready``.
 
 With ``--web.config.file`` (see ``webconfig.py``) every endpoint is served over TLS and/or
-behind basic auth. The TLS handshake runs in the request's thread, not in the accept loop,
-so one slow or broken client cannot stall the others.
+behind basic auth (changes to that file apply without a restart). The TLS handshake runs in
+the connection's own thread, not in the accept loop, so one slow or broken client cannot stall
+the others; idle keep-alive connections are closed after ``_Handler.timeout`` seconds.
 
 Scrapes never touch a database: they copy each target's snapshot (see ``target.py``) and
 encode it in the format the scraper asked for (OpenMetrics or the text format), gzipped when
@@ -119,6 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
     # the Server header names the software, not the Python version behind it
     server_version = "stackwatch-exporter"
     sys_version = ""
+    #: seconds a connection may sit idle (or a request trickle in) before it is closed
+    timeout = 300
 
     def do_GET(self) -> None:
         with self.server.in_flight():
