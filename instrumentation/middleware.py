@@ -96,15 +96,7 @@ class StackwatchMiddleware:
         span_token = None
         if self.tracer is not None:
             parent = extract_context(scope.get("headers", ()))
-            attributes = {
-                "http.request.method": method,
-                "url.path": scope["path"],
-                "url.scheme": scope.get("scheme", "http"),
-            }
-            client = scope.get("client")
-            if client:
-                attributes["client.address"] = client[0]
-            span = self.tracer.start_span(method, parent, _SERVER, attributes)
+            span = self.tracer.start_span(method, parent, _SERVER)
             span_token = otel_context.attach(trace.set_span_in_context(span, parent))
             if self.request_hook is not None:
                 _call_hook(self.request_hook, span, scope)
@@ -169,7 +161,17 @@ class StackwatchMiddleware:
             metrics.refresh_pools_if_due()
 
     def _end_span(self, span: Any, scope: Any, method: str, route: str, status: int, error: BaseException | None) -> None:
-        attributes: dict[str, Any] = {"http.response.status_code": status}
+        # All attributes in one call when the span ends: the SDK validates each attribute value, and
+        # start-time attributes are validated twice (for the sampler, then for the span).
+        attributes: dict[str, Any] = {
+            "http.request.method": method,
+            "url.path": scope["path"],
+            "url.scheme": scope.get("scheme", "http"),
+            "http.response.status_code": status,
+        }
+        client = scope.get("client")
+        if client:
+            attributes["client.address"] = client[0]
         if route != UNMATCHED:
             span.update_name(f"{method} {route}")
             attributes["http.route"] = route
