@@ -111,7 +111,7 @@ def test_other_users_processes_are_counted_with_access_denied() -> None:
         child = os.fork()
         if child == 0:  # pragma: no cover - runs in the forked child
             try:
-                user = pwd.getpwnam("postgres")
+                user = pwd.getpwnam("nobody")
                 os.setgroups([])
                 os.setgid(user.pw_gid)
                 os.setuid(user.pw_uid)
