@@ -59,9 +59,9 @@ SIGNALS = (
     "pg_up", "pg_stat_activity_count", "pg_connections_saturation_ratio", "pg_settings_max_connections",
     "pg_stat_database_blks_hit", "pg_stat_database_cache_hit_ratio", "pg_database_size_bytes",
     "pg_stat_statements_instance_seconds_total", "pg_stat_statements_calls_total",
-    "pg_stat_statements_seconds_total", "pg_stat_statements_slow_count", "pg_stat_statements_query_info",
+    "pg_stat_statements_seconds_total", "pg_stat_statements_slow_statements", "pg_stat_statements_query_info",
     "pg_stat_user_tables_seq_scan", "pg_stat_user_tables_size_bytes", "pg_table_missing_index_suspect_score",
-    "pg_indexes_unused_count", "pg_index_unused_size_bytes", "pg_locks_count", "pg_replication_is_replica",
+    "pg_indexes_unused", "pg_index_unused_size_bytes", "pg_locks_count", "pg_replication_is_replica",
     "pg_stat_bgwriter_checkpoints_timed_total",
 )
 

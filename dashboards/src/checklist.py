@@ -52,7 +52,7 @@ def build() -> Dashboard:
                f"{EVENT_WINDOW}.", f"sum(increase(db_client_n_plus_one_total{{{S}}}[{EVENT_WINDOW}])) or vector(0)",
                "short", too_high(HTTP.n_plus_one_detections), links=["service"]), w=w, h=h)
     g.add(stat("Slow statements", "Slow query log monitored: statements whose mean time is over the slow "
-               "threshold.", f"sum(pg_stat_statements_slow_count{{{S}}})", "short", too_high(0),
+               "threshold.", f"sum(pg_stat_statements_slow_statements{{{S}}})", "short", too_high(0),
                links=["postgres"]), w=w, h=h)
     g.add(_ok("Statement statistics", "Query execution plans analyzed: pg_stat_statements is loaded, so the "
               "costly statements are known.", f"min(pg_settings_pg_stat_statements_loaded{{{S}}})", "loaded",

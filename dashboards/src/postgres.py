@@ -44,7 +44,7 @@ def build() -> Dashboard:
                f"min(pg_stat_database_cache_hit_ratio{{{S}}})", "percentunit",
                too_low(POSTGRES.buffer_cache_hit_ratio)), w=5, h=4)
     g.add(stat("Slow statements", "Statements whose mean execution time is over the slow threshold "
-               "(pg_stat_statements).", f"sum(pg_stat_statements_slow_count{{{S}}})", "short", too_high(0)),
+               "(pg_stat_statements).", f"sum(pg_stat_statements_slow_statements{{{S}}})", "short", too_high(0)),
           w=5, h=4)
     g.add(stat("Slow-query log", "log_min_duration_statement: statements slower than this are logged "
                "(-1 means the log is off).", f"max(pg_settings_log_min_duration_statement_seconds{{{S}}})", "s",
@@ -61,7 +61,7 @@ def build() -> Dashboard:
         (f"max(pg_settings_max_connections{{{S}}})", "max_connections"),
     ], "short"), w=8)
     g.add(timeseries("Waiting on locks", "Backends waiting for a lock right now, and the oldest wait.", [
-        (f"sum(pg_stat_activity_lock_waiting_count{{{S}}})", "waiting backends"),
+        (f"sum(pg_stat_activity_lock_waiting_backends{{{S}}})", "waiting backends"),
         (f"max(pg_locks_blocked_backends{{{S}}})", "blocked backends"),
     ], "short"), w=8)
     g.add(timeseries("Idle in transaction (longest)", "A session that opened a transaction and went quiet "
@@ -150,9 +150,9 @@ def build() -> Dashboard:
           empty_reason="no unused index on the watched databases"),
     ], "bytes", columns={"Value": ("size", "bytes")}, sort_by="Value"), w=12, h=9)
     g.add(timeseries("Index findings by database", "Unused, invalid and duplicate indexes per database.", [
-        (f"sum by (datname) (pg_indexes_unused_count{{{S}}})", "{{datname}} unused"),
-        (f"sum by (datname) (pg_indexes_invalid_count{{{S}}})", "{{datname}} invalid"),
-        (f"sum by (datname) (pg_indexes_duplicate_count{{{S}}})", "{{datname}} duplicate"),
+        (f"sum by (datname) (pg_indexes_unused{{{S}}})", "{{datname}} unused"),
+        (f"sum by (datname) (pg_indexes_invalid{{{S}}})", "{{datname}} invalid"),
+        (f"sum by (datname) (pg_indexes_duplicate{{{S}}})", "{{datname}} duplicate"),
     ], "short"), w=8)
     g.add(timeseries("Dead tuples (top 5 tables)", "Rows waiting for vacuum; growth means autovacuum "
                      "cannot keep up or a long transaction blocks it.", [

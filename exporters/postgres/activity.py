@@ -115,10 +115,10 @@ class ActivityCollector(Collector[PostgresSource]):
                       ["datname", "usename", "application_name", "state"])
         for labels, n in sorted(cap_clients(groups, self.max_clients).items()):
             count.add_metric(list(labels), n)
-        waiting = gauge("pg_stat_activity_lock_waiting_count", "Client backends waiting for a heavyweight lock.")
+        waiting = gauge("pg_stat_activity_lock_waiting_backends", "Client backends waiting for a heavyweight lock.")
         waiting.add_metric([], sum(g.lock_waiting for g in groups))
         idle_tx = [g for g in groups if g.state in IDLE_IN_TRANSACTION]
-        idle_count = gauge("pg_stat_activity_idle_in_transaction_count",
+        idle_count = gauge("pg_stat_activity_idle_in_transaction_backends",
                            "Client backends idle inside an open transaction.")
         idle_count.add_metric([], sum(g.backends for g in idle_tx))
         idle_max = gauge("pg_stat_activity_idle_in_transaction_max_seconds",

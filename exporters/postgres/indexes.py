@@ -92,7 +92,7 @@ class IndexesCollector(Collector[PostgresSource]):
                           _LABELS)
             for row in split_top(found[kind], source.options.top_n, key=lambda r: float(r["size_bytes"]))[0]:
                 sizes.add_metric([row[k] for k in _LABELS], float(row["size_bytes"]))
-            counts = gauge(f"pg_indexes_{kind}_count", f"Number of {kind} indexes in the database.", ["datname"])
+            counts = gauge(f"pg_indexes_{kind}", f"Number of {kind} indexes in the database.", ["datname"])
             per_db = {name: 0 for name in databases}
             for row in found[kind]:
                 per_db[row["datname"]] += 1

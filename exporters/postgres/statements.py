@@ -243,9 +243,9 @@ class StatementsCollector(Collector[PostgresSource]):
         ]
         for family, total in zip(instance, self._totals):
             family.add_metric([], total)
-        count = gauge("pg_stat_statements_count", "Distinct statements tracked by pg_stat_statements.")
+        count = gauge("pg_stat_statements_entries", "Distinct statements tracked by pg_stat_statements.")
         count.add_metric([], len(statements))
-        slow_count = gauge("pg_stat_statements_slow_count",
+        slow_count = gauge("pg_stat_statements_slow_statements",
                            "Statements called in the last window whose mean time there exceeded the slow threshold.")
         slow_count.add_metric([], slow)
         per = {

@@ -70,8 +70,8 @@ def test_idle_in_transaction_is_counted_and_aged(server: PostgresServer) -> None
         elapsed = time.time() - started
     labels = {"datname": DB, "usename": "postgres", "application_name": "sw-idle-tx", "state": "idle in transaction"}
     assert value(families, "pg_stat_activity_count", **labels) == 1
-    assert value(families, "pg_stat_activity_idle_in_transaction_count") == \
-        value(before, "pg_stat_activity_idle_in_transaction_count") + 1
+    assert value(families, "pg_stat_activity_idle_in_transaction_backends") == \
+        value(before, "pg_stat_activity_idle_in_transaction_backends") + 1
     assert 1.1 <= value(families, "pg_stat_activity_idle_in_transaction_max_seconds") <= elapsed + 0.5
     assert 1.1 <= value(families, "pg_stat_activity_max_tx_duration", datname=DB) <= elapsed + 0.5
     assert value(families, "pg_stat_activity_max_query_duration_seconds", datname=DB) == 0
@@ -101,7 +101,7 @@ def test_longest_query_excludes_the_exporter_itself(server: PostgresServer) -> N
 
 
 def test_lock_waiters_are_counted(server: PostgresServer) -> None:
-    before = value(collect(server), "pg_stat_activity_lock_waiting_count")
+    before = value(collect(server), "pg_stat_activity_lock_waiting_backends")
     with server.connect(DB) as holder, server.connect(DB, application_name="sw-waiter") as waiter:
         holder.execute("BEGIN")
         holder.execute("LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
@@ -110,7 +110,7 @@ def test_lock_waiters_are_counted(server: PostgresServer) -> None:
                                             "'sw-waiter' AND wait_event_type = 'Lock'")[0][0] == 1, 10, "the waiter")
             families = collect(server)
         holder.execute("ROLLBACK")
-    assert value(families, "pg_stat_activity_lock_waiting_count") == before + 1
+    assert value(families, "pg_stat_activity_lock_waiting_backends") == before + 1
 
 
 def test_database_and_role_limits(server: PostgresServer) -> None:

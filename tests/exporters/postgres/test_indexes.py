@@ -77,18 +77,18 @@ def test_unused_invalid_and_duplicate_indexes_with_their_sizes(server: PostgresS
     assert value(families, "pg_index_unused_size_bytes", **labels) == size(server, "orders_customer_again")
     assert value(families, "pg_index_invalid_size_bytes", datname=DB, schemaname="public", relname="dup",
                  indexrelname="dup_v") == size(server, "dup_v")
-    assert value(families, "pg_indexes_unused_count", datname=DB) == 5
-    assert value(families, "pg_indexes_invalid_count", datname=DB) == 1
-    assert value(families, "pg_indexes_duplicate_count", datname=DB) == 2
+    assert value(families, "pg_indexes_unused", datname=DB) == 5
+    assert value(families, "pg_indexes_invalid", datname=DB) == 1
+    assert value(families, "pg_indexes_duplicate", datname=DB) == 2
     for kind in ("unused", "invalid", "duplicate"):  # every database read gets a count, zero included
-        assert value(families, f"pg_indexes_{kind}_count", datname=DB2) == 0
+        assert value(families, f"pg_indexes_{kind}", datname=DB2) == 0
 
 
 def test_per_index_series_are_bounded_counts_stay_complete(server: PostgresServer) -> None:
     families = collect(server, top_n=1)
     assert len(values(families, "pg_index_unused_size_bytes")) == 1
     assert len(values(families, "pg_index_duplicate_size_bytes")) == 1
-    assert value(families, "pg_indexes_unused_count", datname=DB) == 5
+    assert value(families, "pg_indexes_unused", datname=DB) == 5
 
 
 def test_indexes_of_a_table_locked_by_ddl_are_skipped(server: PostgresServer) -> None:

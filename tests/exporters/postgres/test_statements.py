@@ -61,7 +61,7 @@ def test_window_top_statements_and_slow_count(server: PostgresServer) -> None:
     assert value(second, "pg_stat_statements_query_info",
                  queryid=lookup, datname=DB, user="postgres", query=LOOKUP) == 1
     # only the two pg_sleep calls of this window were slower than 0.1 s on average
-    assert value(second, "pg_stat_statements_slow_count") == 1
+    assert value(second, "pg_stat_statements_slow_statements") == 1
     sleeper = {"user": "postgres", "datname": DB, "queryid": queryid(server, "SELECT pg_sleep($1)")}
     assert value(second, "pg_stat_statements_mean_seconds", **sleeper) >= 0.15
     assert value(second, "pg_stat_statements_seconds_total", **sleeper) >= 0.3
@@ -84,7 +84,7 @@ def test_count_matches_the_view_and_series_are_bounded(server: PostgresServer) -
         families = collector.collect(source)
     distinct = server.query("SELECT count(*) FROM (SELECT DISTINCT userid, dbid, queryid "
                             "FROM pg_stat_statements) s")[0][0]
-    exported = value(families, "pg_stat_statements_count")
+    exported = value(families, "pg_stat_statements_entries")
     assert 0 <= distinct - exported <= 2  # the exporter's and this check's own statements may be new
     for name in ("pg_stat_statements_calls_total", "pg_stat_statements_seconds_total",
                  "pg_stat_statements_query_info"):
