@@ -118,8 +118,7 @@ def run(args: argparse.Namespace) -> int:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         web = WebConfigFile(values["web_config_file"]) if values.get("web_config_file") else None
         exporter = build(values)
-        # an unset --listen resolves to its unparsed default string
-        listen = values["listen"] if isinstance(values["listen"], tuple) else parse_listen(values["listen"])
+        listen = values["listen"]
     except OptionError as error:
         print(f"stackwatch exporter: {error}", file=sys.stderr)
         return 2

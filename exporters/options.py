@@ -84,7 +84,10 @@ def resolve_options(options: Sequence[Option], namespace: argparse.Namespace,
                 raise OptionError(f"${opt.env}_FILE: cannot read {path!r}: {error.strerror}") from None
             raws, source = _split(opt, text), f"${opt.env}_FILE"
         else:
-            values[opt.dest] = list(opt.default or []) if opt.repeat else opt.default
+            default = opt.default
+            if isinstance(default, str):  # defaults are written as a user would type them
+                default = _parse(opt, default, f"default of {opt.flag}")
+            values[opt.dest] = list(default or []) if opt.repeat else default
             continue
         parsed = [_parse(opt, raw, source) for raw in raws]
         values[opt.dest] = parsed if opt.repeat else parsed[0]

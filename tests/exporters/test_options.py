@@ -69,3 +69,10 @@ def test_markdown_table_lists_every_flag_and_variable() -> None:
     for opt in OPTIONS:
         assert f"`{opt.flag}`" in table and f"`{opt.env}`" in table
     assert "`X_DSN_FILE`" in table
+
+
+def test_string_defaults_are_parsed_like_user_input() -> None:
+    opts = (Option("--port", "X_PORT", "a port", default="9188", parse=int),)
+    parser = argparse.ArgumentParser()
+    add_options(parser, opts, "t")
+    assert resolve_options(opts, parser.parse_args([]), {}) == {"port": 9188}
