@@ -47,8 +47,11 @@ UNBOUNDED = Item("pg.unbounded_queries", SECTION, "No unbounded queries (rows pe
 ITEMS = (MISSING_INDEXES, UNUSED_INDEXES, DUPLICATE_INDEXES, INVALID_INDEXES, CONNECTIONS, IDLE, PER_APP,
          SLOW_LOG, STATEMENTS, SLOW, PLANS, UNBOUNDED)
 
-#: statements reading PostgreSQL's own catalogs and statistics views: monitoring (this check included)
-_MONITORING = re.compile(r'(?i)\b(?:from|join)\s+(?:"?\w+"?\.)?"?pg_\w+')
+#: marks this check's own statements in pg_stat_statements
+_MARKER = "/* stackwatch check */ "
+#: statements reading PostgreSQL's own catalogs, statistics views or settings: monitoring tools'
+_MONITORING = re.compile(r'(?i)\b(?:from|join)\s+(?:"?\w+"?\.)?"?pg_\w+|^\s*select\s+current_setting\(|'
+                         + re.escape(_MARKER.strip()))
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 _PGSS_FIX = ("add pg_stat_statements to shared_preload_libraries, restart, then "
              "CREATE EXTENSION pg_stat_statements in this database")
@@ -150,7 +153,7 @@ class PostgresCheck:
     def _rows(self, query: str | sql.Composed, params: Any = None) -> list[dict[str, Any]]:
         assert self.conn is not None
         with self.conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(query, params)
+            cur.execute(sql.SQL(_MARKER) + (sql.SQL(query) if isinstance(query, str) else query), params)
             return cur.fetchall()
 
     def _statements_available(self) -> bool:

@@ -117,6 +117,7 @@ def test_evidence_names_the_objects_and_the_space_they_hold(problems: tuple[Post
     assert "pg_sleep" in outcome.finding("pg.slow_statements")["evidence"]
     # monitoring statements (the check's own, the exporter's) are not the application's slow queries
     assert "pg_stat_statements" not in outcome.finding("pg.slow_statements")["evidence"]
+    assert "current_setting" not in outcome.finding("pg.slow_statements")["evidence"]
     assert "SELECT id, total FROM orders" in outcome.finding("pg.unbounded_queries")["evidence"]
     assert "public.orders" in outcome.finding("pg.missing_indexes")["evidence"]
     assert outcome.code == 1
