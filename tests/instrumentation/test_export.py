@@ -153,3 +153,26 @@ def test_metrics_on_a_separate_port(serve, registry):
     uninstrument(app)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_without_a_dsn_sentry_is_not_even_imported():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, asyncio, httpx\n"
+        "from stackwatch.instrumentation import instrument\n"
+        "from tests.instrumentation.apps import make_app\n"
+        "app = make_app(); instrument(app, environ={})\n"
+        "async def go():\n"
+        "    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url='http://t') as c:\n"
+        "        assert (await c.get('/boom')).status_code == 500\n"
+        "asyncio.run(go())\n"
+        "print('sentry_sdk' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+                          check=False, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
