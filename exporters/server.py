@@ -5,11 +5,13 @@ behind basic auth (changes to that file apply without a restart). The TLS handsh
 the connection's own thread, not in the accept loop, so one slow or broken client cannot stall
 the others; idle keep-alive connections are closed after ``_Handler.timeout`` seconds.
 
-Scrapes never touch a database: they copy each target's snapshot (see ``target.py``) and
-encode it in the format the scraper asked for (OpenMetrics or the text format), gzipped when
-accepted. On ``/metrics`` every target's series get a ``server`` label so several instances
-can share one family; ``/probe?target=NAME`` serves one target without it, for the
-blackbox-style multi-target pattern.
+Scrapes never touch a database: they serve each target's snapshot (see ``target.py``) in the
+format the scraper asked for (OpenMetrics or the text format), gzipped when accepted. The
+encoded targets' part is kept until a poll changes a snapshot (``Target.generation``), so a
+scrape between polls only encodes the exporter's own process metrics. Every target's series
+carry ``server="<target name>"``, on ``/metrics`` (where several instances share one family)
+and on ``/probe?target=NAME`` (the blackbox-style multi-target pattern) alike, so alert texts
+and dashboards read the same labels either way.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -70,6 +72,8 @@ class Exporter:
         self.probe_targets = dict(probe_targets)
         self.stop_event = threading.Event()
         self._pollers: list[Poller] = []
+        self._cache: dict[tuple[str, ...], tuple[tuple[int, ...], bytes]] = {}
+        self._cache_lock = threading.Lock()
         self._own = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self._own)
         PlatformCollector(registry=self._own)
@@ -95,14 +99,50 @@ class Exporter:
         return all(t.polled.is_set() for t in self.all_targets())
 
     def metrics_registry(self) -> CollectorRegistry:
-        families: list[Metric] = list(self._own.collect())
-        for target in self.targets:
-            families.extend(relabel(target.families(), {"server": target.name}))
-        return _registry(merge(families))
+        """Everything ``/metrics`` serves, as a registry (the exporter's own process metrics too)."""
+        return _registry(list(self._own.collect()) + self._families(self.targets))
+
+    def render_metrics(self, accept: str) -> tuple[bytes, str]:
+        """The ``/metrics`` body for an ``Accept`` header, and its content type."""
+        encoder, content_type = choose_encoder(accept)
+        targets = self._encoded(("metrics", content_type), self.targets, encoder)
+        own = encoder(self._own)
+        if content_type.startswith("application/openmetrics-text"):
+            own = own.removesuffix(b"# EOF\n")  # one terminator, at the very end
+        return own + targets, content_type
 
     def probe_registry(self, name: str) -> CollectorRegistry | None:
+        """What ``/probe?target=NAME`` serves, as a registry (None for an unknown target)."""
         target = self.probe_targets.get(name)
-        return None if target is None else _registry(target.families())
+        return None if target is None else _registry(self._families([target]))
+
+    def render_probe(self, name: str, accept: str) -> tuple[bytes, str] | None:
+        """The ``/probe?target=NAME`` body and content type, or None for an unknown target."""
+        target = self.probe_targets.get(name)
+        if target is None:
+            return None
+        encoder, content_type = choose_encoder(accept)
+        return self._encoded(("probe", name, content_type), [target], encoder), content_type
+
+    @staticmethod
+    def _families(targets: Sequence[Target[Any]]) -> list[Metric]:
+        families: list[Metric] = []
+        for target in targets:
+            families.extend(relabel(target.families(), {"server": target.name}))
+        return merge(families)
+
+    def _encoded(self, key: tuple[str, ...], targets: Sequence[Target[Any]],
+                 encoder: Callable[[CollectorRegistry], bytes]) -> bytes:
+        """The encoding of ``targets``, reused while none of their snapshots changed."""
+        generations = tuple(t.generation for t in targets)
+        with self._cache_lock:
+            cached = self._cache.get(key)
+        if cached is not None and cached[0] == generations:
+            return cached[1]
+        body = encoder(_registry(self._families(targets)))
+        with self._cache_lock:
+            self._cache[key] = (generations, body)
+        return body
 
 
 def _registry(families: list[Metric]) -> CollectorRegistry:
@@ -134,17 +174,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         exporter = self.server.exporter
+        accept = self.headers.get("Accept", "")
         if url.path == "/metrics":
-            self._serve_registry(exporter.metrics_registry())
+            self._serve_metrics(*exporter.render_metrics(accept))
         elif url.path == "/probe":
             name = parse_qs(url.query).get("target", [""])[0]
-            registry = exporter.probe_registry(name) if name else None
-            if registry is None:
+            rendered = exporter.render_probe(name, accept) if name else None
+            if rendered is None:
                 known = ", ".join(sorted(exporter.probe_targets)) or "none configured (see --targets-file)"
                 self._send(HTTPStatus.BAD_REQUEST, "text/plain; charset=utf-8",
                            f"unknown or missing target parameter; known targets: {known}\n".encode())
             else:
-                self._serve_registry(registry)
+                self._serve_metrics(*rendered)
         elif url.path == "/-/healthy":
             self._send(HTTPStatus.OK, "text/plain; charset=utf-8", b"OK\n")
         elif url.path == "/-/ready":
@@ -158,9 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n")
 
-    def _serve_registry(self, registry: CollectorRegistry) -> None:
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        body = encoder(registry)
+    def _serve_metrics(self, body: bytes, content_type: str) -> None:
         headers = {}
         if "gzip" in self.headers.get("Accept-Encoding", ""):
             body = gzip.compress(body, compresslevel=1)

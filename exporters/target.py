@@ -48,6 +48,8 @@ class Target(abc.ABC, Generic[S]):
         self._disabled: dict[str, str] = {}
         self._next_due: dict[str, float] = {c.name: 0.0 for c in self.collectors}
         self._up = 0.0
+        #: bumped whenever what ``families()`` returns changes (lets the server reuse encodings)
+        self.generation = 0
         self._error_reason = ""
         self._failures = 0
         self.polled = threading.Event()
@@ -107,6 +109,7 @@ class Target(abc.ABC, Generic[S]):
             )
         elapsed = time.monotonic() - start
         with self._lock:
+            self.generation += 1
             self._duration[collector.name] = elapsed
             self._success[collector.name] = 0.0 if families is None else 1.0
             if families is None:
@@ -126,6 +129,7 @@ class Target(abc.ABC, Generic[S]):
             self._error_reason = "connection_lost"
         self.disconnect()
         with self._lock:
+            self.generation += 1
             self._up = 0.0
             self._snapshot.clear()
         for name in self._next_due:

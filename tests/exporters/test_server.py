@@ -3,6 +3,8 @@ plain and behind TLS + basic auth with a real HTTPS client."""
 
 from __future__ import annotations
 
+import time
+
 import gzip
 import os
 import ssl
@@ -126,11 +128,12 @@ def test_metrics_gzip_when_accepted(full: Running) -> None:
     assert "process_group_count{" in body
 
 
-def test_probe_known_target_has_no_server_label(full: Running) -> None:
+def test_probe_serves_only_the_named_target_labelled_with_its_name(full: Running) -> None:
     response = httpx.get(full.url + "/probe", params={"target": "orders-db"})
     assert response.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
-    assert [(s.labels, s.value) for s in families["pg_up"].samples] == [({}, 1.0)]
+    assert [(s.labels, s.value) for s in families["pg_up"].samples] == [({"server": "orders-db"}, 1.0)]
+    assert "process_group_count" not in families
 
 
 @pytest.mark.parametrize("query", ["?target=nope", "", "?target="])
@@ -319,3 +322,44 @@ def test_web_config_changes_apply_without_restart(serve: Callable[..., Running],
     assert status("two", trust=rotated) == 200
     with pytest.raises(httpx.HTTPError):
         status("two", trust=pki)  # the old CA no longer vouches for the served certificate
+
+
+
+def test_encoded_targets_are_reused_until_a_poll_changes_them(postgres) -> None:
+    """Scrapes between polls reuse the targets' encoding; a poll re-encodes; own metrics stay fresh."""
+    from stackwatch.exporters.collector import Intervals
+    from stackwatch.exporters.postgres import PostgresOptions
+    from stackwatch.exporters.postgres.settings import SettingsCollector
+    from stackwatch.exporters.postgres.target import PostgresTarget
+    from stackwatch.exporters.server import Exporter
+
+    target = PostgresTarget("db", postgres.monitor_dsn, [SettingsCollector()], Intervals(slow=0.01),
+                            PostgresOptions())
+    target.refresh()
+    reads = 0
+    families = target.families
+
+    def counting_families() -> list:
+        nonlocal reads
+        reads += 1
+        return families()
+
+    target.families = counting_families  # type: ignore[method-assign]
+    exporter = Exporter([target], {"db": target})
+    openmetrics = "application/openmetrics-text; version=1.0.0"
+    first, _ = exporter.render_metrics(openmetrics)
+    second, _ = exporter.render_metrics(openmetrics)
+    assert reads == 1
+    for body in (first, second):
+        assert body.count(b"# EOF") == 1 and body.endswith(b"# EOF\n")
+        assert b"process_cpu_seconds_total" in body and b'pg_up{server="db"} 1.0' in body
+    exporter.render_metrics("")  # another format is encoded on its own
+    assert reads == 2
+    time.sleep(0.02)
+    target.refresh()  # a poll: the next scrape re-encodes
+    exporter.render_metrics(openmetrics)
+    assert reads == 3
+    probe, content_type = exporter.render_probe("db", "")
+    assert content_type.startswith("text/plain") and b'pg_up{server="db"} 1.0' in probe
+    assert exporter.render_probe("nope", "") is None
+    target.close()

@@ -56,7 +56,7 @@ def test_targets_file_redis_entry_for_probe(redis_server, tmp_path: Path) -> Non
     assert isinstance(probe, RedisTarget)
     probe.refresh()
     registry = exporter.probe_registry("cache")
-    assert registry is not None and registry.get_sample_value("redis_up") == 1
+    assert registry is not None and registry.get_sample_value("redis_up", {"server": "cache"}) == 1
     probe.close()
 
 

@@ -183,7 +183,7 @@ def test_exporter_serves_redis_with_server_label_and_probe(redis_server) -> None
     registry = exporter.metrics_registry()
     assert registry.get_sample_value("redis_up", {"server": "t"}) == 1
     probe = exporter.probe_registry("cache")
-    assert probe is not None and probe.get_sample_value("redis_up", {}) == 1
+    assert probe is not None and probe.get_sample_value("redis_up", {"server": "t"}) == 1
     target.close()
 
 
