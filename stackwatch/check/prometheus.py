@@ -60,16 +60,25 @@ class PrometheusCheck:
             return POOL_WAITING.finding(Status.UNKNOWN, "no db_client_connection_pending_requests series", _INSTRUMENT)
         always = {labels.get("pool_name", ""): value for labels, value in self.prom.query(
             f"min by (pool_name) (min_over_time(db_client_connection_pending_requests[{RATE_WINDOW}]))")}
-        listed = ", ".join(f"{labels.get('pool_name', '?')}: max {value:g}, min {always.get(labels.get('pool_name', ''), 0):g}"
-                           for labels, value in sorted(waiting, key=lambda r: -r[1]))
+        waits = {labels.get("pool_name", ""): value for labels, value in self.prom.query(
+            f"sum by (pool_name) (rate(db_client_connection_wait_time_seconds_sum[{RATE_WINDOW}])) / "
+            f"sum by (pool_name) (rate(db_client_connection_wait_time_seconds_count[{RATE_WINDOW}]))")
+            if value == value}  # NaN: no acquisitions in the window
+        pools = sorted(waiting, key=lambda r: -r[1])
+        listed = ", ".join(
+            f"{name}: max {value:g}, min {always.get(name, 0):g}"
+            + (f", mean wait {waits[name] * 1000:.0f}ms" if name in waits else "")
+            for name, value in ((labels.get("pool_name", ""), value) for labels, value in pools))
         evidence = f"requests waiting for a connection over {RATE_WINDOW}: {listed}"
         fix = ("raise the pool's max size up to the (cores x 2) + spindles guidance, shorten what holds a "
                "connection (no I/O inside transactions), or add a pooler")
-        limit = self.pool.pending_requests
+        limit, slow = self.pool.pending_requests, self.pool.wait_mean_seconds
         if any(value > limit for value in always.values()):
             return POOL_WAITING.finding(Status.FAIL, evidence + " (waiting throughout)", fix)
         if any(value > limit for _, value in waiting):
             return POOL_WAITING.finding(Status.WARN, evidence + " (at times)", fix)
+        if any(value > slow for value in waits.values()):
+            return POOL_WAITING.finding(Status.WARN, evidence + f" (mean wait over {slow * 1000:.0f}ms)", fix)
         return POOL_WAITING.finding(Status.PASS, evidence)
 
     def _n_plus_one(self) -> Finding:

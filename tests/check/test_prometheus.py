@@ -39,6 +39,9 @@ class Endpoint:
         r = self.registry
         Gauge("db_client_connection_pending_requests", "Waiting.", ["pool_name"], registry=r) \
             .labels("main").set(0 if healthy else 3)
+        self.wait = Histogram("db_client_connection_wait_time_seconds", "Wait.", ["pool_name"],
+                              registry=r).labels("main")
+        self.wait_seconds = 0.001 if healthy else 0.4
         self.n_plus_one = Counter("db_client_n_plus_one", "N+1.", ["http_route"], registry=r)
         self.n_plus_one.labels("/orders").inc(0)
         Histogram("db_client_queries_per_request", "Queries.", ["http_route"], registry=r) \
@@ -56,6 +59,7 @@ class Endpoint:
 
     def _traffic(self) -> None:
         while not self.stop.wait(0.1):
+            self.wait.observe(self.wait_seconds)
             self.hits.inc(100 * self.hit_share)
             self.misses.inc(100 * (1 - self.hit_share))
 
@@ -129,6 +133,7 @@ def test_evidence_names_what_is_wrong(broken: Setup) -> None:
     outcome = _outcome(broken)
     assert "/orders" in outcome.finding("app.n_plus_one")["evidence"]
     assert "main: max 3" in outcome.finding("app.pool_waiting")["evidence"]
+    assert "mean wait 400ms" in outcome.finding("app.pool_waiting")["evidence"]
     assert "stackwatch-exporter" in outcome.finding("ops.targets")["evidence"]
     assert "/system.slice/app.service" in outcome.finding("ops.resource_limits")["evidence"]
     assert outcome.code == 1
@@ -168,3 +173,16 @@ def test_prometheus_url_credentials_are_redacted(healthy: Setup) -> None:
     outcome = run_check("--format", "markdown", "--prometheus-url", url)
     assert "prom-pass-789" not in outcome.out + outcome.err
     assert "| ✅ pass |" in outcome.out
+
+
+def test_slow_connection_acquisition_warns_even_without_a_queue(healthy: Setup) -> None:
+    import dataclasses
+
+    from stackwatch.check.prometheus import POOL_WAITING, PrometheusCheck
+    from stackwatch.check.runner import Budget
+    from stackwatch.thresholds import POOL
+
+    strict = dataclasses.replace(POOL, wait_mean_seconds=0.0005)  # the healthy pool waits 1 ms
+    findings = PrometheusCheck(healthy.prometheus.url, pool=strict).run(Budget(30, 5))
+    finding = next(f for f in findings if f.item == POOL_WAITING)
+    assert finding.status.value == "warn" and "mean wait 1ms" in finding.evidence, finding
