@@ -78,7 +78,7 @@ def build() -> Dashboard:
 
     g.row("Processes, threads, files, I/O")
     g.add(timeseries("Processes and threads", "Processes and threads per group.", [
-        (f"sum by (group) (process_group_count{{{G}}})", "{{group}} processes"),
+        (f"sum by (group) (process_group_processes{{{G}}})", "{{group}} processes"),
         (f"sum by (group) (process_group_threads{{{G}}})", "{{group}} threads"),
     ], "short"), w=8)
     g.add(timeseries("Open file descriptors", "Sockets and files held open per group.", [
@@ -90,7 +90,7 @@ def build() -> Dashboard:
     ], "Bps"), w=8)
 
     return dashboard("processes", __doc__.split("\n")[0], g, [
-        label_variable("job", "job", "process_group_count"),
-        label_variable("instance", "instance", "process_group_count", parents=["job"]),
-        label_variable("group", "group", "process_group_count", parents=["job", "instance"]),
+        label_variable("job", "job", "process_group_processes"),
+        label_variable("instance", "instance", "process_group_processes", parents=["job"]),
+        label_variable("group", "group", "process_group_processes", parents=["job", "instance"]),
     ])

@@ -167,7 +167,7 @@ def _read(proc: psutil.Process, gauges: _Gauges, seen: dict[tuple[int, float], l
 
 
 def _families(gauges: dict[str, _Gauges], counters: dict[str, list[float]]) -> list[Metric]:
-    count = gauge("process_group_count", "Processes in the group.", ["group"])
+    count = gauge("process_group_processes", "Processes in the group.", ["group"])
     cpu = counter("process_group_cpu_seconds_total",
                   "CPU seconds used by the group's processes, including those that exited.", ["group", "mode"])
     rss = gauge("process_group_resident_memory_bytes", "Resident memory of the group's processes.", ["group"])

@@ -229,7 +229,7 @@ def test_startup_log_lists_targets_with_passwords_redacted_and_sigterm_exits_0(
     assert any("'groups': ['db']" in line for line in target_lines)
     wait_until(lambda: httpx.get(run.url + "/-/ready", timeout=10).status_code == 200, 60, "/-/ready")
     response = httpx.get(run.url + "/metrics", timeout=10)
-    assert response.status_code == 200 and "process_group_count{" in response.text
+    assert response.status_code == 200 and "process_group_processes{" in response.text
     run.proc.send_signal(signal.SIGTERM)
     assert run.proc.wait(30) == 0
     assert "shutting down" in run.log and "stopped" in run.log

@@ -92,7 +92,7 @@ def test_metrics_text_format_by_default(full: Running) -> None:
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
     host = full.exporter.targets[-1].name
     assert any(s.labels == {"server": host, "group": "py"} and s.value >= 1
-               for s in families["process_group_count"].samples)
+               for s in families["process_group_processes"].samples)
     pg_up = [s for s in families["pg_up"].samples]
     assert len(pg_up) == 1 and pg_up[0].value == 1 and pg_up[0].labels["server"].startswith("127.0.0.1:")
     assert [s.value for s in families["process_up"].samples] == [1]
@@ -110,7 +110,7 @@ def test_family_names_do_not_clash(full: Running) -> None:
     own = {"process_cpu_seconds_total", "process_virtual_memory_bytes", "process_resident_memory_bytes",
            "process_start_time_seconds", "process_open_fds", "process_max_fds"}
     assert own <= set(names)
-    assert {"process_group_count", "process_group_cpu_seconds_total", "process_cgroup_memory_limited"} <= set(names)
+    assert {"process_group_processes", "process_group_cpu_seconds_total", "process_cgroup_memory_limited"} <= set(names)
 
 
 def test_metrics_openmetrics_when_asked(full: Running) -> None:
@@ -125,7 +125,7 @@ def test_metrics_gzip_when_accepted(full: Running) -> None:
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.headers["Content-Encoding"] == "gzip"
         body = gzip.decompress(response.read()).decode()
-    assert "process_group_count{" in body
+    assert "process_group_processes{" in body
 
 
 def test_probe_serves_only_the_named_target_labelled_with_its_name(full: Running) -> None:
@@ -133,7 +133,7 @@ def test_probe_serves_only_the_named_target_labelled_with_its_name(full: Running
     assert response.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
     assert [(s.labels, s.value) for s in families["pg_up"].samples] == [({"server": "orders-db"}, 1.0)]
-    assert "process_group_count" not in families
+    assert "process_group_processes" not in families
 
 
 @pytest.mark.parametrize("query", ["?target=nope", "", "?target="])

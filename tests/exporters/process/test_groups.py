@@ -39,7 +39,7 @@ def test_group_sums_cpu_memory_and_counts_of_its_processes() -> None:
         def value(name: str, **labels: str) -> float | None:
             return registry.get_sample_value(name, {"group": "test", **labels})
 
-        assert value("process_group_count") == 3
+        assert value("process_group_processes") == 3
         cpu = value("process_group_cpu_seconds_total", mode="user") + value(  # type: ignore[operator]
             "process_group_cpu_seconds_total", mode="system")
         assert cpu >= 2 * 0.5
@@ -52,7 +52,7 @@ def test_group_sums_cpu_memory_and_counts_of_its_processes() -> None:
         oldest = min(psutil.Process(p.pid).create_time() for p in [*burners, holder])
         assert value("process_group_oldest_start_time_seconds") == pytest.approx(oldest)
         # a declared group with no process still has its series (0), but no oldest start time
-        assert registry.get_sample_value("process_group_count", {"group": "nothing"}) == 0
+        assert registry.get_sample_value("process_group_processes", {"group": "nothing"}) == 0
         assert registry.get_sample_value("process_group_oldest_start_time_seconds", {"group": "nothing"}) is None
 
 
@@ -73,7 +73,7 @@ def test_cpu_counter_stays_monotonic_when_processes_exit() -> None:
         w.stop(first)
         after_exit = cpu()
         assert after_exit >= before
-        assert _value(collector, source, "process_group_count", group="test") == 1
+        assert _value(collector, source, "process_group_processes", group="test") == 1
         w.start(cpu=0.3)  # a newcomer adds its CPU on top of the exited one's
         assert cpu() >= before + 0.3 - 1e-9  # float sums
 
@@ -94,9 +94,9 @@ def test_first_matching_group_wins_and_name_or_cmdline_match() -> None:
         own_name = psutil.Process().name()  # the worker runs the same interpreter, so has this name too
         source = _source(parse_group(f"by-cmdline={w.marker}"), parse_group(f"by-name=^{re.escape(own_name)}$"))
         registry = registry_of(GroupsCollector().collect(source))
-        assert registry.get_sample_value("process_group_count", {"group": "by-cmdline"}) == 1
+        assert registry.get_sample_value("process_group_processes", {"group": "by-cmdline"}) == 1
         # this test process matches by name; the worker matched the first group and is not counted twice
-        by_name = registry.get_sample_value("process_group_count", {"group": "by-name"})
+        by_name = registry.get_sample_value("process_group_processes", {"group": "by-name"})
         same_name = [p for p in psutil.process_iter(["name", "cmdline"])
                      if p.info["name"] == own_name and w.marker not in " ".join(p.info["cmdline"] or [])]
         assert by_name == len(same_name) >= 1
@@ -117,7 +117,7 @@ def test_other_users_processes_are_counted_with_access_denied() -> None:
                 os.setuid(user.pw_uid)
                 registry = registry_of(GroupsCollector().collect(source))
                 values = {name: registry.get_sample_value(name, {"group": "test"}) for name in (
-                    "process_group_count", "process_group_access_denied", "process_group_resident_memory_bytes")}
+                    "process_group_processes", "process_group_access_denied", "process_group_resident_memory_bytes")}
                 os.write(write, pickle.dumps(values))
             finally:
                 os._exit(0)
@@ -127,7 +127,7 @@ def test_other_users_processes_are_counted_with_access_denied() -> None:
             data += chunk
         os.waitpid(child, 0)
         values = pickle.loads(data)
-        assert values["process_group_count"] == 1
+        assert values["process_group_processes"] == 1
         assert values["process_group_access_denied"] == 1
         assert values["process_group_resident_memory_bytes"] >= 10 * MiB
 

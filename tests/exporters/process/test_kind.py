@@ -45,7 +45,7 @@ def test_missing_explicit_cgroup_fails_only_its_collector() -> None:
     assert registry.get_sample_value("process_up") == 1
     assert registry.get_sample_value("process_scrape_collector_success", {"collector": "cgroup"}) == 0
     assert registry.get_sample_value("process_scrape_collector_success", {"collector": "groups"}) == 1
-    assert registry.get_sample_value("process_group_count", {"group": "py"}) >= 1  # type: ignore[operator]
+    assert registry.get_sample_value("process_group_processes", {"group": "py"}) >= 1  # type: ignore[operator]
 
 
 def test_collectors_can_be_disabled_by_name() -> None:
