@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .check import cli as check_cli
 
     check = sub.add_parser("check", help="audit live PostgreSQL, Redis, Prometheus and the app against the checklist",
-                           description=check_cli.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                           description=check_cli.DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     check_cli.add_arguments(check)
     check.set_defaults(run=check_cli.run)
     return parser

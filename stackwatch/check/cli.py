@@ -23,7 +23,16 @@ from .promapi import Prometheus
 from .render import FORMATS, render
 from .runner import Budget, Progress, Report, Source, run_checks
 
-__all__ = ["OPTIONS", "add_arguments", "run", "exit_code"]
+__all__ = ["OPTIONS", "DESCRIPTION", "add_arguments", "run", "exit_code"]
+
+DESCRIPTION = """\
+Audit live PostgreSQL, Redis, Prometheus and the service against the backend performance
+checklist: every item pass, warn, fail or unknown, with the evidence and a fix. Read-only; every
+query and request has a timeout and the whole check a deadline.
+
+Exit codes: 0 nothing fails, 1 something fails (or warns, with --fail-on warn), 2 usage errors
+or a system that could not be reached. Every flag has an environment twin; the DSN and URLs also
+read <VAR>_FILE."""
 
 
 def _dsn(text: str) -> str:
