@@ -158,13 +158,15 @@ class PostgresCheck:
 
     def _statements_available(self) -> bool:
         """Whether this role can read pg_stat_statements here (found in whatever schema it lives)."""
-        found = self._rows(statements.EXTENSION_SQL)
-        if not found:
-            return False
-        self._pgss_view = sql.Identifier(found[0]["schema"], "pg_stat_statements")
         try:
+            found = self._rows(statements.EXTENSION_SQL)
+            if not found:
+                return False
+            self._pgss_view = sql.Identifier(found[0]["schema"], "pg_stat_statements")
             self._rows(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(self._pgss_view))
             return True
+        except psycopg.OperationalError as error:
+            raise SourceUnavailable(f"lost the connection to {redact(self.dsn)}: {_first_line(error)}") from None
         except psycopg.Error:
             return False
 
