@@ -144,11 +144,16 @@ class PostgresCheck:
         except psycopg.errors.QueryCanceled:
             return item.finding(Status.UNKNOWN, f"query timed out after {self._budget.seconds():.1f}s",
                                 "raise --timeout or --deadline")
-        except psycopg.OperationalError as error:
-            raise SourceUnavailable(f"lost the connection to {redact(self.dsn)}: {_first_line(error)}") from None
         except psycopg.Error as error:
+            self._raise_if_lost(error)
             return item.finding(Status.UNKNOWN, f"query failed: {_first_line(error)}",
                                 "connect as a role with pg_monitor (and SELECT on the tables for plans)")
+
+    def _raise_if_lost(self, error: psycopg.Error) -> None:
+        """A broken connection ends the source; any other error (a lock timeout...) ends one item."""
+        assert self.conn is not None
+        if self.conn.broken or self.conn.closed:
+            raise SourceUnavailable(f"lost the connection to {redact(self.dsn)}: {_first_line(error)}") from None
 
     def _rows(self, query: str | sql.Composed, params: Any = None) -> list[dict[str, Any]]:
         assert self.conn is not None
@@ -165,9 +170,8 @@ class PostgresCheck:
             self._pgss_view = sql.Identifier(found[0]["schema"], "pg_stat_statements")
             self._rows(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(self._pgss_view))
             return True
-        except psycopg.OperationalError as error:
-            raise SourceUnavailable(f"lost the connection to {redact(self.dsn)}: {_first_line(error)}") from None
-        except psycopg.Error:
+        except psycopg.Error as error:
+            self._raise_if_lost(error)
             return False
 
     # -- indexes --------------------------------------------------------------------------
@@ -355,9 +359,10 @@ class PostgresCheck:
         for row in statements:
             try:
                 plan = index_advice.generic_plan(self.conn, row["query"], int(self._budget.seconds() * 1000))
-            except (psycopg.errors.QueryCanceled, psycopg.OperationalError):
+            except psycopg.errors.QueryCanceled:
                 raise
             except psycopg.Error as error:
+                self._raise_if_lost(error)
                 failures.append(f"`{_short(row['query'], 60)}`: {_first_line(error)}")
                 continue
             planned += 1
