@@ -102,3 +102,20 @@ def test_docs_list_every_option_as_generated() -> None:
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "check.md").read_text(encoding="utf-8")
     assert markdown_table(OPTIONS) in doc, "regenerate the options table of docs/check.md"
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "markdown"])
+def test_no_secret_in_any_format(fmt: str, postgres: Any, redis_factory: Any) -> None:
+    from tests.fixtures.procs import free_port
+
+    cache = redis_factory(requirepass="cache-secret-77")
+    outcome = run_check("--format", fmt, "--redis-window", "0.2",
+                        "--postgres-dsn", postgres.dsn(),  # password postgres-secret
+                        "--redis-url", cache.url,
+                        "--prometheus-url", f"http://ops:prom-secret-88@127.0.0.1:{free_port()}",
+                        "--app-url", f"http://app:app-secret-99@127.0.0.1:{free_port()}")
+    text = outcome.out + outcome.err
+    assert outcome.code == 2  # Prometheus is unreachable
+    for secret in ("postgres-secret", "cache-secret-77", "prom-secret-88", "app-secret-99"):
+        assert secret not in text, secret
+    assert "pg.connections" in outcome.out and "redis.maxmemory" in outcome.out
