@@ -12,7 +12,7 @@ from typing import Any
 
 from .collector import Intervals
 from .kinds import Common, ExporterKind, check_collector_names
-from .options import Option, OptionError, add_options, resolve_options
+from .options import Option, OptionError, add_options, positive_float, resolve_options
 from .server import Exporter, ExporterHTTPServer
 from .target import Target
 from .targets_file import load_targets_file
@@ -40,12 +40,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise ValueError("must be a positive number of seconds")
-    return value
-
 
 def _names(text: str) -> str:
     return text.strip()
@@ -63,11 +57,11 @@ COMMON_OPTIONS: Sequence[Option] = (
     Option("--targets-file", "STACKWATCH_TARGETS_FILE",
            "YAML file of named targets for /probe?target=NAME (credentials stay out of URLs)", metavar="PATH"),
     Option("--interval-fast", "STACKWATCH_INTERVAL_FAST", "seconds between polls of the fast tier "
-           "(activity, locks, INFO)", default=15.0, parse=_positive_float, metavar="SECONDS"),
+           "(activity, locks, INFO)", default=15.0, parse=positive_float, metavar="SECONDS"),
     Option("--interval-slow", "STACKWATCH_INTERVAL_SLOW", "seconds between polls of the slow tier "
-           "(tables, indexes, sizes, statements)", default=300.0, parse=_positive_float, metavar="SECONDS"),
+           "(tables, indexes, sizes, statements)", default=300.0, parse=positive_float, metavar="SECONDS"),
     Option("--interval-rare", "STACKWATCH_INTERVAL_RARE", "seconds between polls of the rare tier "
-           "(index advice)", default=3600.0, parse=_positive_float, metavar="SECONDS"),
+           "(index advice)", default=3600.0, parse=positive_float, metavar="SECONDS"),
     Option("--enable-collector", "STACKWATCH_ENABLE_COLLECTORS", "turn on a collector that is off by default, "
            "as PREFIX.NAME (e.g. pg.statements); comma-separated in the environment",
            repeat=True, split=",", parse=_names, metavar="PREFIX.NAME"),

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Option", "OptionError", "add_options", "resolve_options", "markdown_table"]
+__all__ = ["Option", "OptionError", "add_options", "resolve_options", "markdown_table",
+           "positive_int", "positive_float", "regex"]
 
 
 class OptionError(ValueError):
@@ -43,6 +45,30 @@ class Option:
     @property
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_").replace(".", "_")
+
+
+def positive_int(text: str) -> int:
+    """Parser for counts and sizes."""
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """Parser for durations in seconds."""
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def regex(text: str) -> re.Pattern[str]:
+    """Parser for regular expressions; the error says why the pattern does not compile."""
+    try:
+        return re.compile(text)
+    except re.error as error:
+        raise ValueError(f"not a regular expression: {error}") from None
 
 
 def add_options(parser: argparse.ArgumentParser, options: Sequence[Option], title: str) -> None:

@@ -15,7 +15,7 @@ from grafanalib.core import Dashboard
 
 from stackwatch.thresholds import POSTGRES
 
-from ..common import Grid, dashboard, label_variable, levels, no_threshold, q, selector, stat, state_mapping, \
+from ..common import Grid, dashboard, label_variable, levels, q, selector, stat, state_mapping, \
     table, timeseries, too_high, too_low
 
 __all__ = ["build"]

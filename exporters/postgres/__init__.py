@@ -6,14 +6,13 @@ families, so the SQL behind any metric is found from its collector's name.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ... import thresholds
 from ..collector import Collector
 from ..kinds import Common, select_collectors
-from ..options import Option, OptionError
+from ..options import Option, OptionError, positive_int, regex
 from ..redact import redact
 from ..target import Target
 from .activity import ActivityCollector
@@ -46,18 +45,6 @@ COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
 )
 
 
-def _regex(text: str) -> re.Pattern[str]:
-    try:
-        return re.compile(text)
-    except re.error as error:
-        raise ValueError(f"not a regular expression: {error}") from None
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
 
 
 def _dsn(text: str) -> str:
@@ -73,22 +60,22 @@ OPTIONS: Sequence[Option] = (
            "PostgreSQL DSN to monitor (URL or key=value); several are separated by newlines",
            repeat=True, secret=True, parse=_dsn, metavar="DSN"),
     Option("--pg-top-n", "STACKWATCH_PG_TOP_N", "tables/indexes exported per instance before the `other` rollup",
-           default=50, parse=_positive_int, metavar="N"),
+           default=50, parse=positive_int, metavar="N"),
     Option("--pg-statements-top-n", "STACKWATCH_PG_STATEMENTS_TOP_N",
            "statements exported per instance (sticky union of the tops by time, calls, mean, reads, temp)",
-           default=100, parse=_positive_int, metavar="N"),
+           default=100, parse=positive_int, metavar="N"),
     Option("--pg-slow-statement-seconds", "STACKWATCH_PG_SLOW_STATEMENT_SECONDS",
            "mean execution time above which a statement counts as slow",
            default=thresholds.POSTGRES.slow_statement_mean_seconds, parse=float, metavar="SECONDS"),
     Option("--pg-query-text-max-bytes", "STACKWATCH_PG_QUERY_TEXT_MAX_BYTES",
            "longest normalized statement text exported in pg_stat_statements_query_info (cut on a UTF-8 boundary)",
-           default=512, parse=_positive_int, metavar="BYTES"),
+           default=512, parse=positive_int, metavar="BYTES"),
     Option("--pg-include-databases", "STACKWATCH_PG_INCLUDE_DATABASES",
-           "regex of databases whose tables and indexes are collected", parse=_regex, metavar="REGEX"),
+           "regex of databases whose tables and indexes are collected", parse=regex, metavar="REGEX"),
     Option("--pg-exclude-databases", "STACKWATCH_PG_EXCLUDE_DATABASES",
-           "regex of databases to skip", parse=_regex, metavar="REGEX"),
+           "regex of databases to skip", parse=regex, metavar="REGEX"),
     Option("--pg-statement-timeout-ms", "STACKWATCH_PG_STATEMENT_TIMEOUT_MS",
-           "statement_timeout of every exporter query", default=5000, parse=_positive_int, metavar="MS"),
+           "statement_timeout of every exporter query", default=5000, parse=positive_int, metavar="MS"),
 )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..collector import Collector
 from ..kinds import Common, select_collectors
-from ..options import Option, OptionError
+from ..options import Option, OptionError, positive_float, positive_int
 from ..target import Target
 from .clients import ClientsCollector
 from .commands import CommandsCollector
@@ -47,18 +47,6 @@ COLLECTORS: Sequence[type[Collector[RedisSource]]] = (
 )
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError("must be a positive number of seconds")
-    return value
 
 
 def _delimiter(text: str) -> str:
@@ -74,15 +62,15 @@ OPTIONS: Sequence[Option] = (
            repeat=True, secret=True, metavar="URL"),
     Option("--redis-timeout-seconds", "STACKWATCH_REDIS_TIMEOUT_SECONDS",
            "socket connect and read timeout of the exporter's Redis connection", default=5.0,
-           parse=_positive_float, metavar="SECONDS"),
+           parse=positive_float, metavar="SECONDS"),
     Option("--redis-ttl-sample-keys", "STACKWATCH_REDIS_TTL_SAMPLE_KEYS",
-           "most keys the TTL sampler checks per run (one PTTL each)", default=10_000, parse=_positive_int,
+           "most keys the TTL sampler checks per run (one PTTL each)", default=10_000, parse=positive_int,
            metavar="N"),
     Option("--redis-ttl-sample-seconds", "STACKWATCH_REDIS_TTL_SAMPLE_SECONDS",
-           "most seconds one TTL sampler run may take", default=2.0, parse=_positive_float, metavar="SECONDS"),
+           "most seconds one TTL sampler run may take", default=2.0, parse=positive_float, metavar="SECONDS"),
     Option("--redis-ttl-prefixes-max", "STACKWATCH_REDIS_TTL_PREFIXES_MAX",
            "key prefixes reported by the TTL sampler before the `other` group", default=20,
-           parse=_positive_int, metavar="N"),
+           parse=positive_int, metavar="N"),
     Option("--redis-ttl-prefix-delimiter", "STACKWATCH_REDIS_TTL_PREFIX_DELIMITER",
            "a key's prefix is the text before the first occurrence of this", default=":",
            parse=_delimiter, metavar="TEXT"),
