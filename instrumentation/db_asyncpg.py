@@ -2,9 +2,9 @@
 
 asyncpg reports each statement with its elapsed time to the loggers of its connection
 (``Connection.add_query_logger``). For a pool, the logger is added to each connection when it
-is acquired. asyncpg runs loggers on the next event-loop iteration in the request's context, so
-the statement still counts toward its request; strict N+1 mode cannot raise into the query
-there, so with asyncpg it logs the error instead.
+is acquired. asyncpg runs loggers on the next event-loop iteration (in the request's context);
+the middleware yields once at the end of each request when asyncpg is instrumented, so the last
+statements still count. Strict N+1 mode cannot raise into the query there: with asyncpg it logs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from .errors import NPlusOneError
 from .metrics import Metrics, get_metrics
-from .queries import record_query
+from .queries import DeferredSources, record_query
 
 __all__ = ["instrument_asyncpg"]
 
@@ -41,6 +41,7 @@ def _query_logger(metrics: Metrics) -> Any:
 def instrument_asyncpg(target: Any, registry: CollectorRegistry | None = None) -> Any:
     """Record every statement of ``target`` (an asyncpg Connection or Pool); returns it."""
     log = _query_logger(get_metrics(registry))
+    DeferredSources.present = True
     if hasattr(target, "add_query_logger"):
         target.add_query_logger(log)
         return target

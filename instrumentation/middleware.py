@@ -8,6 +8,7 @@ Lifespan and websocket scopes pass through untouched.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .config import Settings
 from .metrics import Metrics
-from .queries import RequestQueries, request_queries
+from .queries import DeferredSources, RequestQueries, request_queries
 from .routes import UNMATCHED, RouteTemplates, route_path
 from .sentry import SentryReporter
 from .tracing import extract_context
@@ -122,6 +123,8 @@ class StackwatchMiddleware:
             raise
         finally:
             elapsed = time.perf_counter() - started
+            if DeferredSources.present:
+                await asyncio.sleep(0)  # let asyncpg's pending query loggers run first
             request_queries.reset(queries_token)
             route = self.templates.template(scope, entry_route, entry_root)
             if metrics is not None:

@@ -18,11 +18,21 @@ from .errors import NPlusOneError
 from .metrics import Metrics
 from .sql import describe
 
-__all__ = ["RequestQueries", "current_queries", "record_query", "request_queries"]
+__all__ = ["DeferredSources", "RequestQueries", "current_queries", "record_query", "request_queries"]
 
 logger = logging.getLogger("stackwatch.instrumentation.n_plus_one")
 
 request_queries: ContextVar[RequestQueries | None] = ContextVar("stackwatch_request_queries", default=None)
+
+
+class DeferredSources:
+    """Whether some instrumented driver reports statements a loop iteration late (asyncpg).
+
+    Then the middleware lets the loop run once before it reads the request's totals, so the
+    last statements of a request still count toward it.
+    """
+
+    present = False
 
 
 class RequestQueries:

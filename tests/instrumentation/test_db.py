@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
@@ -198,5 +199,18 @@ async def test_asyncpg_pool_and_connection(dsn, registry):
     conn = await asyncpg.connect(dsn)
     instrument_asyncpg(conn, registry=registry)
     await conn.execute("UPDATE authors SET name = name WHERE id = 1")
-    await conn.close()
+    assert ops(registry, op="UPDATE") == 0  # asyncpg reports on the next loop iteration
+    await asyncio.sleep(0)
     assert ops(registry, op="UPDATE") == 1
+
+    @app.get("/asyncpg-connection")
+    async def plain() -> int:
+        for i in range(5):
+            await conn.fetchval("SELECT id FROM authors WHERE id = $1", i)
+        return 5  # the fifth statement's report is still pending here
+
+    async with asgi(app) as c:
+        assert (await c.get("/asyncpg-connection")).status_code == 200
+    await conn.close()
+    assert n_plus_one(registry, "/asyncpg-connection") == 1
+    assert per_request_sum(registry, "/asyncpg-connection") == 5
