@@ -8,6 +8,7 @@ import string
 
 import httpx
 import pytest
+from fastapi import WebSocket
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from stackwatch.instrumentation import instrument, uninstrument
@@ -262,3 +263,32 @@ def test_non_starlette_apps_are_refused(registry):
 
     with pytest.raises(TypeError, match="Starlette or FastAPI"):
         instrument(bare, registry=registry)
+
+
+async def test_websockets_pass_through_untouched(registry, provider, spans, clean_env):
+    app = make_app()
+
+    @app.websocket("/ws")
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    instrument(app, registry=registry, tracer_provider=provider, environ=clean_env)
+    incoming = iter([{"type": "websocket.connect"}, {"type": "websocket.receive", "text": "ping"}])
+    sent = []
+
+    async def receive():
+        return next(incoming)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "websocket", "asgi": {"version": "3.0"}, "path": "/ws", "raw_path": b"/ws", "root_path": "",
+             "query_string": b"", "headers": [], "scheme": "ws", "client": ("127.0.0.1", 1), "server": ("t", 80),
+             "subprotocols": [], "state": {}}
+    await app(scope, receive, send)
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
+    assert sent[1]["text"] == "ping"
+    assert spans.get_finished_spans() == ()
+    assert routes_seen(registry) == set()
