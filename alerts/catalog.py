@@ -8,6 +8,7 @@ exporter carry ``job``, ``instance`` and ``server``.
 
 from __future__ import annotations
 
+from stackwatch.promql import redis_lookup_rate
 from stackwatch.thresholds import (
     CACHE,
     EVENT_WINDOW,
@@ -102,11 +103,10 @@ def _recording() -> tuple[Record, ...]:
     ]
     caches = [
         Record(REDIS_LOOKUPS,
-               f"sum by ({_PG_BY}) (rate(redis_keyspace_hits_total[{W}]))"
-               f" + sum by ({_PG_BY}) (rate(redis_keyspace_misses_total[{W}]))",
-               meaning="Redis key lookups (hits + misses) per second"),
-        Record(REDIS_HIT_RATIO, f"sum by ({_PG_BY}) (rate(redis_keyspace_hits_total[{W}])) / {REDIS_LOOKUPS}",
-               meaning="share of Redis key lookups that hit"),
+               f"{redis_lookup_rate('hits', _PG_BY, W)} + {redis_lookup_rate('misses', _PG_BY, W)}",
+               meaning="Redis key lookups (hits + misses) per second, the exporter's own left out"),
+        Record(REDIS_HIT_RATIO, f"{redis_lookup_rate('hits', _PG_BY, W)} / {REDIS_LOOKUPS}",
+               meaning="share of Redis key lookups that hit, the exporter's own left out"),
         Record(CACHE_REQUESTS, f"sum by (job, cache) (rate(cache_requests_total[{W}]))",
                meaning="application cache lookups per second, by service and cache"),
         Record(CACHE_HIT_RATIO,

@@ -64,6 +64,16 @@ def error_stats(info: Info) -> Metric:
     return family
 
 
+def own_lookups(source: RedisSource) -> list[Metric]:
+    """The exporter's own key lookups (TTL sampler PTTLs), which Redis counts in keyspace_hits
+    and keyspace_misses: rules subtract them (``stackwatch.promql.redis_lookup_rate``)."""
+    hits = counter("redis_exporter_keyspace_hits_total", "Key lookups by the exporter itself that hit.")
+    hits.add_metric([], source.own.hits)
+    misses = counter("redis_exporter_keyspace_misses_total", "Key lookups by the exporter itself that missed.")
+    misses.add_metric([], source.own.misses)
+    return [hits, misses]
+
+
 class StatsCollector(Collector[RedisSource]):
     name = "stats"
     tier = Tier.FAST
@@ -95,6 +105,7 @@ class StatsCollector(Collector[RedisSource]):
                                    round(time.time() - uptime)))
         families.append(instance_info(info))
         families.append(error_stats(info))
+        families += own_lookups(source)
         hits, misses = info.number("keyspace_hits"), info.number("keyspace_misses")
         if hits is not None and misses is not None:
             hits, misses = hits - source.own.hits, misses - source.own.misses

@@ -22,6 +22,7 @@ from ..exporters.redis.ttl_sampler import sample_ttls
 from ..thresholds import RATE_WINDOW, REDIS, RedisThresholds
 from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
+from ..promql import redis_lookup_rate
 from .runner import Budget
 
 __all__ = ["ITEMS", "RedisCheck"]
@@ -32,8 +33,8 @@ TTL = Item("redis.keys_without_ttl", SECTION, "Cache TTL configured appropriatel
 MAXMEMORY = Item("redis.maxmemory", SECTION, "maxmemory and an eviction policy set")
 ITEMS = (HIT_RATE, TTL, MAXMEMORY)
 
-_HITS = f"sum by (server) (rate(redis_keyspace_hits_total[{RATE_WINDOW}]))"
-_MISSES = f"sum by (server) (rate(redis_keyspace_misses_total[{RATE_WINDOW}]))"
+_HITS = redis_lookup_rate("hits", "server", RATE_WINDOW)
+_MISSES = redis_lookup_rate("misses", "server", RATE_WINDOW)
 
 
 @dataclass

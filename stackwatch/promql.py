@@ -1,0 +1,21 @@
+"""PromQL fragments shared by the alert rules and ``stackwatch check``.
+
+Standard library only: imported at runtime by the CLI.
+"""
+
+from __future__ import annotations
+
+__all__ = ["redis_lookup_rate"]
+
+
+def redis_lookup_rate(kind: str, by: str, window: str) -> str:
+    """Per-second Redis key lookups of ``kind`` (``hits`` or ``misses``) made by clients.
+
+    Redis counts the exporter's TTL sampler (one PTTL per sampled key) as keyspace hits and
+    misses; the exporter reports those as ``redis_exporter_keyspace_<kind>_total`` so that a
+    quiet cache's hit rate is not flattered by the sampler. Without that series (another
+    exporter) the raw rate is used as it is.
+    """
+    raw = f"sum by ({by}) (rate(redis_keyspace_{kind}_total[{window}]))"
+    own = f"sum by ({by}) (rate(redis_exporter_keyspace_{kind}_total[{window}]))"
+    return f"({raw} - ({own} or {raw} * 0))"
