@@ -17,7 +17,7 @@ from ..redact import redact
 from ..target import Target
 from .activity import ActivityCollector
 from .checkpointer import CheckpointerCollector
-from .connection import ConnectionSettings, InvalidDSN, parse_dsn
+from .connection import ConnectionSettings, InvalidDSN, checked_dsn, parse_dsn
 from .database import DatabaseCollector, DatabaseSizeCollector
 from .locks import LocksCollector
 from .replication import ReplicationCollector
@@ -47,18 +47,11 @@ COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
 
 
 
-def _dsn(text: str) -> str:
-    try:
-        parse_dsn(text)
-    except InvalidDSN as error:
-        raise ValueError(str(error)) from None
-    return text
-
 
 OPTIONS: Sequence[Option] = (
     Option("--postgres-dsn", "STACKWATCH_POSTGRES_DSN",
            "PostgreSQL DSN to monitor (URL or key=value); several are separated by newlines",
-           repeat=True, secret=True, parse=_dsn, metavar="DSN"),
+           repeat=True, secret=True, parse=checked_dsn, metavar="DSN"),
     Option("--pg-top-n", "STACKWATCH_PG_TOP_N", "tables/indexes exported per instance before the `other` rollup",
            default=50, parse=positive_int, metavar="N"),
     Option("--pg-statements-top-n", "STACKWATCH_PG_STATEMENTS_TOP_N",

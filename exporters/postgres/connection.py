@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-__all__ = ["ConnectionSettings", "connect", "parse_dsn", "InvalidDSN"]
+__all__ = ["ConnectionSettings", "connect", "parse_dsn", "checked_dsn", "InvalidDSN"]
 
 
 class InvalidDSN(ValueError):
@@ -36,6 +36,12 @@ def parse_dsn(dsn: str) -> dict[str, str]:
         return {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
     except psycopg.ProgrammingError as error:
         raise InvalidDSN(f"invalid PostgreSQL DSN: {_strip_secret(str(error))}") from None
+
+
+def checked_dsn(dsn: str) -> str:
+    """``dsn`` itself once it parses: the option parser of every ``--postgres-dsn``."""
+    parse_dsn(dsn)
+    return dsn
 
 
 def _strip_secret(message: str) -> str:

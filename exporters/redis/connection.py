@@ -19,7 +19,7 @@ from redis.retry import Retry
 
 from ..redact import redact, redact_text
 
-__all__ = ["ConnectionSettings", "InvalidURL", "classify_error", "connect", "parse_redis_url", "url_name"]
+__all__ = ["ConnectionSettings", "InvalidURL", "classify_error", "connect", "checked_url", "parse_redis_url", "url_name"]
 
 _SCHEMES = ("redis", "rediss")
 
@@ -39,6 +39,12 @@ class ConnectionSettings:
 
     socket_timeout: float = 5.0
     connect_timeout: float = 5.0
+
+
+def checked_url(url: str) -> str:
+    """``url`` itself once it parses: the option parser of ``--redis-url``."""
+    parse_redis_url(url)
+    return url
 
 
 def parse_redis_url(url: str) -> dict[str, object]:

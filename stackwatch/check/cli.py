@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from ..exporters.options import Option, OptionError, add_options, resolve_options
-from ..exporters.postgres.connection import InvalidDSN, parse_dsn
-from ..exporters.redis.connection import InvalidURL, parse_redis_url
+from ..exporters.options import Option, OptionError, add_options, positive_float, positive_int, resolve_options
+from ..exporters.postgres.connection import checked_dsn, parse_dsn
+from ..exporters.redis.connection import checked_url
 from . import app, postgres, prometheus, redis
 from .model import Status
 from .promapi import Prometheus
@@ -35,22 +35,6 @@ or a system that could not be reached. Every flag has an environment twin; the D
 read <VAR>_FILE."""
 
 
-def _dsn(text: str) -> str:
-    try:
-        parse_dsn(text)
-    except InvalidDSN as error:
-        raise ValueError(str(error)) from None
-    return text
-
-
-def _redis_url(text: str) -> str:
-    try:
-        parse_redis_url(text)
-    except InvalidURL as error:
-        raise ValueError(str(error)) from None
-    return text
-
-
 def _http_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -66,15 +50,6 @@ def _choice(*choices: str) -> Any:
     return parse
 
 
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value <= 0:
-            raise ValueError("must be positive")
-        return value
-    return parse
-
-
 def _path(text: str) -> str:
     if not text.startswith("/"):
         raise ValueError("expected a path starting with /")
@@ -83,9 +58,9 @@ def _path(text: str) -> str:
 
 OPTIONS: Sequence[Option] = (
     Option("--postgres-dsn", "STACKWATCH_POSTGRES_DSN", "PostgreSQL DSN to check (URL or key=value); its "
-           "database is the one whose indexes and statements are checked", secret=True, parse=_dsn, metavar="DSN"),
+           "database is the one whose indexes and statements are checked", secret=True, parse=checked_dsn, metavar="DSN"),
     Option("--redis-url", "STACKWATCH_REDIS_URL", "Redis URL to check (redis:// or rediss://; /N selects the "
-           "database whose keys are sampled)", secret=True, parse=_redis_url, metavar="URL"),
+           "database whose keys are sampled)", secret=True, parse=checked_url, metavar="URL"),
     Option("--prometheus-url", "STACKWATCH_PROMETHEUS_URL", "Prometheus base URL, for pool waiting, N+1, "
            "alerting, targets, resource limits and the Redis hit rate", secret=True, parse=_http_url, metavar="URL"),
     Option("--app-url", "STACKWATCH_APP_URL", "base URL of the service, for its health endpoint, compression "
@@ -95,21 +70,21 @@ OPTIONS: Sequence[Option] = (
     Option("--fail-on", "STACKWATCH_CHECK_FAIL_ON", "lowest status that makes the exit code 1: fail or warn",
            default="fail", parse=_choice("fail", "warn"), metavar="STATUS"),
     Option("--deadline", "STACKWATCH_CHECK_DEADLINE", "seconds for the whole check; items not done by then "
-           "are unknown", default=60.0, parse=_positive(float), metavar="SECONDS"),
+           "are unknown", default=60.0, parse=positive_float, metavar="SECONDS"),
     Option("--timeout", "STACKWATCH_CHECK_TIMEOUT", "seconds for any one query or request", default=5.0,
-           parse=_positive(float), metavar="SECONDS"),
+           parse=positive_float, metavar="SECONDS"),
     Option("--plans", "STACKWATCH_CHECK_PLANS", "how many of the slowest SELECT statements to explain "
-           "(generic plans, nothing executed)", default=10, parse=_positive(int), metavar="N"),
+           "(generic plans, nothing executed)", default=10, parse=positive_int, metavar="N"),
     Option("--db-cores", "STACKWATCH_CHECK_DB_CORES", "CPU cores of the PostgreSQL server, for the "
            "(cores x 2) + spindles pool guidance (default: this host's when the DSN points here)",
-           parse=_positive(int), metavar="N"),
+           parse=positive_int, metavar="N"),
     Option("--db-spindles", "STACKWATCH_CHECK_DB_SPINDLES", "effective spindle count of the PostgreSQL "
            "server's storage (1 for an SSD)", default=1, parse=int, metavar="N"),
     Option("--redis-window", "STACKWATCH_CHECK_REDIS_WINDOW", "seconds between the two INFO readings the hit "
-           "rate is measured over when Prometheus has no Redis rate", default=5.0, parse=_positive(float),
+           "rate is measured over when Prometheus has no Redis rate", default=5.0, parse=positive_float,
            metavar="SECONDS"),
     Option("--redis-sample-keys", "STACKWATCH_CHECK_REDIS_SAMPLE_KEYS", "most keys whose TTL is sampled "
-           "(SCAN + PTTL)", default=1000, parse=_positive(int), metavar="N"),
+           "(SCAN + PTTL)", default=1000, parse=positive_int, metavar="N"),
     Option("--app-health-path", "STACKWATCH_CHECK_APP_HEALTH_PATH", "health endpoint of the service",
            default="/health", parse=_path, metavar="PATH"),
     Option("--app-large-path", "STACKWATCH_CHECK_APP_LARGE_PATH", "a path with a response over 1 KiB for the "
