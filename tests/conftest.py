@@ -14,6 +14,9 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.redis",
     "tests.fixtures.prometheus",
+    "tests.fixtures.otlp",
+    "tests.fixtures.sentry",
+    "tests.fixtures.uvicorn",
 ]
 
 

@@ -10,11 +10,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
-# Fixture plugins owned by the instrumentation work (not registered in tests/conftest.py).
-from tests.fixtures.otlp import closed_port, otlp_receiver  # noqa: F401
-from tests.fixtures.sentry import sentry_receiver  # noqa: F401
-from tests.fixtures.uvicorn import serve  # noqa: F401
-
 
 @pytest.fixture
 def registry() -> CollectorRegistry:
