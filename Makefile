@@ -16,8 +16,12 @@ deps:
 generate: deps
 	scripts/generate
 
-bench: deps
-	$(VENV)/python bench/run.py
+# The benchmarks, each side by side with its peer in one run (figures: docs/benchmarks.md).
+bench:
+	PYTHON=$(PYTHON) scripts/install-test-deps --bench
+	$(VENV)/python bench/postgres/run.py
+	$(VENV)/python bench/redis/run.py --scrapes 500
+	$(VENV)/python bench/instrumentation/run.py
 
 clean:
 	rm -rf .venv build dist *.egg-info .pytest_cache
