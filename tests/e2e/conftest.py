@@ -16,28 +16,11 @@ MAX_CONNECTIONS = 20
 
 
 @pytest.fixture(scope="module")
-def stack(postgres_factory: Callable[..., Any], redis_factory_module: Callable[..., Any]) -> Iterator[Stack]:
+def stack(postgres_factory: Callable[..., Any], redis_factory: Callable[..., Any]) -> Iterator[Stack]:
     postgres = postgres_factory(max_connections=MAX_CONNECTIONS, log_min_duration_statement=250)
     # a bounded cache, as in docker-compose.yml, so memory-vs-maxmemory panels have a limit
-    redis = redis_factory_module(maxmemory="64mb", maxmemory_policy="allkeys-lru")
+    redis = redis_factory(maxmemory="64mb", maxmemory_policy="allkeys-lru")
     root = Path(tempfile.mkdtemp(prefix="stackwatch-e2e-"))
     built = Stack(postgres, redis, root)
     yield built
     built.close()
-
-
-@pytest.fixture(scope="module")
-def redis_factory_module() -> Iterator[Callable[..., Any]]:
-    """Like ``redis_factory`` but module-scoped: the stack outlives single tests."""
-    from tests.fixtures.redis import RedisServer
-
-    servers: list[RedisServer] = []
-
-    def start(**config: str) -> RedisServer:
-        server = RedisServer(**config)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.destroy()

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from tests.fixtures.procs import free_port, wait_until
+from tests.fixtures.procs import free_port, stop_process, wait_until
 from tests.fixtures.prometheus import REPO_ROOT, AlertmanagerServer, PrometheusServer, copy_rules
 
 __all__ = ["Stack", "WebhookReceiver", "Subprocess", "prometheus_config", "alertmanager_config"]
@@ -84,13 +84,7 @@ class Subprocess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def _http_ok(url: str) -> bool:
