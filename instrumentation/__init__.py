@@ -39,7 +39,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import ProxyTracerProvider
 from prometheus_client import CollectorRegistry
 
 from .cache import AsyncCache, Cache
@@ -93,7 +92,13 @@ _ATTR = "_stackwatch_instrumentation"
 
 
 class Instrumentation:
-    """What :func:`instrument` set up for one app; owns and closes what it created."""
+    """What :func:`instrument` set up for one app; owns and closes what it created.
+
+    ``tracer_provider`` is the provider of the server spans (the injected one, or the one
+    stackwatch built from the settings). It is not made the process-global provider; for spans of
+    your own in the same pipeline, pass your provider to :func:`instrument` or call
+    ``opentelemetry.trace.set_tracer_provider(instrumentation.tracer_provider)``.
+    """
 
     def __init__(
         self,
@@ -110,13 +115,15 @@ class Instrumentation:
         self.multiprocess = self._check_multiprocess(settings)
         self.metrics = get_metrics(registry) if settings.metrics else None
         self._owned_provider = None
+        self.tracer_provider: Any = None
         self.tracer: trace.Tracer | None = None
         if settings.traces:
             provider = tracer_provider
             if provider is None:
+                # Never made the global provider: that can be set only once per process, and
+                # would outlive uninstrument() (and serve every other app) shut down.
                 provider = self._owned_provider = build_tracer_provider(settings)
-                if isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
-                    trace.set_tracer_provider(provider)
+            self.tracer_provider = provider
             self.tracer = provider.get_tracer("stackwatch.instrumentation")
         self.health = Health(health_checks or {}, settings.health_timeout, self.metrics)
         self.endpoints: dict[str, Any] = {

@@ -292,3 +292,22 @@ async def test_websockets_pass_through_untouched(registry, provider, spans, clea
     assert sent[1]["text"] == "ping"
     assert spans.get_finished_spans() == ()
     assert routes_seen(registry) == set()
+
+
+async def test_no_process_global_tracer_provider_is_set(registry, clean_env):
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    before = trace.get_tracer_provider()
+    app = make_app()
+    first = instrument(app, registry=registry, environ=clean_env)
+    assert isinstance(first.tracer_provider, TracerProvider)
+    async with client(app) as c:
+        assert (await c.get("/items/1")).status_code == 200
+    assert trace.get_tracer_provider() is before
+    uninstrument(app)
+    second = instrument(app, registry=registry, service_name="again", environ=clean_env)
+    assert second.tracer_provider is not first.tracer_provider
+    assert second.tracer_provider.resource.attributes["service.name"] == "again"
+    assert trace.get_tracer_provider() is before
+    uninstrument(app)
