@@ -81,7 +81,9 @@ class Target(abc.ABC, Generic[S]):
                 source = self.connect()
             except Exception as error:  # noqa: BLE001 - any failure means "down", never a crash
                 return self._mark_down(error)
-            self._up, self._error_reason, self._failures = 1.0, "", 0
+            with self._lock:
+                self._up, self._error_reason = 1.0, ""
+            self._failures = 0
             for collector in due:
                 if not self._run(collector, source):
                     return self._mark_down(None)
@@ -94,13 +96,13 @@ class Target(abc.ABC, Generic[S]):
         """Run one collector into the snapshot; False when the connection was lost."""
         start = time.monotonic()
         families: list[Metric] | None = None
+        disabled_reason: str | None = None
         lost = False
         try:
             families = collector.collect(source)
-            self._disabled.pop(collector.name, None)
         except CollectorDisabled as disabled:
             families = []
-            self._disabled[collector.name] = disabled.reason
+            disabled_reason = disabled.reason
         except Exception as error:  # noqa: BLE001
             lost = self.is_connection_lost(error)
             log.warning(
@@ -108,8 +110,12 @@ class Target(abc.ABC, Generic[S]):
                 self.name, collector.name, redact_text(str(error)).strip(),
             )
         elapsed = time.monotonic() - start
-        with self._lock:
+        with self._lock:  # scrapes iterate these dicts: change them only under the lock
             self.generation += 1
+            if disabled_reason is not None:
+                self._disabled[collector.name] = disabled_reason
+            elif families is not None:
+                self._disabled.pop(collector.name, None)
             self._duration[collector.name] = elapsed
             self._success[collector.name] = 0.0 if families is None else 1.0
             if families is None:
@@ -121,16 +127,13 @@ class Target(abc.ABC, Generic[S]):
         return not lost
 
     def _mark_down(self, error: BaseException | None) -> float:
+        reason = "connection_lost" if error is None else self.classify_error(error)
         if error is not None:
-            self._error_reason = self.classify_error(error)
-            log.warning("target %s: down (%s): %s", self.name, self._error_reason,
-                        redact_text(str(error)).strip())
-        else:
-            self._error_reason = "connection_lost"
+            log.warning("target %s: down (%s): %s", self.name, reason, redact_text(str(error)).strip())
         self.disconnect()
         with self._lock:
             self.generation += 1
-            self._up = 0.0
+            self._up, self._error_reason = 0.0, reason
             self._snapshot.clear()
         for name in self._next_due:
             self._next_due[name] = 0.0
