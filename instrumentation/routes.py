@@ -3,19 +3,23 @@
 The routers leave what they matched in the request scope: ``scope["route"]`` is the innermost
 route, every ``Mount`` on the way appended its matched prefix to ``scope["root_path"]``, and
 FastAPI's lazily included routers record the full prefixed template of the route in their
-effective route context. Nothing is matched again. Requests that no route matched share one
-label value, ``UNMATCHED``; and the number of distinct templates is capped (``OTHER`` beyond the
-cap), which bounds cardinality even for mounts with path parameters.
+effective route context. A mount's own path parameters are put back into that prefix as
+``{name}`` (from ``scope["path_params"]``). Nothing is matched again. Requests that no route
+matched share one label value, ``UNMATCHED``; and the number of distinct templates is capped
+(``OTHER`` beyond the cap), which also bounds what a parameter could not be put back for (one
+inside a segment, ``/v{version}``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 __all__ = ["OTHER", "UNMATCHED", "RouteTemplates", "route_path"]
 
 UNMATCHED = "UNMATCHED"
 OTHER = "OTHER"
+_PARAM = re.compile(r"{(\w+)")
 
 
 class RouteTemplates:
@@ -40,7 +44,7 @@ class RouteTemplates:
         found = self._cache.get(key)
         if found is not None:
             return found[0]
-        template = self._resolve(route, context, prefix)
+        template = self._resolve(route, context, prefix, scope.get("path_params"))
         if template not in self._values:
             if len(self._values) >= self.limit:
                 template = OTHER
@@ -52,11 +56,37 @@ class RouteTemplates:
         return template
 
     @staticmethod
-    def _resolve(route: Any, context: Any, prefix: str) -> str:
+    def _resolve(route: Any, context: Any, prefix: str, path_params: Any) -> str:
         if hasattr(route, "routes") and not hasattr(route, "endpoint"):  # a Mount that was the last match
-            return prefix or getattr(route, "path", "") or "/"
-        path = getattr(context, "path_format", None) or getattr(route, "path_format", None) or getattr(route, "path", "")
-        return (prefix + str(path or "")) or "/"
+            return _prefix_template(prefix, path_params, ()) or getattr(route, "path", "") or "/"
+        path = str(getattr(context, "path_format", None) or getattr(route, "path_format", None) or getattr(route, "path", "") or "")
+        return (_prefix_template(prefix, path_params, _PARAM.findall(path)) + path) or "/"
+
+
+def _prefix_template(prefix: str, path_params: Any, own: Any) -> str:
+    """``prefix`` (the concrete path that mounts matched) with the mounts' parameters as ``{name}``.
+
+    A mount's path parameters are the scope's ``path_params`` that the matched route does not
+    declare itself (``own``), in the order the mounts matched them; each replaces the next path
+    segment holding its value, so ``/tenants/acme`` below ``Mount("/tenants/{tenant}")`` becomes
+    ``/tenants/{tenant}``. (A value that equals a literal segment before it lands there instead:
+    still one label value per such coincidence, not one per request.)
+    """
+    if not prefix or not path_params:
+        return prefix
+    params = [(name, str(value)) for name, value in path_params.items() if name not in own]
+    if not params:
+        return prefix
+    segments = prefix.split("/")
+    position = 0
+    for index in range(1, len(segments)):
+        name, value = params[position]
+        if segments[index] == value:
+            segments[index] = "{" + name + "}"
+            position += 1
+            if position == len(params):
+                break
+    return "/".join(segments)
 
 
 def route_path(scope: Any) -> str:

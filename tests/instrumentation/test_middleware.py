@@ -311,3 +311,39 @@ async def test_no_process_global_tracer_provider_is_set(registry, clean_env):
     assert second.tracer_provider.resource.attributes["service.name"] == "again"
     assert trace.get_tracer_provider() is before
     uninstrument(app)
+
+
+async def test_mount_path_parameters_stay_templates(registry, clean_env):
+    from fastapi import FastAPI
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    async def show(request):
+        return PlainTextResponse("x")
+
+    tenants = [Route("/items/{name}", show), Mount("/a/{section}", routes=[Route("/{page}", show)])]
+    app = Starlette(routes=[Mount("/tenants/{tenant}", routes=tenants)])
+    instrument(app, registry=registry, traces=False, environ=clean_env)
+    sub = FastAPI()
+
+    @sub.get("/reports/{report_id}")
+    async def report(report_id: str) -> str:
+        return report_id
+
+    fastapi_app = FastAPI()
+    fastapi_app.mount("/orgs/{org}", sub)
+    instrument(fastapi_app, registry=registry, traces=False, environ=clean_env)
+    async with client(app) as c, client(fastapi_app) as f:
+        for i in range(50):
+            assert (await c.get(f"/tenants/t{i}/items/{i}")).status_code == 200
+            assert (await c.get(f"/tenants/t{i}/nothing")).status_code == 404
+            assert (await f.get(f"/orgs/o{i}/reports/{i}")).status_code == 200
+        assert (await c.get("/tenants/t1/a/s1/p1")).status_code == 200  # nested mounts
+    assert routes_seen(registry) == {
+        "/tenants/{tenant}/items/{name}",
+        "/tenants/{tenant}",
+        "/orgs/{org}/reports/{report_id}",
+        "/tenants/{tenant}/a/{section}/{page}",
+    }
+    assert count(registry, "GET", "/tenants/{tenant}/items/{name}", "200") == 50
