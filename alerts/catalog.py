@@ -8,7 +8,7 @@ exporter carry ``job``, ``instance`` and ``server``.
 
 from __future__ import annotations
 
-from stackwatch.promql import redis_lookup_rate
+from stackwatch.promql import n_plus_one_detections, redis_lookup_rate
 from stackwatch.thresholds import (
     CACHE,
     EVENT_WINDOW,
@@ -477,14 +477,7 @@ def _service() -> tuple[Alert, ...]:
         ),
         Alert(
             alert="NPlusOneQueriesDetected",
-            # the second arm counts series born inside the window, whose first detections increase() misses
-            expr=(
-                f"sum by (job, http_route) (increase(db_client_n_plus_one_total[{EW}]))"
-                f" > {num(HTTP.n_plus_one_detections)}"
-                " or sum by (job, http_route) "
-                f"(db_client_n_plus_one_total unless db_client_n_plus_one_total offset {EW})"
-                f" > {num(HTTP.n_plus_one_detections)}"
-            ),
+            expr=f"{n_plus_one_detections(EW, 'job, http_route')} > {num(HTTP.n_plus_one_detections)}",
             for_=FOR.n_plus_one_detected,
             severity="warning",
             summary=f"N+1 queries in {route}",

@@ -5,7 +5,7 @@ Standard library only: imported at runtime by the CLI.
 
 from __future__ import annotations
 
-__all__ = ["redis_lookup_rate"]
+__all__ = ["n_plus_one_detections", "redis_lookup_rate"]
 
 
 def redis_lookup_rate(kind: str, by: str, window: str) -> str:
@@ -19,3 +19,16 @@ def redis_lookup_rate(kind: str, by: str, window: str) -> str:
     raw = f"sum by ({by}) (rate(redis_keyspace_{kind}_total[{window}]))"
     own = f"sum by ({by}) (rate(redis_exporter_keyspace_{kind}_total[{window}]))"
     return f"({raw} - ({own} or {raw} * 0))"
+
+
+def n_plus_one_detections(window: str, by: str | None = None, selector: str = "") -> str:
+    """N+1 detections (``db_client_n_plus_one_total``) in the last ``window``, summed ``by``.
+
+    The instrumentation creates a route's counter with its first detection, so a series born
+    inside the window starts at its first value and ``increase()`` alone sees nothing of it
+    (or only what came after). Series that existed a window ago count their increase; younger
+    ones count their whole value.
+    """
+    series = f"db_client_n_plus_one_total{selector}"
+    total = "sum" if by is None else f"sum by ({by})"
+    return f"{total} ((increase({series}[{window}]) and {series} offset {window}) or {series})"

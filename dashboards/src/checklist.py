@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from stackwatch.promql import n_plus_one_detections
 from stackwatch.thresholds import CACHE, EVENT_WINDOW, HTTP, POOL, POSTGRES, PROCESS, RATE_WINDOW, REDIS
 
 from ..common import Grid, dashboard, label_variable, levels, q, selector, stat, state_mapping, too_high, too_low
@@ -49,7 +50,7 @@ def build() -> Dashboard:
                f"{POSTGRES.missing_index_suspect_score}) or vector(0)", "short", too_high(0), links=["postgres"]),
           w=w, h=h)
     g.add(stat("N+1 queries", f"N+1 queries eliminated: requests with a repeated statement in the last "
-               f"{EVENT_WINDOW}.", f"sum(increase(db_client_n_plus_one_total{{{S}}}[{EVENT_WINDOW}])) or vector(0)",
+               f"{EVENT_WINDOW}.", f"{n_plus_one_detections(EVENT_WINDOW, selector=f'{{{S}}}')} or vector(0)",
                "short", too_high(HTTP.n_plus_one_detections), links=["service"]), w=w, h=h)
     g.add(stat("Slow statements", "Slow query log monitored: statements whose mean time is over the slow "
                "threshold.", f"sum(pg_stat_statements_slow_statements{{{S}}})", "short", too_high(0),

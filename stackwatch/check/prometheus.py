@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..exporters.redact import redact_text
+from ..promql import n_plus_one_detections
 from ..thresholds import EVENT_WINDOW, HTTP, POOL, RATE_WINDOW, HttpThresholds, PoolThresholds
 from .model import Finding, Item, Status
 from .promapi import Prometheus, PrometheusError
@@ -82,7 +83,7 @@ class PrometheusCheck:
         return POOL_WAITING.finding(Status.PASS, evidence)
 
     def _n_plus_one(self) -> Finding:
-        recent = self.prom.query(f"sum by (http_route) (increase(db_client_n_plus_one_total[{EVENT_WINDOW}]))")
+        recent = self.prom.query(n_plus_one_detections(EVENT_WINDOW, "http_route"))
         if not recent:
             instrumented = self.prom.query("count(db_client_queries_per_request_count)")
             if not instrumented:

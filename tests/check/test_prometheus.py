@@ -109,8 +109,12 @@ def broken() -> Iterator[Setup]:
         wait_until(lambda: _samples(prom, "count_over_time(db_client_n_plus_one_total[1m])") >= 2, 60,
                    "two scrapes")
         endpoint.n_plus_one.labels("/orders").inc(3)  # detections after Prometheus saw the counter at 0
+        # as the instrumentation does: a route's counter is born with its first detection
+        endpoint.n_plus_one.labels("/authors").inc(2)
         wait_until(lambda: _samples(prom, "sum(increase(db_client_n_plus_one_total[10m]))") > 0, 60,
                    "the N+1 increase")
+        wait_until(lambda: _samples(prom, 'count_over_time(db_client_n_plus_one_total{http_route="/authors"}[1m])')
+                   >= 2, 60, "two scrapes of the newborn N+1 counter")
         wait_until(lambda: all(t["health"] != "unknown" for t in prom.targets()), 60, "every target scraped")
         yield Setup(prom, endpoint.n_plus_one)
     endpoint.close()
@@ -132,6 +136,8 @@ def test_item_passes_when_healthy_and_fails_when_broken(healthy: Setup, broken: 
 def test_evidence_names_what_is_wrong(broken: Setup) -> None:
     outcome = _outcome(broken)
     assert "/orders" in outcome.finding("app.n_plus_one")["evidence"]
+    # a counter born inside the window counts too (increase() alone sees nothing of it)
+    assert "/authors (2)" in outcome.finding("app.n_plus_one")["evidence"]
     assert "main: max 3" in outcome.finding("app.pool_waiting")["evidence"]
     assert "mean wait 400ms" in outcome.finding("app.pool_waiting")["evidence"]
     assert "stackwatch-exporter" in outcome.finding("ops.targets")["evidence"]
