@@ -197,6 +197,7 @@ class Instrumentation:
             self._owned_provider.shutdown()
         if self.sentry is not None:
             self.sentry.close()
+        self.health.close()
         uninstall_log_correlation()
 
 

@@ -1,10 +1,12 @@
 """``/health``, liveness and readiness: the checklist's health endpoint with bounded checks.
 
 A check is a callable (sync or async) that raises or returns ``False`` when its dependency is
-unhealthy. Checks run concurrently, each bounded by a timeout; sync checks run in a thread so a
-hung socket cannot block the event loop. The body carries uptime, a timestamp, memory and one
-entry per check with its status, duration and -- on failure -- only the exception class name, so
-nothing secret (DSNs, hosts, passwords) can leak. Every evaluation sets ``health_check_status``.
+unhealthy. Checks run concurrently, each bounded by a timeout; sync checks run in threads of their
+own so a hung socket cannot block the event loop, and a check still hung from an earlier
+evaluation is waited on again rather than started beside it (one thread per check at most). The
+body carries uptime, a timestamp, memory and one entry per check with its status, duration and
+-- on failure -- only the exception class name, so nothing secret (DSNs, hosts, passwords) can
+leak. Every evaluation sets ``health_check_status``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import inspect
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psutil
@@ -34,6 +37,32 @@ class Health:
         self.metrics = metrics
         self.started = time.time()
         self._process = psutil.Process()
+        self._executor: ThreadPoolExecutor | None = None
+        self._running: dict[str, asyncio.Future[Any]] = {}
+
+    def _in_thread(self, name: str, check: Check) -> asyncio.Future[Any]:
+        """The run of sync ``check`` in this object's own threads; the one still running, if any.
+
+        A hung check keeps its thread; a new run is not started beside it (the next evaluation
+        waits on the same one), so hung checks hold at most one thread each and never fill the
+        event loop's default executor, which the service itself needs (``getaddrinfo``, ``to_thread``).
+        """
+        loop = asyncio.get_running_loop()
+        running = self._running.get(name)
+        if running is not None and not running.done() and running.get_loop() is loop:
+            return running
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=max(1, len(self.checks)), thread_name_prefix="stackwatch-health")
+        future = self._running[name] = loop.run_in_executor(self._executor, check)
+        future.add_done_callback(_retrieve)  # a run that ends after its timeout still has its error read
+        return future
+
+    def close(self) -> None:
+        """Let go of the check threads (a hung one is not waited for)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        self._running.clear()
 
     async def _run(self, name: str, check: Check) -> dict[str, Any]:
         began = time.perf_counter()
@@ -42,7 +71,7 @@ class Health:
             if inspect.iscoroutinefunction(check):
                 outcome = await asyncio.wait_for(check(), self.timeout)
             else:
-                outcome = await asyncio.wait_for(asyncio.to_thread(check), self.timeout)
+                outcome = await asyncio.wait_for(asyncio.shield(self._in_thread(name, check)), self.timeout)
                 if inspect.isawaitable(outcome):
                     outcome = await asyncio.wait_for(outcome, self.timeout)
             if outcome is False:
@@ -89,6 +118,11 @@ class Health:
         ]
         await send({"type": "http.response.start", "status": 200 if healthy else 503, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def database_check(pool: Any) -> Check:

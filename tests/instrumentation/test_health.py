@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 
 import httpx
 import redis
 from psycopg_pool import ConnectionPool
-from stackwatch.instrumentation import database_check, instrument, redis_check
+from stackwatch.instrumentation import database_check, instrument, redis_check, uninstrument
 
 from .apps import make_app
 
@@ -91,3 +92,36 @@ async def test_errors_never_leak_secrets(postgres, registry):
     assert "127.0.0.1" not in response.text
     assert json.loads(response.text)["checks"]["database"]["status"] == "fail"
     pool.close()
+
+
+async def test_a_hung_sync_check_holds_one_thread_not_the_loop_executor(registry):
+    release = threading.Event()
+    entered = []
+
+    def hangs() -> bool:
+        entered.append(True)
+        return release.wait(60)
+
+    app = make_app()
+    instrumentation = instrument(app, registry=registry, traces=False, environ={}, health_timeout=0.2,
+                                 health_checks={"sync": hangs})
+    try:
+        async with asgi(app) as c:
+            responses = [await c.get("/health") for _ in range(12)]  # more than the default executor's threads
+            assert {r.status_code for r in responses} == {503}
+            assert responses[-1].json()["checks"]["sync"]["error"] == "timeout after 0.2s"
+            assert len(entered) == 1  # later evaluations wait on the hung run instead of starting more
+            # the loop's default executor (getaddrinfo, to_thread) is still free for the service
+            assert await asyncio.wait_for(asyncio.to_thread(lambda: 7), 10) == 7
+            release.set()
+            for _ in range(100):
+                recovered = await c.get("/health")
+                if recovered.status_code == 200:
+                    break
+            assert recovered.status_code == 200
+            assert (await c.get("/health")).status_code == 200
+            assert len(entered) >= 2  # once the hung run ended, evaluations start fresh ones
+    finally:
+        release.set()
+        uninstrument(app)
+    assert instrumentation.health._executor is None
