@@ -3,7 +3,8 @@
 Tables are ranked by ``pg_total_relation_size`` (heap + indexes + TOAST: the disk a table
 really costs, and a ranking that does not churn from poll to poll); the ``top_n`` largest of
 the instance are exported one by one and the rest of each database is summed into one
-``schemaname="other", relname="other"`` row (counters and sizes added, ages the oldest).
+``schemaname="other", relname="other"`` row (sizes added, ages the oldest, and counters that
+stay counters while tables move in and out of the row: see :class:`OtherCounters`).
 
 The missing-index suspect score (see :func:`suspect_score`) is computed for every table and
 exported for the ``top_n`` highest non-zero scores, whatever their size rank.
@@ -21,7 +22,7 @@ from ..families import counter, gauge
 from .relations import BLOCKED_TABLES, Row, rollup, rows_per_database, split_top
 from .source import PostgresSource
 
-__all__ = ["MIN_SEQ_SCANS", "TablesCollector", "suspect_score"]
+__all__ = ["MIN_SEQ_SCANS", "OtherCounters", "TablesCollector", "suspect_score"]
 
 SQL = f"""
 WITH {BLOCKED_TABLES}
@@ -57,6 +58,54 @@ _FIELDS = (
 )
 _SUMMED = ("seq_scan", "seq_tup_read", "idx_scan", "n_live_tup", "n_dead_tup", "size_bytes")
 _OLDEST = ("vacuum_age", "analyze_age")
+#: the summed fields that are counters: the ``other`` row keeps them monotonic (:class:`OtherCounters`)
+_COUNTERS = ("seq_scan", "seq_tup_read", "idx_scan")
+
+
+def _counters(row: Row) -> tuple[float, ...]:
+    return tuple(float(row[f] or 0) for f in _COUNTERS)
+
+
+class OtherCounters:
+    """The counters of each database's ``other`` row, kept monotonic while tables move in and out.
+
+    Summing the tables past the top N afresh on every poll would not be a counter: a table that
+    grows into the top N takes its lifetime count out of ``other`` (a false reset for ``rate()``)
+    and one that drops out of it brings its lifetime count in (a false spike). Instead a
+    database's ``other`` row starts at the sum of its tables the first time it has one, and then
+    grows by what the tables in it did since the previous poll: all of a table's count after a
+    statistics reset, nothing for a table not seen at the previous poll (its first window is
+    lost, which beats adding its whole history at once).
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[tuple[str, str, str], tuple[float, ...]] = {}
+        self._totals: dict[str, list[float]] = {}
+
+    def update(self, rows: list[Row], rest: list[Row]) -> dict[str, list[float]]:
+        """Fold in this poll (every table read, and those in the rollup); returns the counters
+        (in :data:`_COUNTERS` order) of each database that has an ``other`` row."""
+        members: dict[str, list[Row]] = {}
+        for row in rest:
+            members.setdefault(row["datname"], []).append(row)
+        for datname, tables in members.items():
+            totals = self._totals.get(datname)
+            if totals is None:
+                self._totals[datname] = [sum(column) for column in zip(*map(_counters, tables))]
+                continue
+            for row in tables:
+                now, before = _counters(row), self._previous.get(_key(row))
+                if before is None:
+                    continue
+                reset = any(n < b for n, b in zip(now, before))
+                for i, (n, b) in enumerate(zip(now, before)):
+                    totals[i] += n if reset else n - b
+        self._previous = {_key(row): _counters(row) for row in rows}
+        return {datname: self._totals[datname] for datname in members}
+
+
+def _key(row: Row) -> tuple[str, str, str]:
+    return row["datname"], row["schemaname"], row["relname"]
 
 
 def suspect_score(row: Row) -> float:
@@ -82,11 +131,18 @@ class TablesCollector(Collector[PostgresSource]):
     name = "tables"
     tier = Tier.SLOW
 
+    def __init__(self) -> None:
+        self.other = OtherCounters()
+
     def collect(self, source: PostgresSource) -> list[Metric]:
         rows, _ = rows_per_database(source, SQL)
         limit = source.options.top_n
         top, rest = split_top(rows, limit, key=lambda r: float(r["size_bytes"] or 0))
-        exported = top + rollup(rest, _SUMMED, _OLDEST)
+        others = rollup(rest, _SUMMED, _OLDEST)
+        counters = self.other.update(rows, rest)
+        for row in others:
+            row.update(zip(_COUNTERS, counters[row["datname"]]))
+        exported = top + others
         families: list[Metric] = []
         for suffix, field, build, doc in _FIELDS:
             family = build(f"pg_stat_user_tables_{suffix}", doc, _LABELS)

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from stackwatch.exporters.postgres.source import PostgresOptions
+from stackwatch.exporters.postgres.relations import split_top
 from stackwatch.exporters.postgres.tables import (
     MIN_SEQ_SCANS,
+    OtherCounters,
     TablesCollector,
     suspect_score,
 )
@@ -196,3 +198,49 @@ def test_score_grows_with_size_and_sequential_share() -> None:
     assert suspect_score(row(1_000_000, 50, 1_000_000, 3_000_000)) == pytest.approx(1.0)  # a quarter, 4x weight
     assert suspect_score(row(1_000_000, 50, 50_000_000, 0)) == pytest.approx(4.0)
     assert suspect_score(row(10_000, 50, 10, 1_000_000)) < 0.01  # read by index
+
+
+# -- canned rows: the `other` rollup's counters ----------------------------------------------
+def table(relname: str, seq_scan: float, size: float, datname: str = DB) -> dict[str, object]:
+    return {"datname": datname, "schemaname": "public", "relname": relname, "seq_scan": seq_scan,
+            "seq_tup_read": 10 * seq_scan, "idx_scan": 0, "size_bytes": size}
+
+
+def other_seq_scans(other: OtherCounters, rows: list[dict[str, object]], top_n: int) -> float | None:
+    top, rest = split_top(rows, top_n, key=lambda r: float(r["size_bytes"]))  # type: ignore[arg-type]
+    return other.update(rows, rest).get(DB, [None])[0]
+
+
+def test_other_counters_stay_monotonic_while_tables_move_in_and_out_of_the_top() -> None:
+    other = OtherCounters()
+    # first poll: `other` is the sum of the tables past the top 1
+    assert other_seq_scans(other, [table("a", 1000, 30), table("b", 5, 20), table("c", 7, 10)], 1) == 12
+    # b grows past a: a (1,000 scans) joins `other`, b (5 scans) leaves it; only increases count
+    assert other_seq_scans(other, [table("a", 1001, 30), table("b", 6, 40), table("c", 9, 10)], 1) == 15
+    # b shrinks back: its lifetime count does not come back in at once
+    assert other_seq_scans(other, [table("a", 1001, 30), table("b", 8, 20), table("c", 9, 10)], 1) == 17
+    # c's statistics were reset: all of its new count is an increase
+    assert other_seq_scans(other, [table("a", 1001, 30), table("b", 8, 20), table("c", 3, 10)], 1) == 20
+    # a new table counts from its second poll on; a dropped one takes nothing away
+    assert other_seq_scans(other, [table("a", 1001, 30), table("b", 8, 20), table("d", 50, 1)], 1) == 20
+    assert other_seq_scans(other, [table("a", 1001, 30), table("b", 8, 20), table("d", 52, 1)], 1) == 22
+
+
+def test_the_rollup_counter_never_goes_down_on_a_real_server(server: PostgresServer) -> None:
+    """The largest table, read by 199 index scans, is pushed out of the top 1 by a new bigger table:
+    `other` does not jump by its lifetime count (nor drop when it comes back)."""
+    collector = TablesCollector()
+    other = {"datname": DB, "schemaname": "other", "relname": "other"}
+    options = PostgresOptions(top_n=1, include_databases=re.compile(f"^{DB}$"))
+    with monitor_source(server, options) as source:
+        first = collector.collect(source)
+        top = [dict(k)["relname"] for k in values(first, "pg_stat_user_tables_idx_scan") if dict(k)["relname"] != "other"]
+        assert top == ["indexed"] and stats(server, DB)["indexed"][2] >= 199
+        seed(server, DB, "CREATE TABLE bigger (id int); INSERT INTO bigger SELECT generate_series(1, 100000)")
+        try:
+            second = collector.collect(source)
+        finally:
+            seed(server, DB, "DROP TABLE bigger")
+        third = collector.collect(source)
+    scans = [value(f, "pg_stat_user_tables_idx_scan", **other) for f in (first, second, third)]
+    assert scans[0] is not None and scans[0] == scans[1] == scans[2]
