@@ -10,7 +10,8 @@ from __future__ import annotations
 from grafanalib.core import Dashboard
 
 from stackwatch.promql import n_plus_one_detections
-from stackwatch.thresholds import CACHE, EVENT_WINDOW, HTTP, POOL, POSTGRES, PROCESS, RATE_WINDOW, REDIS
+from stackwatch.thresholds import CACHE, EVENT_WINDOW, HTTP, POOL, POSTGRES, PROCESS, RATE_WINDOW, REDIS, \
+    SLOW_TIER_WINDOW
 
 from ..common import Grid, dashboard, label_variable, levels, q, selector, stat, state_mapping, too_high, too_low
 
@@ -65,9 +66,9 @@ def build() -> Dashboard:
                f"max(pg_stat_activity_max_tx_duration{{{S}}})", "s", too_high(POSTGRES.long_transaction_seconds),
                links=["postgres"]), w=w, h=h)
     g.add(stat("Unbounded queries", "Most rows returned per call by one statement: a LIMIT is probably "
-               "missing above the threshold.",
-               f"max(rate(pg_stat_statements_rows_total{{{S}}}[{W}]) / "
-               f"(rate(pg_stat_statements_calls_total{{{S}}}[{W}]) > 0))",
+               f"missing above the threshold ({SLOW_TIER_WINDOW}: statements are read on the exporter's slow tier).",
+               f"max(rate(pg_stat_statements_rows_total{{{S}}}[{SLOW_TIER_WINDOW}]) / "
+               f"(rate(pg_stat_statements_calls_total{{{S}}}[{SLOW_TIER_WINDOW}]) > 0))",
                "short", too_high(POSTGRES.rows_per_call), links=["postgres"], no_value="idle"), w=w, h=h)
     g.add(stat(f"Deadlocks ({EVENT_WINDOW})", "Deadlocks in the event window: lock-ordering bugs.",
                f"sum(increase(pg_stat_database_deadlocks{{{S}}}[{EVENT_WINDOW}]))", "short",

@@ -13,7 +13,7 @@ from typing import Any
 
 from grafanalib.core import Dashboard
 
-from stackwatch.thresholds import POSTGRES
+from stackwatch.thresholds import POSTGRES, SLOW_TIER_WINDOW
 
 from ..common import Grid, dashboard, label_variable, levels, q, selector, stat, state_mapping, \
     table, timeseries, too_high, too_low
@@ -22,6 +22,9 @@ __all__ = ["build"]
 
 S = selector("job", "instance", "server")
 WINDOW = "$__rate_interval"
+#: families the exporter refreshes on its slow tier (statements, tables, checkpointer; every 300 s by
+#: default) change once per poll: a rate over $__rate_interval would be 0 or NaN between polls
+SLOW = SLOW_TIER_WINDOW
 
 
 def _slow_log_steps() -> list[dict[str, Any]]:
@@ -121,13 +124,14 @@ def build() -> Dashboard:
         "query": ("query", "string"),
     }, hidden=["Value #E"], sort_by="Value #A"), w=24, h=10)
     g.add(timeseries("Statement load by query id (top 5)", "Busy backends spent on each statement: 1.0 is one "
-                     "backend executing it all the time.", [
-        (f"topk(5, sum by (queryid) (rate(pg_stat_statements_seconds_total{{{S}}}[{WINDOW}])))", "{{queryid}}"),
+                     f"backend executing it all the time ({SLOW} rate: pg_stat_statements is read on the "
+                     "exporter's slow tier).", [
+        (f"topk(5, sum by (queryid) (rate(pg_stat_statements_seconds_total{{{S}}}[{SLOW}])))", "{{queryid}}"),
     ], "short", stacked=True), w=12)
     g.add(timeseries("Mean statement time (all statements)", "Instance-wide mean execution time; the dashed "
                      "line is the slow-statement threshold.", [
-        (f"sum(rate(pg_stat_statements_instance_seconds_total{{{S}}}[{WINDOW}])) / "
-         f"sum(rate(pg_stat_statements_instance_calls_total{{{S}}}[{WINDOW}]))", "mean"),
+        (f"sum(rate(pg_stat_statements_instance_seconds_total{{{S}}}[{SLOW}])) / "
+         f"sum(rate(pg_stat_statements_instance_calls_total{{{S}}}[{SLOW}]))", "mean"),
     ], "s", thresholds=too_high(POSTGRES.slow_statement_mean_seconds)), w=12)
 
     g.row("Tables and indexes")
@@ -158,9 +162,9 @@ def build() -> Dashboard:
                      "cannot keep up or a long transaction blocks it.", [
         (f"topk(5, pg_stat_user_tables_n_dead_tup{{{S}}})", "{{datname}}.{{relname}}"),
     ], "short"), w=8)
-    g.add(timeseries("Sequential vs index scans", "Scans per second over all tables.", [
-        (f"sum(rate(pg_stat_user_tables_seq_scan{{{S}}}[{WINDOW}]))", "sequential"),
-        (f"sum(rate(pg_stat_user_tables_idx_scan{{{S}}}[{WINDOW}]))", "index"),
+    g.add(timeseries("Sequential vs index scans", f"Scans per second over all tables ({SLOW}: the exporter reads them on its slow tier).", [
+        (f"sum(rate(pg_stat_user_tables_seq_scan{{{S}}}[{SLOW}]))", "sequential"),
+        (f"sum(rate(pg_stat_user_tables_idx_scan{{{S}}}[{SLOW}]))", "index"),
     ], "ops"), w=8)
 
     g.row("Locks, replication, checkpoints")
@@ -183,14 +187,14 @@ def build() -> Dashboard:
     ], "bytes"), w=8)
     g.add(timeseries("Checkpoints", "Requested checkpoints (WAL filled up before the timeout) mean "
                      "max_wal_size is too small for the write load.", [
-        (f"sum(rate(pg_stat_bgwriter_checkpoints_timed_total{{{S}}}[{WINDOW}]))", "timed"),
-        (f"sum(rate(pg_stat_bgwriter_checkpoints_req_total{{{S}}}[{WINDOW}]))", "requested"),
+        (f"sum(rate(pg_stat_bgwriter_checkpoints_timed_total{{{S}}}[{SLOW}]))", "timed"),
+        (f"sum(rate(pg_stat_bgwriter_checkpoints_req_total{{{S}}}[{SLOW}]))", "requested"),
     ], "ops"), w=12)
     g.add(timeseries("Buffers written", "Who writes dirty buffers: the checkpointer, the background writer, "
                      "or backends themselves (bad: they wait on it).", [
-        (f"sum(rate(pg_stat_bgwriter_buffers_checkpoint_total{{{S}}}[{WINDOW}]))", "checkpointer"),
-        (f"sum(rate(pg_stat_bgwriter_buffers_clean_total{{{S}}}[{WINDOW}]))", "background writer"),
-        (f"sum(rate(pg_stat_bgwriter_buffers_backend_total{{{S}}}[{WINDOW}]))", "backends"),
+        (f"sum(rate(pg_stat_bgwriter_buffers_checkpoint_total{{{S}}}[{SLOW}]))", "checkpointer"),
+        (f"sum(rate(pg_stat_bgwriter_buffers_clean_total{{{S}}}[{SLOW}]))", "background writer"),
+        (f"sum(rate(pg_stat_bgwriter_buffers_backend_total{{{S}}}[{SLOW}]))", "backends"),
     ], "ops"), w=12)
 
     return dashboard("postgres", __doc__.split("\n")[0], g, [
