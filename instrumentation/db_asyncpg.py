@@ -2,7 +2,8 @@
 
 asyncpg reports each statement with its elapsed time to the loggers of its connection
 (``Connection.add_query_logger``). For a pool, the logger is added to each connection when it
-is acquired. asyncpg runs loggers on the next event-loop iteration (in the request's context);
+is acquired (also to the connections the pool opens after it was instrumented), and the reset
+statement the pool sends on each release is left out (it is not the request's). asyncpg runs loggers on the next event-loop iteration (in the request's context);
 the middleware yields once at the end of each request when asyncpg is instrumented, so the last
 statements still count. Strict N+1 mode cannot raise into the query there: with asyncpg it logs.
 """
@@ -22,6 +23,14 @@ __all__ = ["instrument_asyncpg"]
 
 logger = logging.getLogger("stackwatch.instrumentation")
 _loggers: dict[int, Any] = {}
+# What pools send on every release (Connection.get_reset_query): the pool's housekeeping, not a
+# statement of the request, so it must count neither per request nor toward N+1.
+_reset_queries: set[str] = set()
+
+
+def _pooled(con: Any, log: Any) -> None:
+    con.add_query_logger(log)
+    _reset_queries.add(con.get_reset_query())
 
 
 def _query_logger(metrics: Metrics) -> Any:
@@ -29,6 +38,8 @@ def _query_logger(metrics: Metrics) -> Any:
     if found is None:
 
         def log(record: Any) -> None:
+            if record.query in _reset_queries:
+                return
             try:
                 record_query(metrics, "postgresql", record.query, record.elapsed)
             except NPlusOneError as exc:
@@ -47,15 +58,19 @@ def instrument_asyncpg(target: Any, registry: CollectorRegistry | None = None) -
         return target
     if not hasattr(target, "_acquire"):
         raise TypeError(f"instrument_asyncpg: expected an asyncpg Connection or Pool, got {type(target).__qualname__}")
-    for holder in getattr(target, "_holders", ()):
-        if holder._con is not None:
-            holder._con.add_query_logger(log)
     original_setup = target._setup
 
     async def setup(proxy: Any) -> None:
-        proxy._con.add_query_logger(log)
+        _pooled(proxy._con, log)
         if original_setup is not None:
             await original_setup(proxy)
 
+    # Each connection holder keeps its own copy of the pool's setup hook (taken when the pool was
+    # initialized) and runs it on every acquire: connections the pool opens later, or reopens,
+    # get the logger there.
     target._setup = setup
+    for holder in getattr(target, "_holders", ()):
+        holder._setup = setup
+        if holder._con is not None:
+            _pooled(holder._con, log)
     return target
