@@ -109,11 +109,18 @@ CRITERIA: Mapping[str, Callable[[Counters], float]] = {
 
 
 def window(current: Mapping[Key, Counters], previous: Mapping[Key, Counters]) -> dict[Key, Counters]:
-    """Each statement's increase since ``previous``; all of it for new or reset statements."""
+    """Each statement's increase since ``previous``; all of it for new or reset statements.
+
+    A statement is one or two entries of pg_stat_statements (top-level and nested) summed, and
+    either can be evicted on its own: any counter going down means a reset, not only ``calls``
+    (else the other entry's growth could hide it, and a negative window would take the instance
+    totals backwards).
+    """
     out = {}
     for key, now in current.items():
         before = previous.get(key)
-        out[key] = now if before is None or now.calls < before.calls else now.minus(before)
+        reset = before is None or any(a < b for a, b in zip(astuple(now), astuple(before)))
+        out[key] = now if reset else now.minus(before)
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
+
 import pytest
 from stackwatch.exporters.collector import CollectorDisabled, Intervals
 from stackwatch.exporters.postgres.settings import SettingsCollector
@@ -166,6 +168,17 @@ def test_window_is_the_increase_or_everything_after_a_reset() -> None:
     assert w[(1, 1, 1)] == c(5, 0.5)
     assert w[(1, 1, 2)] == c(3, 0.2)  # fewer calls than before: reset, the window is all of it
     assert w[(1, 1, 3)] == c(4, 4.0)  # new
+
+
+def test_a_reset_of_the_top_level_entry_alone_is_a_reset() -> None:
+    """The nested entry grew while the top-level one was evicted: calls went up, top_calls down."""
+    before = Counters(calls=110, seconds=2.0, rows=110, blks_read=0, read_seconds=0, temp_blks_written=0,
+                      top_calls=100, top_seconds=1.0, top_rows=100)
+    now = Counters(calls=130, seconds=2.5, rows=130, blks_read=0, read_seconds=0, temp_blks_written=0,
+                   top_calls=5, top_seconds=0.1, top_rows=5)
+    w = window({(1, 1, 1): now}, {(1, 1, 1): before})[(1, 1, 1)]
+    assert w == now
+    assert all(value >= 0 for value in astuple(w))  # the instance totals never go down
 
 
 def test_choice_is_the_union_of_the_tops_of_every_criterion() -> None:
