@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from .redact import redact_text
+
 __all__ = ["Option", "OptionError", "add_options", "resolve_options", "markdown_table",
-           "positive_int", "positive_float", "regex"]
+           "positive_int", "positive_float", "read_yaml", "regex"]
 
 
 class OptionError(ValueError):
@@ -69,6 +73,25 @@ def regex(text: str) -> re.Pattern[str]:
         return re.compile(text)
     except re.error as error:
         raise ValueError(f"not a regular expression: {error}") from None
+
+
+def read_yaml(path: str, option: str) -> Any:
+    """The YAML document in the file an option names (``--targets-file``, ``--web.config.file``).
+
+    Errors name the option, the file and the line and column of a syntax error, never the line
+    itself: PyYAML quotes it, and in a targets file it may hold a DSN with its password.
+    """
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise OptionError(f"{option}: cannot read {path!r}: {error.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = redact_text(str(getattr(error, "problem", None) or "syntax error"))
+        raise OptionError(f"{option}: {path!r} is not valid YAML{where}: {problem}") from None
 
 
 def add_options(parser: argparse.ArgumentParser, options: Sequence[Option], title: str) -> None:

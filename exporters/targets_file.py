@@ -16,21 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .options import OptionError
+from .options import OptionError, read_yaml
 
 __all__ = ["load_targets_file"]
 
 
 def load_targets_file(path: str) -> dict[str, dict[str, Any]]:
     """Named target entries, with ``*_file`` keys resolved; errors name the file and the key."""
-    try:
-        document = yaml.safe_load(Path(path).read_text())
-    except OSError as error:
-        raise OptionError(f"--targets-file: cannot read {path!r}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise OptionError(f"--targets-file: {path!r} is not valid YAML: {error}") from None
+    document = read_yaml(path, "--targets-file")
     targets = (document or {}).get("targets") if isinstance(document, dict) else None
     if not isinstance(targets, dict):
         raise OptionError(f"--targets-file: {path!r} needs a top-level `targets:` mapping of name -> settings")

@@ -46,9 +46,8 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
-import yaml
 
-from .options import OptionError
+from .options import OptionError, read_yaml
 
 log = logging.getLogger("stackwatch.exporters")
 
@@ -306,12 +305,7 @@ def _headers(section: dict[str, Any]) -> dict[str, str]:
 
 def load_web_config(path: str) -> WebConfig:
     """Parse and check the web config file; raises OptionError naming the bad key."""
-    try:
-        document = yaml.safe_load(Path(path).read_text())
-    except OSError as error:
-        raise OptionError(f"{_OPTION}: cannot read {path!r}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise OptionError(f"{_OPTION}: {path!r} is not valid YAML: {error}") from None
+    document = read_yaml(path, _OPTION)
     top = _mapping(document, "(top level)")
     _check_keys(top, _TOP_KEYS, "")
     base = Path(path).resolve().parent

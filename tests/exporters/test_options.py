@@ -76,3 +76,20 @@ def test_string_defaults_are_parsed_like_user_input() -> None:
     parser = argparse.ArgumentParser()
     add_options(parser, opts, "t")
     assert resolve_options(opts, parser.parse_args([]), {}) == {"port": 9188}
+
+
+@pytest.mark.parametrize("text", [
+    'targets:\n  db:\n    postgres_dsn: "postgresql://app:hunter2@db/app\n',  # unclosed quote
+    "targets:\n  db:\n    postgres_dsn: postgresql://app:hunter2@db/app\n   redis_url: x\n",  # bad indent
+])
+def test_a_yaml_syntax_error_names_the_place_not_the_line(tmp_path: Path, text: str) -> None:
+    """PyYAML quotes the offending line; in a targets file that line may hold a password."""
+    from stackwatch.exporters.targets_file import load_targets_file
+
+    path = tmp_path / "targets.yml"
+    path.write_text(text)
+    with pytest.raises(OptionError) as error:
+        load_targets_file(str(path))
+    message = str(error.value)
+    assert message.startswith(f"--targets-file: {str(path)!r} is not valid YAML at line ")
+    assert "hunter2" not in message and "postgresql://" not in message
