@@ -52,6 +52,9 @@ _MARKER = "/* stackwatch check */ "
 #: statements reading PostgreSQL's own catalogs, statistics views or settings: monitoring tools'
 _MONITORING = re.compile(r'(?i)\b(?:from|join)\s+(?:"?\w+"?\.)?"?pg_\w+|^\s*select\s+current_setting\(|'
                          + re.escape(_MARKER.strip()))
+#: what an application runs: queries and data changes (utility statements such as CREATE INDEX,
+#: VACUUM or COPY are one-off maintenance, not the checklist's slow queries)
+_DML = re.compile(r"(?is)^\s*(?:(?:/\*.*?\*/|--[^\n]*)\s*)*(?:select|insert|update|delete|merge|with|values|table)\b")
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 _PGSS_FIX = ("add pg_stat_statements to shared_preload_libraries, restart, then "
              "CREATE EXTENSION pg_stat_statements in this database")
@@ -301,8 +304,9 @@ class PostgresCheck:
         count = self._rows(sql.SQL("SELECT count(*) AS n FROM {}").format(self._pgss_view))[0]["n"]
         return STATEMENTS.finding(Status.PASS, f"loaded; {count} statements recorded")
 
-    def _top(self, order: str, limit: int) -> list[dict[str, Any]]:
-        """The top ``limit`` plannable SELECT statements of this database by ``order``.
+    def _top(self, order: str, limit: int, selects_only: bool = True) -> list[dict[str, Any]]:
+        """The top ``limit`` application statements of this database by ``order``: plannable
+        SELECTs only unless ``selects_only`` is false (then INSERT, UPDATE, DELETE... too).
 
         One read of pg_stat_statements serves every item: reading it with texts loads the
         server's whole query-text file, so it is done once per check.
@@ -311,9 +315,9 @@ class PostgresCheck:
             mean = "mean_exec_time" if self._version() >= 130000 else "mean_time"
             query = sql.SQL(_TOP_SQL).format(view=self._pgss_view, mean=sql.Identifier(mean))
             self._statement_rows = [r for r in self._rows(query, {"limit": max(self.plans, 5) * 5})
-                                    if index_advice.is_plannable_select(r["query"])
-                                    and not _MONITORING.search(r["query"])]
-        return sorted(self._statement_rows, key=lambda r: -float(r[order]))[:limit]
+                                    if _DML.match(r["query"]) and not _MONITORING.search(r["query"])]
+        rows = [r for r in self._statement_rows if not selects_only or index_advice.is_plannable_select(r["query"])]
+        return sorted(rows, key=lambda r: -float(r[order]))[:limit]
 
     def _version(self) -> int:
         assert self.conn is not None
@@ -323,7 +327,7 @@ class PostgresCheck:
         if not self._pgss:
             return SLOW.finding(Status.UNKNOWN, "pg_stat_statements is not available", _PGSS_FIX)
         cutoff = self.thresholds.slow_statement_mean_seconds
-        rows = self._top("mean_s", 5)
+        rows = self._top("mean_s", 5, selects_only=False)  # a slow UPDATE is as slow as a slow SELECT
         slow = [r for r in rows if r["mean_s"] > cutoff]
         listed = "; ".join(f"{r['mean_s']:.3f}s mean x {r['calls']} calls: {_short(r['query'])}" for r in rows[:5])
         if slow:

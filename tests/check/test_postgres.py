@@ -232,6 +232,24 @@ def test_statement_timeout_bounds_every_query(postgres: PostgresServer) -> None:
         holder.close()
 
 
+def test_a_slow_data_change_fails_the_slow_statements_item(postgres: PostgresServer) -> None:
+    """Not only SELECTs: an UPDATE averaging over the cut-off is a slow statement too."""
+    postgres.create_database("check_slow_update")
+    with postgres.connect("check_slow_update") as conn:
+        conn.execute("CREATE TABLE counters (n int)")
+        conn.execute("INSERT INTO counters VALUES (1)")
+        conn.execute("CREATE FUNCTION slow_bump(int) RETURNS int LANGUAGE plpgsql AS "
+                     "'BEGIN PERFORM pg_sleep(0.3); RETURN $1 + 1; END'")
+        for _ in range(2):
+            conn.execute("UPDATE counters SET n = slow_bump(n) WHERE n > %s", (0,))
+    outcome = run_check("--format", "json", "--postgres-dsn", postgres.dsn("check_slow_update"))
+    finding = outcome.finding("pg.slow_statements")
+    assert finding["status"] == "fail", finding
+    assert "UPDATE counters" in finding["evidence"]
+    # utility statements (CREATE FUNCTION, CREATE TABLE) are not the application's queries
+    assert "CREATE" not in finding["evidence"]
+
+
 def test_unreachable_or_refused_database_exits_2_without_the_password(postgres: PostgresServer) -> None:
     wrong = postgres.dsn(password="wrong-secret-pw")
     outcome = run_check("--format", "json", "--postgres-dsn", wrong)
