@@ -30,12 +30,16 @@ class SentryReporter:
             "auto_enabling_integrations": False,
         }
         config.update(options or {})
-        self._guard = sentry_sdk.init(**config)
+        sentry_sdk.init(**config)
+        # The client init just made global; events of this app go to it even after another app
+        # initializes its own, and close() closes this one only.
+        self._client = sentry_sdk.get_global_scope().client
 
     def report(self, error: BaseException | None, status: int, method: str, route: str, ids: tuple[str, str] | None) -> None:
         """Send ``error`` (an unhandled exception) or, without one, a 5xx response as an event."""
         sdk = self._sdk
         with sdk.new_scope() as scope:
+            scope.set_client(self._client)
             scope.set_tag("http.request.method", method)
             scope.set_tag("http.route", route)
             scope.set_tag("http.response.status_code", str(status))
@@ -49,5 +53,8 @@ class SentryReporter:
                 scope.capture_message(f"HTTP {status} {method} {route}", level="error")
 
     def close(self) -> None:
-        """Flush pending events (bounded) and shut the client down."""
-        self._sdk.get_client().close(timeout=2)
+        """Flush pending events (bounded) and shut this reporter's client down."""
+        self._client.close(timeout=2)
+        scope = self._sdk.get_global_scope()
+        if scope.client is self._client:
+            scope.set_client(None)

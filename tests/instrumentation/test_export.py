@@ -176,3 +176,25 @@ def test_without_a_dsn_sentry_is_not_even_imported():
                           check=False, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+async def test_each_app_keeps_its_own_sentry_client(sentry_receiver, registry):
+    from prometheus_client import CollectorRegistry
+
+    from tests.fixtures.sentry import SentryReceiver
+
+    other = SentryReceiver()
+    try:
+        first, second = make_app(), make_app()
+        instrument(first, registry=registry, traces=False, sentry_dsn=sentry_receiver.dsn,
+                   environ={"SENTRY_ENVIRONMENT": "first"})
+        instrument(second, registry=CollectorRegistry(), traces=False, sentry_dsn=other.dsn,
+                   environ={"SENTRY_ENVIRONMENT": "second"})
+        await drive(first, "/boom")
+        uninstrument(first)  # closes the first app's client, not the second's
+        await drive(second, "/boom")
+        uninstrument(second)
+        assert [e["environment"] for e in sentry_receiver.wait_for_events(1)] == ["first"]
+        assert [e["environment"] for e in other.wait_for_events(1)] == ["second"]
+    finally:
+        other.close()
