@@ -93,6 +93,11 @@ def build(values: Mapping[str, Any]) -> Exporter:
     )
     check_collector_names(KINDS, common)
     targets: list[Target[Any]] = [t for kind in KINDS for t in kind.targets(values, common)]
+    names = [(t.prefix, t.name) for t in targets]
+    twice = sorted({name for prefix, name in names if names.count((prefix, name)) > 1})
+    if twice:  # their series would be exact duplicates (same families, same server label)
+        raise OptionError(f"--postgres-dsn/--redis-url: more than one target named {', '.join(twice)} "
+                          f"(the same host, port and database given twice)")
     probe: dict[str, Target[Any]] = {t.name: t for t in targets}
     if values.get("targets_file"):
         for name, entry in load_targets_file(values["targets_file"]).items():
