@@ -9,6 +9,7 @@ summed over live processes (pools, active requests) or the most recent one wins 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -32,6 +33,8 @@ __all__ = [
     "get_metrics",
     "multiprocess_active",
 ]
+
+logger = logging.getLogger("stackwatch.instrumentation")
 
 # http.server.request.duration advisory buckets (OpenTelemetry semconv, stable).
 HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -108,7 +111,7 @@ class Metrics:
         )
         self.n_plus_one = Counter(
             "db_client_n_plus_one",
-            "Requests in which one normalized statement ran at least the N+1 threshold times.",
+            "Statement fingerprints that ran at least the N+1 threshold times within one request (per request).",
             ["http_route"],
             registry=registry,
         )
@@ -165,18 +168,30 @@ class Metrics:
         """Add a :class:`~stackwatch.instrumentation.pools.PoolWatch` to refresh."""
         with self._pools_lock:
             self._pools.append(watch)
-        watch.refresh()
+        _refreshed(watch)
 
     def refresh_pools(self) -> None:
-        """Copy every watched pool's figures into the gauges; forget pools that are gone."""
+        """Copy every watched pool's figures into the gauges; forget pools that are gone.
+
+        A pool whose figures cannot be read keeps its previous values and logs; the scrape goes on.
+        """
         with self._pools_lock:
-            self._pools = [w for w in self._pools if w.refresh()]
+            self._pools = [w for w in self._pools if _refreshed(w)]
             self._pools_refreshed = time.monotonic()
 
     def refresh_pools_if_due(self, interval: float = 1.0) -> None:
         """:meth:`refresh_pools` at most every ``interval`` seconds (multiprocess workers)."""
         if self._pools and time.monotonic() - self._pools_refreshed >= interval:
             self.refresh_pools()
+
+
+def _refreshed(watch: Any) -> bool:
+    """``watch.refresh()``, contained: False only once its pool is gone."""
+    try:
+        return bool(watch.refresh())
+    except Exception:
+        logger.warning("pool %r: reading its figures failed", watch.name, exc_info=True)
+        return True
 
 
 _lock = threading.Lock()

@@ -129,3 +129,20 @@ async def test_redis_async_pool(redis_server, registry):
     assert 1 <= idle <= 3
     assert waits(registry, "acache") == 3
     await client.aclose()
+
+
+def test_a_pool_that_cannot_be_read_never_fails_the_scrape(redis_server, registry, caplog):
+    from prometheus_client import generate_latest
+
+    client = redis.Redis(host=redis_server.host, port=redis_server.port, max_connections=8)
+    watch = instrument_pool(client, name="broken", registry=registry)
+    client.ping()
+
+    def unreadable(pool):
+        raise RuntimeError("pool internals changed")
+
+    watch._stats = unreadable  # e.g. a redis-py release that renamed what the reader uses
+    scrape = generate_latest(registry).decode()
+    assert 'db_client_connection_max{pool_name="broken"} 8.0' in scrape  # the last values stay
+    assert "reading its figures failed" in caplog.text
+    client.close()
