@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.procs import free_port, wait_until
+from tests.fixtures.prometheus import AlertmanagerServer
 
 from .conftest import PROVISIONING, load_yaml, services
 
@@ -37,11 +38,31 @@ def test_routes_by_severity(amtool: str, labels: list[str], receiver: str) -> No
     assert result.stdout.strip() == receiver, result.stdout + result.stderr
 
 
-def test_critical_inhibits_warning_of_the_same_alert_and_instance() -> None:
+def test_critical_inhibits_warning_of_the_same_alert_and_target() -> None:
     (rule,) = load_yaml(CONFIG)["inhibit_rules"]
     assert rule["source_matchers"] == ['severity = "critical"']
     assert rule["target_matchers"] == ['severity = "warning"']
-    assert sorted(rule["equal"]) == ["alertname", "instance"]
+    assert sorted(rule["equal"]) == ["alertname", "instance", "job", "server"]
+
+
+def test_critical_on_one_server_does_not_silence_another_servers_warning(alertmanager_binary: str) -> None:
+    """One exporter instance watches several databases (targets file, /probe): each is its own."""
+    common = {"alertname": "PostgresConnectionsSaturated", "job": "stackwatch-exporter",
+              "instance": "stackwatch-exporter:9188"}
+    alerts = [{"labels": {**common, "severity": severity, "server": server}}
+              for severity, server in (("critical", "db-a"), ("warning", "db-a"), ("warning", "db-b"))]
+    with AlertmanagerServer(CONFIG, alertmanager_binary) as am:
+        request = urllib.request.Request(f"{am.url}/api/v2/alerts", json.dumps(alerts).encode(),
+                                         {"Content-Type": "application/json"}, method="POST")
+        urllib.request.urlopen(request, timeout=10).close()
+
+        def states() -> dict[tuple[str, str], str]:
+            return {(a["labels"]["severity"], a["labels"]["server"]): a["status"]["state"] for a in am.alerts()}
+
+        wait_until(lambda: len(states()) == 3 and states()[("warning", "db-a")] == "suppressed", 30,
+                   "the inhibition of db-a's warning")
+        assert states() == {("critical", "db-a"): "active", ("warning", "db-a"): "suppressed",
+                            ("warning", "db-b"): "active"}
 
 
 def test_every_webhook_uses_the_placeholder_the_entrypoint_replaces() -> None:
