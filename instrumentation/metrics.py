@@ -176,7 +176,14 @@ class Metrics:
         A pool whose figures cannot be read keeps its previous values and logs; the scrape goes on.
         """
         with self._pools_lock:
-            self._pools = [w for w in self._pools if _refreshed(w)]
+            live = [w for w in self._pools if _refreshed(w)]
+            if len(live) < len(self._pools):
+                # A pool re-created under the same name shares the gauge children: keep them.
+                names = {w.name for w in live}
+                for gone in self._pools:
+                    if gone not in live and gone.name not in names:
+                        gone.forget()
+            self._pools = live
             self._pools_refreshed = time.monotonic()
 
     def refresh_pools_if_due(self, interval: float = 1.0) -> None:

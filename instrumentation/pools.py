@@ -82,10 +82,6 @@ class PoolWatch:
         """Copy the pool's figures into the gauges; False once the pool is gone."""
         pool = self._pool()
         if pool is None:
-            for state in ("idle", "used"):
-                self._metrics.pool_connections.remove(self.name, state)
-            self._metrics.pool_max.remove(self.name)
-            self._metrics.pool_pending.remove(self.name)
             return False
         idle, used, maximum = self._stats(pool)
         self._gauges[0].set(idle)
@@ -93,6 +89,13 @@ class PoolWatch:
         self._gauges[2].set(maximum)
         self._gauges[3].set(self.pending)
         return True
+
+    def forget(self) -> None:
+        """Drop the gauges of a pool that is gone (only when no live pool reports under its name)."""
+        for state in ("idle", "used"):
+            self._metrics.pool_connections.remove(self.name, state)
+        self._metrics.pool_max.remove(self.name)
+        self._metrics.pool_pending.remove(self.name)
 
 
 def _psycopg_stats(pool: Any) -> tuple[int, int, int]:

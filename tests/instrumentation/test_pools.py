@@ -146,3 +146,31 @@ def test_a_pool_that_cannot_be_read_never_fails_the_scrape(redis_server, registr
     assert 'db_client_connection_max{pool_name="broken"} 8.0' in scrape  # the last values stay
     assert "reading its figures failed" in caplog.text
     client.close()
+
+
+def test_gone_pools_drop_their_gauges_but_a_successor_of_the_same_name_keeps_them(redis_server, registry):
+    import gc
+
+    def connect(size: int) -> redis.Redis:
+        client = redis.Redis(host=redis_server.host, port=redis_server.port, max_connections=size)
+        client.ping()
+        return client
+
+    old = connect(3)
+    instrument_pool(old, name="cache", registry=registry)
+    gone = connect(4)
+    instrument_pool(gone, name="sessions", registry=registry)
+    collect(registry)
+    assert gauge(registry, "db_client_connection_max", pool_name="sessions") == 4
+    old.close()
+    gone.close()
+    del old, gone
+    gc.collect()
+    successor = connect(5)  # e.g. the app re-created its client on restart
+    instrument_pool(successor, name="cache", registry=registry)
+    collect(registry)
+    collect(registry)
+    assert gauge(registry, "db_client_connection_max", pool_name="sessions") is None
+    assert gauge(registry, "db_client_connection_max", pool_name="cache") == 5
+    assert gauge(registry, "db_client_connection_count", pool_name="cache", state="idle") == 1
+    successor.close()
