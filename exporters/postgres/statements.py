@@ -152,7 +152,8 @@ def choose(windows: Mapping[Key, Counters], sticky: Mapping[Key, int], limit: in
     return chosen
 
 
-_SQL_PASSWORD = re.compile(r"(password\s+)(e?'(?:[^']|'')*'?)", re.IGNORECASE)
+# PASSWORD 'literal' (E'...' too) or PASSWORD $tag$literal$tag$ of CREATE/ALTER ROLE
+_SQL_PASSWORD = re.compile(r"(password\s+)(e?'(?:[^']|'')*'?|\$(\w*)\$.*?(?:\$\3\$|$))", re.IGNORECASE)
 
 
 def normalize_query(text: str, max_bytes: int) -> str:

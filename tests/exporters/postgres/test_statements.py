@@ -227,4 +227,7 @@ def test_query_text_is_collapsed_truncated_on_a_character_and_redacted() -> None
     assert normalize_query("x" * 100, 100) == "x" * 100
     assert normalize_query("ALTER ROLE app PASSWORD 'hunter2'", 512) == "ALTER ROLE app PASSWORD '***'"
     assert "hunter2" not in normalize_query("CREATE USER u WITH ENCRYPTED PASSWORD 'it''s hunter2'", 512)
+    assert normalize_query("ALTER ROLE app PASSWORD $$hunter2$$ VALID UNTIL 'infinity'", 512) == \
+        "ALTER ROLE app PASSWORD '***' VALID UNTIL 'infinity'"
+    assert "hunter2" not in normalize_query("ALTER ROLE app PASSWORD $pw$hunter2$pw$", 512)
     assert "s3cret" not in normalize_query("SELECT dblink_connect('host=h password=s3cret')", 512)
