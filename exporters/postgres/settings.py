@@ -60,10 +60,9 @@ class SettingsCollector(Collector[PostgresSource]):
             family = gauge(name, f"Server Parameter: {row['name']} (pg_settings, base units).")
             family.add_metric([], to_base_unit(row["setting"], row["unit"], row["vartype"]))
             families.append(family)
-        loaded = source.rows("SELECT current_setting('shared_preload_libraries') AS libs")[0]["libs"]
         preload = gauge("pg_settings_pg_stat_statements_loaded",
                         "1 when pg_stat_statements is in shared_preload_libraries.")
-        preload.add_metric([], 1.0 if "pg_stat_statements" in loaded else 0.0)
+        preload.add_metric([], 1.0 if source.preloaded("pg_stat_statements") else 0.0)
         version = gauge("pg_server_version_num", "server_version_num of the instance.")
         version.add_metric([], source.version)
         return families + [preload, version]

@@ -50,6 +50,11 @@ class PostgresSource:
             cur.execute(sql, params)
             return cur.fetchall()
 
+    def preloaded(self, library: str) -> bool:
+        """Whether ``library`` is in ``shared_preload_libraries`` (a list item, not a substring)."""
+        text = self.rows("SELECT current_setting('shared_preload_libraries') AS libs")[0]["libs"]
+        return library in {item.strip().strip('"') for item in text.split(",")}
+
     def databases(self) -> list[str]:
         """Databases that accept connections and pass the include/exclude filters."""
         names = [r["datname"] for r in self.rows(

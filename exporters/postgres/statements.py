@@ -202,8 +202,7 @@ class StatementsCollector(Collector[PostgresSource]):
     # -- queries ------------------------------------------------------------------------
     @staticmethod
     def _extension(source: PostgresSource) -> tuple[str, set[str]]:
-        libraries = source.rows("SELECT current_setting('shared_preload_libraries') AS libs")[0]["libs"]
-        if "pg_stat_statements" not in {lib.strip().strip('"') for lib in libraries.split(",")}:
+        if not source.preloaded("pg_stat_statements"):
             raise CollectorDisabled("extension_missing")
         found = source.rows(EXTENSION_SQL)
         if not found:
