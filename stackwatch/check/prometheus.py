@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..exporters.redact import redact_text
 from ..promql import n_plus_one_detections
 from ..thresholds import EVENT_WINDOW, HTTP, POOL, RATE_WINDOW, HttpThresholds, PoolThresholds
-from .model import Finding, Item, Status
+from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
 from .runner import Budget
 from .web import get
@@ -44,7 +44,10 @@ class PrometheusCheck:
     def run(self, budget: Budget) -> Iterator[Finding]:
         self.prom = Prometheus(self.url, budget)
         self.budget = budget
-        self.prom.api("status/buildinfo")  # unreachable -> SourceUnavailable before any item
+        try:
+            self.prom.api("status/buildinfo")  # unreachable -> SourceUnavailable before any item
+        except PrometheusError as error:  # answered, but not as a Prometheus: a usage error (exit 2)
+            raise SourceUnavailable(redact_text(str(error))) from None
         checks: tuple[tuple[Item, Callable[[], Finding]], ...] = (
             (POOL_WAITING, self._pool), (N_PLUS_ONE, self._n_plus_one), (LIMITS, self._limits),
             (RULES, self._rules), (ALERTMANAGER, self._alertmanager), (TARGETS, self._targets))

@@ -174,6 +174,19 @@ def test_unreachable_prometheus_exits_2() -> None:
     assert time.monotonic() - began < 30
 
 
+def test_a_prometheus_url_that_is_not_prometheus_exits_2() -> None:
+    """A wrong --prometheus-url (here a bare /metrics server) is a usage error, not a clean run."""
+    port = free_port()
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=CollectorRegistry())
+    try:
+        outcome = run_check("--format", "json", "--prometheus-url", f"http://127.0.0.1:{port}")
+    finally:
+        server.shutdown()
+    assert outcome.code == 2, outcome.out
+    assert "is --prometheus-url a Prometheus?" in outcome.report["errors"][0]
+    assert outcome.status("ops.targets") == "unknown"
+
+
 def test_prometheus_url_credentials_are_redacted(healthy: Setup) -> None:
     url = healthy.prometheus.url.replace("http://", "http://admin:prom-pass-789@")
     outcome = run_check("--format", "markdown", "--prometheus-url", url)
