@@ -32,6 +32,7 @@ the Prometheus registry, hooks and Sentry options are injectable.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import warnings
@@ -137,7 +138,7 @@ class Instrumentation:
             if settings.metrics_port is None:
                 self.endpoints[settings.metrics_path] = self._metrics_endpoint(scrape_registry)
             else:
-                self.metrics_server = MetricsServer(scrape_registry, settings.metrics_addr, settings.metrics_port)
+                self.metrics_server = self._metrics_server(scrape_registry)
         self.sentry = SentryReporter(settings, sentry_options) if settings.sentry_dsn else None
         self.request_hook = request_hook
         self.response_hook = response_hook
@@ -160,6 +161,18 @@ class Instrumentation:
             warnings.warn(message, RuntimeWarning, stacklevel=3)
             logger.warning(message)
         return True
+
+    def _metrics_server(self, registry: CollectorRegistry) -> MetricsServer | None:
+        settings = self.settings
+        try:
+            return MetricsServer(registry, settings.metrics_addr, settings.metrics_port)  # type: ignore[arg-type]
+        except OSError as exc:
+            if not self.multiprocess or exc.errno != errno.EADDRINUSE:
+                raise
+            # Every worker of a gunicorn/uvicorn --workers service runs this; the first one to bind
+            # serves the aggregate of all workers, the others must not fail to start over it.
+            logger.info("metrics port %s:%s is served by another worker", settings.metrics_addr, settings.metrics_port)
+            return None
 
     def _health(self, kind: str) -> Any:
         async def endpoint(scope: Any, receive: Any, send: Any) -> None:

@@ -81,3 +81,43 @@ def test_workers_aggregate_and_child_exit_drops_live_gauges(tmp_path, monkeypatc
         "http_server_request_duration_seconds_count",
         {"http_request_method": "GET", "http_route": "/items/{item_id}", "http_response_status_code": "200"},
     ) == 7
+
+
+SHARED_PORT = textwrap.dedent(
+    """
+    import asyncio, json, socket, warnings
+    import httpx
+    from stackwatch.instrumentation import instrument
+    from tests.instrumentation.apps import make_app
+
+    warnings.simplefilter("ignore")
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    # what every worker of `gunicorn -w 2` runs: the second finds the port taken by the first
+    first, second = make_app(), make_app()
+    served = [instrument(app, metrics_port=port, metrics_addr="127.0.0.1").metrics_server is not None
+              for app in (first, second)]
+
+    async def main():
+        for app in (first, second):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                assert (await client.get("/items/1")).status_code == 200
+
+    asyncio.run(main())
+    print(json.dumps({"served": served, "scrape": httpx.get(f"http://127.0.0.1:{port}/metrics").text}))
+    """
+)
+
+
+def test_workers_share_one_metrics_port(tmp_path):
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    done = subprocess.run([sys.executable, "-c", SHARED_PORT], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["served"] == [True, False]
+    line = 'http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/items/{item_id}"} 2.0'
+    assert line in result["scrape"]
