@@ -8,16 +8,18 @@ from __future__ import annotations
 __all__ = ["n_plus_one_detections", "redis_lookup_rate"]
 
 
-def redis_lookup_rate(kind: str, by: str, window: str) -> str:
+def redis_lookup_rate(kind: str, by: str | None, window: str, selector: str = "") -> str:
     """Per-second Redis key lookups of ``kind`` (``hits`` or ``misses``) made by clients.
 
     Redis counts the exporter's TTL sampler (one PTTL per sampled key) as keyspace hits and
     misses; the exporter reports those as ``redis_exporter_keyspace_<kind>_total`` so that a
     quiet cache's hit rate is not flattered by the sampler. Without that series (another
-    exporter) the raw rate is used as it is.
+    exporter) the raw rate is used as it is. ``by=None`` sums everything; ``selector`` (``{...}``)
+    narrows both series.
     """
-    raw = f"sum by ({by}) (rate(redis_keyspace_{kind}_total[{window}]))"
-    own = f"sum by ({by}) (rate(redis_exporter_keyspace_{kind}_total[{window}]))"
+    total = "sum" if by is None else f"sum by ({by})"
+    raw = f"{total} (rate(redis_keyspace_{kind}_total{selector}[{window}]))"
+    own = f"{total} (rate(redis_exporter_keyspace_{kind}_total{selector}[{window}]))"
     return f"({raw} - ({own} or {raw} * 0))"
 
 

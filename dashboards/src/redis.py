@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from stackwatch.promql import redis_lookup_rate
 from stackwatch.thresholds import REDIS
 
 from ..common import Grid, dashboard, label_variable, no_threshold, q, selector, stat, state_mapping, \
@@ -42,9 +43,10 @@ def build() -> Dashboard:
                      "80% target) most reads fall through to the database.", [
         (f"instance:redis_keyspace_hits:ratio_rate5m{{{S}}}", "{{server}}"),
     ], "percentunit", thresholds=too_low(REDIS.hit_ratio)), w=12)
-    g.add(timeseries("Lookups: hits and misses", "Key lookups per second by outcome.", [
-        (f"sum(rate(redis_keyspace_hits_total{{{S}}}[{WINDOW}]))", "hits"),
-        (f"sum(rate(redis_keyspace_misses_total{{{S}}}[{WINDOW}]))", "misses"),
+    g.add(timeseries("Lookups: hits and misses", "Key lookups per second by outcome, the exporter's own TTL "
+                     "sample left out (as in the hit ratio).", [
+        (redis_lookup_rate("hits", None, WINDOW, f"{{{S}}}"), "hits"),
+        (redis_lookup_rate("misses", None, WINDOW, f"{{{S}}}"), "misses"),
     ], "ops", stacked=True), w=12)
 
     g.row("Memory")
