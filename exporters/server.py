@@ -247,6 +247,8 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self._busy = 0
         self._idle = threading.Condition()
         self.draining = False
+        # an IPv6 host (--listen [::1]:9188 or [::]:9188) needs an IPv6 socket
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
         self.exporter = exporter
 

@@ -171,6 +171,25 @@ def test_listen_addresses() -> None:
     assert exporter_main.parse_listen("[::1]:9188") == ("::1", 9188)
 
 
+def test_an_ipv6_listen_address_is_served() -> None:
+    import socket
+
+    from stackwatch.exporters.server import Exporter, ExporterHTTPServer
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this host has no IPv6 loopback")
+    server = ExporterHTTPServer(exporter_main.parse_listen("[::1]:0"), Exporter([], {}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert httpx.get(f"http://[::1]:{server.server_address[1]}/-/healthy", timeout=10).text == "OK\n"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # -- the real command: startup log, serving, SIGTERM ------------------------------------------
 def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STACKWATCH_")}
