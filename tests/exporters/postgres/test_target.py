@@ -96,3 +96,51 @@ def test_target_names_carry_no_secret() -> None:
 
     assert target_name("postgresql://u:hunter2@db.example:6543/orders") == "db.example:6543/orders"
     assert KIND.prefix == "pg"
+
+
+def test_concurrent_scrapes_send_no_query(postgres: PostgresServer) -> None:
+    """Twenty scrapers at once over HTTP, on /metrics and /probe, between two polls: the exporter's
+    one connection runs nothing (its last query is still the poll's) and no connection is opened."""
+    import threading
+
+    import httpx
+
+    from stackwatch.exporters.postgres import COLLECTORS
+    from stackwatch.exporters.server import Exporter, ExporterHTTPServer
+    from tests.fixtures.procs import wait_until
+
+    hour = Intervals(fast=3600, slow=3600, rare=3600)
+    target = PostgresTarget("t", postgres.monitor_dsn, [cls() for cls in COLLECTORS if cls.default_enabled],
+                            hour, PostgresOptions())
+    exporter = Exporter([target], {"t": target})
+    http = ExporterHTTPServer(("127.0.0.1", 0), exporter)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    exporter.start()
+    base = f"http://127.0.0.1:{http.server_address[1]}"
+
+    def exporter_backends() -> list[tuple[object, ...]]:
+        return postgres.query("SELECT pid, backend_start, xact_start, query_start, state_change, query "
+                              "FROM pg_stat_activity WHERE application_name = 'stackwatch' ORDER BY pid")
+
+    try:
+        wait_until(exporter.ready, 30, "the first poll")
+        before = exporter_backends()
+        failures: list[str] = []
+
+        def scrape() -> None:
+            for path in ("/metrics", "/probe?target=t") * 3:
+                response = httpx.get(base + path, timeout=30)
+                if response.status_code != 200 or 'pg_up{server="t"} 1.0' not in response.text:
+                    failures.append(f"{path}: {response.status_code}")
+
+        scrapers = [threading.Thread(target=scrape) for _ in range(20)]
+        for thread in scrapers:
+            thread.start()
+        for thread in scrapers:
+            thread.join(60)
+        assert not failures
+        assert len(before) == 1 and exporter_backends() == before
+    finally:
+        http.shutdown()
+        http.server_close()
+        exporter.stop()
