@@ -41,13 +41,23 @@ def install_log_correlation() -> None:
     global _users, _previous
     with _lock:
         if _users == 0:
-            _previous = logging.getLogRecordFactory()
-            logging.setLogRecordFactory(_factory)
+            current = logging.getLogRecordFactory()
+            if _previous is None:
+                _previous = current
+                logging.setLogRecordFactory(_factory)
+            elif current is _previous:  # the chain left in place by uninstall was taken down since
+                logging.setLogRecordFactory(_factory)
+            # else: ours is on top, or still called by the factory installed over it (see below)
         _users += 1
 
 
 def uninstall_log_correlation() -> None:
-    """Restore the previous record factory once no instrumented app needs it."""
+    """Restore the previous record factory once no instrumented app needs it.
+
+    When another factory was installed over stackwatch's since (it calls ours), ours stays in
+    that chain, working, and is not wrapped a second time by the next install (which would
+    make it call itself).
+    """
     global _users, _previous
     with _lock:
         if _users == 0:

@@ -198,3 +198,37 @@ async def test_each_app_keeps_its_own_sentry_client(sentry_receiver, registry):
         assert [e["environment"] for e in other.wait_for_events(1)] == ["second"]
     finally:
         other.close()
+
+
+def test_log_correlation_survives_a_factory_installed_over_it():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import logging\n"
+        "from stackwatch.instrumentation import instrument, uninstrument\n"
+        "from tests.instrumentation.apps import make_app\n"
+        "base = logging.getLogRecordFactory()\n"
+        "app = make_app(); instrument(app, environ={})\n"
+        "ours = logging.getLogRecordFactory()\n"
+        "def other(*args, **kwargs):  # another library's factory, installed after stackwatch's\n"
+        "    record = ours(*args, **kwargs); record.other = True; return record\n"
+        "logging.setLogRecordFactory(other)\n"
+        "uninstrument(app)  # cannot restore: `other` is on top and still calls stackwatch's factory\n"
+        "instrument(app, environ={})\n"
+        "record = logging.getLogger('shop').makeRecord('shop', logging.INFO, 'f', 1, 'm', (), None)\n"
+        "assert record.other and record.trace_id == '0' * 32\n"
+        "uninstrument(app)\n"
+        "logging.setLogRecordFactory(base)  # the other library goes away\n"
+        "instrument(app, environ={})\n"
+        "assert logging.getLogRecordFactory() is not base  # installed again\n"
+        "uninstrument(app)\n"
+        "assert logging.getLogRecordFactory() is base\n"
+        "print('ok')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+                          check=False, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "ok"
