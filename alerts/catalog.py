@@ -115,11 +115,12 @@ def _recording() -> tuple[Record, ...]:
                meaning="share of application cache lookups that hit (0 when none ever hit)"),
     ]
     saturation = [
-        Record(PG_SATURATION,
-               f"sum by ({_PG_BY}) (pg_connections_used) / clamp_min("
-               f"max by ({_PG_BY}) (pg_settings_max_connections)"
-               f" - max by ({_PG_BY}) (pg_settings_superuser_reserved_connections), 1)",
-               meaning="PostgreSQL connections in use over the slots not reserved for superusers"),
+        # the exporter's own ratio also leaves out reserved_connections (PostgreSQL 16+), as
+        # stackwatch check does: max_connections - superuser_reserved_connections alone overstates
+        # the room ordinary roles have
+        Record(PG_SATURATION, f"max by ({_PG_BY}) (pg_connections_saturation_ratio)",
+               meaning="PostgreSQL client connections over the slots ordinary roles may use "
+                       "(max_connections - superuser_reserved_connections - reserved_connections)"),
     ]
     return (*latency, *errors, *caches, *saturation)
 
@@ -184,13 +185,13 @@ def _postgres() -> tuple[Alert, ...]:
             severity=severity,
             summary=f"{PG} uses {PCT} of its connections",
             description=(
-                f"{PCT} of the connection slots of {PG} that are not reserved for superusers are in use "
+                f"{PCT} of the connection slots of {PG} that ordinary roles may use are in use "
                 f"(warning above {percent(POSTGRES.connection_saturation_warning)}, critical above "
                 f"{percent(POSTGRES.connection_saturation_critical)}). New clients are refused when none are "
                 "left: put a pooler such as PgBouncer in front, or shrink the application pools."
             ),
             runbook="postgres", dashboard="postgres", threshold=f"> {percent(level)}",
-            meaning="connections in use over max_connections minus superuser_reserved_connections",
+            meaning="connections in use over max_connections minus the reserved slots (recorded)",
         )
 
     return (
