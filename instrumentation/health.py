@@ -126,7 +126,7 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 
 def database_check(pool: Any) -> Check:
-    """A ``SELECT 1`` check for a psycopg_pool (sync/async), an asyncpg Pool or a SQLAlchemy engine."""
+    """A ``SELECT 1`` check for a psycopg_pool (sync/async), an asyncpg Pool or a SQLAlchemy engine (sync/async)."""
     module = type(pool).__module__
     if module.startswith("asyncpg"):
 
@@ -137,6 +137,14 @@ def database_check(pool: Any) -> Check:
         return asyncpg_check
     if module.startswith("sqlalchemy"):
         from sqlalchemy import text
+
+        if hasattr(pool, "sync_engine"):  # an AsyncEngine: its connections are async context managers
+
+            async def sqlalchemy_async_check() -> None:
+                async with pool.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+
+            return sqlalchemy_async_check
 
         def sqlalchemy_check() -> None:
             with pool.connect() as conn:

@@ -125,3 +125,34 @@ async def test_a_hung_sync_check_holds_one_thread_not_the_loop_executor(registry
         release.set()
         uninstrument(app)
     assert instrumentation.health._executor is None
+
+
+async def test_database_check_for_each_supported_handle(postgres, registry):
+    import asyncpg
+    from psycopg_pool import AsyncConnectionPool
+    from sqlalchemy import create_engine
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = postgres.dsn().replace("postgresql://", "postgresql+psycopg://")
+    engine, async_engine = create_engine(url), create_async_engine(url)
+    sync_pool = ConnectionPool(postgres.dsn(), min_size=1, max_size=1, open=True)
+    async_pool = AsyncConnectionPool(postgres.dsn(), min_size=1, max_size=1, open=False)
+    await async_pool.open()
+    apg = await asyncpg.create_pool(postgres.dsn(), min_size=1, max_size=1)
+    handles = {"psycopg": sync_pool, "psycopg_async": async_pool, "asyncpg": apg,
+               "sqlalchemy": engine, "sqlalchemy_async": async_engine}
+    app = make_app()
+    instrument(app, registry=registry, traces=False, environ={},
+               health_checks={name: database_check(handle) for name, handle in handles.items()})
+    try:
+        async with asgi(app) as c:
+            response = await c.get("/health")
+        assert {name: check["status"] for name, check in response.json()["checks"].items()} == dict.fromkeys(handles, "ok")
+        assert response.status_code == 200
+    finally:
+        uninstrument(app)
+        await apg.close()
+        await async_pool.close()
+        sync_pool.close()
+        await async_engine.dispose()
+        engine.dispose()
