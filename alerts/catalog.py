@@ -8,7 +8,7 @@ exporter carry ``job``, ``instance`` and ``server``.
 
 from __future__ import annotations
 
-from stackwatch.promql import n_plus_one_detections, redis_lookup_rate
+from stackwatch.promql import n_plus_one_detections, pool_wait_mean, redis_lookup_rate
 from stackwatch.thresholds import (
     CACHE,
     EVENT_WINDOW,
@@ -522,11 +522,7 @@ def _service() -> tuple[Alert, ...]:
         ),
         Alert(
             alert="DbPoolWaitTimeHigh",
-            expr=(
-                f"sum by (job, instance, pool_name) (rate(db_client_connection_wait_time_seconds_sum[{W}]))"
-                f" / sum by (job, instance, pool_name) (rate(db_client_connection_wait_time_seconds_count[{W}]))"
-                f" > {num(POOL.wait_mean_seconds)}"
-            ),
+            expr=f"{pool_wait_mean('job, instance, pool_name', W)} > {num(POOL.wait_mean_seconds)}",
             for_=FOR.pool_wait_time_high,
             severity="warning",
             summary=f"Getting a connection from pool {label('pool_name')} of {label('job')} takes {SECS}",

@@ -5,7 +5,7 @@ Standard library only: imported at runtime by the CLI.
 
 from __future__ import annotations
 
-__all__ = ["n_plus_one_detections", "redis_lookup_rate"]
+__all__ = ["n_plus_one_detections", "pool_wait_mean", "redis_lookup_rate"]
 
 
 def redis_lookup_rate(kind: str, by: str | None, window: str, selector: str = "") -> str:
@@ -34,3 +34,13 @@ def n_plus_one_detections(window: str, by: str | None = None, selector: str = ""
     series = f"db_client_n_plus_one_total{selector}"
     total = "sum" if by is None else f"sum by ({by})"
     return f"{total} ((increase({series}[{window}]) and {series} offset {window}) or {series})"
+
+
+def pool_wait_mean(by: str, window: str, selector: str = "") -> str:
+    """Mean seconds a caller waited for a connection from a client pool over ``window``, ``by``.
+
+    Pools that handed out no connection in the window are left out (not NaN).
+    """
+    family = "db_client_connection_wait_time_seconds"
+    return (f"sum by ({by}) (rate({family}_sum{selector}[{window}]))"
+            f" / sum by ({by}) (rate({family}_count{selector}[{window}]) > 0)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
-from stackwatch.promql import n_plus_one_detections
+from stackwatch.promql import n_plus_one_detections, pool_wait_mean
 from stackwatch.thresholds import CACHE, EVENT_WINDOW, HTTP, POOL, POSTGRES, PROCESS, RATE_WINDOW, REDIS, \
     SLOW_TIER_WINDOW
 
@@ -111,9 +111,7 @@ def build() -> Dashboard:
     g.add(_ok("Health checks passing", "Health checks implemented: every /health check passed on its last "
               "evaluation.", f"min(health_check_status{{{S}}})", "passing", "FAILING", "service"), w=w, h=h)
     g.add(stat("Pool wait (mean)", f"Mean wait for a pooled connection ({W}).",
-               f"max(sum by (job, instance, pool_name) (rate(db_client_connection_wait_time_seconds_sum{{{S}}}[{W}]))"
-               f" / sum by (job, instance, pool_name) "
-               f"(rate(db_client_connection_wait_time_seconds_count{{{S}}}[{W}]) > 0))",
+               f"max({pool_wait_mean('job, instance, pool_name', W, f'{{{S}}}')})",
                "s", too_high(POOL.wait_mean_seconds), links=["service"], no_value="no waits"), w=w, h=h)
 
     g.row("Resources")

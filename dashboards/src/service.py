@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from stackwatch.promql import pool_wait_mean
 from stackwatch.thresholds import CACHE, HTTP, POOL
 
 from ..common import Grid, dashboard, label_variable, no_threshold, q, selector, stat, state_mapping, timeseries, \
@@ -106,9 +107,7 @@ def build() -> Dashboard:
     ], "short", thresholds=too_high(POOL.pending_requests)), w=8)
     g.add(timeseries("Pool: mean wait for a connection", "Time spent before any work starts; the dashed line "
                      "is the alert threshold.", [
-        (f"sum by (pool_name) (rate(db_client_connection_wait_time_seconds_sum{{{INST}}}[{WINDOW}])) / "
-         f"sum by (pool_name) (rate(db_client_connection_wait_time_seconds_count{{{INST}}}[{WINDOW}]))",
-         "{{pool_name}}"),
+        (pool_wait_mean("pool_name", WINDOW, f"{{{INST}}}"), "{{pool_name}}"),
     ], "s", thresholds=too_high(POOL.wait_mean_seconds)), w=8)
 
     g.add(timeseries("Application cache hit ratio", "Share of the application's cache lookups that hit "

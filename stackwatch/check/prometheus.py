@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..exporters.redact import redact_text
-from ..promql import n_plus_one_detections
+from ..promql import n_plus_one_detections, pool_wait_mean
 from ..thresholds import EVENT_WINDOW, HTTP, POOL, RATE_WINDOW, HttpThresholds, PoolThresholds
 from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
@@ -64,10 +64,8 @@ class PrometheusCheck:
             return POOL_WAITING.finding(Status.UNKNOWN, "no db_client_connection_pending_requests series", _INSTRUMENT)
         always = {labels.get("pool_name", ""): value for labels, value in self.prom.query(
             f"min by (pool_name) (min_over_time(db_client_connection_pending_requests[{RATE_WINDOW}]))")}
-        waits = {labels.get("pool_name", ""): value for labels, value in self.prom.query(
-            f"sum by (pool_name) (rate(db_client_connection_wait_time_seconds_sum[{RATE_WINDOW}])) / "
-            f"sum by (pool_name) (rate(db_client_connection_wait_time_seconds_count[{RATE_WINDOW}]))")
-            if value == value}  # NaN: no acquisitions in the window
+        waits = {labels.get("pool_name", ""): value
+                 for labels, value in self.prom.query(pool_wait_mean("pool_name", RATE_WINDOW))}
         pools = sorted(waiting, key=lambda r: -r[1])
         listed = ", ".join(
             f"{name}: max {value:g}, min {always.get(name, 0):g}"
