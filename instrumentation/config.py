@@ -7,7 +7,6 @@ their standard names; stackwatch's own use the ``STACKWATCH_`` prefix. A bad val
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -185,10 +184,6 @@ class Settings:
         if self.otlp_endpoint:
             return self.otlp_endpoint.rstrip("/") + "/v1/traces"
         return None
-
-    def replace(self, **changes: Any) -> Settings:
-        """A copy with ``changes`` applied (used by tests and the benchmark)."""
-        return dataclasses.replace(self, **changes)
 
     def _validate(self) -> None:
         if self.sampler_arg is not None and not 0.0 <= float(self.sampler_arg) <= 1.0:
