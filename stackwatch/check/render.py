@@ -1,11 +1,13 @@
 """The report as a terminal table (colored on a TTY), JSON for machines, Markdown for tickets.
 
-Every renderer runs its text through :func:`scrub` last, so no secret given to the check --
-a DSN or URL password, even one a server echoed back in an error -- reaches any output.
+Every text of the report goes through :func:`scrub` before a renderer escapes or wraps it, and
+the rendered text once more, so no secret given to the check -- a DSN or URL password, even
+one a server echoed back in an error -- reaches any output.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import textwrap
@@ -82,8 +84,16 @@ def _json(report: Report, exit_code: int) -> str:
                        "findings": [f.as_dict() for f in report.findings]}, indent=2) + "\n"
 
 
+def _scrubbed(report: Report, secrets: Sequence[str]) -> Report:
+    """The report with every text scrubbed, before any format escapes (JSON, Markdown) or wraps
+    (table) it: a secret cut or escaped into pieces would no longer match."""
+    return Report([dataclasses.replace(f, evidence=scrub(f.evidence, secrets), fix=scrub(f.fix, secrets))
+                   for f in report.findings], [scrub(e, secrets) for e in report.errors])
+
+
 def render(report: Report, fmt: str, secrets: Sequence[str], exit_code: int, color: bool = False) -> str:
     """The report in ``fmt`` (one of :data:`FORMATS`), scrubbed of ``secrets``."""
+    report = _scrubbed(report, secrets)
     if fmt == "json":
         text = _json(report, exit_code)
     elif fmt == "markdown":

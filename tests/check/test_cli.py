@@ -87,6 +87,19 @@ def test_markdown_escapes_table_cells_and_scrub_removes_every_secret() -> None:
     assert scrub("password=abc123 x", []) == "password=*** x"
 
 
+@pytest.mark.parametrize("fmt", ["table", "json", "markdown"])
+def test_secrets_are_scrubbed_before_escaping_and_wrapping(fmt: str) -> None:
+    """JSON escapes quotes and backslashes, Markdown pipes, the table wraps long words and at
+    hyphens: a secret scrubbed only from the finished text would slip through in pieces."""
+    secrets = ['pa"ss\\wo|rd', "long-secret-" + "x" * 150]
+    item = Item("x.y", "Database", "title")
+    report = Report([Finding(item, Status.FAIL, f"server said {secrets[0]} and {secrets[1]}", "fix")],
+                    [f"redis: refused {secrets[0]}"])
+    text = render(report, fmt, secrets, 1)
+    for piece in ('pa"ss', 'pa\\"ss', "wo|rd", "wo\\|rd", "x" * 40, "long-secret"):
+        assert piece not in text, (piece, text)
+
+
 def test_console_script_wires_the_subcommand() -> None:
     result = subprocess.run([sys.executable, "-m", "stackwatch.cli", "check", "--help"], capture_output=True,
                             text=True, timeout=60)
