@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ..exporters.options import Option, OptionError, add_options, positive_float, positive_int, resolve_options
 from ..exporters.postgres.connection import checked_dsn, parse_dsn
@@ -115,7 +115,8 @@ def _secrets(values: dict[str, Any]) -> list[str]:
         found.append(parse_dsn(values["postgres_dsn"]).get("password", ""))
     for key in ("redis_url", "prometheus_url", "app_url"):
         if values[key]:
-            found.append(urlsplit(values[key]).password or "")
+            password = urlsplit(values[key]).password or ""
+            found += [password, unquote(password)]  # as written, and as sent (p%40ss is p@ss)
     return [s for s in found if len(s) >= 4]
 
 
