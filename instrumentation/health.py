@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psutil
@@ -37,31 +37,42 @@ class Health:
         self.metrics = metrics
         self.started = time.time()
         self._process = psutil.Process()
-        self._executor: ThreadPoolExecutor | None = None
         self._running: dict[str, asyncio.Future[Any]] = {}
 
     def _in_thread(self, name: str, check: Check) -> asyncio.Future[Any]:
-        """The run of sync ``check`` in this object's own threads; the one still running, if any.
+        """The run of sync ``check`` in a daemon thread of its own; the one still running, if any.
 
         A hung check keeps its thread; a new run is not started beside it (the next evaluation
-        waits on the same one), so hung checks hold at most one thread each and never fill the
-        event loop's default executor, which the service itself needs (``getaddrinfo``, ``to_thread``).
+        waits on the same one), so hung checks hold at most one thread each, never fill the event
+        loop's default executor, which the service itself needs (``getaddrinfo``, ``to_thread``),
+        and never hold up the process's exit.
         """
         loop = asyncio.get_running_loop()
         running = self._running.get(name)
         if running is not None and not running.done() and running.get_loop() is loop:
             return running
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=max(1, len(self.checks)), thread_name_prefix="stackwatch-health")
-        future = self._running[name] = loop.run_in_executor(self._executor, check)
+        future: asyncio.Future[Any] = loop.create_future()
         future.add_done_callback(_retrieve)  # a run that ends after its timeout still has its error read
+
+        def run() -> None:
+            outcome, error = None, None
+            try:
+                outcome = check()
+            except Exception as exc:  # noqa: BLE001 -- handed to the awaiting evaluation
+                error = exc
+            except BaseException as exc:  # SystemExit and the like cannot go into a future
+                error = RuntimeError(type(exc).__name__)
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome, error)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+        self._running[name] = future
+        threading.Thread(target=run, name=f"stackwatch-health-{name}", daemon=True).start()
         return future
 
     def close(self) -> None:
-        """Let go of the check threads (a hung one is not waited for)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        """Forget the runs in flight (a hung one is not waited for)."""
         self._running.clear()
 
     async def _run(self, name: str, check: Check) -> dict[str, Any]:
@@ -118,6 +129,15 @@ class Health:
         ]
         await send({"type": "http.response.start", "status": 200 if healthy else 503, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _settle(future: asyncio.Future[Any], outcome: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(outcome)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
