@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +15,15 @@ from stackwatch.instrumentation import instrument, uninstrument
 from .apps import make_app
 
 SERVER_KIND = 2  # opentelemetry.proto Span.SPAN_KIND_SERVER
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (process-wide state of its own); its last output line."""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
 
 
 async def drive(app, *paths: str, headers: dict[str, str] | None = None) -> list[httpx.Response]:
@@ -156,10 +168,6 @@ def test_metrics_on_a_separate_port(serve, registry):
 
 
 def test_without_a_dsn_sentry_is_not_even_imported():
-    import subprocess
-    import sys
-    from pathlib import Path
-
     code = (
         "import sys, asyncio, httpx\n"
         "from stackwatch.instrumentation import instrument\n"
@@ -171,11 +179,7 @@ def test_without_a_dsn_sentry_is_not_even_imported():
         "asyncio.run(go())\n"
         "print('sentry_sdk' in sys.modules)\n"
     )
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
-                          check=False, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert run_python(code) == "False"
 
 
 async def test_each_app_keeps_its_own_sentry_client(sentry_receiver, registry):
@@ -201,10 +205,6 @@ async def test_each_app_keeps_its_own_sentry_client(sentry_receiver, registry):
 
 
 def test_log_correlation_survives_a_factory_installed_over_it():
-    import subprocess
-    import sys
-    from pathlib import Path
-
     code = (
         "import logging\n"
         "from stackwatch.instrumentation import instrument, uninstrument\n"
@@ -227,8 +227,4 @@ def test_log_correlation_survives_a_factory_installed_over_it():
         "assert logging.getLogRecordFactory() is base\n"
         "print('ok')\n"
     )
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
-                          check=False, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)})
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "ok"
+    assert run_python(code) == "ok"
