@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Response", "get", "MAX_BODY"]
 
@@ -25,11 +26,31 @@ class Response:
     body: bytes
 
 
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port
+
+
+class _CredentialsStayHome(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but sends the basic-auth header only to the origin it was meant for
+    (urllib would copy it to any host a redirect names)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(newurl) != _origin(req.full_url):
+            new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_CredentialsStayHome)
+
+
 def get(url: str, timeout: float, headers: Mapping[str, str] | None = None) -> Response:
     """GET ``url``; HTTP error statuses are responses, unreachable hosts raise ``OSError``.
 
     ``user:password@`` in the URL becomes HTTP basic authentication (urllib would treat it as
-    part of the host name).
+    part of the host name), sent to that URL's origin only, never to another host it redirects to.
     """
     parts = urllib.parse.urlsplit(url)
     sent = {"User-Agent": "stackwatch-check", **(headers or {})}
@@ -39,7 +60,7 @@ def get(url: str, timeout: float, headers: Mapping[str, str] | None = None) -> R
         url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     request = urllib.request.Request(url, headers=sent)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - URLs given by the user
+        with _OPENER.open(request, timeout=timeout) as reply:  # noqa: S310 - URLs given by the user
             return Response(reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.read(MAX_BODY))
     except urllib.error.HTTPError as error:
         with error:

@@ -113,3 +113,23 @@ def test_service_with_stackwatch_instrumentation_passes_and_its_failing_dependen
     assert "/openapi.json" in good.finding("app.compression")["evidence"]
     health = bad.finding("app.health")
     assert health["status"] == "fail" and "failing: redis" in health["evidence"], health
+
+
+def test_credentials_do_not_follow_a_redirect_to_another_host() -> None:
+    """Basic auth from --app-url goes to that host only, as curl does, not to where it redirects."""
+    seen: list[str | None] = []
+
+    async def elsewhere(request: Request) -> Response:
+        seen.append(request.headers.get("authorization"))
+        return JSONResponse({"status": "ok"})
+
+    with serve_app(Starlette(routes=[Route("/health", elsewhere)])) as other:
+        other_port = other.rsplit(":", 1)[1]
+
+        async def moved(request: Request) -> Response:
+            return Response(status_code=302, headers={"Location": f"http://localhost:{other_port}/health"})
+
+        with serve_app(Starlette(routes=[Route("/health", moved)])) as url:
+            outcome = run_check("--format", "json", "--app-url", url.replace("http://", "http://ops:s3cret-pw@"))
+    assert outcome.status("app.health") == "pass", outcome.finding("app.health")
+    assert seen == [None]
