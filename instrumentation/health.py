@@ -60,7 +60,7 @@ class Health:
                 outcome = check()
             except Exception as exc:  # noqa: BLE001 -- handed to the awaiting evaluation
                 error = exc
-            except BaseException as exc:  # SystemExit and the like cannot go into a future
+            except BaseException as exc:  # noqa: BLE001 -- SystemExit and the like cannot go into a future
                 error = RuntimeError(type(exc).__name__)
             try:
                 loop.call_soon_threadsafe(_settle, future, outcome, error)

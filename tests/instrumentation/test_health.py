@@ -10,7 +10,12 @@ import time
 import httpx
 import redis
 from psycopg_pool import ConnectionPool
-from stackwatch.instrumentation import database_check, instrument, redis_check, uninstrument
+from stackwatch.instrumentation import (
+    database_check,
+    instrument,
+    redis_check,
+    uninstrument,
+)
 
 from .apps import make_app
 
