@@ -12,6 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from .errors import NPlusOneError
 from .metrics import get_metrics
 from .queries import record_query
 
@@ -37,6 +38,8 @@ def instrument_sqlalchemy(engine: Any, registry: CollectorRegistry | None = None
             record_query(metrics, system, statement, time.perf_counter() - started)
 
     def failed(exception_context: Any) -> None:
+        if isinstance(exception_context.original_exception, NPlusOneError):
+            return  # strict mode raised from after_cursor_execute: the statement is already counted
         context = exception_context.execution_context
         started = getattr(context, "_stackwatch_started", None)
         if started is not None and exception_context.statement:

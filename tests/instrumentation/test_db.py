@@ -262,3 +262,22 @@ async def test_concurrent_requests_keep_their_own_statement_counts(dsn, registry
             "db_client_queries_per_request_bucket", {"http_route": route, "le": "3.0"}) == 5
     assert per_request_sum(registry, "/psycopg/{n}") == 20
     assert per_request_sum(registry, "/asyncpg/{n}") == 20  # not the reset each release sends
+
+
+async def test_strict_mode_with_sqlalchemy_counts_each_statement_once(dsn, registry):
+    engine = instrument_sqlalchemy(create_engine(dsn.replace("postgresql://", "postgresql+psycopg://")),
+                                   registry=registry)
+    app = FastAPI()
+
+    @app.get("/strict-orm")
+    def strict() -> None:
+        with engine.connect() as conn:
+            for i in range(10):
+                conn.execute(text("SELECT name FROM authors WHERE id = :id"), {"id": i})
+
+    instrument(app, registry=registry, traces=False, environ={}, n_plus_one_strict=True, n_plus_one_threshold=3)
+    async with asgi(app) as c:
+        assert (await c.get("/strict-orm")).status_code == 500
+    engine.dispose()
+    assert per_request_sum(registry, "/strict-orm") == 3
+    assert n_plus_one(registry, "/strict-orm") == 1
