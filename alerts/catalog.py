@@ -143,9 +143,13 @@ def _exporter() -> tuple[Alert, ...]:
         ),
         Alert(
             alert="StackwatchCollectorFailing",
+            # a target that is down is PostgresDown/RedisDown's business: the collector that met the
+            # lost connection keeps success 0 until the target is back, and is not failing itself
             expr=(
                 'label_replace({__name__=~"(pg|redis|process)_scrape_collector_success"}, '
                 '"target", "$1", "__name__", "(.+)_scrape_collector_success") == 0'
+                " unless on (job, instance, server, target) "
+                'label_replace({__name__=~"(pg|redis|process)_up"}, "target", "$1", "__name__", "(.+)_up") == 0'
             ),
             for_=FOR.collector_failing,
             severity="warning",
