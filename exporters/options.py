@@ -19,12 +19,17 @@ import yaml
 
 from .redact import redact_text
 
-__all__ = ["Option", "OptionError", "add_options", "resolve_options", "markdown_table",
+__all__ = ["Option", "OptionError", "SafeValueError", "add_options", "resolve_options", "markdown_table",
            "positive_int", "positive_float", "read_yaml", "regex"]
 
 
 class OptionError(ValueError):
     """A bad option value; the message names the flag or variable and the (redacted) value."""
+
+
+class SafeValueError(ValueError):
+    """A parse error whose message is known to hold no secret (e.g. an invalid DSN, its password
+    masked): shown even for ``secret`` options, whose other parse errors are not echoed."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ def _parse(opt: Option, raw: str, source: str) -> Any:
         return opt.parse(raw)
     except (ValueError, TypeError) as error:
         shown = "<redacted>" if opt.secret else repr(raw)
-        detail = "" if opt.secret else f": {error}"
+        detail = "" if opt.secret and not isinstance(error, SafeValueError) else f": {error}"
         raise OptionError(f"{source}: invalid value {shown}{detail}") from None
 
 

@@ -7,6 +7,7 @@ queue behind DDL.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,10 +15,12 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ..options import SafeValueError
+
 __all__ = ["ConnectionSettings", "connect", "parse_dsn", "checked_dsn", "InvalidDSN"]
 
 
-class InvalidDSN(ValueError):
+class InvalidDSN(SafeValueError):
     """The DSN could not be parsed (the message never contains the password)."""
 
 
@@ -35,7 +38,7 @@ def parse_dsn(dsn: str) -> dict[str, str]:
     try:
         return {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
     except psycopg.ProgrammingError as error:
-        raise InvalidDSN(f"invalid PostgreSQL DSN: {_strip_secret(str(error))}") from None
+        raise InvalidDSN(f"invalid PostgreSQL DSN: {_strip_secret(str(error), dsn)}") from None
 
 
 def checked_dsn(dsn: str) -> str:
@@ -44,10 +47,37 @@ def checked_dsn(dsn: str) -> str:
     return dsn
 
 
-def _strip_secret(message: str) -> str:
+# where a DSN that does not parse may still hold a password: URL userinfo, password= (key/value
+# or URL query)
+_PASSWORDS = (
+    re.compile(r"^[a-z][a-z0-9+.-]*://[^@/?#]*?:(.*)@", re.IGNORECASE | re.DOTALL),
+    re.compile(r"password\s*=\s*'((?:[^'\\]|\\.)*)'?", re.IGNORECASE),
+    re.compile(r"password\s*=\s*([^\s'&][^\s&]*)", re.IGNORECASE),
+)
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def _overlaps(token: str, password: str) -> bool:
+    """Whether ``token`` holds the password or a piece of it (3 characters or more)."""
+    if len(password) < 3 or len(token) < 3:
+        return bool(token) and (password in token or token in password)
+    return any(token[i:i + 3] in password for i in range(len(token) - 2))
+
+
+def _strip_secret(message: str, dsn: str = "") -> str:
+    """libpq's parse error, safe to show: it quotes the offending token, which can be (part of)
+    the password (``invalid percent-encoded token: "..."``), or the whole URI."""
     from ..redact import redact_text
 
-    return redact_text(message).splitlines()[0] if message else "unparseable"
+    passwords = [p for pattern in _PASSWORDS for p in pattern.findall(dsn) if p]
+
+    def quoted(match: re.Match[str]) -> str:
+        token = match.group(1)
+        if "://" not in token and any(_overlaps(token, p) for p in passwords):
+            return '"***"'
+        return match.group(0)
+
+    return redact_text(_QUOTED.sub(quoted, message)).splitlines()[0] if message else "unparseable"
 
 
 def connect(dsn: str, settings: ConnectionSettings, dbname: str | None = None) -> psycopg.Connection:

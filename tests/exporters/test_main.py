@@ -135,13 +135,27 @@ def test_bad_values_exit_2_naming_the_option(args: list[str], environ: dict[str,
         assert part in err
 
 
-@pytest.mark.parametrize("dsn", ["postgresql://u:hunter2@h/db?bogus=1", "host=h password=hunter2 bogus"])
-def test_bad_dsn_never_shows_the_password(dsn: str, capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("dsn", "reason"), [
+    ("postgresql://u:hunter2@h/db?bogus=1", 'invalid URI query parameter: "bogus"'),
+    ("host=h password=hunter2 bogus", 'missing "=" after "bogus"'),
+    # libpq quotes the token it cannot decode: here the password itself
+    ("postgresql://u:hunter2%zz@h/db", 'invalid percent-encoded token: "***"'),
+    ("postgresql://u@h/db?password=hunter2%zz", 'invalid percent-encoded token: "***"'),
+])
+def test_bad_dsn_says_why_but_never_shows_the_password(dsn: str, reason: str, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     err = _run(["--postgres-dsn", dsn], capsys, monkeypatch)
-    assert "--postgres-dsn" in err and "hunter2" not in err
+    assert "--postgres-dsn" in err and reason in err and "hunter2" not in err
     err = _run([], capsys, monkeypatch, {"STACKWATCH_POSTGRES_DSN": dsn})
-    assert "$STACKWATCH_POSTGRES_DSN" in err and "hunter2" not in err
+    assert "$STACKWATCH_POSTGRES_DSN" in err and reason in err and "hunter2" not in err
+
+
+def test_bad_dsn_in_the_targets_file_never_shows_the_password(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    targets = tmp_path / "targets.yml"
+    targets.write_text("targets:\n  orders:\n    postgres_dsn: postgresql://u:hunter2%zz@h/db\n")
+    err = _run(["--targets-file", str(targets)], capsys, monkeypatch)
+    assert "target 'orders'" in err and "percent-encoded" in err and "hunter2" not in err
 
 
 def test_bad_web_config_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
