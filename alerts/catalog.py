@@ -487,8 +487,9 @@ def _service() -> tuple[Alert, ...]:
             severity="warning",
             summary=f"N+1 queries in {route}",
             description=(
-                f"About {COUNT} request(s) to route {label('http_route')} of {label('job')} ran the same statement "
-                f"{HTTP.n_plus_one_repeat_count} times or more in the last {EW}: a loop issues one query per item. "
+                f"About {COUNT} time(s) in the last {EW}, a request to route {label('http_route')} of {label('job')} "
+                f"ran the same statement {HTTP.n_plus_one_repeat_count} times or more (counted once per repeated "
+                "statement and request): a loop issues one query per item. "
                 "Load the related rows with a join or an IN list (eager loading)."
             ),
             runbook="service", dashboard="service",
