@@ -494,7 +494,7 @@ def _service() -> tuple[Alert, ...]:
             ),
             runbook="service", dashboard="service",
             threshold=f"> {HTTP.n_plus_one_detections} in {EW}",
-            meaning=f"requests flagged N+1 ({HTTP.n_plus_one_repeat_count}+ repeats of a statement) in {EW}",
+            meaning=f"N+1 detections (a statement repeated {HTTP.n_plus_one_repeat_count}+ times in one request) in {EW}",
         ),
         Alert(
             alert="HealthCheckFailing",
