@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
-from stackwatch.promql import pool_wait_mean
+from stackwatch.promql import n_plus_one_detections, pool_wait_mean
 from stackwatch.thresholds import CACHE, HTTP, POOL
 
 from ..common import Grid, dashboard, label_variable, no_threshold, q, selector, stat, state_mapping, timeseries, \
@@ -85,9 +85,10 @@ def build() -> Dashboard:
         (f"sum by (http_route) (rate(db_client_queries_per_request_sum{{{RAW}}}[{WINDOW}])) / "
          f"sum by (http_route) (rate(db_client_queries_per_request_count{{{RAW}}}[{WINDOW}]))", "{{http_route}}"),
     ], "short"), w=8)
-    g.add(timeseries("N+1 detections by route", "Requests in which one statement ran at least "
-                     f"{HTTP.n_plus_one_repeat_count} times: loops that should be a join or an IN list.", [
-        (f"sum by (http_route) (increase(db_client_n_plus_one_total{{{RAW}}}[{WINDOW}]))", "{{http_route}}"),
+    g.add(timeseries("N+1 detections by route", "Statements that ran at least "
+                     f"{HTTP.n_plus_one_repeat_count} times in one request: loops that should be a join or an IN "
+                     "list (a route's first detections included, as in the alert).", [
+        (n_plus_one_detections(WINDOW, "http_route", f"{{{RAW}}}"), "{{http_route}}"),
     ], "short", thresholds=too_high(HTTP.n_plus_one_detections), drawStyle="bars"), w=8)
     g.add(timeseries("Database operation p99 by operation", "Which kind of statement is slow, seen from the "
                      "client (includes network and pool checkout)?", [
