@@ -12,11 +12,12 @@ from contextlib import contextmanager
 
 from prometheus_client.core import Metric
 
+from stackwatch.exporters.collector import Collector
 from stackwatch.exporters.postgres import connection
 from stackwatch.exporters.postgres.source import PostgresOptions, PostgresSource
 from tests.fixtures.postgres import PostgresServer
 
-__all__ = ["monitor_source", "value", "values"]
+__all__ = ["collect_once", "monitor_source", "value", "values"]
 
 
 @contextmanager
@@ -31,6 +32,13 @@ def monitor_source(server: PostgresServer, options: PostgresOptions | None = Non
     finally:
         conn.close()
 
+
+
+def collect_once(collector: Collector[PostgresSource], server: PostgresServer,
+                 options: PostgresOptions | None = None) -> list[Metric]:
+    """One poll of ``collector`` on the monitor role's connection."""
+    with monitor_source(server, options) as source:
+        return collector.collect(source)
 
 def values(families: Iterable[Metric], name: str) -> dict[frozenset[tuple[str, str]], float]:
     """Every sample called ``name``, keyed by its label set."""

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from stackwatch.exporters.postgres.checkpointer import SQL_17, SQL_BEFORE_17, CheckpointerCollector, checkpointer_sql
-from tests.exporters.postgres.collect import monitor_source, value
+from tests.exporters.postgres.collect import collect_once, value
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until
 
@@ -23,8 +23,7 @@ def server(postgres_any_version: PostgresServer) -> PostgresServer:
 
 
 def collect(server: PostgresServer) -> list:
-    with monitor_source(server) as source:
-        return CheckpointerCollector().collect(source)
+    return collect_once(CheckpointerCollector(), server)
 
 
 def settled(server: PostgresServer) -> list:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from stackwatch.exporters.postgres.locks import LocksCollector, waits_sql
-from tests.exporters.postgres.collect import monitor_source, value
+from tests.exporters.postgres.collect import collect_once, monitor_source, value
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until
 
@@ -24,8 +24,7 @@ def server(postgres_any_version: PostgresServer) -> PostgresServer:
 
 
 def collect(server: PostgresServer) -> list:
-    with monitor_source(server) as source:
-        return LocksCollector().collect(source)
+    return collect_once(LocksCollector(), server)
 
 
 def test_blocked_insert_is_counted_by_mode_and_aged(server: PostgresServer) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from stackwatch.exporters.postgres.replication import ReplicationCollector, per_replica
-from tests.exporters.postgres.collect import monitor_source, value
+from tests.exporters.postgres.collect import collect_once, value
 from tests.fixtures.postgres import SUPERUSER_PASSWORD, PostgresServer
 from tests.fixtures.procs import free_port, wait_until
 
@@ -69,8 +69,7 @@ def pair(postgres_any_version: PostgresServer, postgres_factory) -> tuple[Postgr
 
 
 def collect(server: PostgresServer) -> list:
-    with monitor_source(server) as source:
-        return ReplicationCollector().collect(source)
+    return collect_once(ReplicationCollector(), server)
 
 
 def lsn(server: PostgresServer, expression: str) -> int:

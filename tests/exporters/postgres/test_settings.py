@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 
 from stackwatch.exporters.postgres.settings import SettingsCollector, to_base_unit
-from tests.exporters.postgres.collect import monitor_source, value
+from tests.exporters.postgres.collect import collect_once, value
 from tests.fixtures.postgres import PostgresServer
 
 MB = 1024 * 1024
 
 
 def collect(server: PostgresServer) -> list:
-    with monitor_source(server) as source:
-        return SettingsCollector().collect(source)
+    return collect_once(SettingsCollector(), server)
 
 
 def test_fixture_defaults_in_base_units(postgres_any_version: PostgresServer) -> None:
