@@ -7,8 +7,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["redact", "redact_text"]
 
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]*@", re.IGNORECASE)
+# password=value or password='quoted value' (an unterminated quote runs to the end); possessive
+# quantifiers and a literal start keep the scan linear however long or hostile the text is
+_KV_PASSWORD = re.compile(r"(password\s*+=\s*+)('(?:[^'\\]|\\.)*+'?|\S++)", re.IGNORECASE)
+_SCHEME_CHAR = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+_USER = re.compile(r"[^:/@\s]*+")
+_NON_SPACE = re.compile(r"\S*+")
 
 
 def redact(dsn: str) -> str:
@@ -33,6 +37,32 @@ def redact(dsn: str) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Redact every URL password and ``password=...`` pair found anywhere in ``text``."""
-    text = _URL_USERINFO.sub(r"\1:***@", text)
-    return _KV_PASSWORD.sub(r"\1***", text)
+    """Redact every URL password and ``password=...`` pair found anywhere in ``text``.
+
+    A URL password runs from the ``:`` after the user to the last ``@`` before whitespace (an
+    unencoded ``@`` in it stays hidden). Linear in ``len(text)``: it also scans statement texts
+    and error messages that anyone can make long.
+    """
+    return _KV_PASSWORD.sub(r"\1***", _redact_urls(text))
+
+
+def _redact_urls(text: str) -> str:
+    out: list[str] = []
+    done = pos = 0  # text[:done] is in out; "://" is searched from pos
+    while (mark := text.find("://", pos)) >= 0:
+        start = mark
+        while start > done and text[start - 1] in _SCHEME_CHAR:
+            start -= 1
+        user_end = _USER.match(text, mark + 3).end()  # type: ignore[union-attr]
+        pos = mark + 3
+        if start == mark or not any(c.isalpha() for c in text[start:mark]) or \
+                not text.startswith(":", user_end):
+            continue
+        word_end = _NON_SPACE.match(text, user_end).end()  # type: ignore[union-attr]
+        at = text.rfind("@", user_end, word_end)
+        pos = word_end  # a later "://" in this word has no "@" after it, or lies in the password
+        if at >= 0:
+            out.append(text[done:user_end] + ":***")
+            done = pos = at
+    out.append(text[done:])
+    return "".join(out)

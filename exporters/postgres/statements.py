@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import astuple, dataclass, fields
 
@@ -33,10 +32,10 @@ from psycopg import sql
 
 from ..collector import Collector, CollectorDisabled, Tier
 from ..families import counter, gauge, info
-from ..redact import redact_text
+from .query_text import normalize_query
 from .source import PostgresSource
 
-__all__ = ["STICKY_WINDOWS", "Counters", "Key", "StatementsCollector", "choose", "normalize_query", "window"]
+__all__ = ["STICKY_WINDOWS", "Counters", "Key", "StatementsCollector", "choose", "window"]
 
 log = logging.getLogger("stackwatch.exporters")
 
@@ -150,20 +149,6 @@ def choose(windows: Mapping[Key, Counters], sticky: Mapping[Key, int], limit: in
         if key not in chosen and left > 0 and key in windows:
             chosen[key] = left - 1
     return chosen
-
-
-# PASSWORD 'literal' (E'...' too) or PASSWORD $tag$literal$tag$ of CREATE/ALTER ROLE
-_SQL_PASSWORD = re.compile(r"(password\s+)(e?'(?:[^']|'')*'?|\$(\w*)\$.*?(?:\$\3\$|$))", re.IGNORECASE)
-
-
-def normalize_query(text: str, max_bytes: int) -> str:
-    """Whitespace collapsed, passwords of utility statements redacted, at most ``max_bytes`` of
-    UTF-8 (cut on a character boundary, ``...`` marking the cut)."""
-    text = redact_text(_SQL_PASSWORD.sub(r"\1'***'", " ".join(text.split())))
-    data = text.encode()
-    if len(data) <= max_bytes:
-        return text
-    return data[:max(0, max_bytes - 3)].decode("utf-8", "ignore") + "..."
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from psycopg.conninfo import make_conninfo
 
 from ..exporters.postgres import indexes, statements, tables
+from ..exporters.postgres.query_text import normalize_query
 from ..exporters.postgres.connection import ConnectionSettings, InvalidDSN, connect, parse_dsn
 from ..exporters.postgres.settings import to_base_unit
 from ..exporters.redact import redact, redact_text
@@ -89,7 +90,7 @@ def _gib(size: float) -> str:
 
 def _short(query: str, limit: int = 100) -> str:
     """Whitespace collapsed, passwords redacted, cut to ``limit`` bytes (the exporter's rules)."""
-    return statements.normalize_query(query, limit)
+    return normalize_query(query, limit)
 
 
 @dataclass

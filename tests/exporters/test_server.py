@@ -15,6 +15,7 @@ from pathlib import Path
 
 import bcrypt
 import httpx
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from stackwatch.exporters import main
@@ -363,3 +364,25 @@ def test_encoded_targets_are_reused_until_a_poll_changes_them(postgres) -> None:
     assert content_type.startswith("text/plain") and b'pg_up{server="db"} 1.0' in probe
     assert exporter.render_probe("nope", "") is None
     target.close()
+
+
+def test_a_hundred_kilobyte_statement_neither_stalls_the_poll_nor_the_scrapes(
+        serve: Callable[..., Running], postgres: PostgresServer) -> None:
+    """Any role can put a 100 KB text in pg_stat_statements; redacting it once took ~60 s with the
+    GIL held, so no scrape answered. Scrapes during the first poll answer, and the poll ends."""
+    postgres.query("DROP ROLE IF EXISTS sw_nobody")
+    postgres.query("CREATE ROLE sw_nobody LOGIN PASSWORD 'nobody-pw'")
+    with psycopg.connect(postgres.dsn(user="sw_nobody", password="nobody-pw"), autocommit=True) as conn:
+        conn.execute("SELECT pg_sleep(0.2) /* " + "a" * 100_000 + " */")
+    running = serve(["--postgres-dsn", postgres.monitor_dsn, "--pg-statements-top-n", "100000"],
+                    start_polling=False)
+    running.exporter.start()
+    deadline = time.monotonic() + 30
+    while not running.exporter.ready() and time.monotonic() < deadline:
+        assert httpx.get(running.url + "/metrics", timeout=5).status_code == 200
+    assert running.exporter.ready(), "the first poll did not end within 30 s"
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(running.url + "/metrics").text)}
+    shown = [s.labels["query"] for s in families["pg_stat_statements_query_info"].samples
+             if s.labels["user"] == "sw_nobody"]
+    assert len(shown) == 1 and shown[0].startswith("SELECT pg_sleep($1) /* aaa") and shown[0].endswith("...")
+    assert len(shown[0].encode()) <= 512

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import astuple
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from stackwatch.exporters.collector import CollectorDisabled, Intervals
 from stackwatch.exporters.postgres.settings import SettingsCollector
 from stackwatch.exporters.postgres.source import PostgresOptions
@@ -13,12 +14,12 @@ from stackwatch.exporters.postgres.statements import (
     Counters,
     StatementsCollector,
     choose,
-    normalize_query,
     window,
 )
+from stackwatch.exporters.postgres.query_text import normalize_query
 from stackwatch.exporters.postgres.target import PostgresTarget
 
-from tests.exporters.postgres.collect import monitor_source, value, values
+from tests.exporters.postgres.collect import collect_once, monitor_source, value, values
 from tests.fixtures.postgres import PostgresServer
 
 DB = "sw_statements"
@@ -127,6 +128,38 @@ def test_nested_and_top_level_runs_are_one_statement(server: PostgresServer) -> 
     assert len(calls) == len({frozenset(s.labels.items()) for s in calls})
     inner = queryid(server, "SELECT (SELECT count(*) FROM items WHERE v = $1 AND v > $2)")
     assert value(families, "pg_stat_statements_calls_total", user="postgres", datname=DB, queryid=inner) == 5
+
+
+#: ALTER ROLE forms that escaped the old pattern; each password holds "Zq" and a word of its own
+PASSWORD_FORMS = [
+    "ALTER ROLE sw_victim PASSWORD'Zq-nospace'",
+    "ALTER ROLE sw_victim PASSWORD U&'Zq-unicode\\0021'",
+    "ALTER ROLE sw_victim PASSWORD /* why */ 'Zq-block'",
+    "ALTER ROLE sw_victim PASSWORD -- why\n'Zq-line'",
+    "ALTER ROLE sw_victim PASSWORD E'Zq-before\\'Zq-after'",
+    "ALTER ROLE sw_victim WITH ENCRYPTED PASSWORD $pw$Zq-dollar$pw$ VALID UNTIL 'infinity'",
+    "ALTER ROLE sw_victim PASSWORD 'Zq-first'\n'Zq-continued'",
+]
+
+
+def test_no_password_form_reaches_the_exposition(server: PostgresServer) -> None:
+    """Real ALTER ROLE statements recorded by pg_stat_statements, then collected and rendered."""
+    server.query("DROP ROLE IF EXISTS sw_victim")
+    server.query("CREATE ROLE sw_victim")
+    with server.connect(DB) as conn:
+        for statement in PASSWORD_FORMS:
+            conn.execute(statement)
+        conn.execute("SET standard_conforming_strings = off")
+        conn.execute("ALTER ROLE sw_victim PASSWORD 'Zq-scs\\'Zq-off' LOGIN")  # \' escapes a quote here
+    recorded = server.query("SELECT query FROM pg_stat_statements WHERE query LIKE '%Zq-%'")
+    assert len(recorded) == len(PASSWORD_FORMS) + 1, recorded  # the texts really hold the passwords
+    families = collect_once(StatementsCollector(), server, PostgresOptions(statements_top_n=100_000))
+    registry = CollectorRegistry()
+    registry.register(type("Snapshot", (), {"collect": lambda self: families})())
+    exposition = generate_latest(registry).decode()
+    shown = [line for line in exposition.splitlines() if "sw_victim PASSWORD" in line or "ENCRYPTED PASSWORD" in line]
+    assert len(shown) == len(PASSWORD_FORMS) + 1, shown
+    assert "Zq" not in exposition, [line for line in exposition.splitlines() if "Zq" in line]
 
 
 def test_without_the_library_the_collector_is_disabled_and_the_rest_works(postgres_factory) -> None:
