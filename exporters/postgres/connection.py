@@ -34,11 +34,28 @@ class ConnectionSettings:
 
 
 def parse_dsn(dsn: str) -> dict[str, str]:
-    """Parse a URL or key/value DSN, raising :class:`InvalidDSN` without echoing secrets."""
+    """Parse a URL or key/value DSN, raising :class:`InvalidDSN` without echoing secrets.
+
+    In a URL the user information ends at the authority's last ``@`` (as in postgres_exporter
+    and RFC 3986 parsers), so an unencoded ``@`` in a password stays in the password; libpq
+    alone would split at the first one and take the rest of the password for the host.
+    """
     try:
-        return {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+        return {k: str(v) for k, v in conninfo_to_dict(_encode_userinfo_at(dsn)).items()}
     except psycopg.ProgrammingError as error:
         raise InvalidDSN(f"invalid PostgreSQL DSN: {_strip_secret(str(error), dsn)}") from None
+
+
+def _encode_userinfo_at(dsn: str) -> str:
+    """A URL DSN with every ``@`` but the authority's last one percent-encoded."""
+    scheme, sep, rest = dsn.partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres"):
+        return dsn
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    userinfo, at, hosts = rest[:end].rpartition("@")
+    if "@" not in userinfo:
+        return dsn
+    return f"{scheme}://{userinfo.replace('@', '%40')}{at}{hosts}{rest[end:]}"
 
 
 def checked_dsn(dsn: str) -> str:

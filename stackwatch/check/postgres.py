@@ -127,8 +127,8 @@ class PostgresCheck:
         where = redact(self.dsn)
         try:
             params = parse_dsn(self.dsn)
-            dsn = self.dsn if "application_name" in params else make_conninfo(
-                self.dsn, application_name="stackwatch-check")
+            params.setdefault("application_name", "stackwatch-check")
+            dsn = make_conninfo(**params)
             timeout_ms = int(budget.seconds() * 1000)
             conn = connect(dsn, ConnectionSettings(budget.seconds(), timeout_ms, min(timeout_ms, 1000)))
             conn.prepare_threshold = None

@@ -386,3 +386,18 @@ def test_a_hundred_kilobyte_statement_neither_stalls_the_poll_nor_the_scrapes(
              if s.labels["user"] == "sw_nobody"]
     assert len(shown) == 1 and shown[0].startswith("SELECT pg_sleep($1) /* aaa") and shown[0].endswith("...")
     assert len(shown[0].encode()) <= 512
+
+
+def test_an_unencoded_at_in_the_password_stays_in_the_password(
+        serve: Callable[..., Running], postgres: PostgresServer) -> None:
+    """libpq alone splits ``u:p@ss@host`` at the first ``@``: the target was named after a piece of
+    the password. As postgres_exporter does, the last ``@`` ends the user information."""
+    postgres.query("DROP ROLE IF EXISTS sw_at")
+    postgres.query("CREATE ROLE sw_at LOGIN PASSWORD 'p@ss@word' IN ROLE pg_monitor")
+    dsn = f"postgresql://sw_at:p@ss@word@{postgres.host}:{postgres.port}/postgres"
+    running = serve(["--postgres-dsn", dsn, "--interval-fast", "1"])
+    name = f"{postgres.host}:{postgres.port}/postgres"
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(running.url + "/metrics").text)}
+    assert [(s.labels, s.value) for s in families["pg_up"].samples] == [({"server": name}, 1.0)]
+    ready = httpx.get(running.url + "/-/ready").text
+    assert name in ready and "ss@" not in ready and "word" not in ready
