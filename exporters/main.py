@@ -13,6 +13,7 @@ from typing import Any
 from .collector import Intervals
 from .kinds import Common, ExporterKind, check_collector_names
 from .options import Option, OptionError, add_options, positive_float, resolve_options
+from .redact import redact_text
 from .server import Exporter, ExporterHTTPServer
 from .target import Target
 from .targets_file import load_targets_file
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         exporter = build(values)
         listen = values["listen"]
     except OptionError as error:
-        print(f"stackwatch exporter: {error}", file=sys.stderr)
+        print(f"stackwatch exporter: {redact_text(str(error))}", file=sys.stderr)
         return 2
     try:
         server = ExporterHTTPServer(listen, exporter, web)

@@ -10,17 +10,18 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
 from .redact import redact_text
 
-__all__ = ["Option", "OptionError", "SafeValueError", "add_options", "resolve_options", "markdown_table",
-           "positive_int", "positive_float", "read_yaml", "regex"]
+__all__ = ["Option", "OptionError", "SafeArgumentParser", "SafeValueError", "add_options", "resolve_options",
+           "markdown_table", "positive_int", "positive_float", "read_yaml", "regex"]
 
 
 class OptionError(ValueError):
@@ -89,14 +90,73 @@ def read_yaml(path: str, option: str) -> Any:
     try:
         text = Path(path).read_text()
     except OSError as error:
-        raise OptionError(f"{option}: cannot read {path!r}: {error.strerror}") from None
+        raise OptionError(f"{option}: cannot read {redact_text(path)!r}: {error.strerror}") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = redact_text(str(getattr(error, "problem", None) or "syntax error"))
-        raise OptionError(f"{option}: {path!r} is not valid YAML{where}: {problem}") from None
+        raise OptionError(f"{option}: {redact_text(path)!r} is not valid YAML{where}: {problem}") from None
+
+
+class SafeArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors never echo a value from the command line.
+
+    argparse quotes what it did not expect (``unrecognized arguments: ...``, ``invalid choice``,
+    ``ambiguous option: --pg=...``, ``ignored explicit argument``), and that is often a DSN
+    with its password: a mistyped ``--postgres-dsnn=postgresql://u:pw@h`` or a stray positional.
+    Every command-line word that is not a known flag or command is hidden in the message; a
+    flag-like word keeps its name (``--postgres-dsnn=<hidden>``).
+    """
+
+    _argv: Sequence[str] = ()
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        self._argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        super().error(_hide_words(message, self._argv, self._known_words()))
+
+    def _known_words(self) -> set[str]:
+        known = set(self._option_string_actions)
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                known |= set(action.choices)
+        return known
+
+
+_FLAG_NAME = re.compile(r"--[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _hide_words(message: str, argv: Sequence[str], known: set[str]) -> str:
+    """``message`` with every word of ``argv`` (as given and as ``repr`` quotes it) hidden."""
+    shown: dict[str, str] = {}
+    for word in argv:
+        if word in known:
+            continue
+        flag, equals, value = word.partition("=")
+        if _FLAG_NAME.fullmatch(flag):
+            shown[word] = flag + ("=<hidden>" if equals else "")
+            if equals:
+                shown.setdefault(value, "<hidden>")
+        else:
+            shown[word] = "<hidden>"
+            if word.startswith("-") and not word.startswith("--"):  # -hVALUE: argparse quotes VALUE,
+                start = 2  # after as many more one-letter flags as it read there (-hhVALUE)
+                while start < len(word) and "-" + word[start] in known:
+                    start += 1
+                shown.setdefault(word[start:], "<hidden>")
+    marks: list[str] = []
+    for word in sorted((w for w in shown if w and shown[w] != w), key=len, reverse=True):
+        for form in {word, repr(word)[1:-1]}:
+            message = message.replace(form, f"\0{len(marks)}\0")
+        marks.append(shown[word])
+    for index, replacement in enumerate(marks):
+        message = message.replace(f"\0{index}\0", replacement)
+    return redact_text(message)
 
 
 def add_options(parser: argparse.ArgumentParser, options: Sequence[Option], title: str) -> None:
@@ -114,8 +174,8 @@ def _parse(opt: Option, raw: str, source: str) -> Any:
     try:
         return opt.parse(raw)
     except (ValueError, TypeError) as error:
-        shown = "<redacted>" if opt.secret else repr(raw)
-        detail = "" if opt.secret and not isinstance(error, SafeValueError) else f": {error}"
+        shown = "<redacted>" if opt.secret else repr(redact_text(raw))  # a DSN given to the wrong flag
+        detail = "" if opt.secret and not isinstance(error, SafeValueError) else f": {redact_text(str(error))}"
         raise OptionError(f"{source}: invalid value {shown}{detail}") from None
 
 
@@ -135,7 +195,7 @@ def resolve_options(options: Sequence[Option], namespace: argparse.Namespace,
             try:
                 text = Path(path).read_text()
             except OSError as error:
-                raise OptionError(f"${opt.env}_FILE: cannot read {path!r}: {error.strerror}") from None
+                raise OptionError(f"${opt.env}_FILE: cannot read {redact_text(path)!r}: {error.strerror}") from None
             raws, source = _split(opt, text), f"${opt.env}_FILE"
         else:
             default = opt.default

@@ -7,12 +7,13 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from stackwatch.exporters.options import SafeArgumentParser
 
 __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SafeArgumentParser(
         prog="stackwatch",
         description="The backend performance checklist, made observable and enforceable.",
     )

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..exporters.options import Option, OptionError, add_options, positive_float, positive_int, resolve_options
 from ..exporters.postgres.connection import checked_dsn, parse_dsn
+from ..exporters.redact import redact_text
 from ..exporters.redis.connection import checked_url
 from . import app, postgres, prometheus, redis
 from .model import Status
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO |
     try:
         values = resolve_options(OPTIONS, args)
     except OptionError as error:
-        print(f"stackwatch check: {error}", file=err)
+        print(f"stackwatch check: {redact_text(str(error))}", file=err)
         return 2
     given = [values[k] for k in ("postgres_dsn", "redis_url", "prometheus_url", "app_url")]
     if not any(given):
