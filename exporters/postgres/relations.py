@@ -9,7 +9,7 @@
   few locked relations, never a scan of the catalogs). ``lock_timeout`` stays the backstop
   for a lock taken between reading ``pg_locks`` and calling the size function.
 * :func:`split_top` and :func:`rollup` bound a per-object family to the top N of the
-  instance plus one ``other`` row per database.
+  instance plus one ``schemaname="pg_other", relname="other"`` row per database.
 """
 
 from __future__ import annotations
@@ -23,13 +23,17 @@ from psycopg.rows import dict_row
 
 from .source import PostgresSource
 
-__all__ = ["BLOCKED_TABLES", "OTHER", "Row", "rollup", "rows_per_database", "split_top"]
+__all__ = ["BLOCKED_TABLES", "OTHER", "OTHER_SCHEMA", "Row", "rollup", "rows_per_database", "split_top"]
 
 log = logging.getLogger("stackwatch.exporters")
 
 Row = dict[str, Any]
 
-#: ``relname`` (and ``schemaname``) of the per-database rollup of the objects past the top N.
+#: ``schemaname`` of the per-database rollup of the objects past the top N. PostgreSQL reserves
+#: schema names starting with ``pg_`` (CREATE SCHEMA refuses them), so no real table is in it
+#: and the rollup can never collide with a real ``other.other`` table.
+OTHER_SCHEMA = "pg_other"
+#: ``relname`` of that rollup.
 OTHER = "other"
 
 BLOCKED_TABLES = """
@@ -94,11 +98,11 @@ def split_top(rows: Iterable[Row], n: int, key: Callable[[Row], float]) -> tuple
 
 
 def rollup(rest: Iterable[Row], sums: Sequence[str], maxima: Sequence[str]) -> list[Row]:
-    """One ``relname="other"`` row per database: ``sums`` added up, ``maxima`` the largest non-null."""
+    """One ``pg_other.other`` row per database: ``sums`` added up, ``maxima`` the largest non-null."""
     out: dict[str, Row] = {}
     for row in rest:
         acc = out.setdefault(row["datname"], {
-            "datname": row["datname"], "schemaname": OTHER, "relname": OTHER,
+            "datname": row["datname"], "schemaname": OTHER_SCHEMA, "relname": OTHER,
             **{f: 0.0 for f in sums}, **{f: None for f in maxima}})
         for f in sums:
             acc[f] += float(row[f] or 0)

@@ -3,8 +3,9 @@
 Tables are ranked by ``pg_total_relation_size`` (heap + indexes + TOAST: the disk a table
 really costs, and a ranking that does not churn from poll to poll); the ``top_n`` largest of
 the instance are exported one by one and the rest of each database is summed into one
-``schemaname="other", relname="other"`` row (sizes added, ages the oldest, and counters that
-stay counters while tables move in and out of the row: see :class:`OtherCounters`).
+``schemaname="pg_other", relname="other"`` row (a reserved schema name, so never a real table;
+sizes added, ages the oldest, and counters that stay counters while tables move in and out of the
+row: see :class:`OtherCounters`).
 
 The missing-index suspect score (see :func:`suspect_score`) is computed for every table and
 exported for the ``top_n`` highest non-zero scores, whatever their size rank.

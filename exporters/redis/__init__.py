@@ -69,7 +69,7 @@ OPTIONS: Sequence[Option] = (
     Option("--redis-ttl-sample-seconds", "STACKWATCH_REDIS_TTL_SAMPLE_SECONDS",
            "most seconds one TTL sampler run may take", default=2.0, parse=positive_float, metavar="SECONDS"),
     Option("--redis-ttl-prefixes-max", "STACKWATCH_REDIS_TTL_PREFIXES_MAX",
-           "key prefixes reported by the TTL sampler before the `other` group", default=20,
+           "key prefixes reported by the TTL sampler before the `(other)` group", default=20,
            parse=positive_int, metavar="N"),
     Option("--redis-ttl-prefix-delimiter", "STACKWATCH_REDIS_TTL_PREFIX_DELIMITER",
            "a key's prefix is the text before the first occurrence of this", default=":",

@@ -10,7 +10,9 @@ DBSIZE; it runs in the slow tier, off the scrape path.
 
 Keys are grouped by prefix (the text before the first delimiter, ``:`` by default; keys without
 it fall in ``(none)``); the ``ttl_prefixes_max`` prefixes with the most sampled keys are
-reported and the rest are summed into ``other``. Estimated counts scale the sample up by
+reported and the rest are summed into ``(other)``. A real prefix spelled like one of these two
+groups is shown with the delimiter after it (``(other):``): no real prefix contains the
+delimiter, so no real prefix can merge into a group. Estimated counts scale the sample up by
 ``DBSIZE / keys sampled``. The walk covers the URL's database (``/0`` by default).
 """
 
@@ -31,7 +33,7 @@ from .source import OwnLookups, RedisSource
 __all__ = ["NO_PREFIX", "OTHER", "TtlSample", "TtlSamplerCollector", "prefix_of", "sample_ttls"]
 
 NO_PREFIX = "(none)"
-OTHER = "other"
+OTHER = "(other)"
 _MAX_LABEL = 64
 
 
@@ -49,7 +51,7 @@ class TtlSample:
         return sum(counts[0] for counts in self.prefixes.values())
 
     def bounded(self, limit: int) -> dict[str, list[int]]:
-        """The ``limit`` biggest prefixes, the rest summed into ``other``."""
+        """The ``limit`` biggest prefixes, the rest summed into ``(other)``."""
         ranked = sorted(self.prefixes.items(), key=lambda item: (-item[1][0], item[0]))
         out = {name: list(counts) for name, counts in ranked[:limit]}
         for _, (sampled, without) in ranked[limit:]:
@@ -64,7 +66,8 @@ def prefix_of(key: bytes, delimiter: bytes) -> str:
     head, sep, _ = key.partition(delimiter)
     if not sep:
         return NO_PREFIX
-    return head.decode("utf-8", "backslashreplace")[:_MAX_LABEL]
+    name = head.decode("utf-8", "backslashreplace")[:_MAX_LABEL]
+    return name + sep.decode("utf-8", "backslashreplace") if name in (NO_PREFIX, OTHER) else name
 
 
 def sample_ttls(client: redis.Redis, max_keys: int, max_seconds: float, scan_count: int = 1000,

@@ -112,13 +112,39 @@ def test_top_n_by_size_and_an_other_rollup_per_database(server: PostgresServer) 
     individual = {dict(k)["relname"]: v for k, v in sizes.items() if dict(k)["relname"] != "other"}
     assert set(individual) == {"big", "indexed"}  # the two largest of the instance
     first, second = stats(server, DB), stats(server, DB2)
-    other = {"datname": DB, "schemaname": "other", "relname": "other"}
+    other = {"datname": DB, "schemaname": "pg_other", "relname": "other"}
     assert value(families, "pg_stat_user_tables_size_bytes", **other) == first["tiny"][6] + first["dead"][6]
     assert value(families, "pg_stat_user_tables_seq_scan", **other) == first["tiny"][0] + first["dead"][0]
     assert value(families, "pg_stat_user_tables_n_dead_tup", **other) == 120
     assert value(families, "pg_stat_user_tables_n_live_tup",
-                 datname=DB2, schemaname="other", relname="other") == second["elsewhere"][4]
+                 datname=DB2, schemaname="pg_other", relname="other") == second["elsewhere"][4]
     assert len(sizes) == 4  # 2 tables + one rollup per database
+
+
+def test_a_real_other_other_table_never_collides_with_the_rollup(server: PostgresServer) -> None:
+    """A real ``other.other`` in the top N and the rollup of the rest: two series, never one label
+    set twice (the rollup was ``other.other`` too: duplicate series with different values)."""
+    db = "sw_tables_other"
+    server.create_database(db)
+    seed(server, db, """
+        DROP SCHEMA IF EXISTS other CASCADE; DROP TABLE IF EXISTS small_a, small_b;
+        CREATE SCHEMA other; CREATE TABLE other.other (id int);
+        INSERT INTO other.other SELECT generate_series(1, 3000);
+        CREATE TABLE small_a (id int); CREATE TABLE small_b (id int);
+        INSERT INTO small_a VALUES (1), (2);
+    """)
+    with pytest.raises(psycopg.errors.ReservedName):  # why the rollup's schema is never a real one
+        seed(server, db, "CREATE SCHEMA pg_other")
+    wait_until(lambda: stats(server, db).get("other", (0,) * 8)[4] == 3000 and stats(server, db)["small_a"][4] == 2,
+               30, "table statistics")
+    families = collect(server, top_n=1, include_databases=re.compile(f"^{db}$"))
+    for family in families:
+        label_sets = [tuple(sorted(s.labels.items())) for s in family.samples]
+        assert len(label_sets) == len(set(label_sets)), family.name
+    live = values(families, "pg_stat_user_tables_n_live_tup")
+    real = frozenset({"datname": db, "schemaname": "other", "relname": "other"}.items())
+    rollup = frozenset({"datname": db, "schemaname": "pg_other", "relname": "other"}.items())
+    assert live == {real: 3000, rollup: 2}
 
 
 def test_include_and_exclude_databases(server: PostgresServer) -> None:
@@ -230,7 +256,7 @@ def test_the_rollup_counter_never_goes_down_on_a_real_server(server: PostgresSer
     """The largest table, read by 199 index scans, is pushed out of the top 1 by a new bigger table:
     `other` does not jump by its lifetime count (nor drop when it comes back)."""
     collector = TablesCollector()
-    other = {"datname": DB, "schemaname": "other", "relname": "other"}
+    other = {"datname": DB, "schemaname": "pg_other", "relname": "other"}
     options = PostgresOptions(top_n=1, include_databases=re.compile(f"^{DB}$"))
     with monitor_source(server, options) as source:
         first = collector.collect(source)

@@ -113,3 +113,30 @@ def test_prefix_of() -> None:
     assert prefix_of(b"a/b", b"/") == "a"
     assert prefix_of(b"\xff\xfe:1", b":") == "\\xff\\xfe"
     assert len(prefix_of(b"x" * 500 + b":1", b":")) == 64
+    # real prefixes spelled like a group keep the delimiter, which no other prefix label has
+    assert prefix_of(b"(other):1", b":") == "(other):" and prefix_of(b"(none)/1", b"/") == "(none)/"
+    assert prefix_of(b"other:1", b":") == "other" != OTHER
+
+
+def test_real_other_prefixes_never_merge_into_the_groups(redis_factory) -> None:
+    """Keys under ``other:`` (once the rollup's own name), ``(other):`` and ``(none):`` next to
+    many small prefixes: every real prefix keeps its own series, the groups theirs."""
+    server = redis_factory()
+    client = server.client()
+    pipe = client.pipeline(transaction=False)
+    for i in range(40):
+        pipe.set(f"other:{i}", 1)  # no TTL: ratio 1
+        pipe.set(f"(other):{i}", 1, ex=600)  # all with a TTL: ratio 0
+        pipe.set(f"(none):{i}", 1, ex=600)
+    for p in range(10):
+        pipe.set(f"small{p}:1", 1, ex=600)
+    pipe.set("plain", 1, ex=600)
+    pipe.execute()
+    with real_source(server.url, RedisOptions(ttl_prefixes_max=3)) as source:
+        families = poll(source, TtlSamplerCollector())
+    ratios = {dict(labels)["prefix"]: value for labels, value in
+              samples(families, "redis_ttl_keys_without_ttl_ratio").items()}
+    assert ratios == {"other": 1.0, "(other):": 0.0, "(none):": 0.0, OTHER: 0.0}
+    estimated = {dict(labels)["prefix"]: value for labels, value in
+                 samples(families, "redis_ttl_keys_without_ttl_estimated").items()}
+    assert estimated == {"other": 40, "(other):": 0, "(none):": 0, OTHER: 0}
