@@ -42,6 +42,18 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 
+#: the longest polling interval: a week (a longer wait overflows the platform's timers)
+MAX_INTERVAL = 7 * 24 * 3600.0
+
+
+def interval(text: str) -> float:
+    """Parser of the tier intervals: positive, finite seconds, at most :data:`MAX_INTERVAL`."""
+    value = positive_float(text)
+    if value > MAX_INTERVAL:
+        raise ValueError(f"must be at most {MAX_INTERVAL:.0f} seconds (a week)")
+    return value
+
+
 def _names(text: str) -> str:
     return text.strip()
 
@@ -58,11 +70,11 @@ COMMON_OPTIONS: Sequence[Option] = (
     Option("--targets-file", "STACKWATCH_TARGETS_FILE",
            "YAML file of named targets for /probe?target=NAME (credentials stay out of URLs)", metavar="PATH"),
     Option("--interval-fast", "STACKWATCH_INTERVAL_FAST", "seconds between polls of the fast tier "
-           "(activity, locks, INFO)", default=15.0, parse=positive_float, metavar="SECONDS"),
+           "(activity, locks, INFO)", default=15.0, parse=interval, metavar="SECONDS"),
     Option("--interval-slow", "STACKWATCH_INTERVAL_SLOW", "seconds between polls of the slow tier "
-           "(tables, indexes, sizes, statements)", default=300.0, parse=positive_float, metavar="SECONDS"),
+           "(tables, indexes, sizes, statements)", default=300.0, parse=interval, metavar="SECONDS"),
     Option("--interval-rare", "STACKWATCH_INTERVAL_RARE", "seconds between polls of the rare tier "
-           "(index advice)", default=3600.0, parse=positive_float, metavar="SECONDS"),
+           "(index advice)", default=3600.0, parse=interval, metavar="SECONDS"),
     Option("--enable-collector", "STACKWATCH_ENABLE_COLLECTORS", "turn on a collector that is off by default, "
            "as PREFIX.NAME (e.g. pg.statements); comma-separated in the environment",
            repeat=True, split=",", parse=_names, metavar="PREFIX.NAME"),

@@ -8,6 +8,7 @@ README's option table, so the three can never disagree.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -66,10 +67,10 @@ def positive_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """Parser for durations in seconds."""
+    """Parser for durations in seconds (``inf`` and ``nan`` are not durations)."""
     value = float(text)
-    if not value > 0:
-        raise ValueError("must be a positive number")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError("must be a positive, finite number")
     return value
 
 

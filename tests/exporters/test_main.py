@@ -135,6 +135,18 @@ def test_bad_values_exit_2_naming_the_option(args: list[str], environ: dict[str,
         assert part in err
 
 
+@pytest.mark.parametrize("flag", ["--interval-fast", "--interval-slow", "--interval-rare"])
+@pytest.mark.parametrize("bad", ["inf", "nan", "0", "-1", "-inf", "Infinity", "1e12"])
+def test_every_interval_rejects_what_is_not_a_finite_positive_duration(
+        flag: str, bad: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = "must be at most 604800 seconds" if bad == "1e12" else "must be a positive, finite number"
+    err = _run([f"{flag}={bad}"], capsys, monkeypatch)  # -inf alone would read as a flag
+    assert f"{flag}: invalid value {bad!r}: {expected}" in err
+    variable = "STACKWATCH_" + flag.lstrip("-").replace("-", "_").upper()
+    err = _run([], capsys, monkeypatch, {variable: bad})
+    assert f"${variable}: invalid value {bad!r}: {expected}" in err
+
+
 @pytest.mark.parametrize(("dsn", "reason"), [
     ("postgresql://u:hunter2@h/db?bogus=1", 'invalid URI query parameter: "bogus"'),
     ("host=h password=hunter2 bogus", 'missing "=" after "bogus"'),
