@@ -33,6 +33,8 @@ class ExporterKind(Protocol):
     title: str
     options: Sequence[Option]
     collectors: Sequence[type[Collector[Any]]]
+    #: the key of this kind's targets-file entries (``postgres_dsn``), None when it has none
+    targets_file_key: str | None
 
     def targets(self, values: Mapping[str, Any], common: Common) -> list[Target[Any]]:
         """Targets configured by flags/environment."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from .collector import Intervals
 from .kinds import Common, ExporterKind, check_collector_names
+from .logformat import LOG_FORMAT, OneLineFormatter
 from .options import Option, OptionError, add_options, positive_float, resolve_options
 from .redact import redact_text
 from .server import Exporter, ExporterHTTPServer
@@ -113,12 +114,9 @@ def build(values: Mapping[str, Any]) -> Exporter:
                           f"(the same host, port and database given twice)")
     probe: dict[str, Target[Any]] = {t.name: t for t in targets}
     if values.get("targets_file"):
-        for name, entry in load_targets_file(values["targets_file"]).items():
-            built = [t for kind in KINDS if (t := kind.probe_target(name, entry, values, common))]
-            if not built:
-                raise OptionError(f"--targets-file: target {name!r} names no known target key "
-                                  f"(e.g. postgres_dsn, redis_url)")
-            probe[name] = built[0]
+        keys = [kind.targets_file_key for kind in KINDS if kind.targets_file_key]
+        for name, entry in load_targets_file(values["targets_file"], keys).items():
+            probe[name] = next(t for kind in KINDS if (t := kind.probe_target(name, entry, values, common)))
     return Exporter(targets, probe)
 
 
@@ -126,8 +124,9 @@ def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
     try:
         values = resolve_options(all_options(), args)
-        logging.basicConfig(level=values["log_level"].upper(),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        handler = logging.StreamHandler()
+        handler.setFormatter(OneLineFormatter(LOG_FORMAT))
+        logging.basicConfig(level=values["log_level"].upper(), handlers=[handler])
         web = WebConfigFile(values["web_config_file"]) if values.get("web_config_file") else None
         exporter = build(values)
         listen = values["listen"]

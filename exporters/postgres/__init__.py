@@ -84,6 +84,7 @@ class _PostgresKind:
     title = "PostgreSQL"
     options = OPTIONS
     collectors = COLLECTORS
+    targets_file_key = "postgres_dsn"
 
     def _options(self, values: Mapping[str, Any]) -> PostgresOptions:
         return PostgresOptions(
@@ -106,9 +107,9 @@ class _PostgresKind:
 
     def probe_target(self, name: str, entry: Mapping[str, Any], values: Mapping[str, Any],
                      common: Common) -> Target[Any] | None:
-        if "postgres_dsn" not in entry:
+        if self.targets_file_key not in entry:
             return None
-        dsn = str(entry["postgres_dsn"])
+        dsn = str(entry[self.targets_file_key])
         try:
             parse_dsn(dsn)
         except InvalidDSN as error:

@@ -43,6 +43,7 @@ class _ProcessKind:
     title = "processes and resource limits"
     options = OPTIONS
     collectors = COLLECTORS
+    targets_file_key: str | None = None
 
     def targets(self, values: Mapping[str, Any], common: Common) -> list[Target[Any]]:
         groups: list[ProcessGroup] = values.get("process_group") or []

@@ -82,6 +82,7 @@ class _RedisKind:
     title = "Redis"
     options = OPTIONS
     collectors = COLLECTORS
+    targets_file_key = "redis_url"
 
     def _options(self, values: Mapping[str, Any]) -> RedisOptions:
         timeout = values.get("redis_timeout_seconds") or 5.0
@@ -109,9 +110,9 @@ class _RedisKind:
 
     def probe_target(self, name: str, entry: Mapping[str, Any], values: Mapping[str, Any],
                      common: Common) -> Target[Any] | None:
-        if "redis_url" not in entry:
+        if self.targets_file_key not in entry:
             return None
-        url = str(entry["redis_url"])
+        url = str(entry[self.targets_file_key])
         try:
             parse_redis_url(url)
         except InvalidURL as error:

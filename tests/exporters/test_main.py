@@ -3,9 +3,11 @@ SIGTERM. The last tests run the real command in a subprocess."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -170,6 +172,37 @@ def test_bad_dsn_in_the_targets_file_never_shows_the_password(tmp_path: Path, ca
     assert "target 'orders'" in err and "percent-encoded" in err and "hunter2" not in err
 
 
+@pytest.mark.parametrize(("entries", "expected"), [
+    ("  orders:\n    postgres_dsn: {dsn}\n    sslmode: require\n",
+     "target 'orders': unknown key 'sslmode' (known: postgres_dsn, postgres_dsn_file, redis_url, redis_url_file)"),
+    ("  orders:\n    postgress_dsn: {dsn}\n", "target 'orders': unknown key 'postgress_dsn'"),
+    ("  orders:\n    postgres_dsn: {dsn}\n    redis_url: redis://:hunter2@127.0.0.1:1/0\n",
+     "target 'orders': postgres_dsn and redis_url; an entry is one target"),
+    ("  orders:\n    postgres_dsn: {dsn}\n    postgres_dsn_file: /run/secrets/dsn\n",
+     "target 'orders': postgres_dsn and postgres_dsn_file both given"),
+    ("  orders: {{}}\n", "target 'orders': no target key; an entry is one target"),
+    ("  orders:\n    postgres_dsn: {dsn}\n  orders:\n    redis_url: redis://127.0.0.1:1/0\n",
+     "is not valid YAML at line 4, column 3: duplicate key 'orders'"),
+    ("  orders:\n    postgres_dsn: {dsn}\n    postgres_dsn: {dsn}\n",
+     "is not valid YAML at line 4, column 5: duplicate key 'postgres_dsn'"),
+    ("  orders:\n    postgres_dsn: {dsn}\nother_targets: {{}}\n", "unknown top-level key 'other_targets'"),
+])
+def test_targets_file_mistakes_are_errors_naming_the_entry_and_the_key(
+        entries: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """These were silently ignored: a target or a setting dropped without a word (and the
+    exporter served; here it would stop at the busy --listen port instead)."""
+    targets = tmp_path / "targets.yml"
+    targets.write_text("targets:\n" + entries.format(dsn="postgresql://u:hunter2@127.0.0.1:1/db"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        err = _run(["--targets-file", str(targets), "--listen", f"127.0.0.1:{busy.getsockname()[1]}"],
+                   capsys, monkeypatch)
+    assert err.startswith("stackwatch exporter: --targets-file: ") and expected in err, err
+    assert "hunter2" not in err
+
+
 def test_bad_web_config_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "web.yml"
@@ -303,3 +336,34 @@ def test_https_and_basic_auth_announced_at_startup(command: type[Command], tmp_p
     assert httpx.get(run.url + "/-/healthy", verify=trust, auth=("prometheus", "pw")).text == "OK\n"
     run.proc.send_signal(signal.SIGTERM)
     assert run.proc.wait(30) == 0
+
+
+def test_every_log_record_is_one_line_without_the_password(command: type[Command]) -> None:
+    """libpq's refusal is two lines ("... Connection refused" and "Is the server running...");
+    each record is one line, so a log shipper splitting on newlines keeps it whole."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    run = command(["--postgres-dsn", f"postgresql://u:Zq-secret@127.0.0.1:{port}/db", "--interval-fast", "1"])
+    wait_until(lambda: "Is the server running" in run.log, 60, "the connection failure to be logged")
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.proc.wait(30) == 0
+    record = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) stackwatch\.exporters: ")
+    assert all(record.match(line) for line in run.lines), run.lines
+    down = [line for line in run.lines if "Is the server running" in line]
+    assert "down (unreachable)" in down[0] and "Connection refused\\n" in down[0]
+    assert "Zq-secret" not in run.log
+
+
+def test_tracebacks_are_folded_into_their_record() -> None:
+    from stackwatch.exporters.logformat import LOG_FORMAT, OneLineFormatter
+
+    try:
+        raise RuntimeError("cannot reach postgresql://u:Zq-secret@db/app\nsecond line")
+    except RuntimeError:
+        record = logging.LogRecord("stackwatch.exporters", logging.ERROR, __file__, 1, "poll failed:\r\n%s",
+                                   ("detail",), sys.exc_info())
+    line = OneLineFormatter(LOG_FORMAT).format(record)
+    assert "\n" not in line and "\r" not in line and "Zq-secret" not in line
+    assert "poll failed:\\ndetail\\nTraceback (most recent call last):\\n" in line
+    assert line.endswith("RuntimeError: cannot reach postgresql://u:***@db/app\\nsecond line")

@@ -89,7 +89,7 @@ def test_a_yaml_syntax_error_names_the_place_not_the_line(tmp_path: Path, text: 
     path = tmp_path / "targets.yml"
     path.write_text(text)
     with pytest.raises(OptionError) as error:
-        load_targets_file(str(path))
+        load_targets_file(str(path), ["postgres_dsn", "redis_url"])
     message = str(error.value)
     assert message.startswith(f"--targets-file: {str(path)!r} is not valid YAML at line ")
     assert "hunter2" not in message and "postgresql://" not in message
