@@ -26,7 +26,11 @@ REDACTED = "'***'"
 _LETTER = r"A-Za-z_\x80-\U0010ffff"
 _TOKEN = re.compile(rf"""
     (?P<space>\s++)
-  | (?P<line>--[^\n]*+)
+    # words, numbers, punctuation and spaces that can neither open a literal or comment nor be
+    # the keyword password: skipped as one token, which keeps long ordinary texts cheap
+  | (?P<plain>(?:\s++|\d++|(?![eEbBxXnN]'|[uU]&['"])[^\W\d][\w$]*+(?<!(?i:password))
+                |[^\w\s'"$/-]|/(?!\*)|-(?!-))++)
+  | (?P<line>--[^\n\r]*+)
   | (?P<block>/\*)
   | (?P<dollar>\$(?:[{_LETTER}][{_LETTER}0-9]*+)?\$)
   | (?P<string>(?:[eE]|[uU]&|[bBxXnN])?')
@@ -104,7 +108,8 @@ def redact_sql(text: str) -> str:
     masked, so neither leaks a part of a password.
     """
     merged: list[list[Any]] = []
-    for start, end, password in sorted([*_masks(text, False), *_masks(text, True)]):
+    readings = [False, True] if "\\" in text else [False]  # without a backslash both read alike
+    for start, end, password in sorted(m for escapes in readings for m in _masks(text, escapes)):
         if merged and start <= merged[-1][1]:  # overlaps the previous mask: widen it
             merged[-1][1] = max(merged[-1][1], end)
             merged[-1][2] = merged[-1][2] or password

@@ -20,7 +20,7 @@ _FRAGMENT = st.text(alphabet="abcXYZ019 '\\$*/-\n\"&@=;", max_size=8)
 SECRETS = st.lists(_FRAGMENT, min_size=1, max_size=4).map(lambda parts: "".join(MARK + p for p in parts))
 
 # what may stand between the keyword and its literal
-GAPS = st.sampled_from(["", " ", "\n", "\t ", " /* c */ ", "/* a /* nested */ b */", " -- note\n", "--\n",
+GAPS = st.sampled_from(["", " ", "\n", "\t ", " /* c */ ", "/* a /* nested */ b */", " -- note\n", "--\n", "--x\r", "\r\n",
                         "\n/**/\n"])
 BUDGET = settings(max_examples=300, deadline=timedelta(milliseconds=500))
 
