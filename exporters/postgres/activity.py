@@ -28,8 +28,9 @@ __all__ = ["ActivityCollector", "Group", "cap_clients"]
 
 #: the exporter's own connections, left out of the longest transaction/query numbers
 OWN_APPLICATION = "stackwatch"
-#: label value of the (usename, application_name) pairs beyond the cap
-OTHER = "other"
+#: labels of the (usename, application_name) pairs beyond the cap: PostgreSQL reserves role
+#: names starting with ``pg_``, so no real session (not even a role called other) shares them
+OTHER_USER, OTHER = "pg_other", "other"
 IDLE_IN_TRANSACTION = ("idle in transaction", "idle in transaction (aborted)")
 
 ACTIVITY_SQL = """
@@ -83,7 +84,7 @@ class Group:
 def cap_clients(groups: Sequence[Group], limit: int) -> Counter[tuple[str, str, str, str]]:
     """Backend counts by (datname, usename, application_name, state) with at most ``limit``
     distinct (usename, application_name) pairs: the pairs with the most backends keep their
-    names (ties by name, so the choice is stable), the rest become ``other``/``other``."""
+    names (ties by name, so the choice is stable), the rest become ``pg_other``/``other``."""
     per_client: Counter[tuple[str, str]] = Counter()
     for g in groups:
         per_client[(g.usename, g.application_name)] += g.backends
@@ -91,7 +92,7 @@ def cap_clients(groups: Sequence[Group], limit: int) -> Counter[tuple[str, str, 
     kept = set(ranked[:limit])
     counts: Counter[tuple[str, str, str, str]] = Counter()
     for g in groups:
-        user, app = (g.usename, g.application_name) if (g.usename, g.application_name) in kept else (OTHER, OTHER)
+        user, app = (g.usename, g.application_name) if (g.usename, g.application_name) in kept else (OTHER_USER, OTHER)
         counts[(g.datname, user, app, g.state)] += g.backends
     return counts
 

@@ -151,7 +151,7 @@ def test_client_labels_are_capped_with_an_other_rollup() -> None:
     assert counts == {
         ("db", "u", "app5", "idle"): 5, ("db", "u", "app5", "active"): 2,
         ("db", "u", "app4", "idle"): 4,
-        ("db", "other", "other", "idle"): 1 + 2 + 3,
+        ("db", "pg_other", "other", "idle"): 1 + 2 + 3,
     }
 
 
@@ -163,5 +163,25 @@ def test_client_cap_applies_to_real_connections(server: PostgresServer) -> None:
         for conn in conns:
             conn.close()
     pairs = {(dict(k)["usename"], dict(k)["application_name"]) for k in values(families, "pg_stat_activity_count")}
-    assert len(pairs - {("other", "other")}) == 1
+    assert len(pairs - {("pg_other", "other")}) == 1
     assert value(families, "pg_connections_used") == sum(values(families, "pg_stat_activity_count").values())
+
+
+def test_a_real_role_and_application_called_other_keep_their_own_count(server: PostgresServer) -> None:
+    """The rollup was usename="other", application_name="other": a real role other running an
+    application called other was summed into it. Role names starting with pg_ are reserved."""
+    server.query("DROP ROLE IF EXISTS other")
+    server.query("CREATE ROLE other LOGIN PASSWORD 'other-pw'")
+    server.query(f'GRANT CONNECT ON DATABASE "{DB}" TO other')
+    dsn = server.dsn(DB, user="other", password="other-pw")
+    conns = [psycopg.connect(dsn, application_name="other") for _ in range(3)]
+    conns += [server.connect(DB, application_name=f"sw-rest-{i}") for i in range(2)]
+    try:
+        families = collect(server, ActivityCollector(max_clients=1))
+    finally:
+        for conn in conns:
+            conn.close()
+    count = values(families, "pg_stat_activity_count")
+    real = {"datname": DB, "usename": "other", "application_name": "other", "state": "idle"}
+    assert count[frozenset(real.items())] == 3
+    assert count[frozenset({**real, "usename": "pg_other"}.items())] >= 2
