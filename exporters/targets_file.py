@@ -33,9 +33,9 @@ def load_targets_file(path: str, keys: Collection[str]) -> dict[str, dict[str, A
     targets = (document or {}).get("targets") if isinstance(document, dict) else None
     if not isinstance(targets, dict):
         raise OptionError(f"--targets-file: {path!r} needs a top-level `targets:` mapping of name -> settings")
-    unknown = sorted(set(document) - {"targets"})
+    unknown = sorted(str(key) for key in document if key != "targets")
     if unknown:
-        raise OptionError(f"--targets-file: unknown top-level key {redact_text(str(unknown[0]))!r} "
+        raise OptionError(f"--targets-file: unknown top-level key {redact_text(unknown[0])!r} "
                           f"(only `targets:`)")
     known = ", ".join(f"{k}, {k}_file" for k in sorted(keys))
     entries: dict[str, dict[str, Any]] = {}
