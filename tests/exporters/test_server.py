@@ -8,6 +8,7 @@ import time
 import gzip
 import os
 import ssl
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from stackwatch.exporters.webconfig import WebConfigFile
 from stackwatch.cli import build_parser
 
 from ..fixtures.postgres import PostgresServer
-from ..fixtures.procs import wait_until
+from ..fixtures.procs import free_port, require_binary, stop_process, wait_until
 from .pki import PKI, bcrypt_hash, make_pki
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -401,3 +402,14 @@ def test_an_unencoded_at_in_the_password_stays_in_the_password(
     assert [(s.labels, s.value) for s in families["pg_up"].samples] == [({"server": name}, 1.0)]
     ready = httpx.get(running.url + "/-/ready").text
     assert name in ready and "ss@" not in ready and "word" not in ready
+    # the peer reads the same DSN the same way: it connects too
+    port = free_port()
+    peer = subprocess.Popen([require_binary("prometheus-postgres-exporter", "prometheus-postgres-exporter"),
+                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                            env={"DATA_SOURCE_NAME": dsn + "?sslmode=disable"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: "\npg_up 1" in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text,
+                   60, "postgres_exporter to connect with the same DSN")
+    finally:
+        stop_process(peer)
