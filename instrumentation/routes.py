@@ -5,9 +5,9 @@ route, every ``Mount`` on the way appended its matched prefix to ``scope["root_p
 FastAPI's lazily included routers record the full prefixed template of the route in their
 effective route context. A mount's own path parameters are put back into that prefix as
 ``{name}`` (from ``scope["path_params"]``). Nothing is matched again. Requests that no route
-matched share one label value, ``UNMATCHED``; and the number of distinct templates is capped
-(``OTHER`` beyond the cap), which also bounds what a parameter could not be put back for (one
-inside a segment, ``/v{version}``).
+matched share one label value, ``UNMATCHED``, unless a mount matched (static files, a 404 below
+a mount): then the mount's template is the label. The number of distinct templates is capped
+(``OTHER`` beyond the cap), which also bounds what a parameter could not be put back for.
 """
 
 from __future__ import annotations
@@ -34,17 +34,27 @@ class RouteTemplates:
     def template(self, scope: Any, entry_route: Any, entry_root: str) -> str:
         """The template of the route that served ``scope``; ``entry_*`` are the values before routing."""
         route = scope.get("route")
-        if route is None or route is entry_route:
-            return UNMATCHED
         root = scope.get("root_path", "")
         prefix = root[len(entry_root):] if root.startswith(entry_root) else ""
-        extra = scope.get("fastapi")
-        context = extra.get("effective_route_context") if type(extra) is dict else None
+        context = None
+        mount_only = route is None or route is entry_route
+        if mount_only:
+            # No route matched. When a mount did (static files, a 404 below a mount: FastAPI
+            # records no route for a mount), its prefix is the template, as peers label it.
+            route = scope.get("endpoint") if prefix else None
+            if route is None:
+                return UNMATCHED
+        else:
+            extra = scope.get("fastapi")
+            context = extra.get("effective_route_context") if type(extra) is dict else None
         key = (id(route), id(context), prefix)
         found = self._cache.get(key)
         if found is not None:
             return found[0]
-        template = self._resolve(route, context, prefix, scope.get("path_params"))
+        if mount_only:
+            template = _prefix_template(prefix, scope.get("path_params"), ()) or "/"
+        else:
+            template = self._resolve(route, context, prefix, scope.get("path_params"))
         if template not in self._values:
             if len(self._values) >= self.limit:
                 template = OTHER
@@ -69,8 +79,10 @@ def _prefix_template(prefix: str, path_params: Any, own: Any) -> str:
     A mount's path parameters are the scope's ``path_params`` that the matched route does not
     declare itself (``own``), in the order the mounts matched them; each replaces the next path
     segment holding its value, so ``/tenants/acme`` below ``Mount("/tenants/{tenant}")`` becomes
-    ``/tenants/{tenant}``. (A value that equals a literal segment before it lands there instead:
-    still one label value per such coincidence, not one per request.)
+    ``/tenants/{tenant}``, or, when no segment is the value, the value's last occurrence within
+    the next segment holding it (``/v2`` below ``Mount("/v{version}")`` becomes ``/v{version}``).
+    (A value that equals a literal segment before it lands there instead: still one label value
+    per such coincidence, not one per request.)
     """
     if not prefix or not path_params:
         return prefix
@@ -78,14 +90,18 @@ def _prefix_template(prefix: str, path_params: Any, own: Any) -> str:
     if not params:
         return prefix
     segments = prefix.split("/")
-    position = 0
-    for index in range(1, len(segments)):
-        name, value = params[position]
-        if segments[index] == value:
-            segments[index] = "{" + name + "}"
-            position += 1
-            if position == len(params):
-                break
+    start = 1
+    for name, value in params:
+        if not value:
+            continue
+        index = next((i for i in range(start, len(segments)) if segments[i] == value), None)
+        if index is None:
+            index = next((i for i in range(start, len(segments)) if value in segments[i]), None)
+            if index is None:
+                continue
+        head, _, tail = segments[index].rpartition(value)
+        segments[index] = head + "{" + name + "}" + tail
+        start = index + 1
     return "/".join(segments)
 
 
