@@ -107,11 +107,17 @@ class StackwatchMiddleware:
         entry_route = scope.get("route")
         entry_root = scope.get("root_path", "")
         status = 500
+        sent = 0.0
 
         async def send_status(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
+            nonlocal status, sent
+            kind = message["type"]
+            if kind == "http.response.start":
                 status = message["status"]
+            elif kind == "http.response.body" and not message.get("more_body", False):
+                await send(message)
+                sent = time.perf_counter()  # the response is complete; background tasks run after
+                return
             await send(message)
 
         started = time.perf_counter()
@@ -122,7 +128,7 @@ class StackwatchMiddleware:
             error = exc
             raise
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = (sent or time.perf_counter()) - started
             if DeferredSources.present:
                 await asyncio.sleep(0)  # let asyncpg's pending query loggers run first
             request_queries.reset(queries_token)
