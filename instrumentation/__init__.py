@@ -56,6 +56,7 @@ from .middleware import RequestHook, ResponseHook, StackwatchMiddleware
 from .multiprocess import child_exit, mark_worker_dead
 from .pools import instrument_pool
 from .queries import current_queries
+from .routes import routes_serve
 from .sentry import SentryReporter
 from .tracing import build_tracer_provider, current_ids, outgoing_headers
 
@@ -132,11 +133,14 @@ class Instrumentation:
             settings.liveness_path: self._health("live"),
             settings.readiness_path: self._health("ready"),
         }
+        self._endpoint_settings = {settings.health_path: "health_path", settings.liveness_path: "liveness_path",
+                                   settings.readiness_path: "readiness_path"}
         self.metrics_server: MetricsServer | None = None
         if self.metrics is not None:
             scrape_registry = exposition_registry(self.metrics.registry, self.multiprocess)
             if settings.metrics_port is None:
                 self.endpoints[settings.metrics_path] = self._metrics_endpoint(scrape_registry)
+                self._endpoint_settings[settings.metrics_path] = "metrics_path"
             else:
                 self.metrics_server = self._metrics_server(scrape_registry)
         self.sentry = SentryReporter(settings, sentry_options) if settings.sentry_dsn else None
@@ -186,6 +190,20 @@ class Instrumentation:
             await metrics_response(registry, scope, send)
 
         return endpoint
+
+    def yield_to(self, routes: Any) -> None:
+        """Drop the endpoints whose path one of the app's own ``routes`` serves, with a warning.
+
+        The app's route wins: stackwatch never shadows it (its endpoint can move to another path).
+        """
+        for path in [p for p in self.endpoints if routes_serve(routes, p)]:
+            del self.endpoints[path]
+            name = self._endpoint_settings[path]
+            env = Settings.env_name(name)
+            message = (f"the app has its own route for {path}: stackwatch does not serve its endpoint there "
+                       f"(set {name}= or {env} to serve it on another path)")
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            logger.warning(message)
 
     def wrap(self, app: Any) -> StackwatchMiddleware:
         """``app`` inside the middleware (for any ASGI app; :func:`instrument` uses it for Starlette)."""
@@ -255,6 +273,8 @@ def instrument(
     previous = app.build_middleware_stack
 
     def build_middleware_stack() -> Any:
+        # Built on the first request, when the app's routes are all declared.
+        instrumentation.yield_to(app.router.routes)
         return instrumentation.wrap(previous())
 
     instrumentation.restore = (had_own, previous)

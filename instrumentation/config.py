@@ -176,6 +176,11 @@ class Settings:
         settings._validate()
         return settings
 
+    @classmethod
+    def env_name(cls, name: str) -> str:
+        """The environment variable of setting ``name``."""
+        return next(f.metadata["env"] for f in fields(cls) if f.name == name)  # type: ignore[no-any-return]
+
     @property
     def traces_endpoint(self) -> str | None:
         """The OTLP/HTTP traces URL: the signal-specific one as is, else ``<base>/v1/traces``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["OTHER", "UNMATCHED", "RouteTemplates", "route_path"]
+__all__ = ["OTHER", "UNMATCHED", "RouteTemplates", "route_path", "routes_serve"]
 
 UNMATCHED = "UNMATCHED"
 OTHER = "OTHER"
@@ -112,3 +112,27 @@ def route_path(scope: Any) -> str:
     if root and path.startswith(root):
         return path[len(root):] or "/"
     return path
+
+
+def routes_serve(routes: Any, path: str) -> bool:
+    """Whether one of the app's ``routes`` answers ``GET path`` (or ``path`` with another method).
+
+    Matched the way the router matches, into mounts (a mount of an app without routes, such as
+    ``StaticFiles`` at ``/``, does not count) and FastAPI's included routers.
+    """
+    from starlette.routing import Match, Mount
+
+    scope: dict[str, Any] = {"type": "http", "path": path, "method": "GET", "root_path": "", "headers": []}
+
+    def search(candidates: Any, scope: dict[str, Any]) -> bool:
+        for route in candidates:
+            match, child = route.matches(scope)
+            if match is Match.NONE:
+                continue
+            if not isinstance(route, Mount):
+                return True
+            if search(route.routes, {**scope, **child}):
+                return True
+        return False
+
+    return search(routes, scope)
