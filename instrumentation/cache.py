@@ -1,19 +1,27 @@
 """Cache-aside for redis-py (sync and asyncio) with TTLs, write-through and invalidation.
 
-Every lookup counts in ``cache_requests_total{cache, result=hit|miss}`` and sets ``cache.hit`` on
-the current span. Values are JSON by default (pass ``dumps``/``loads`` for another format).
-Pattern invalidation walks the keyspace with ``SCAN`` and deletes in batches with ``UNLINK``:
-``KEYS`` would block Redis for the whole keyspace.
+Every lookup counts in ``cache_requests_total{cache, result=hit|miss|error}`` and sets
+``cache.hit`` on the current span. A cache-aside cache is optional by definition: when Redis
+fails (down, timeout), a lookup counts ``result="error"`` and behaves as a miss, a store is
+skipped, a warning is logged, and the cache is bypassed for ``retry_after`` seconds (lookups in
+that window count as errors without touching Redis, so requests do not each pay redis-py's
+connection retries), so the service keeps serving from its source of truth. Invalidations still
+raise: a silently skipped one would serve stale values once Redis is back. Values are JSON by default (pass ``dumps``/``loads`` for another
+format). Pattern invalidation walks the keyspace with ``SCAN`` and deletes in batches with
+``UNLINK``: ``KEYS`` would block Redis for the whole keyspace.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
 
 from .metrics import get_metrics
 
@@ -21,6 +29,10 @@ __all__ = ["AsyncCache", "Cache"]
 
 T = TypeVar("T")
 Client = TypeVar("Client")
+
+logger = logging.getLogger("stackwatch.instrumentation.cache")
+# What a failing Redis raises: redis-py's errors, and socket errors from a connection pool's own I/O.
+CACHE_ERRORS = (RedisError, OSError)
 
 
 class _CacheBase(Generic[Client]):
@@ -36,9 +48,14 @@ class _CacheBase(Generic[Client]):
         dumps: Callable[[Any], str | bytes] = json.dumps,
         loads: Callable[[str | bytes], Any] = json.loads,
         registry: CollectorRegistry | None = None,
+        retry_after: float = 5.0,
     ) -> None:
         if ttl <= 0:
             raise ValueError(f"ttl: expected a positive number of seconds, got {ttl!r}")
+        if retry_after < 0:
+            raise ValueError(f"retry_after: expected a number of seconds >= 0, got {retry_after!r}")
+        self.retry_after = retry_after
+        self._bypass_until = 0.0
         self.client = client
         self.name = name
         self.ttl = ttl
@@ -48,6 +65,7 @@ class _CacheBase(Generic[Client]):
         counter = get_metrics(registry).cache_requests
         self._hits = counter.labels(name, "hit")
         self._misses = counter.labels(name, "miss")
+        self._errors = counter.labels(name, "error")
 
     def key(self, key: str) -> str:
         """The Redis key for ``key`` (with the cache's prefix)."""
@@ -62,27 +80,59 @@ class _CacheBase(Generic[Client]):
         trace.get_current_span().set_attribute("cache.hit", hit)
         return hit
 
+    def _bypassed(self) -> bool:
+        """True while a recent Redis failure has the cache bypassed."""
+        return self._bypass_until > 0.0 and time.monotonic() < self._bypass_until
+
+    def _failed(self, action: str, error: BaseException | None) -> None:
+        """Account for a Redis failure the caller survives (``error`` None: bypassed, Redis not asked)."""
+        if action == "lookup":
+            self._errors.inc()
+            trace.get_current_span().set_attribute("cache.hit", False)
+        if error is not None:
+            self._bypass_until = time.monotonic() + self.retry_after
+            logger.warning("cache %r: %s failed (%s); serving without the cache for %gs",
+                           self.name, action, type(error).__name__, self.retry_after)
+
 
 class Cache(_CacheBase[Any]):
     """Cache-aside over a synchronous ``redis.Redis`` client."""
 
+    def _lookup(self, key: str) -> Any:
+        if self._bypassed():
+            self._failed("lookup", None)
+            return None
+        try:
+            raw = self.client.get(self.key(key))
+        except CACHE_ERRORS as error:
+            self._failed("lookup", error)
+            return None
+        return raw if self._seen(raw) else None
+
     def get(self, key: str, default: Any = None) -> Any:
-        """The cached value, or ``default`` on a miss."""
-        raw = self.client.get(self.key(key))
-        return self._loads(raw) if self._seen(raw) else default
+        """The cached value, or ``default`` on a miss or when Redis fails."""
+        raw = self._lookup(key)
+        return default if raw is None else self._loads(raw)
 
     def get_or_load(self, key: str, loader: Callable[[], T], ttl: float | None = None) -> T:
-        """Cache-aside: the cached value, or ``loader()`` stored with the TTL on a miss."""
-        raw = self.client.get(self.key(key))
-        if self._seen(raw):
+        """Cache-aside: the cached value, or ``loader()`` (stored with the TTL) on a miss or when Redis fails."""
+        raw = self._lookup(key)
+        if raw is not None:
             return self._loads(raw)  # type: ignore[no-any-return]
         value = loader()
         self.set(key, value, ttl)
         return value
 
-    def set(self, key: str, value: Any, ttl: float | None = None) -> None:
-        """Store ``value`` with a TTL (the cache default unless given)."""
-        self.client.set(self.key(key), self._dumps(value), px=self._px(ttl))
+    def set(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """Store ``value`` with a TTL (the cache default unless given); False when Redis failed."""
+        if self._bypassed():
+            return False
+        try:
+            self.client.set(self.key(key), self._dumps(value), px=self._px(ttl))
+        except CACHE_ERRORS as error:
+            self._failed("store", error)
+            return False
+        return True
 
     def write_through(self, key: str, value: T, writer: Callable[[T], Any], ttl: float | None = None) -> Any:
         """Write ``value`` to the source of truth with ``writer``, then to the cache; returns the writer's result."""
@@ -111,23 +161,41 @@ class Cache(_CacheBase[Any]):
 class AsyncCache(_CacheBase[Any]):
     """Cache-aside over a ``redis.asyncio.Redis`` client."""
 
+    async def _lookup(self, key: str) -> Any:
+        if self._bypassed():
+            self._failed("lookup", None)
+            return None
+        try:
+            raw = await self.client.get(self.key(key))
+        except CACHE_ERRORS as error:
+            self._failed("lookup", error)
+            return None
+        return raw if self._seen(raw) else None
+
     async def get(self, key: str, default: Any = None) -> Any:
-        """The cached value, or ``default`` on a miss."""
-        raw = await self.client.get(self.key(key))
-        return self._loads(raw) if self._seen(raw) else default
+        """The cached value, or ``default`` on a miss or when Redis fails."""
+        raw = await self._lookup(key)
+        return default if raw is None else self._loads(raw)
 
     async def get_or_load(self, key: str, loader: Callable[[], Awaitable[T]], ttl: float | None = None) -> T:
-        """Cache-aside: the cached value, or ``await loader()`` stored with the TTL on a miss."""
-        raw = await self.client.get(self.key(key))
-        if self._seen(raw):
+        """Cache-aside: the cached value, or ``await loader()`` (stored with the TTL) on a miss or when Redis fails."""
+        raw = await self._lookup(key)
+        if raw is not None:
             return self._loads(raw)  # type: ignore[no-any-return]
         value = await loader()
         await self.set(key, value, ttl)
         return value
 
-    async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
-        """Store ``value`` with a TTL (the cache default unless given)."""
-        await self.client.set(self.key(key), self._dumps(value), px=self._px(ttl))
+    async def set(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """Store ``value`` with a TTL (the cache default unless given); False when Redis failed."""
+        if self._bypassed():
+            return False
+        try:
+            await self.client.set(self.key(key), self._dumps(value), px=self._px(ttl))
+        except CACHE_ERRORS as error:
+            self._failed("store", error)
+            return False
+        return True
 
     async def write_through(
         self, key: str, value: T, writer: Callable[[T], Awaitable[Any]], ttl: float | None = None

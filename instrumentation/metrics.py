@@ -145,7 +145,7 @@ class Metrics:
         )
         self.cache_requests = Counter(
             "cache_requests",
-            "Cache lookups by result (hit|miss).",
+            "Cache lookups by result (hit|miss|error).",
             ["cache", "result"],
             registry=registry,
         )

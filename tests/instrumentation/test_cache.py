@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 import redis
@@ -99,3 +101,62 @@ async def test_async_cache_in_a_request_records_cache_hit_on_the_span(redis_serv
 
 async def _async_writer(value):
     return value
+
+
+async def test_a_stopped_redis_turns_lookups_into_counted_errors_not_500s(redis_factory, registry, caplog):
+    from redis.asyncio.retry import Retry as AsyncRetry
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    server = redis_factory()
+    timeouts = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    aclient = aioredis.Redis(host=server.host, port=server.port, retry=AsyncRetry(NoBackoff(), 0), **timeouts)
+    sclient = redis.Redis(host=server.host, port=server.port, retry=Retry(NoBackoff(), 0), **timeouts)
+    users = AsyncCache(aclient, "users", ttl=60, registry=registry, retry_after=1.0)
+    books = Cache(sclient, "books", ttl=60, registry=registry, retry_after=1.0)
+    loads: list[int] = []
+    app = FastAPI()
+
+    @app.get("/users/{uid}")
+    async def user(uid: int) -> dict[str, int]:
+        async def load() -> dict[str, int]:
+            loads.append(uid)
+            return {"id": uid}
+
+        return await users.get_or_load(str(uid), load)
+
+    @app.get("/books/{bid}")
+    def book(bid: int) -> dict[str, int]:
+        return books.get_or_load(str(bid), lambda: {"book": bid})
+
+    instrument(app, registry=registry, traces=False, environ={})
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        assert (await c.get("/users/1")).json() == {"id": 1}  # miss, loaded and stored
+        assert (await c.get("/users/1")).json() == {"id": 1}  # hit
+        server.stop()
+        for _ in range(3):  # the first lookup fails, the next ones bypass Redis
+            response = await c.get("/users/1")
+            assert response.status_code == 200 and response.json() == {"id": 1}
+            response = await c.get("/books/2")
+            assert response.status_code == 200 and response.json() == {"book": 2}
+        assert await users.get("1", default="fallback") == "fallback"
+        assert await users.set("1", {"id": 1}) is False
+        assert books.set("2", {"book": 2}) is False
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await users.invalidate("1")  # invalidations are never skipped silently
+        server.start()
+        assert (await c.get("/users/1")).json() == {"id": 1}  # still bypassed
+        await asyncio.sleep(1.1)
+        assert (await c.get("/users/1")).json() == {"id": 1}  # Redis again: a miss (it restarted empty), stored
+        assert (await c.get("/users/1")).json() == {"id": 1}  # a hit
+    assert loads == [1, 1, 1, 1, 1, 1]
+    assert requests(registry, "users", "error") == 5
+    assert requests(registry, "books", "error") == 3
+    assert requests(registry, "users", "hit") == 2
+    assert requests(registry, "users", "miss") == 2
+    warnings = [r.getMessage() for r in caplog.records if "serving without the cache" in r.getMessage()]
+    assert len(warnings) == 2, warnings  # once per cache and outage, not once per request
+    assert "ConnectionError" in warnings[0] and str(server.port) not in caplog.text
+    await aclient.aclose()
+    sclient.close()
