@@ -19,8 +19,9 @@ give the app:
 * ``/health``, ``/health/live``, ``/health/ready`` with bounded dependency checks
   (``health_checks={"database": database_check(pool), "redis": redis_check(client)}``);
 * Sentry events for unhandled errors and 5xx responses when ``SENTRY_DSN`` is set;
-* statement timing, queries per request and N+1 detection once the database handles are
-  instrumented: :func:`instrument_psycopg`, :func:`instrument_sqlalchemy`,
+* statement timing, queries per request and N+1 detection (meant repeats excepted with
+  ``n_plus_one_allow=``, :func:`allow_n_plus_one` or ``n_plus_one_min_duration=``) once the
+  database handles are instrumented: :func:`instrument_psycopg`, :func:`instrument_sqlalchemy`,
   :func:`instrument_asyncpg`; pool signals with :func:`instrument_pool`; a cache-aside helper,
   :class:`Cache` / :class:`AsyncCache`;
 * ``trace_id`` / ``span_id`` on every log record.
@@ -55,7 +56,7 @@ from .metrics import Metrics, get_metrics, multiprocess_active
 from .middleware import RequestHook, ResponseHook, StackwatchMiddleware
 from .multiprocess import child_exit, mark_worker_dead
 from .pools import instrument_pool
-from .queries import current_queries
+from .queries import allow_n_plus_one, current_queries
 from .routes import routes_serve
 from .sentry import SentryReporter
 from .tracing import build_tracer_provider, current_ids, outgoing_headers
@@ -73,6 +74,7 @@ __all__ = [
     "ResponseHook",
     "Settings",
     "StackwatchMiddleware",
+    "allow_n_plus_one",
     "child_exit",
     "current_ids",
     "current_queries",

@@ -80,6 +80,21 @@ def _positive_int(key: str, raw: str) -> int:
     return value
 
 
+def _seconds(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ConfigError(f"{key}: expected a number of seconds >= 0, got {raw!r}")
+    return value
+
+
+def _statements(key: str, raw: str) -> tuple[str, ...]:
+    """Statements or fingerprints separated by ``;`` or new lines."""
+    return tuple(part.strip() for part in raw.replace("\n", ";").split(";") if part.strip())
+
+
 def _port(key: str, raw: str) -> int | None:
     if not raw.strip():
         return None
@@ -154,6 +169,8 @@ class Settings:
     health_timeout: float = _setting(2.0, "STACKWATCH_HEALTH_TIMEOUT", _positive_float)
     n_plus_one_threshold: int = _setting(DEFAULT_N_PLUS_ONE_THRESHOLD, "STACKWATCH_N_PLUS_ONE_THRESHOLD", _positive_int)
     n_plus_one_strict: bool = _setting(False, "STACKWATCH_N_PLUS_ONE_STRICT", _bool)
+    n_plus_one_allow: tuple[str, ...] = _setting((), "STACKWATCH_N_PLUS_ONE_ALLOW", _statements)
+    n_plus_one_min_duration: float = _setting(0.0, "STACKWATCH_N_PLUS_ONE_MIN_DURATION", _seconds)
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -195,6 +212,10 @@ class Settings:
             raise ConfigError(f"sampler_arg: expected a number between 0 and 1, got {self.sampler_arg!r}")
         if self.n_plus_one_threshold < 1:
             raise ConfigError(f"n_plus_one_threshold: expected a positive integer, got {self.n_plus_one_threshold!r}")
+        if not float(self.n_plus_one_min_duration) >= 0:
+            raise ConfigError(f"n_plus_one_min_duration: expected a number of seconds >= 0, got {self.n_plus_one_min_duration!r}")
+        if isinstance(self.n_plus_one_allow, str) or not all(isinstance(x, str) for x in self.n_plus_one_allow):
+            raise ConfigError(f"n_plus_one_allow: expected statements or fingerprints, got {self.n_plus_one_allow!r}")
         if self.health_timeout <= 0:
             raise ConfigError(f"health_timeout: expected a positive number of seconds, got {self.health_timeout!r}")
         paths = [self.metrics_path, self.health_path, self.liveness_path, self.readiness_path]

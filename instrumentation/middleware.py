@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .config import Settings
 from .metrics import Metrics
-from .queries import DeferredSources, RequestQueries, request_queries
+from .queries import DeferredSources, NPlusOnePolicy, RequestQueries, request_queries
 from .routes import UNMATCHED, RouteTemplates, route_path
 from .sentry import SentryReporter
 from .tracing import extract_context
@@ -66,8 +66,12 @@ class StackwatchMiddleware:
         self.response_hook = response_hook
         self.exemplars = settings.exemplars and not multiprocess
         self.multiprocess = multiprocess
-        self.threshold = settings.n_plus_one_threshold
-        self.strict = settings.n_plus_one_strict
+        self.n_plus_one = NPlusOnePolicy(
+            settings.n_plus_one_threshold,
+            settings.n_plus_one_strict,
+            settings.n_plus_one_allow,
+            settings.n_plus_one_min_duration,
+        )
         self.templates = RouteTemplates()
         self._durations: dict[tuple[str, str, int], Any] = {}
         self._queries: dict[str, Any] = {}
@@ -102,7 +106,7 @@ class StackwatchMiddleware:
             if self.request_hook is not None:
                 _call_hook(self.request_hook, span, scope)
 
-        queries = RequestQueries(self.threshold, self.strict)
+        queries = RequestQueries(self.n_plus_one)
         queries_token = request_queries.set(queries)
         entry_route = scope.get("route")
         entry_root = scope.get("root_path", "")

@@ -103,6 +103,7 @@ def per_statement(statements: int = 20000) -> float:
     from prometheus_client import CollectorRegistry
     from stackwatch.instrumentation.metrics import Metrics
     from stackwatch.instrumentation.queries import (
+        NPlusOnePolicy,
         RequestQueries,
         record_query,
         request_queries,
@@ -111,7 +112,7 @@ def per_statement(statements: int = 20000) -> float:
     metrics = Metrics(CollectorRegistry())
     best = float("inf")
     for _ in range(5):
-        token = request_queries.set(RequestQueries(threshold=10**9, strict=False))
+        token = request_queries.set(RequestQueries(NPlusOnePolicy(threshold=10**9)))
         started = time.perf_counter()
         for i in range(statements):
             record_query(metrics, "postgresql", "SELECT name FROM authors WHERE id = %s", 0.0001)
