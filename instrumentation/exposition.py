@@ -2,31 +2,81 @@
 
 Prometheus asks for OpenMetrics (``Accept: application/openmetrics-text``), the only format that
 carries exemplars; everything else gets the classic text format. In multiprocess mode the
-scrape reads every worker's files through a fresh ``MultiProcessCollector`` registry.
+scrape reads every worker's files through a fresh ``MultiProcessCollector`` registry, after
+dropping the live gauges of workers that no longer exist.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.exposition import choose_encoder
 
-__all__ = ["MetricsServer", "exposition_registry", "metrics_response"]
+__all__ = ["LiveWorkersCollector", "MetricsServer", "exposition_registry", "metrics_response"]
 
 logger = logging.getLogger("stackwatch.instrumentation")
 
 
 def exposition_registry(registry: CollectorRegistry, multiprocess: bool) -> CollectorRegistry:
-    """The registry a scrape reads: ``registry`` itself, or the aggregate of all workers."""
+    """The registry a scrape reads: ``registry`` itself, or the aggregate of all live workers."""
     if not multiprocess:
         return registry
-    from prometheus_client import multiprocess as mp
-
     aggregate = CollectorRegistry()
-    mp.MultiProcessCollector(aggregate)
+    aggregate.register(LiveWorkersCollector())
     return aggregate
+
+
+class LiveWorkersCollector:
+    """client_python's ``MultiProcessCollector`` that first drops the live gauges of dead workers.
+
+    gunicorn reports a dead worker through ``child_exit``; uvicorn's supervisor (and a worker
+    killed by the OOM killer under any manager) reports it to nobody, so each scrape checks the
+    pids of the live-gauge files itself: a process that no longer exists (or is a zombie) is marked
+    dead (:func:`~stackwatch.instrumentation.mark_worker_dead`), and its in-flight requests and pool
+    connections stop counting. Counters and histograms of dead workers are kept, as always.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        from prometheus_client import multiprocess as mp
+
+        self._collector = mp.MultiProcessCollector(None, path)
+        self._path: str = self._collector._path
+
+    def collect(self) -> Any:
+        from .multiprocess import mark_worker_dead
+
+        for pid in _live_gauge_pids(self._path):
+            if not _process_exists(pid):
+                mark_worker_dead(pid, self._path)
+        return self._collector.collect()
+
+
+def _live_gauge_pids(path: str) -> set[int]:
+    pids = set()
+    for name in os.listdir(path):
+        if name.startswith("gauge_live") and name.endswith(".db"):
+            pid = name[:-3].rpartition("_")[2]
+            if pid.isdigit():
+                pids.add(int(pid))
+    return pids
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie, killed but not yet reaped, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 async def metrics_response(registry: CollectorRegistry, scope: Any, send: Any) -> None:

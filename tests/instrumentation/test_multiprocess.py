@@ -56,7 +56,7 @@ def run_worker(directory: Path, count: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_workers_aggregate_and_child_exit_drops_live_gauges(tmp_path, monkeypatch):
+def test_workers_aggregate_and_dead_workers_lose_their_live_gauges(tmp_path, monkeypatch):
     first = run_worker(tmp_path, 3)
     second = run_worker(tmp_path, 4)
     assert first["warned"] and second["warned"]
@@ -70,11 +70,11 @@ def test_workers_aggregate_and_child_exit_drops_live_gauges(tmp_path, monkeypatc
     assert registry.get_sample_value("health_check_status", {"check": "always"}) == 1
 
     live_files = lambda pid: [p.name for p in tmp_path.iterdir() if p.name.startswith("gauge_live") and p.name.endswith(f"_{pid}.db")]
-    assert live_files(first["pid"])
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    mark_worker_dead(first["pid"])
-    assert live_files(first["pid"]) == []
+    assert live_files(first["pid"]) == []  # the second worker's scrape dropped the exited first worker's
     assert live_files(second["pid"])
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    mark_worker_dead(second["pid"])
+    assert live_files(second["pid"]) == []
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(tmp_path))
     assert registry.get_sample_value(
@@ -121,3 +121,84 @@ def test_workers_share_one_metrics_port(tmp_path):
     assert result["served"] == [True, False]
     line = 'http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/items/{item_id}"} 2.0'
     assert line in result["scrape"]
+
+
+UVICORN_APP = textwrap.dedent(
+    """
+    import asyncio
+    from fastapi import FastAPI
+    from stackwatch.instrumentation import instrument
+
+    app = FastAPI()
+
+    @app.get("/hang")
+    async def hang() -> None:
+        await asyncio.sleep(120)
+
+    instrument(app, traces=False, exemplars=False)
+    """
+)
+
+
+def _active(base_url: str) -> float:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    return sum(s.value for f in text_string_to_metric_families(text) if f.name == "http_server_active_requests"
+               for s in f.samples)
+
+
+async def test_a_killed_uvicorn_worker_leaves_no_gauges_behind(tmp_path):
+    import asyncio
+    import signal
+
+    import httpx
+    import psutil
+
+    from tests.fixtures.procs import free_port, stop_process, wait_until
+
+    data = tmp_path / "multiproc"
+    data.mkdir()
+    (tmp_path / "hang_app.py").write_text(UVICORN_APP)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(data), "PYTHONPATH": str(ROOT)}
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "hang_app:app", "--app-dir", str(tmp_path), "--workers", "2",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    supervisor = psutil.Process(server.pid)
+
+    def workers() -> list[int]:  # the supervisor's other child is multiprocessing's resource tracker
+        return [c.pid for c in supervisor.children() if "spawn_main" in " ".join(c.cmdline())]
+
+    try:
+        wait_until(lambda: len(workers()) == 2 and httpx.get(f"{base_url}/health").status_code == 200,
+                   60, "uvicorn with 2 workers")
+        limits = httpx.Limits(max_connections=20)
+        async with httpx.AsyncClient(base_url=base_url, timeout=180, limits=limits) as client:
+            hanging = [asyncio.create_task(client.get("/hang")) for _ in range(6)]
+            for _ in range(400):
+                if await asyncio.to_thread(_active, base_url) == 6:
+                    break
+                await asyncio.sleep(0.05)
+            assert await asyncio.to_thread(_active, base_url) == 6
+            busy = {int(p.name[:-3].rpartition("_")[2]) for p in data.glob("gauge_livesum_*.db")}
+            victim = sorted(busy & set(workers()))[0]
+            os.kill(victim, signal.SIGKILL)
+            wait_until(lambda: not psutil.pid_exists(victim) or psutil.Process(victim).status() == psutil.STATUS_ZOMBIE,
+                       30, "the killed worker to be gone")
+            await asyncio.wait(hanging, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.sleep(0.5)  # every request of the killed worker has failed by now
+            still_waiting = sum(not task.done() for task in hanging)
+            assert still_waiting < 6
+            assert await asyncio.to_thread(_active, base_url) == still_waiting  # was stuck at 6 before
+            assert not list(data.glob(f"gauge_livesum_{victim}.db"))
+            for task in hanging:
+                task.cancel()
+            await asyncio.gather(*hanging, return_exceptions=True)
+    finally:
+        stop_process(server)
