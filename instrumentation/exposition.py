@@ -1,13 +1,15 @@
 """Serving ``/metrics``: content negotiation, multiprocess aggregation, or a separate port.
 
 Prometheus asks for OpenMetrics (``Accept: application/openmetrics-text``), the only format that
-carries exemplars; everything else gets the classic text format. In multiprocess mode the
+carries exemplars and units; everything else gets the classic text format, gzipped when the
+scraper accepts it (Prometheus does), as the exporter serves it. In multiprocess mode the
 scrape reads every worker's files through a fresh ``MultiProcessCollector`` registry, after
 dropping the live gauges of workers that no longer exist.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 from typing import Any
@@ -80,17 +82,29 @@ def _process_exists(pid: int) -> bool:
 
 
 async def metrics_response(registry: CollectorRegistry, scope: Any, send: Any) -> None:
-    """Send the exposition of ``registry`` in the format the scraper's Accept header asks for."""
-    accept = ""
+    """Answer a scrape: GET or HEAD only, the format the Accept header asks for, gzipped when accepted."""
+    if scope["method"] not in ("GET", "HEAD"):
+        body = b"method not allowed: /metrics answers GET and HEAD\n"
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                   (b"allow", b"GET, HEAD")]
+        await send({"type": "http.response.start", "status": 405, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return
+    accept = encoding = ""
     for name, value in scope.get("headers", ()):
         if name == b"accept":
             accept = value.decode("latin-1")
-            break
+        elif name == b"accept-encoding":
+            encoding = value.decode("latin-1")
     encoder, content_type = choose_encoder(accept)
     body = encoder(registry)
-    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", content_type.encode()), (b"vary", b"Accept, Accept-Encoding")]
+    if "gzip" in encoding:
+        body = gzip.compress(body, compresslevel=1)
+        headers.append((b"content-encoding", b"gzip"))
+    headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
 class MetricsServer:

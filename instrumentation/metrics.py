@@ -86,6 +86,7 @@ class Metrics:
             "Duration of HTTP server requests.",
             ["http_request_method", "http_route", "http_response_status_code"],
             buckets=HTTP_DURATION_BUCKETS,
+            unit="seconds",
             registry=registry,
         )
         self.http_active = Gauge(
@@ -100,6 +101,7 @@ class Metrics:
             "Duration of database client operations.",
             ["db_system_name", "db_operation_name"],
             buckets=DB_DURATION_BUCKETS,
+            unit="seconds",
             registry=registry,
         )
         self.queries_per_request = Histogram(
@@ -141,6 +143,7 @@ class Metrics:
             "Time it took to obtain a connection from the pool.",
             ["pool_name"],
             buckets=DB_DURATION_BUCKETS,
+            unit="seconds",
             registry=registry,
         )
         self.cache_requests = Counter(
