@@ -1,7 +1,10 @@
 """Connection-pool signals for psycopg_pool, SQLAlchemy, asyncpg and redis-py pools.
 
 ``instrument_pool(pool)`` wraps the pool's acquire method on the instance (timing the wait and
-counting pending requests) and registers a reader of the pool's own idle/used/max figures. The
+counting pending requests) and registers a reader of the pool's own idle/used/max figures. For
+psycopg_pool, whose size also counts connections being opened or re-opened, the release method
+is wrapped too and "used" is what clients hold, so a pool reconnecting to a database that is
+down does not look saturated. The
 gauges are refreshed when the registry is collected (and, in multiprocess mode, at most once a
 second at the end of a request, since a scrape only reaches one worker).
 """
@@ -30,6 +33,7 @@ class PoolWatch:
     def __init__(self, metrics: Metrics, name: str, pool: Any, stats: Stats) -> None:
         self.name = name
         self.pending = 0
+        self.held: int | None = None  # connections clients hold, when the release method is wrapped
         self._lock = threading.Lock()
         try:
             self._pool: Callable[[], Any] = weakref.ref(pool)
@@ -52,30 +56,59 @@ class PoolWatch:
             async def timed_async(*args: Any, **kwargs: Any) -> Any:
                 self._enter()
                 started = time.perf_counter()
+                got = False
                 try:
-                    return await acquire(*args, **kwargs)
+                    connection = await acquire(*args, **kwargs)
+                    got = True
+                    return connection
                 finally:
-                    self._leave(time.perf_counter() - started)
+                    self._leave(time.perf_counter() - started, got)
 
             return timed_async
 
         def timed_sync(*args: Any, **kwargs: Any) -> Any:
             self._enter()
             started = time.perf_counter()
+            got = False
             try:
-                return acquire(*args, **kwargs)
+                connection = acquire(*args, **kwargs)
+                got = True
+                return connection
             finally:
-                self._leave(time.perf_counter() - started)
+                self._leave(time.perf_counter() - started, got)
 
         return timed_sync
+
+    def counted(self, release: Callable[..., Any]) -> Callable[..., Any]:
+        """``release`` wrapped to count the connections clients hold (sync or async)."""
+        self.held = 0
+        if inspect.iscoroutinefunction(release):
+
+            async def counted_async(*args: Any, **kwargs: Any) -> Any:
+                self._returned()
+                return await release(*args, **kwargs)
+
+            return counted_async
+
+        def counted_sync(*args: Any, **kwargs: Any) -> Any:
+            self._returned()
+            return release(*args, **kwargs)
+
+        return counted_sync
+
+    def _returned(self) -> None:
+        with self._lock:
+            self.held = max(0, (self.held or 0) - 1)
 
     def _enter(self) -> None:
         with self._lock:
             self.pending += 1
 
-    def _leave(self, waited: float) -> None:
+    def _leave(self, waited: float, got: bool) -> None:
         with self._lock:
             self.pending -= 1
+            if got and self.held is not None:
+                self.held += 1
         self._wait.observe(waited)
 
     def refresh(self) -> bool:
@@ -84,6 +117,8 @@ class PoolWatch:
         if pool is None:
             return False
         idle, used, maximum = self._stats(pool)
+        if self.held is not None:
+            used = min(used, self.held)
         self._gauges[0].set(idle)
         self._gauges[1].set(used)
         self._gauges[2].set(maximum)
@@ -151,6 +186,8 @@ def _asyncpg_timed_class(cls: type) -> type:
 
 def _install_method(target: Any, method: str, watch: PoolWatch) -> None:
     setattr(target, method, watch.timed(getattr(target, method)))
+    if method == "getconn":  # psycopg_pool: count what clients hold through its release method
+        target.putconn = watch.counted(target.putconn)
     target._stackwatch_pool_watch = watch
 
 

@@ -79,6 +79,29 @@ async def test_async_psycopg_pool(postgres, registry):
     await pool.close()
 
 
+async def test_connections_being_opened_are_not_counted_as_used(postgres, registry):
+    from tests.fixtures.procs import free_port
+
+    # A pool whose database is down keeps re-opening its connections: none is used by a client.
+    down = AsyncConnectionPool(f"postgresql://nobody@127.0.0.1:{free_port()}/none?connect_timeout=1",
+                               min_size=3, max_size=5, open=False, name="down", reconnect_timeout=60)
+    await down.open(wait=False)
+    instrument_pool(down, registry=registry)
+    up = AsyncConnectionPool(postgres.dsn(), min_size=3, max_size=5, open=False, name="up")
+    await up.open(wait=True)
+    instrument_pool(up, registry=registry)
+    await asyncio.sleep(0.2)
+    assert down.get_stats()["pool_size"] == 3 and down.get_stats()["pool_available"] == 0
+    assert state(registry, "down", "used") == 0  # was 3: pool_size - pool_available
+    assert state(registry, "down", "idle") == 0
+    async with up.connection(), up.connection():
+        assert state(registry, "up", "used") == 2
+        assert state(registry, "up", "idle") == 1
+    assert state(registry, "up", "used") == 0
+    await down.close(timeout=0)
+    await up.close()
+
+
 def test_sqlalchemy_queue_pool(postgres, registry):
     engine = create_engine(postgres.dsn().replace("postgresql://", "postgresql+psycopg://"), pool_size=3, max_overflow=2)
     instrument_pool(engine, name="sqla", registry=registry)
