@@ -7,6 +7,7 @@ their standard names; stackwatch's own use the ``STACKWATCH_`` prefix. A bad val
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -95,6 +96,21 @@ def _statements(key: str, raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.replace("\n", ";").split(";") if part.strip())
 
 
+def _patterns(key: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated regular expressions (OpenTelemetry's excluded-URLs format)."""
+    patterns = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for pattern in patterns:
+        _regex(key, pattern)
+    return patterns
+
+
+def _regex(key: str, pattern: Any) -> None:
+    try:
+        re.compile(pattern)
+    except (re.error, TypeError) as error:
+        raise ConfigError(f"{key}: {pattern!r} is not a regular expression ({error})") from None
+
+
 def _port(key: str, raw: str) -> int | None:
     if not raw.strip():
         return None
@@ -139,8 +155,9 @@ def _dsn(key: str, raw: str) -> str | None:
     return value
 
 
-def _setting(default: Any, env: str, parse: Callable[[str, str], Any]) -> Any:
-    return field(default=default, metadata={"env": env, "parse": parse})
+def _setting(default: Any, env: str, parse: Callable[[str, str], Any], fallback: str | None = None) -> Any:
+    """A field read from ``env`` (or, when that is unset, from the more general ``fallback``)."""
+    return field(default=default, metadata={"env": env, "parse": parse, "fallback": fallback})
 
 
 @dataclass(frozen=True)
@@ -169,6 +186,9 @@ class Settings:
     health_timeout: float = _setting(2.0, "STACKWATCH_HEALTH_TIMEOUT", _positive_float)
     n_plus_one_threshold: int = _setting(DEFAULT_N_PLUS_ONE_THRESHOLD, "STACKWATCH_N_PLUS_ONE_THRESHOLD", _positive_int)
     n_plus_one_strict: bool = _setting(False, "STACKWATCH_N_PLUS_ONE_STRICT", _bool)
+    excluded_urls: tuple[str, ...] = _setting(
+        (), "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", _patterns, fallback="OTEL_PYTHON_EXCLUDED_URLS"
+    )
     n_plus_one_allow: tuple[str, ...] = _setting((), "STACKWATCH_N_PLUS_ONE_ALLOW", _statements)
     n_plus_one_min_duration: float = _setting(0.0, "STACKWATCH_N_PLUS_ONE_MIN_DURATION", _seconds)
 
@@ -189,6 +209,9 @@ class Settings:
                 values[name] = value
             elif env in environ:
                 values[name] = spec.metadata["parse"](env, environ[env])
+            elif spec.metadata["fallback"] and spec.metadata["fallback"] in environ:
+                fallback = spec.metadata["fallback"]
+                values[name] = spec.metadata["parse"](fallback, environ[fallback])
         settings = cls(**values)
         settings._validate()
         return settings
@@ -216,6 +239,8 @@ class Settings:
             raise ConfigError(f"n_plus_one_min_duration: expected a number of seconds >= 0, got {self.n_plus_one_min_duration!r}")
         if isinstance(self.n_plus_one_allow, str) or not all(isinstance(x, str) for x in self.n_plus_one_allow):
             raise ConfigError(f"n_plus_one_allow: expected statements or fingerprints, got {self.n_plus_one_allow!r}")
+        for pattern in self.excluded_urls:
+            _regex("excluded_urls", pattern)
         if self.health_timeout <= 0:
             raise ConfigError(f"health_timeout: expected a positive number of seconds, got {self.health_timeout!r}")
         paths = [self.metrics_path, self.health_path, self.liveness_path, self.readiness_path]

@@ -26,9 +26,11 @@ from prometheus_client import (
 )
 
 __all__ = [
+    "BODY_SIZE_BUCKETS",
     "DB_DURATION_BUCKETS",
     "HTTP_DURATION_BUCKETS",
     "QUERIES_PER_REQUEST_BUCKETS",
+    "WEBSOCKET_DURATION_BUCKETS",
     "Metrics",
     "get_metrics",
     "multiprocess_active",
@@ -41,6 +43,10 @@ HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 
 # db.client.operation.duration advisory buckets (semconv); reused for pool wait time.
 DB_DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 QUERIES_PER_REQUEST_BUCKETS = (0, 1, 2, 3, 5, 10, 20, 50, 100)
+# http.server.request/response.body.size have no advisory buckets: decades from 100 B to 10 MB.
+BODY_SIZE_BUCKETS = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+# WebSocket connections last from a moment to hours.
+WEBSOCKET_DURATION_BUCKETS = (0.1, 1.0, 10.0, 60.0, 600.0, 3600.0)
 
 
 def multiprocess_active() -> bool:
@@ -93,6 +99,36 @@ class Metrics:
             "http_server_active_requests",
             "Number of active HTTP server requests.",
             ["http_request_method"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.http_request_size = Histogram(
+            "http_server_request_body_size_bytes",
+            "Size of HTTP server request bodies (bytes received).",
+            ["http_request_method", "http_route", "http_response_status_code"],
+            buckets=BODY_SIZE_BUCKETS,
+            unit="bytes",
+            registry=registry,
+        )
+        self.http_response_size = Histogram(
+            "http_server_response_body_size_bytes",
+            "Size of HTTP server response bodies (bytes sent).",
+            ["http_request_method", "http_route", "http_response_status_code"],
+            buckets=BODY_SIZE_BUCKETS,
+            unit="bytes",
+            registry=registry,
+        )
+        self.websocket_duration = Histogram(
+            "http_server_websocket_connection_duration_seconds",
+            "Duration of WebSocket connections, by route (the count is connections handled).",
+            ["http_route"],
+            buckets=WEBSOCKET_DURATION_BUCKETS,
+            unit="seconds",
+            registry=registry,
+        )
+        self.websocket_active = Gauge(
+            "http_server_active_websocket_connections",
+            "Number of open WebSocket connections.",
             registry=registry,
             multiprocess_mode="livesum",
         )

@@ -2,14 +2,16 @@
 
 It sits outside the whole Starlette stack (outside ``ServerErrorMiddleware``), so it sees the
 500 that an unhandled exception becomes, and the route that the router matched. ``/metrics``
-and the health paths are answered here before routing and are neither traced nor counted.
-Lifespan and websocket scopes pass through untouched.
+and the health paths are answered here before routing and are neither traced nor counted, nor
+are excluded URLs. A WebSocket connection gets one server span and its own metrics; lifespan
+scopes pass through untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -72,18 +74,26 @@ class StackwatchMiddleware:
             settings.n_plus_one_allow,
             settings.n_plus_one_min_duration,
         )
+        self.excluded = re.compile("|".join(f"(?:{p})" for p in settings.excluded_urls)) if settings.excluded_urls else None
         self.templates = RouteTemplates()
-        self._durations: dict[tuple[str, str, int], Any] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self._queries: dict[str, Any] = {}
         self._active: dict[str, Any] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "websocket" and (self.excluded is None or not self.excluded.search(scope["path"])):
+                await self._websocket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         endpoint = self.endpoints.get(route_path(scope)) if self.endpoints else None
         if endpoint is not None:
             await endpoint(scope, receive, send)
+            return
+        if self.excluded is not None and self.excluded.search(scope["path"]):
+            await self.app(scope, receive, send)
             return
 
         method = scope["method"]
@@ -112,22 +122,36 @@ class StackwatchMiddleware:
         entry_root = scope.get("root_path", "")
         status = 500
         sent = 0.0
+        received = 0
+        sent_bytes = 0
+
+        async def receive_counted() -> Any:
+            nonlocal received
+            message = await receive()
+            body = message.get("body")
+            if body:
+                received += len(body)
+            return message
 
         async def send_status(message: Any) -> None:
-            nonlocal status, sent
+            nonlocal status, sent, sent_bytes
             kind = message["type"]
-            if kind == "http.response.start":
+            if kind == "http.response.body":
+                body = message.get("body")
+                if body:
+                    sent_bytes += len(body)
+                if not message.get("more_body", False):
+                    await send(message)
+                    sent = time.perf_counter()  # the response is complete; background tasks run after
+                    return
+            elif kind == "http.response.start":
                 status = message["status"]
-            elif kind == "http.response.body" and not message.get("more_body", False):
-                await send(message)
-                sent = time.perf_counter()  # the response is complete; background tasks run after
-                return
             await send(message)
 
         started = time.perf_counter()
         error: BaseException | None = None
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive_counted, send_status)
         except BaseException as exc:
             error = exc
             raise
@@ -139,7 +163,7 @@ class StackwatchMiddleware:
             route = self.templates.template(scope, entry_route, entry_root)
             if metrics is not None:
                 active.dec()  # type: ignore[union-attr]
-                self._observe(metrics, method, route, status, elapsed, span, queries)
+                self._observe(metrics, method, route, status, elapsed, span, queries, received, sent_bytes)
             if span is not None:
                 self._end_span(span, scope, method, route, status, error)
             if self.sentry is not None and (error is not None or status >= 500):
@@ -152,12 +176,29 @@ class StackwatchMiddleware:
                 otel_context.detach(span_token)
 
     def _observe(
-        self, metrics: Metrics, method: str, route: str, status: int, elapsed: float, span: Any, queries: RequestQueries
+        self,
+        metrics: Metrics,
+        method: str,
+        route: str,
+        status: int,
+        elapsed: float,
+        span: Any,
+        queries: RequestQueries,
+        received: int,
+        sent: int,
     ) -> None:
         key = (method, route, status)
-        duration = self._durations.get(key)
-        if duration is None:
-            duration = self._durations[key] = metrics.http_duration.labels(method, route, str(status))
+        children = self._children.get(key)
+        if children is None:
+            labels = (method, route, str(status))
+            children = self._children[key] = (
+                metrics.http_duration.labels(*labels),
+                metrics.http_request_size.labels(*labels),
+                metrics.http_response_size.labels(*labels),
+            )
+        duration, request_size, response_size = children
+        request_size.observe(received)
+        response_size.observe(sent)
         exemplar = None
         if span is not None and self.exemplars:
             ctx = span.get_span_context()
@@ -199,6 +240,60 @@ class StackwatchMiddleware:
         if self.response_hook is not None:
             _call_hook(self.response_hook, span, scope, status)
         span.end()
+
+
+    async def _websocket(self, scope: Any, receive: Any, send: Any) -> None:
+        """One server span per connection, its duration by route and the open connections."""
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.websocket_active.inc()
+        span = None
+        span_token = None
+        if self.tracer is not None:
+            parent = extract_context(scope.get("headers", ()))
+            span = self.tracer.start_span("WEBSOCKET", parent, _SERVER)
+            span_token = otel_context.attach(trace.set_span_in_context(span, parent))
+        entry_route = scope.get("route")
+        entry_root = scope.get("root_path", "")
+        close_code = None
+
+        async def send_close(message: Any) -> None:
+            nonlocal close_code
+            if message["type"] == "websocket.close":
+                close_code = message.get("code", 1000)
+            await send(message)
+
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive, send_close)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            route = self.templates.template(scope, entry_route, entry_root)
+            if metrics is not None:
+                metrics.websocket_active.dec()
+                metrics.websocket_duration.labels(route).observe(elapsed)
+            if span is not None:
+                attributes: dict[str, Any] = {"url.path": scope["path"], "url.scheme": scope.get("scheme", "ws")}
+                client = scope.get("client")
+                if client:
+                    attributes["client.address"] = client[0]
+                if route != UNMATCHED:
+                    span.update_name(f"WEBSOCKET {route}")
+                    attributes["http.route"] = route
+                if close_code is not None:
+                    attributes["websocket.close.code"] = close_code
+                if error is not None:
+                    span.record_exception(error)
+                    attributes["error.type"] = type(error).__qualname__
+                    span.set_status(_ERROR)
+                span.set_attributes(attributes)
+                span.end()
+            if span_token is not None:
+                otel_context.detach(span_token)
 
 
 def _call_hook(hook: Callable[..., None], *args: Any) -> None:

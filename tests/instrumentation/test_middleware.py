@@ -265,33 +265,44 @@ def test_non_starlette_apps_are_refused(registry):
         instrument(bare, registry=registry)
 
 
-async def test_websockets_pass_through_untouched(registry, provider, spans, clean_env):
+async def test_a_websocket_connection_gets_one_span_and_metrics(registry, provider, spans, clean_env):
     app = make_app()
+    open_during: list[float | None] = []
 
-    @app.websocket("/ws")
-    async def echo(websocket: WebSocket) -> None:
+    @app.websocket("/ws/{room}")
+    async def echo(websocket: WebSocket, room: str) -> None:
         await websocket.accept()
+        open_during.append(registry.get_sample_value("http_server_active_websocket_connections"))
         await websocket.send_text(await websocket.receive_text())
-        await websocket.close()
+        await websocket.close(code=4000)
 
     instrument(app, registry=registry, tracer_provider=provider, environ=clean_env)
-    incoming = iter([{"type": "websocket.connect"}, {"type": "websocket.receive", "text": "ping"}])
-    sent = []
+    for room in ("a", "b"):
+        incoming = iter([{"type": "websocket.connect"}, {"type": "websocket.receive", "text": "ping"}])
+        sent = []
 
-    async def receive():
-        return next(incoming)
+        async def receive():
+            return next(incoming)
 
-    async def send(message):
-        sent.append(message)
+        async def send(message):
+            sent.append(message)
 
-    scope = {"type": "websocket", "asgi": {"version": "3.0"}, "path": "/ws", "raw_path": b"/ws", "root_path": "",
-             "query_string": b"", "headers": [], "scheme": "ws", "client": ("127.0.0.1", 1), "server": ("t", 80),
-             "subprotocols": [], "state": {}}
-    await app(scope, receive, send)
-    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
-    assert sent[1]["text"] == "ping"
-    assert spans.get_finished_spans() == ()
-    assert routes_seen(registry) == set()
+        scope = {"type": "websocket", "asgi": {"version": "3.0"}, "path": f"/ws/{room}", "raw_path": b"/ws/x",
+                 "root_path": "", "query_string": b"", "headers": [], "scheme": "ws", "client": ("127.0.0.1", 1),
+                 "server": ("t", 80), "subprotocols": [], "state": {}}
+        await app(scope, receive, send)
+        assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
+        assert sent[1]["text"] == "ping"
+    assert open_during == [1.0, 1.0]
+    assert registry.get_sample_value("http_server_active_websocket_connections") == 0
+    assert registry.get_sample_value("http_server_websocket_connection_duration_seconds_count",
+                                     {"http_route": "/ws/{room}"}) == 2
+    first, second = spans.get_finished_spans()
+    assert first.name == "WEBSOCKET /ws/{room}" and first.kind.name == "SERVER"
+    assert dict(first.attributes) == {"url.path": "/ws/a", "url.scheme": "ws", "client.address": "127.0.0.1",
+                                      "http.route": "/ws/{room}", "websocket.close.code": 4000}
+    assert first.context.trace_id != second.context.trace_id
+    assert routes_seen(registry) == set()  # not counted as HTTP requests
 
 
 async def test_no_process_global_tracer_provider_is_set(registry, clean_env):
