@@ -45,7 +45,10 @@ def test_wheel_installs_and_imports_in_a_fresh_venv(wheel: Path, tmp_path: Path)
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", f"{wheel}[fastapi]"], check=True, timeout=600)
+    # The README's install line for a built wheel, as written (name, version and extras).
+    readme_line = f"pip install 'dist/{wheel.name}[fastapi,sentry]'"
+    assert readme_line in (ROOT / "README.md").read_text()
+    subprocess.run([str(python), "-m", "pip", "install", "-q", f"{wheel}[fastapi,sentry]"], check=True, timeout=600)
     code = ("import stackwatch.exporters.postgres, stackwatch.exporters.main, stackwatch.instrumentation, "
             "stackwatch.thresholds; print(stackwatch.exporters.postgres.__file__)")
     out = subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True,
@@ -54,3 +57,14 @@ def test_wheel_installs_and_imports_in_a_fresh_venv(wheel: Path, tmp_path: Path)
     help_text = subprocess.run([str(env_dir / "bin" / "stackwatch"), "exporter", "--help"], check=True,
                                capture_output=True, text=True, timeout=60).stdout
     assert "--postgres-dsn" in help_text and "STACKWATCH_POSTGRES_DSN_FILE" in help_text
+
+
+def test_the_readme_install_line_for_a_clone_resolves(tmp_path: Path) -> None:
+    assert "pip install './stackwatch[fastapi,sentry]'" in (ROOT / "README.md").read_text()
+    clone = tmp_path / "stackwatch"
+    clone.symlink_to(ROOT)
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-build-isolation",
+                           "--report", "-", "-q", "./stackwatch[fastapi,sentry]"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert '"requested_extras": [' in done.stdout and '"sentry"' in done.stdout
