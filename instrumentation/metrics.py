@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import weakref
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import (
@@ -24,6 +25,7 @@ from prometheus_client import (
     Histogram,
     values,
 )
+from prometheus_client.samples import Exemplar
 
 __all__ = [
     "BODY_SIZE_BUCKETS",
@@ -34,6 +36,7 @@ __all__ = [
     "Metrics",
     "get_metrics",
     "multiprocess_active",
+    "observe",
 ]
 
 logger = logging.getLogger("stackwatch.instrumentation")
@@ -56,6 +59,21 @@ def multiprocess_active() -> bool:
     was set before that (which process managers do for their workers).
     """
     return values.ValueClass is not values.MutexValue and "PROMETHEUS_MULTIPROC_DIR" in os.environ
+
+
+def observe(child: Any, amount: float, exemplar: dict[str, str] | None = None) -> None:
+    """``child.observe(amount, exemplar)`` for a labelled histogram child, at a fraction of the cost.
+
+    The per-request hot path: client_python's ``observe`` re-checks on every call that the child
+    has its labels and that the exemplar's labels are valid (ours always are: ``trace_id`` and
+    ``span_id``, 48 characters in all) and walks the buckets one by one. Same values, same files
+    in multiprocess mode; a test checks the result equals client_python's own ``observe``.
+    """
+    child._sum.inc(amount)
+    bucket = child._buckets[bisect_left(child._upper_bounds, amount)]
+    bucket.inc(1)
+    if exemplar is not None:
+        bucket.set_exemplar(Exemplar(exemplar, amount, time.time()))
 
 
 class _PoolRefresher:

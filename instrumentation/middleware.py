@@ -21,7 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .config import Settings
-from .metrics import Metrics
+from .metrics import Metrics, observe
 from .queries import DeferredSources, NPlusOnePolicy, RequestQueries, request_queries
 from .routes import UNMATCHED, RouteTemplates, route_path
 from .sentry import SentryReporter
@@ -197,18 +197,18 @@ class StackwatchMiddleware:
                 metrics.http_response_size.labels(*labels),
             )
         duration, request_size, response_size = children
-        request_size.observe(received)
-        response_size.observe(sent)
+        observe(request_size, received)
+        observe(response_size, sent)
         exemplar = None
         if span is not None and self.exemplars:
             ctx = span.get_span_context()
             if ctx.trace_flags.sampled:
                 exemplar = {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
-        duration.observe(elapsed, exemplar)
+        observe(duration, elapsed, exemplar)
         per_request = self._queries.get(route)
         if per_request is None:
             per_request = self._queries[route] = metrics.queries_per_request.labels(route)
-        per_request.observe(queries.count)
+        observe(per_request, queries.count)
         if queries.flagged:
             metrics.n_plus_one.labels(route).inc(len(queries.flagged))
         if self.multiprocess:

@@ -1,0 +1,30 @@
+"""The hot-path histogram ``observe`` gives exactly what client_python's own ``observe`` gives."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Histogram
+from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS, observe
+
+
+def samples(registry: CollectorRegistry) -> list[tuple]:
+    out = []
+    for family in registry.collect():
+        for s in family.samples:
+            if s.name.endswith("_created"):
+                continue
+            exemplar = (s.exemplar.labels, s.exemplar.value) if s.exemplar else None
+            out.append((s.name, tuple(sorted(s.labels.items())), s.value, exemplar))
+    return out
+
+
+def test_observe_matches_client_python() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    children = [Histogram("d_seconds", "d", ["route"], buckets=HTTP_DURATION_BUCKETS, registry=r).labels("/x")
+                for r in (ours, theirs)]
+    amounts = [0.0, 0.001, 0.005, 0.0050001, 0.1, 0.75, 10.0, 10.5, 1e9, 0.3, 0.005]
+    for i, amount in enumerate(amounts):
+        exemplar = {"trace_id": f"{i:032x}", "span_id": f"{i:016x}"} if i % 2 else None
+        observe(children[0], amount, exemplar)
+        children[1].observe(amount, exemplar)
+    assert samples(ours) == samples(theirs)
+    assert any(s[3] for s in samples(ours))  # exemplars were compared too
