@@ -46,6 +46,7 @@ HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 
 # db.client.operation.duration advisory buckets (semconv); reused for pool wait time.
 DB_DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 QUERIES_PER_REQUEST_BUCKETS = (0, 1, 2, 3, 5, 10, 20, 50, 100)
+HTTP_LABELS = ("http_request_method", "http_route", "http_response_status_code")
 # http.server.request/response.body.size have no advisory buckets: decades from 100 B to 10 MB.
 BODY_SIZE_BUCKETS = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 # WebSocket connections last from a moment to hours.
@@ -108,7 +109,7 @@ class Metrics:
         self.http_duration = Histogram(
             "http_server_request_duration_seconds",
             "Duration of HTTP server requests.",
-            ["http_request_method", "http_route", "http_response_status_code"],
+            HTTP_LABELS,
             buckets=HTTP_DURATION_BUCKETS,
             unit="seconds",
             registry=registry,
@@ -123,7 +124,7 @@ class Metrics:
         self.http_request_size = Histogram(
             "http_server_request_body_size_bytes",
             "Size of HTTP server request bodies (bytes received).",
-            ["http_request_method", "http_route", "http_response_status_code"],
+            HTTP_LABELS,
             buckets=BODY_SIZE_BUCKETS,
             unit="bytes",
             registry=registry,
@@ -131,7 +132,7 @@ class Metrics:
         self.http_response_size = Histogram(
             "http_server_response_body_size_bytes",
             "Size of HTTP server response bodies (bytes sent).",
-            ["http_request_method", "http_route", "http_response_status_code"],
+            HTTP_LABELS,
             buckets=BODY_SIZE_BUCKETS,
             unit="bytes",
             registry=registry,

@@ -110,9 +110,7 @@ class StackwatchMiddleware:
         span = None
         span_token = None
         if self.tracer is not None:
-            parent = extract_context(scope.get("headers", ()))
-            span = self.tracer.start_span(method, parent, _SERVER)
-            span_token = otel_context.attach(trace.set_span_in_context(span, parent))
+            span, span_token = self._start_span(self.tracer, scope, method)
             if self.request_hook is not None:
                 _call_hook(self.request_hook, span, scope)
 
@@ -174,6 +172,13 @@ class StackwatchMiddleware:
                 self.sentry.report(error, status, method, route, ids)
             if span_token is not None:
                 otel_context.detach(span_token)
+
+    @staticmethod
+    def _start_span(tracer: trace.Tracer, scope: Any, name: str) -> tuple[Any, Any]:
+        """A server span, child of the incoming trace context, made current; and its context token."""
+        parent = extract_context(scope.get("headers", ()))
+        span = tracer.start_span(name, parent, _SERVER)
+        return span, otel_context.attach(trace.set_span_in_context(span, parent))
 
     def _observe(
         self,
@@ -250,9 +255,7 @@ class StackwatchMiddleware:
         span = None
         span_token = None
         if self.tracer is not None:
-            parent = extract_context(scope.get("headers", ()))
-            span = self.tracer.start_span("WEBSOCKET", parent, _SERVER)
-            span_token = otel_context.attach(trace.set_span_in_context(span, parent))
+            span, span_token = self._start_span(self.tracer, scope, "WEBSOCKET")
         entry_route = scope.get("route")
         entry_root = scope.get("root_path", "")
         close_code = None
