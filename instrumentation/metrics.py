@@ -34,6 +34,7 @@ __all__ = [
     "QUERIES_PER_REQUEST_BUCKETS",
     "WEBSOCKET_DURATION_BUCKETS",
     "Metrics",
+    "gauge_adder",
     "get_metrics",
     "multiprocess_active",
     "observe",
@@ -75,6 +76,11 @@ def observe(child: Any, amount: float, exemplar: dict[str, str] | None = None) -
     bucket.inc(1)
     if exemplar is not None:
         bucket.set_exemplar(Exemplar(exemplar, amount, time.time()))
+
+
+def gauge_adder(child: Any) -> Any:
+    """``amount -> None`` adding to a labelled gauge child: ``inc``/``dec`` without their per-call checks."""
+    return child._value.inc
 
 
 class _PoolRefresher:

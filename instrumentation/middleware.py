@@ -21,7 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .config import Settings
-from .metrics import Metrics, observe
+from .metrics import Metrics, gauge_adder, observe
 from .queries import DeferredSources, NPlusOnePolicy, RequestQueries, request_queries
 from .routes import UNMATCHED, RouteTemplates, route_path
 from .sentry import SentryReporter
@@ -104,8 +104,8 @@ class StackwatchMiddleware:
         if metrics is not None:
             active = self._active.get(method)
             if active is None:
-                active = self._active[method] = metrics.http_active.labels(method)
-            active.inc()
+                active = self._active[method] = gauge_adder(metrics.http_active.labels(method))
+            active(1)
 
         span = None
         span_token = None
@@ -160,7 +160,7 @@ class StackwatchMiddleware:
             request_queries.reset(queries_token)
             route = self.templates.template(scope, entry_route, entry_root)
             if metrics is not None:
-                active.dec()  # type: ignore[union-attr]
+                active(-1)  # type: ignore[misc]
                 self._observe(metrics, method, route, status, elapsed, span, queries, received, sent_bytes)
             if span is not None:
                 self._end_span(span, scope, method, route, status, error)

@@ -1,9 +1,9 @@
-"""The hot-path histogram ``observe`` gives exactly what client_python's own ``observe`` gives."""
+"""The hot-path histogram and gauge updates give exactly what client_python's own methods give."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Histogram
-from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS, observe
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS, gauge_adder, observe
 
 
 def samples(registry: CollectorRegistry) -> list[tuple]:
@@ -28,3 +28,14 @@ def test_observe_matches_client_python() -> None:
         children[1].observe(amount, exemplar)
     assert samples(ours) == samples(theirs)
     assert any(s[3] for s in samples(ours))  # exemplars were compared too
+
+
+def test_gauge_adder_matches_inc_and_dec() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    add = gauge_adder(Gauge("a", "a", ["m"], registry=ours).labels("GET"))
+    child = Gauge("a", "a", ["m"], registry=theirs).labels("GET")
+    for amount in (1, 1, -1, 2.5, -3):
+        add(amount)
+        child.inc(amount) if amount > 0 else child.dec(-amount)
+    assert samples(ours) == samples(theirs)
+    assert theirs.get_sample_value("a", {"m": "GET"}) == 0.5
