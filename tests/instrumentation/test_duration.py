@@ -24,7 +24,7 @@ async def test_background_task_time_is_not_request_duration(registry, clean_env,
 
     async def slow_job() -> None:
         started = time.perf_counter()
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(1.0)
         done.append(time.perf_counter() - started)
 
     @app.get("/orders")
@@ -51,7 +51,7 @@ async def test_background_task_time_is_not_request_duration(registry, clean_env,
             deadline = time.monotonic() + 10
             while not done and time.monotonic() < deadline:
                 time.sleep(0.05)
-    assert done and done[0] >= 0.4  # the background task really ran, after the response
-    assert client_seconds < 0.35
-    assert duration_sum(registry, "/orders") < 0.3  # the old middleware measured >= 0.4 here
+    assert done and done[0] >= 1.0  # the background task really ran, after the response
+    assert client_seconds < 0.9
+    assert duration_sum(registry, "/orders") < 0.9  # the old middleware measured >= 1.0 here
     assert duration_sum(registry, "/stream") >= 0.3  # a streamed body is measured to its last chunk

@@ -56,7 +56,7 @@ async def app_with(dsn: str, registry, suppress: bool = False, environ: dict[str
     async def n_plus_one() -> int:
         async with pool.connection() as conn:
             for i in range(1, 7):
-                await conn.execute("SELECT pg_sleep(0.01), id FROM events WHERE id = %s", (i,))
+                await conn.execute("SELECT pg_sleep(0.05), id FROM events WHERE id = %s", (i,))
         return 6
 
     instrument(app, registry=registry, traces=False, environ=environ or {}, n_plus_one_strict=True,
@@ -105,8 +105,8 @@ async def test_a_suppressed_block_is_never_n_plus_one(dsn, registry):
 
 
 async def test_repeats_below_the_duration_floor_are_not_n_plus_one(dsn, registry):
-    # 11 fast pages take a few ms in all; 6 statements of 10 ms each pass a 40 ms floor.
-    app, pool = await app_with(dsn, registry, n_plus_one_min_duration=0.04)
+    # 11 fast pages take a few ms in all; 6 statements of 50 ms each pass a 250 ms floor.
+    app, pool = await app_with(dsn, registry, n_plus_one_min_duration=0.25)
     assert await statuses(app) == (200, 500)
     await pool.close()
     assert flagged(registry, "/events") == 0 and flagged(registry, "/n-plus-one") == 1
