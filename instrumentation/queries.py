@@ -8,8 +8,8 @@ middleware turns the totals into ``db_client_queries_per_request`` and
 
 Some repeats are meant (keyset pagination: one statement, a new cursor each turn). They are not
 N+1 when their fingerprint is allowed (:class:`NPlusOnePolicy`), when they run inside
-:func:`allow_n_plus_one`, or while their total duration stays below the policy's floor (as
-Sentry's detector does: many fast repeats cost less than one round trip too many is worth).
+:func:`allow_n_plus_one`, or while their total duration stays below the policy's floor (as in
+Sentry's detector: repeats that are fast in total are not worth batching).
 """
 
 from __future__ import annotations
