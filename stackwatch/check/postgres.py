@@ -26,27 +26,14 @@ from ..exporters.postgres.settings import to_base_unit
 from ..exporters.redact import redact, redact_text
 from ..thresholds import POSTGRES, PostgresThresholds
 from . import index_advice
+from .items import (CONNECTIONS, DUPLICATE_INDEXES, IDLE, INVALID_INDEXES, MISSING_INDEXES, PER_APP, PLANS, SLOW,
+                    SLOW_LOG, STATEMENTS, UNBOUNDED, UNUSED_INDEXES)
+from .items import POSTGRES_ITEMS as ITEMS
 from .model import Finding, Item, SourceUnavailable, Status
 from .runner import Budget
 
 __all__ = ["ITEMS", "PostgresCheck", "pool_guidance"]
 
-SECTION = "Database"
-MISSING_INDEXES = Item("pg.missing_indexes", SECTION, "Indexes on frequently queried columns")
-UNUSED_INDEXES = Item("pg.unused_indexes", SECTION, "No unused indexes")
-DUPLICATE_INDEXES = Item("pg.duplicate_indexes", SECTION, "No duplicate indexes")
-INVALID_INDEXES = Item("pg.invalid_indexes", SECTION, "No invalid indexes")
-CONNECTIONS = Item("pg.connections", SECTION, "Connection pooling: connections vs max_connections")
-IDLE = Item("pg.idle_connections", SECTION, "Connection pooling: no sessions left idle in transaction")
-PER_APP = Item("pg.connections_per_app", SECTION, "Connection pooling: (cores x 2) + spindles per application")
-SLOW_LOG = Item("pg.slow_query_log", SECTION, "Slow query log configured (log_min_duration_statement)")
-STATEMENTS = Item("pg.pg_stat_statements", SECTION, "pg_stat_statements loaded")
-SLOW = Item("pg.slow_statements", SECTION, "Slow query log monitored: slowest statements")
-PLANS = Item("pg.plans", SECTION, "Query execution plans analyzed")
-UNBOUNDED = Item("pg.unbounded_queries", SECTION, "No unbounded queries (rows per call)")
-
-ITEMS = (MISSING_INDEXES, UNUSED_INDEXES, DUPLICATE_INDEXES, INVALID_INDEXES, CONNECTIONS, IDLE, PER_APP,
-         SLOW_LOG, STATEMENTS, SLOW, PLANS, UNBOUNDED)
 
 #: marks this check's own statements in pg_stat_statements
 _MARKER = "/* stackwatch check */ "

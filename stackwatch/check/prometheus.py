@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from ..exporters.redact import redact_text
 from ..promql import n_plus_one_detections, pool_wait_mean
 from ..thresholds import EVENT_WINDOW, HTTP, POOL, RATE_WINDOW, HttpThresholds, PoolThresholds
+from .items import ALERTMANAGER, LIMITS, N_PLUS_ONE, POOL_WAITING, RULES, TARGETS
+from .items import PROMETHEUS_ITEMS as ITEMS
 from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
 from .runner import Budget
@@ -22,13 +24,6 @@ from .web import get
 
 __all__ = ["ITEMS", "PrometheusCheck"]
 
-POOL_WAITING = Item("app.pool_waiting", "Database", "Connection pooling: no requests waiting for a connection")
-N_PLUS_ONE = Item("app.n_plus_one", "Database", "N+1 queries eliminated")
-LIMITS = Item("ops.resource_limits", "Application", "Resource limits set (CPU, memory)")
-RULES = Item("ops.alert_rules", "Monitoring", "Alerting on key metrics: alert rules loaded")
-ALERTMANAGER = Item("ops.alertmanager", "Monitoring", "Alerting on key metrics: Alertmanager reachable")
-TARGETS = Item("ops.targets", "Monitoring", "Exporters' scrape targets up")
-ITEMS = (POOL_WAITING, N_PLUS_ONE, LIMITS, RULES, ALERTMANAGER, TARGETS)
 
 #: pools and routes are named with their service (``job``): two services may share a pool name
 _POOL_BY = "job, pool_name"

@@ -20,6 +20,8 @@ from ..exporters.redact import redact, redact_text
 from ..exporters.redis.connection import ConnectionSettings, InvalidURL, connect
 from ..exporters.redis.ttl_sampler import sample_ttls
 from ..thresholds import RATE_WINDOW, REDIS, RedisThresholds
+from .items import HIT_RATE, MAXMEMORY, TTL
+from .items import REDIS_ITEMS as ITEMS
 from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
 from ..promql import redis_lookup_rate
@@ -27,11 +29,6 @@ from .runner import Budget
 
 __all__ = ["ITEMS", "RedisCheck"]
 
-SECTION = "Caching"
-HIT_RATE = Item("redis.hit_rate", SECTION, ">80% cache hit rate achieved")
-TTL = Item("redis.keys_without_ttl", SECTION, "Cache TTL configured appropriately")
-MAXMEMORY = Item("redis.maxmemory", SECTION, "maxmemory and an eviction policy set")
-ITEMS = (HIT_RATE, TTL, MAXMEMORY)
 
 _HITS = redis_lookup_rate("hits", "server", RATE_WINDOW)
 _MISSES = redis_lookup_rate("misses", "server", RATE_WINDOW)
