@@ -8,7 +8,7 @@ exporter carry ``job``, ``instance`` and ``server``.
 
 from __future__ import annotations
 
-from stackwatch.promql import n_plus_one_detections, pool_wait_mean, redis_lookup_rate
+from stackwatch.promql import cache_request_rate, n_plus_one_detections, pool_wait_mean, redis_lookup_rate
 from stackwatch.thresholds import (
     CACHE,
     EVENT_WINDOW,
@@ -104,13 +104,13 @@ def _recording() -> tuple[Record, ...]:
     caches = [
         Record(REDIS_LOOKUPS,
                f"{redis_lookup_rate('hits', _PG_BY, W)} + {redis_lookup_rate('misses', _PG_BY, W)}",
-               meaning="Redis key lookups (hits + misses) per second, the exporter's own left out"),
+               meaning="Redis key lookups (hits + misses) per second, TTL lookups (PTTL/TTL) left out"),
         Record(REDIS_HIT_RATIO, f"{redis_lookup_rate('hits', _PG_BY, W)} / {REDIS_LOOKUPS}",
-               meaning="share of Redis key lookups that hit, the exporter's own left out"),
-        Record(CACHE_REQUESTS, f"sum by (job, cache) (rate(cache_requests_total[{W}]))",
+               meaning="share of Redis key lookups that hit, TTL lookups (PTTL/TTL) left out"),
+        Record(CACHE_REQUESTS, cache_request_rate("job, cache", W),
                meaning="application cache lookups per second, by service and cache"),
         Record(CACHE_HIT_RATIO,
-               f'(sum by (job, cache) (rate(cache_requests_total{{result="hit"}}[{W}])) or {CACHE_REQUESTS} * 0)'
+               f'({cache_request_rate("job, cache", W, "hit")} or {CACHE_REQUESTS} * 0)'
                f" / {CACHE_REQUESTS}",
                meaning="share of application cache lookups that hit (0 when none ever hit)"),
     ]

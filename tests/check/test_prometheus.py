@@ -154,7 +154,7 @@ def test_redis_hit_rate_comes_from_prometheus_when_given(healthy: Setup, broken:
     assert good.status("redis.hit_rate") == "pass", good.finding("redis.hit_rate")
     assert bad.status("redis.hit_rate") == "fail", bad.finding("redis.hit_rate")
     for outcome, share in ((good, 95.0), (bad, 30.0)):
-        measured = re.search(r"from Prometheus: cache ([\d.]+)%", outcome.finding("redis.hit_rate")["evidence"])
+        measured = re.search(r"from Prometheus \(TTL lookups left out\): cache ([\d.]+)%", outcome.finding("redis.hit_rate")["evidence"])
         assert measured and abs(float(measured[1]) - share) < 1, outcome.finding("redis.hit_rate")
 
 
