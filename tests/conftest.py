@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.otlp",
     "tests.fixtures.sentry",
     "tests.fixtures.uvicorn",
+    "tests.fixtures.exporter",
 ]
 
 
