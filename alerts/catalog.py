@@ -8,7 +8,13 @@ exporter carry ``job``, ``instance`` and ``server``.
 
 from __future__ import annotations
 
-from stackwatch.promql import cache_request_rate, n_plus_one_detections, pool_wait_mean, redis_lookup_rate
+from stackwatch.promql import (
+    cache_request_rate,
+    n_plus_one_detections,
+    pool_wait_mean,
+    redis_lookup_rate,
+    statement_mean_seconds,
+)
 from stackwatch.thresholds import (
     CACHE,
     EVENT_WINDOW,
@@ -262,11 +268,7 @@ def _postgres() -> tuple[Alert, ...]:
         ),
         Alert(
             alert="PostgresSlowStatements",
-            expr=(
-                f"rate(pg_stat_statements_seconds_total[{SLOW_TIER_WINDOW}])"
-                f" / rate(pg_stat_statements_calls_total[{SLOW_TIER_WINDOW}])"
-                f" > {num(POSTGRES.slow_statement_mean_seconds)}"
-            ),
+            expr=f"{statement_mean_seconds(SLOW_TIER_WINDOW)} > {num(POSTGRES.slow_statement_mean_seconds)}",
             for_=FOR.postgres_slow_statements,
             severity="warning",
             summary=f"Statement {label('queryid')} on {PG_DB} averages {SECS} per call",

@@ -5,7 +5,7 @@ Standard library only: imported at runtime by the CLI.
 
 from __future__ import annotations
 
-__all__ = ["TTL_COMMANDS", "cache_request_rate", "n_plus_one_detections", "pool_wait_mean", "redis_lookup_rate"]
+__all__ = ["TTL_COMMANDS", "cache_request_rate", "n_plus_one_detections", "pool_wait_mean", "redis_lookup_rate", "statement_mean_seconds"]
 
 
 #: commands that read a key's TTL: stackwatch's TTL sampling (the exporter's sampler and
@@ -68,3 +68,10 @@ def pool_wait_mean(by: str, window: str, selector: str = "") -> str:
     family = "db_client_connection_wait_time_seconds"
     return (f"sum by ({by}) (rate({family}_sum{selector}[{window}]))"
             f" / sum by ({by}) (rate({family}_count{selector}[{window}]) > 0)")
+
+
+def statement_mean_seconds(window: str, selector: str = "") -> str:
+    """Mean seconds per call of each exported pg_stat_statements statement over ``window``: what
+    the statement does now, not since the statistics were last reset."""
+    return (f"rate(pg_stat_statements_seconds_total{selector}[{window}])"
+            f" / rate(pg_stat_statements_calls_total{selector}[{window}])")

@@ -17,7 +17,6 @@ pytest_plugins = [
     "tests.fixtures.otlp",
     "tests.fixtures.sentry",
     "tests.fixtures.uvicorn",
-    "tests.fixtures.exporter",
 ]
 
 

@@ -135,7 +135,8 @@ def _secrets(values: dict[str, Any]) -> list[str]:
 def sources(values: dict[str, Any], budget: Budget) -> list[Source]:
     """Every source, with ``run`` set for those the options point at.
 
-    A source's module, and so its client library, is imported only when it is checked.
+    A source's module, and so its client library, is imported only when it is checked. With
+    ``--prometheus-url``, a system not given directly is judged from its series there.
     """
     prom_url = values["prometheus_url"]
     pg = redis_check = prom = application = None
@@ -144,6 +145,10 @@ def sources(values: dict[str, Any], budget: Budget) -> list[Source]:
 
         pg = postgres.PostgresCheck(values["postgres_dsn"], plans=values["plans"], cores=values["db_cores"],
                                     spindles=values["db_spindles"]).run
+    elif prom_url:  # no credentials: what the exporter's series in Prometheus can tell
+        from .postgres_series import PostgresSeriesCheck
+
+        pg = PostgresSeriesCheck(prom_url).run
     if values["redis_url"]:
         from . import redis
         from .promapi import Prometheus
@@ -151,6 +156,10 @@ def sources(values: dict[str, Any], budget: Budget) -> list[Source]:
         redis_check = redis.RedisCheck(values["redis_url"], window=values["redis_window"],
                                        sample_keys=values["redis_sample_keys"],
                                        prometheus=Prometheus(prom_url, budget) if prom_url else None).run
+    elif prom_url:
+        from .redis_series import RedisSeriesCheck
+
+        redis_check = RedisSeriesCheck(prom_url).run
     if prom_url:
         from . import prometheus
 
@@ -159,6 +168,10 @@ def sources(values: dict[str, Any], budget: Budget) -> list[Source]:
         from . import app
 
         application = app.AppCheck(values["app_url"], values["app_health_path"], values["app_large_path"]).run
+    elif prom_url:
+        from .app_series import AppSeriesCheck
+
+        application = AppSeriesCheck(prom_url).run
     return [
         Source("postgres", POSTGRES_ITEMS, pg, "pass --postgres-dsn"),
         Source("prometheus", PROMETHEUS_ITEMS, prom, "pass --prometheus-url (the Prometheus scraping the "

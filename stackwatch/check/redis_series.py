@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from ..promql import cache_request_rate, redis_lookup_rate
 from ..thresholds import CACHE, RATE_WINDOW, REDIS, CacheThresholds, RedisThresholds
 from .items import HIT_RATE, MAXMEMORY, TTL
-from .model import Finding, SourceUnavailable, Status
-from .promapi import Prometheus, PrometheusError
+from .model import Finding, Status
+from .promapi import Prometheus
 from .runner import Budget
+from .series import judge_from_series, quoted
 
 __all__ = ["RedisSeriesCheck", "hit_rate_from_prometheus", "maxmemory_finding", "ttl_finding",
            "ttl_from_prometheus"]
@@ -27,14 +28,6 @@ _MISSES = redis_lookup_rate("misses", "server", RATE_WINDOW)
 _CACHE_BY = "job, cache"
 HIT_FIX = ("cache what is read repeatedly (cache-aside), lengthen TTLs of hot keys, check for keys that are "
            "written but never read and for evictions (maxmemory too small)")
-#: what the evidence says when a verdict comes from Prometheus rather than from the system itself
-FROM_SERIES = "from the stackwatch exporter's series in Prometheus"
-
-
-def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _by(prom: Prometheus, promql: str, *labels: str) -> dict[tuple[str, ...], float]:
     return {tuple(m.get(label, "") for label in labels): v for m, v in prom.query(promql)}
 
@@ -100,7 +93,7 @@ def ttl_from_prometheus(prom: Prometheus, server: str | None,
                         thresholds: RedisThresholds = REDIS) -> Finding | None:
     """The TTL verdict from the exporter's sampler (``redis_ttl_keys_*``) for ``server`` (every
     sampled server, worst first, when None); None when Prometheus has no sample of it."""
-    selector = f"{{server={_quoted(server)}}}" if server is not None else ""
+    selector = f"{{server={quoted(server)}}}" if server is not None else ""
     sampled = {m.get("server", ""): v for m, v in prom.query(f"redis_ttl_keys_sampled{selector}") if v > 0}
     if not sampled:
         return None
@@ -142,22 +135,10 @@ class RedisSeriesCheck:
     thresholds: RedisThresholds = REDIS
 
     def run(self, budget: Budget) -> Iterator[Finding]:
-        prom = Prometheus(self.url, budget)
-        for item, check in ((MAXMEMORY, lambda: self._maxmemory(prom)),
-                            (TTL, lambda: ttl_from_prometheus(prom, None, self.thresholds)),
-                            (HIT_RATE, lambda: hit_rate_from_prometheus(prom, self.thresholds))):
-            try:
-                finding = check()
-            except (PrometheusError, SourceUnavailable) as error:  # the prometheus source reports it
-                finding = item.finding(Status.UNKNOWN, f"not checked: {error}", "pass --redis-url")
-            if finding is None:
-                finding = item.finding(Status.UNKNOWN, "Prometheus has no stackwatch exporter series for it",
-                                       "pass --redis-url, or have Prometheus scrape a stackwatch exporter "
-                                       "watching the Redis")
-            elif finding.status != Status.UNKNOWN:
-                finding = item.finding(finding.status, f"{finding.evidence} ({FROM_SERIES}: no --redis-url)",
-                                       finding.fix)
-            yield finding
+        yield from judge_from_series(self.url, budget, (
+            (MAXMEMORY, self._maxmemory),
+            (TTL, lambda prom: ttl_from_prometheus(prom, None, self.thresholds)),
+            (HIT_RATE, lambda prom: hit_rate_from_prometheus(prom, self.thresholds))), "--redis-url")
 
     def _maxmemory(self, prom: Prometheus) -> Finding | None:
         limits = {m.get("server", ""): v for m, v in prom.query("redis_memory_max_bytes")}
