@@ -20,7 +20,7 @@ from ..exporters.redact import redact
 from ..thresholds import HTTP, HttpThresholds
 from .items import COMPRESSION, HEALTH, METRICS
 from .items import APP_ITEMS as ITEMS
-from .model import Finding, Item, Status
+from .model import Finding, Status
 from .runner import Budget
 from .web import Response, get
 
