@@ -8,7 +8,13 @@ exporter carry ``job``, ``instance`` and ``server``.
 
 from __future__ import annotations
 
-from stackwatch.promql import n_plus_one_detections, pool_wait_mean, redis_lookup_rate
+from stackwatch.promql import (
+    cache_request_rate,
+    n_plus_one_detections,
+    pool_wait_mean,
+    redis_lookup_rate,
+    statement_mean_seconds,
+)
 from stackwatch.thresholds import (
     CACHE,
     EVENT_WINDOW,
@@ -104,13 +110,13 @@ def _recording() -> tuple[Record, ...]:
     caches = [
         Record(REDIS_LOOKUPS,
                f"{redis_lookup_rate('hits', _PG_BY, W)} + {redis_lookup_rate('misses', _PG_BY, W)}",
-               meaning="Redis key lookups (hits + misses) per second, the exporter's own left out"),
+               meaning="Redis key lookups (hits + misses) per second, TTL lookups (PTTL/TTL) left out"),
         Record(REDIS_HIT_RATIO, f"{redis_lookup_rate('hits', _PG_BY, W)} / {REDIS_LOOKUPS}",
-               meaning="share of Redis key lookups that hit, the exporter's own left out"),
-        Record(CACHE_REQUESTS, f"sum by (job, cache) (rate(cache_requests_total[{W}]))",
+               meaning="share of Redis key lookups that hit, TTL lookups (PTTL/TTL) left out"),
+        Record(CACHE_REQUESTS, cache_request_rate("job, cache", W),
                meaning="application cache lookups per second, by service and cache"),
         Record(CACHE_HIT_RATIO,
-               f'(sum by (job, cache) (rate(cache_requests_total{{result="hit"}}[{W}])) or {CACHE_REQUESTS} * 0)'
+               f'({cache_request_rate("job, cache", W, "hit")} or {CACHE_REQUESTS} * 0)'
                f" / {CACHE_REQUESTS}",
                meaning="share of application cache lookups that hit (0 when none ever hit)"),
     ]
@@ -262,11 +268,7 @@ def _postgres() -> tuple[Alert, ...]:
         ),
         Alert(
             alert="PostgresSlowStatements",
-            expr=(
-                f"rate(pg_stat_statements_seconds_total[{SLOW_TIER_WINDOW}])"
-                f" / rate(pg_stat_statements_calls_total[{SLOW_TIER_WINDOW}])"
-                f" > {num(POSTGRES.slow_statement_mean_seconds)}"
-            ),
+            expr=f"{statement_mean_seconds(SLOW_TIER_WINDOW)} > {num(POSTGRES.slow_statement_mean_seconds)}",
             for_=FOR.postgres_slow_statements,
             severity="warning",
             summary=f"Statement {label('queryid')} on {PG_DB} averages {SECS} per call",

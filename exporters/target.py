@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from prometheus_client.core import Metric
@@ -26,6 +27,17 @@ __all__ = ["Target", "Poller"]
 log = logging.getLogger("stackwatch.exporters")
 
 S = TypeVar("S")
+
+
+@dataclass
+class _Result:
+    """What one collector run produced, until the refresh publishes it."""
+
+    name: str
+    families: list[Metric] | None = None
+    disabled_reason: str | None = None
+    lost: bool = False
+    elapsed: float = 0.0
 
 
 class Target(abc.ABC, Generic[S]):
@@ -73,7 +85,14 @@ class Target(abc.ABC, Generic[S]):
 
     # -- the poll loop ------------------------------------------------------------------
     def refresh(self) -> float:
-        """Run every due collector; return how long the poller may sleep before the next one."""
+        """Run every due collector; return how long the poller may sleep before the next one.
+
+        Collectors due together share one ``connect()`` (one INFO for Redis) and their results
+        reach the snapshot together, so a scrape never sees families of one tier taken from
+        different readings (the Redis hit ratio subtracts commandstats from keyspace counters:
+        from two readings a burst of commands in between would skew it). Each collector's next
+        run is due one interval after this refresh began, so a tier's collectors stay together.
+        """
         now = time.monotonic()
         due = [c for c in self.collectors if self._next_due[c.name] <= now]
         if due:
@@ -84,47 +103,54 @@ class Target(abc.ABC, Generic[S]):
             with self._lock:
                 self._up, self._error_reason = 1.0, ""
             self._failures = 0
+            results = []
             for collector in due:
-                if not self._run(collector, source):
-                    return self._mark_down(None)
+                results.append(self._run(collector, source))
+                self._next_due[collector.name] = now + self.intervals.of(collector.tier)
+                if results[-1].lost:
+                    break
+            self._publish(results)
+            if results[-1].lost:
+                return self._mark_down(None)
         self.polled.set()
         if not self.collectors:
             return self.intervals.fast
         return max(0.05, min(self._next_due.values()) - time.monotonic())
 
-    def _run(self, collector: Collector[S], source: S) -> bool:
-        """Run one collector into the snapshot; False when the connection was lost."""
+    def _run(self, collector: Collector[S], source: S) -> _Result:
+        """Run one collector (off the lock); ``lost`` when the connection went with it."""
         start = time.monotonic()
-        families: list[Metric] | None = None
-        disabled_reason: str | None = None
-        lost = False
+        result = _Result(collector.name)
         try:
-            families = collector.collect(source)
+            result.families = collector.collect(source)
         except CollectorDisabled as disabled:
-            families = []
-            disabled_reason = disabled.reason
+            result.families, result.disabled_reason = [], disabled.reason
         except Exception as error:  # noqa: BLE001
-            lost = self.is_connection_lost(error)
+            result.lost = self.is_connection_lost(error)
             log.warning(
                 "target %s: collector %s failed: %s",
                 self.name, collector.name, redact_text(str(error)).strip(),
             )
-        elapsed = time.monotonic() - start
+        result.elapsed = time.monotonic() - start
+        return result
+
+    def _publish(self, results: list[_Result]) -> None:
+        """Put one refresh's results into the snapshot at once."""
+        finished = time.time()
         with self._lock:  # scrapes iterate these dicts: change them only under the lock
             self.generation += 1
-            if disabled_reason is not None:
-                self._disabled[collector.name] = disabled_reason
-            elif families is not None:
-                self._disabled.pop(collector.name, None)
-            self._duration[collector.name] = elapsed
-            self._success[collector.name] = 0.0 if families is None else 1.0
-            if families is None:
-                self._snapshot.pop(collector.name, None)
-            else:
-                self._snapshot[collector.name] = families
-                self._last_success[collector.name] = time.time()
-        self._next_due[collector.name] = start + self.intervals.of(collector.tier)
-        return not lost
+            for r in results:
+                if r.disabled_reason is not None:
+                    self._disabled[r.name] = r.disabled_reason
+                elif r.families is not None:
+                    self._disabled.pop(r.name, None)
+                self._duration[r.name] = r.elapsed
+                self._success[r.name] = 0.0 if r.families is None else 1.0
+                if r.families is None:
+                    self._snapshot.pop(r.name, None)
+                else:
+                    self._snapshot[r.name] = r.families
+                    self._last_success[r.name] = finished
 
     def _mark_down(self, error: BaseException | None) -> float:
         reason = "connection_lost" if error is None else self.classify_error(error)

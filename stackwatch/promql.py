@@ -5,22 +5,46 @@ Standard library only: imported at runtime by the CLI.
 
 from __future__ import annotations
 
-__all__ = ["n_plus_one_detections", "pool_wait_mean", "redis_lookup_rate"]
+__all__ = ["TTL_COMMANDS", "cache_request_rate", "n_plus_one_detections", "pool_wait_mean", "redis_lookup_rate", "statement_mean_seconds"]
+
+
+#: commands that read a key's TTL: stackwatch's TTL sampling (the exporter's sampler and
+#: ``stackwatch check``) sends one per sampled key, and Redis counts each as a keyspace lookup
+TTL_COMMANDS = ("pttl", "ttl")
+
+
+def _narrowed(selector: str, matcher: str) -> str:
+    """``selector`` (``{...}`` or empty) with one more label matcher."""
+    inner = selector.strip()[1:-1].strip() if selector.strip() else ""
+    return "{" + ", ".join(m for m in (inner, matcher) if m) + "}"
 
 
 def redis_lookup_rate(kind: str, by: str | None, window: str, selector: str = "") -> str:
     """Per-second Redis key lookups of ``kind`` (``hits`` or ``misses``) made by clients.
 
-    Redis counts the exporter's TTL sampler (one PTTL per sampled key) as keyspace hits and
-    misses; the exporter reports those as ``redis_exporter_keyspace_<kind>_total`` so that a
-    quiet cache's hit rate is not flattered by the sampler. Without that series (another
-    exporter) the raw rate is used as it is. ``by=None`` sums everything; ``selector`` (``{...}``)
-    narrows both series.
+    Redis counts every ``PTTL``/``TTL`` as a keyspace hit (a miss for a vanished key), so TTL
+    sampling -- the exporter's sampler, ``stackwatch check``, another exporter's -- would flatter
+    a quiet cache's hit rate. Hits leave out every TTL command Redis executed
+    (``redis_commands_total{cmd=~"pttl|ttl"}``, redis_exporter's family too), clamped at 0:
+    counting the few sampled keys that vanished as hits removed errs towards a lower ratio,
+    never a false pass. Misses are the raw rate. ``by=None`` sums everything; ``selector``
+    (``{...}``) narrows every series.
     """
     total = "sum" if by is None else f"sum by ({by})"
     raw = f"{total} (rate(redis_keyspace_{kind}_total{selector}[{window}]))"
-    own = f"{total} (rate(redis_exporter_keyspace_{kind}_total{selector}[{window}]))"
-    return f"({raw} - ({own} or {raw} * 0))"
+    if kind != "hits":
+        return raw
+    ttl = _narrowed(selector, f'cmd=~"{"|".join(TTL_COMMANDS)}"')
+    sampling = f"{total} (rate(redis_commands_total{ttl}[{window}]))"
+    return f"clamp_min({raw} - ({sampling} or {raw} * 0), 0)"
+
+
+def cache_request_rate(by: str, window: str, result: str | None = None) -> str:
+    """Per-second application cache lookups (``cache_requests_total``), of one ``result`` (``hit``,
+    ``miss``) or all, summed ``by``: the hit rate as the service sees it, which no TTL sampling
+    of Redis can touch."""
+    selector = f'{{result="{result}"}}' if result else ""
+    return f"sum by ({by}) (rate(cache_requests_total{selector}[{window}]))"
 
 
 def n_plus_one_detections(window: str, by: str | None = None, selector: str = "") -> str:
@@ -44,3 +68,10 @@ def pool_wait_mean(by: str, window: str, selector: str = "") -> str:
     family = "db_client_connection_wait_time_seconds"
     return (f"sum by ({by}) (rate({family}_sum{selector}[{window}]))"
             f" / sum by ({by}) (rate({family}_count{selector}[{window}]) > 0)")
+
+
+def statement_mean_seconds(window: str, selector: str = "") -> str:
+    """Mean seconds per call of each exported pg_stat_statements statement over ``window``: what
+    the statement does now, not since the statistics were last reset."""
+    return (f"rate(pg_stat_statements_seconds_total{selector}[{window}])"
+            f" / rate(pg_stat_statements_calls_total{selector}[{window}])")

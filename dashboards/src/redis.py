@@ -43,8 +43,8 @@ def build() -> Dashboard:
                      "80% target) most reads fall through to the database.", [
         (f"instance:redis_keyspace_hits:ratio_rate5m{{{S}}}", "{{server}}"),
     ], "percentunit", thresholds=too_low(REDIS.hit_ratio)), w=12)
-    g.add(timeseries("Lookups: hits and misses", "Key lookups per second by outcome, the exporter's own TTL "
-                     "sample left out (as in the hit ratio).", [
+    g.add(timeseries("Lookups: hits and misses", "Key lookups per second by outcome, TTL lookups (PTTL/TTL: "
+                     "TTL sampling) left out as in the hit ratio.", [
         (redis_lookup_rate("hits", None, WINDOW, f"{{{S}}}"), "hits"),
         (redis_lookup_rate("misses", None, WINDOW, f"{{{S}}}"), "misses"),
     ], "ops", stacked=True), w=12)

@@ -2,7 +2,9 @@
 
 The hit ratio is computed over the polling window (hits and misses since the previous poll),
 because the lifetime ratio INFO implies hides a cache that went cold an hour ago. It leaves
-out the TTL sampler's own PTTL lookups, which Redis counts as hits; the raw
+out every TTL lookup (``PTTL``/``TTL`` calls from commandstats, in the same INFO), which Redis
+counts as hits: the exporter's own TTL sampler, ``stackwatch check`` and any other sampler alike,
+as the recording rules do (``stackwatch.promql.redis_lookup_rate``). The raw
 ``redis_keyspace_hits_total`` (redis_exporter's meaning) still includes them.
 """
 
@@ -14,11 +16,13 @@ from prometheus_client.core import Metric
 
 from ..collector import Collector, Tier
 from ..families import counter, gauge
+from stackwatch.promql import TTL_COMMANDS
+from .commands import command_stats
 from .fields import Field, families_from, single
 from .info import Info, parse_fields, parse_number
 from .source import RedisSource
 
-__all__ = ["StatsCollector"]
+__all__ = ["StatsCollector", "client_lookups", "ttl_lookups"]
 
 FIELDS = (
     Field("uptime_in_seconds", "redis_uptime_in_seconds", "Seconds since the server started."),
@@ -66,12 +70,28 @@ def error_stats(info: Info) -> Metric:
 
 def own_lookups(source: RedisSource) -> list[Metric]:
     """The exporter's own key lookups (TTL sampler PTTLs), which Redis counts in keyspace_hits
-    and keyspace_misses: rules subtract them (``stackwatch.promql.redis_lookup_rate``)."""
+    and keyspace_misses (the hit ratios leave out every TTL lookup, these included)."""
     hits = counter("redis_exporter_keyspace_hits_total", "Key lookups by the exporter itself that hit.")
     hits.add_metric([], source.own.hits)
     misses = counter("redis_exporter_keyspace_misses_total", "Key lookups by the exporter itself that missed.")
     misses.add_metric([], source.own.misses)
     return [hits, misses]
+
+
+def ttl_lookups(info: Info) -> float:
+    """``PTTL`` + ``TTL`` calls since the server started (commandstats of the same INFO)."""
+    stats = command_stats(info)
+    return sum(parse_number(stats.get(cmd, {}).get("calls", "")) or 0.0 for cmd in TTL_COMMANDS)
+
+
+def client_lookups(hits: float, misses: float, ttl: float) -> tuple[float, float] | None:
+    """Hits and misses of a window without its ``ttl`` TTL lookups, or None when counters went
+    down (a restart) or no other lookup happened. Every TTL lookup is taken off the hits: the
+    few that missed (a key gone between SCAN and PTTL) then lower the ratio, never raise it."""
+    if hits < 0 or misses < 0 or ttl < 0:
+        return None
+    hits = max(0.0, hits - ttl)
+    return (hits, misses) if hits + misses > 0 else None
 
 
 class StatsCollector(Collector[RedisSource]):
@@ -81,18 +101,19 @@ class StatsCollector(Collector[RedisSource]):
     def __init__(self) -> None:
         self._previous: tuple[float, float] | None = None
 
-    def hit_ratio(self, hits: float | None, misses: float | None) -> list[Metric]:
-        """``redis_keyspace_hit_ratio`` over the window, given hits and misses net of the
-        exporter's own lookups; absent on the first poll, after a restart (counters went
-        down) and when the window had no lookups."""
+    def hit_ratio(self, hits: float | None, misses: float | None, ttl_lookups: float) -> list[Metric]:
+        """``redis_keyspace_hit_ratio`` over the window, leaving out the window's TTL lookups
+        (see :func:`client_lookups`); absent on the first poll, after a restart (counters went
+        down) and when the window had no client lookups."""
         if hits is None or misses is None:
             return []
-        previous, self._previous = self._previous, (hits, misses)
+        previous, self._previous = self._previous, (hits, misses, ttl_lookups)
         if previous is None:
             return []
-        dh, dm = hits - previous[0], misses - previous[1]
-        if dh < 0 or dm < 0 or dh + dm == 0:
+        window = client_lookups(hits - previous[0], misses - previous[1], ttl_lookups - previous[2])
+        if window is None:
             return []
+        dh, dm = window
         return [single("redis_keyspace_hit_ratio",
                        "Share of key lookups that hit, over the last polling window.", dh / (dh + dm))]
 
@@ -106,8 +127,5 @@ class StatsCollector(Collector[RedisSource]):
         families.append(instance_info(info))
         families.append(error_stats(info))
         families += own_lookups(source)
-        hits, misses = info.number("keyspace_hits"), info.number("keyspace_misses")
-        if hits is not None and misses is not None:
-            hits, misses = hits - source.own.hits, misses - source.own.misses
-        families += self.hit_ratio(hits, misses)
+        families += self.hit_ratio(info.number("keyspace_hits"), info.number("keyspace_misses"), ttl_lookups(info))
         return families

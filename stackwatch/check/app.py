@@ -18,17 +18,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ..exporters.redact import redact
 from ..thresholds import HTTP, HttpThresholds
-from .model import Finding, Item, Status
+from .items import COMPRESSION, HEALTH, METRICS
+from .items import APP_ITEMS as ITEMS
+from .model import Finding, Status
 from .runner import Budget
 from .web import Response, get
 
 __all__ = ["ITEMS", "AppCheck"]
 
-SECTION = "Application"
-HEALTH = Item("app.health", SECTION, "Health checks implemented")
-COMPRESSION = Item("app.compression", SECTION, "Response compression enabled (gzip)")
-METRICS = Item("app.metrics", SECTION, "Metrics endpoint (/metrics) for Prometheus")
-ITEMS = (HEALTH, COMPRESSION, METRICS)
 
 _GREEN = {"ok", "pass", "passing", "healthy", "up", "green"}
 

@@ -15,12 +15,9 @@ from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
 from ..exporters.options import Option, OptionError, add_options, positive_float, positive_int, resolve_options
-from ..exporters.postgres.connection import checked_dsn, parse_dsn
 from ..exporters.redact import redact_text
-from ..exporters.redis.connection import checked_url
-from . import app, postgres, prometheus, redis
+from .items import APP_ITEMS, POSTGRES_ITEMS, PROMETHEUS_ITEMS, REDIS_ITEMS
 from .model import Status
-from .promapi import Prometheus
 from .render import FORMATS, render
 from .runner import Budget, Progress, Report, Source, run_checks
 
@@ -51,6 +48,18 @@ def _choice(*choices: str) -> Any:
     return parse
 
 
+def _dsn(text: str) -> str:
+    from ..exporters.postgres.connection import checked_dsn  # psycopg, only when a DSN is given
+
+    return checked_dsn(text)
+
+
+def _redis_url(text: str) -> str:
+    from ..exporters.redis.connection import checked_url  # redis-py, only when a URL is given
+
+    return checked_url(text)
+
+
 def _path(text: str) -> str:
     if not text.startswith("/"):
         raise ValueError("expected a path starting with /")
@@ -59,11 +68,13 @@ def _path(text: str) -> str:
 
 OPTIONS: Sequence[Option] = (
     Option("--postgres-dsn", "STACKWATCH_POSTGRES_DSN", "PostgreSQL DSN to check (URL or key=value); its "
-           "database is the one whose indexes and statements are checked", secret=True, parse=checked_dsn, metavar="DSN"),
+           "database is the one whose indexes and statements are checked", secret=True, parse=_dsn, metavar="DSN"),
     Option("--redis-url", "STACKWATCH_REDIS_URL", "Redis URL to check (redis:// or rediss://; /N selects the "
-           "database whose keys are sampled)", secret=True, parse=checked_url, metavar="URL"),
+           "database whose keys are sampled)", secret=True, parse=_redis_url, metavar="URL"),
     Option("--prometheus-url", "STACKWATCH_PROMETHEUS_URL", "Prometheus base URL, for pool waiting, N+1, "
-           "alerting, targets, resource limits and the Redis hit rate", secret=True, parse=_http_url, metavar="URL"),
+           "alerting, targets, resource limits and the cache hit rate; without --postgres-dsn/--redis-url/--app-url "
+           "it also judges those systems' items from the exporter's series", secret=True, parse=_http_url,
+           metavar="URL"),
     Option("--app-url", "STACKWATCH_APP_URL", "base URL of the service, for its health endpoint, compression "
            "and /metrics", secret=True, parse=_http_url, metavar="URL"),
     Option("--format", "STACKWATCH_CHECK_FORMAT", "table, json or markdown", default="table",
@@ -113,6 +124,8 @@ def _secrets(values: dict[str, Any]) -> list[str]:
     """Passwords in the given DSN/URLs, scrubbed from the output even where a server echoed them."""
     found: list[str] = []
     if values["postgres_dsn"]:
+        from ..exporters.postgres.connection import parse_dsn
+
         found.append(parse_dsn(values["postgres_dsn"]).get("password", ""))
     for key in ("redis_url", "prometheus_url", "app_url"):
         if values[key]:
@@ -122,26 +135,51 @@ def _secrets(values: dict[str, Any]) -> list[str]:
 
 
 def sources(values: dict[str, Any], budget: Budget) -> list[Source]:
-    """Every source, with ``run`` set for those the options point at."""
+    """Every source, with ``run`` set for those the options point at.
+
+    A source's module, and so its client library, is imported only when it is checked. With
+    ``--prometheus-url``, a system not given directly is judged from its series there.
+    """
     prom_url = values["prometheus_url"]
     pg = redis_check = prom = application = None
     if values["postgres_dsn"]:
+        from . import postgres
+
         pg = postgres.PostgresCheck(values["postgres_dsn"], plans=values["plans"], cores=values["db_cores"],
                                     spindles=values["db_spindles"]).run
+    elif prom_url:  # no credentials: what the exporter's series in Prometheus can tell
+        from .postgres_series import PostgresSeriesCheck
+
+        pg = PostgresSeriesCheck(prom_url).run
     if values["redis_url"]:
+        from . import redis
+        from .promapi import Prometheus
+
         redis_check = redis.RedisCheck(values["redis_url"], window=values["redis_window"],
                                        sample_keys=values["redis_sample_keys"],
                                        prometheus=Prometheus(prom_url, budget) if prom_url else None).run
+    elif prom_url:
+        from .redis_series import RedisSeriesCheck
+
+        redis_check = RedisSeriesCheck(prom_url).run
     if prom_url:
+        from . import prometheus
+
         prom = prometheus.PrometheusCheck(prom_url).run
     if values["app_url"]:
+        from . import app
+
         application = app.AppCheck(values["app_url"], values["app_health_path"], values["app_large_path"]).run
+    elif prom_url:
+        from .app_series import AppSeriesCheck
+
+        application = AppSeriesCheck(prom_url).run
     return [
-        Source("postgres", postgres.ITEMS, pg, "pass --postgres-dsn"),
-        Source("prometheus", prometheus.ITEMS, prom, "pass --prometheus-url (the Prometheus scraping the "
+        Source("postgres", POSTGRES_ITEMS, pg, "pass --postgres-dsn"),
+        Source("prometheus", PROMETHEUS_ITEMS, prom, "pass --prometheus-url (the Prometheus scraping the "
                "service and the stackwatch exporter)"),
-        Source("redis", redis.ITEMS, redis_check, "pass --redis-url"),
-        Source("app", app.ITEMS, application, "pass --app-url"),
+        Source("redis", REDIS_ITEMS, redis_check, "pass --redis-url"),
+        Source("app", APP_ITEMS, application, "pass --app-url"),
     ]
 
 

@@ -26,27 +26,15 @@ from ..exporters.postgres.settings import to_base_unit
 from ..exporters.redact import redact, redact_text
 from ..thresholds import POSTGRES, PostgresThresholds
 from . import index_advice
+from .items import (CONNECTIONS, DUPLICATE_INDEXES, IDLE, INVALID_INDEXES, MISSING_INDEXES, PER_APP, PLANS, SLOW,
+                    SLOW_LOG, STATEMENTS, UNBOUNDED, UNUSED_INDEXES)
+from .items import POSTGRES_ITEMS as ITEMS
 from .model import Finding, Item, SourceUnavailable, Status
+from .postgres_series import POOLER_FIX, saturation_status, slow_log_finding
 from .runner import Budget
 
 __all__ = ["ITEMS", "PostgresCheck", "pool_guidance"]
 
-SECTION = "Database"
-MISSING_INDEXES = Item("pg.missing_indexes", SECTION, "Indexes on frequently queried columns")
-UNUSED_INDEXES = Item("pg.unused_indexes", SECTION, "No unused indexes")
-DUPLICATE_INDEXES = Item("pg.duplicate_indexes", SECTION, "No duplicate indexes")
-INVALID_INDEXES = Item("pg.invalid_indexes", SECTION, "No invalid indexes")
-CONNECTIONS = Item("pg.connections", SECTION, "Connection pooling: connections vs max_connections")
-IDLE = Item("pg.idle_connections", SECTION, "Connection pooling: no sessions left idle in transaction")
-PER_APP = Item("pg.connections_per_app", SECTION, "Connection pooling: (cores x 2) + spindles per application")
-SLOW_LOG = Item("pg.slow_query_log", SECTION, "Slow query log configured (log_min_duration_statement)")
-STATEMENTS = Item("pg.pg_stat_statements", SECTION, "pg_stat_statements loaded")
-SLOW = Item("pg.slow_statements", SECTION, "Slow query log monitored: slowest statements")
-PLANS = Item("pg.plans", SECTION, "Query execution plans analyzed")
-UNBOUNDED = Item("pg.unbounded_queries", SECTION, "No unbounded queries (rows per call)")
-
-ITEMS = (MISSING_INDEXES, UNUSED_INDEXES, DUPLICATE_INDEXES, INVALID_INDEXES, CONNECTIONS, IDLE, PER_APP,
-         SLOW_LOG, STATEMENTS, SLOW, PLANS, UNBOUNDED)
 
 #: marks this check's own statements in pg_stat_statements
 _MARKER = "/* stackwatch check */ "
@@ -245,16 +233,10 @@ class PostgresCheck:
         row = self._rows(_CONNECTIONS_SQL)[0]
         usable = row["max_connections"] - row["reserved"]
         ratio = row["used"] / usable if usable > 0 else 1.0
-        t = self.thresholds
         evidence = (f"{row['used']} client connections of {usable} usable (max_connections {row['max_connections']} "
                     f"- {row['reserved']} reserved): {ratio:.0%}; {row['idle']} idle")
-        fix = ("put a pooler (PgBouncer in transaction mode) in front or shrink the application pools; "
-               "raise max_connections only with the memory for it")
-        if ratio >= t.connection_saturation_critical:
-            return CONNECTIONS.finding(Status.FAIL, evidence + f" (>= {t.connection_saturation_critical:.0%})", fix)
-        if ratio >= t.connection_saturation_warning:
-            return CONNECTIONS.finding(Status.WARN, evidence + f" (>= {t.connection_saturation_warning:.0%})", fix)
-        return CONNECTIONS.finding(Status.PASS, evidence)
+        status, suffix = saturation_status(ratio, self.thresholds)
+        return CONNECTIONS.finding(status, evidence + suffix, POOLER_FIX if status != Status.PASS else "")
 
     def _idle(self) -> Finding:
         limit = self.thresholds.idle_in_transaction_seconds
@@ -282,17 +264,7 @@ class PostgresCheck:
     # -- logging and statements -----------------------------------------------------------
     def _slow_log(self) -> Finding:
         row = self._rows("SELECT setting, unit, vartype FROM pg_settings WHERE name = 'log_min_duration_statement'")[0]
-        value = to_base_unit(row["setting"], row["unit"], row["vartype"])
-        cutoff = self.thresholds.slow_statement_mean_seconds
-        fix = f"ALTER SYSTEM SET log_min_duration_statement = '{cutoff * 1000:.0f}ms'; SELECT pg_reload_conf();"
-        if value < 0:
-            return SLOW_LOG.finding(Status.FAIL, "log_min_duration_statement = -1: slow statements are not logged", fix)
-        if value == 0:
-            return SLOW_LOG.finding(Status.WARN, "log_min_duration_statement = 0: every statement is logged", fix)
-        if value > cutoff:
-            return SLOW_LOG.finding(Status.WARN, f"log_min_duration_statement = {value:g}s: statements between "
-                                    f"{cutoff:g}s and {value:g}s are slow but not logged", fix)
-        return SLOW_LOG.finding(Status.PASS, f"log_min_duration_statement = {value:g}s")
+        return slow_log_finding(to_base_unit(row["setting"], row["unit"], row["vartype"]), self.thresholds)
 
     def _statements(self) -> Finding:
         libs = self._rows("SELECT current_setting('shared_preload_libraries') AS libs")[0]["libs"]

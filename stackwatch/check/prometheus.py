@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from ..exporters.redact import redact_text
 from ..promql import n_plus_one_detections, pool_wait_mean
 from ..thresholds import EVENT_WINDOW, HTTP, POOL, RATE_WINDOW, HttpThresholds, PoolThresholds
+from .items import ALERTMANAGER, LIMITS, N_PLUS_ONE, POOL_WAITING, RULES, TARGETS
+from .items import PROMETHEUS_ITEMS as ITEMS
 from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
 from .runner import Budget
@@ -22,14 +24,9 @@ from .web import get
 
 __all__ = ["ITEMS", "PrometheusCheck"]
 
-POOL_WAITING = Item("app.pool_waiting", "Database", "Connection pooling: no requests waiting for a connection")
-N_PLUS_ONE = Item("app.n_plus_one", "Database", "N+1 queries eliminated")
-LIMITS = Item("ops.resource_limits", "Application", "Resource limits set (CPU, memory)")
-RULES = Item("ops.alert_rules", "Monitoring", "Alerting on key metrics: alert rules loaded")
-ALERTMANAGER = Item("ops.alertmanager", "Monitoring", "Alerting on key metrics: Alertmanager reachable")
-TARGETS = Item("ops.targets", "Monitoring", "Exporters' scrape targets up")
-ITEMS = (POOL_WAITING, N_PLUS_ONE, LIMITS, RULES, ALERTMANAGER, TARGETS)
 
+#: pools and routes are named with their service (``job``): two services may share a pool name
+_POOL_BY = "job, pool_name"
 _INSTRUMENT = "instrument the service with stackwatch.instrumentation and have Prometheus scrape its /metrics"
 
 
@@ -58,19 +55,19 @@ class PrometheusCheck:
                 yield item.finding(Status.UNKNOWN, redact_text(str(error)), "check --prometheus-url")
 
     def _pool(self) -> Finding:
-        waiting = self.prom.query(f"max by (pool_name) (max_over_time(db_client_connection_pending_requests"
+        waiting = self.prom.query(f"max by ({_POOL_BY}) (max_over_time(db_client_connection_pending_requests"
                                   f"[{RATE_WINDOW}]))")
         if not waiting:
             return POOL_WAITING.finding(Status.UNKNOWN, "no db_client_connection_pending_requests series", _INSTRUMENT)
-        always = {labels.get("pool_name", ""): value for labels, value in self.prom.query(
-            f"min by (pool_name) (min_over_time(db_client_connection_pending_requests[{RATE_WINDOW}]))")}
-        waits = {labels.get("pool_name", ""): value
-                 for labels, value in self.prom.query(pool_wait_mean("pool_name", RATE_WINDOW))}
+        always = {_pool_name(labels): value for labels, value in self.prom.query(
+            f"min by ({_POOL_BY}) (min_over_time(db_client_connection_pending_requests[{RATE_WINDOW}]))")}
+        waits = {_pool_name(labels): value
+                 for labels, value in self.prom.query(pool_wait_mean(_POOL_BY, RATE_WINDOW))}
         pools = sorted(waiting, key=lambda r: -r[1])
         listed = ", ".join(
             f"{name}: max {value:g}, min {always.get(name, 0):g}"
             + (f", mean wait {waits[name] * 1000:.0f}ms" if name in waits else "")
-            for name, value in ((labels.get("pool_name", ""), value) for labels, value in pools))
+            for name, value in ((_pool_name(labels), value) for labels, value in pools))
         evidence = f"requests waiting for a connection over {RATE_WINDOW}: {listed}"
         fix = ("raise the pool's max size up to the (cores x 2) + spindles guidance, shorten what holds a "
                "connection (no I/O inside transactions), or add a pooler")
@@ -84,7 +81,7 @@ class PrometheusCheck:
         return POOL_WAITING.finding(Status.PASS, evidence)
 
     def _n_plus_one(self) -> Finding:
-        recent = self.prom.query(n_plus_one_detections(EVENT_WINDOW, "http_route"))
+        recent = self.prom.query(n_plus_one_detections(EVENT_WINDOW, "job, http_route"))
         if not recent:
             instrumented = self.prom.query("count(db_client_queries_per_request_count)")
             if not instrumented:
@@ -92,8 +89,8 @@ class PrometheusCheck:
                                           "db_client_queries_per_request series", _INSTRUMENT)
             return N_PLUS_ONE.finding(Status.PASS, "instrumented routes report no N+1 detection")
         limit = self.http.n_plus_one_detections
-        bad = sorted(((value, labels.get("http_route", "?")) for labels, value in recent if value > limit),
-                     reverse=True)
+        bad = sorted(((value, f"{labels.get('http_route', '?')} in {labels.get('job', '?')}")
+                      for labels, value in recent if value > limit), reverse=True)
         if bad:
             listed = ", ".join(f"{route} ({value:.0f})" for value, route in bad[:10])
             return N_PLUS_ONE.finding(Status.FAIL, f"N+1 detections in the last {EVENT_WINDOW} (a statement "
@@ -164,3 +161,7 @@ class PrometheusCheck:
             return TARGETS.finding(Status.FAIL, f"{len(down)} of {len(active)} targets not up: {listed}",
                                    "start the target or fix its address; the lastError says why")
         return TARGETS.finding(Status.PASS, f"all {len(active)} targets up (jobs: {', '.join(jobs)})")
+
+
+def _pool_name(labels: dict[str, str]) -> str:
+    return f"{labels.get('pool_name', '')} in {labels.get('job', '?')}"

@@ -1,10 +1,14 @@
 """Redis items: hit rate over a window, keys without TTL, maxmemory and its eviction policy.
 
-The hit rate comes from Prometheus when ``--prometheus-url`` is given and it scrapes Redis
-(``redis_keyspace_*_total`` over the rules' window); otherwise from two ``INFO stats`` readings
-taken ``--redis-window`` seconds apart during the check. When too few lookups happened in that
-window to mean anything the item is ``unknown``: the counters since the server started would mix
-in every past TTL sample (``PTTL`` counts as a keyspace hit) and traffic long gone.
+Whatever samples TTLs must not change the hit rate: Redis counts every ``PTTL``/``TTL`` as a
+keyspace hit, so every measurement leaves them out (``cmdstat_pttl``/``cmdstat_ttl`` calls, read
+in the same INFO as the keyspace counters). With ``--prometheus-url`` the hit rate is the
+application's ``cache_requests_total`` when the service is instrumented, else the Redis rate over
+the rules' window, and the TTL item reads the exporter's TTL sampler instead of sampling again
+(:mod:`.redis_series`). Otherwise the check samples TTLs itself and measures the hit rate from two
+``INFO`` readings ``--redis-window`` seconds apart. When too few lookups happened in that window
+to mean anything the item is ``unknown``: counters since the server started mix in traffic long
+gone.
 """
 
 from __future__ import annotations
@@ -17,24 +21,20 @@ from typing import Any
 import redis
 
 from ..exporters.redact import redact, redact_text
-from ..exporters.redis.connection import ConnectionSettings, InvalidURL, connect
+from ..exporters.redis.connection import ConnectionSettings, InvalidURL, connect, url_name
+from ..exporters.redis.info import Info
+from ..exporters.redis.source import RedisOptions, RedisSource
+from ..exporters.redis.stats import client_lookups, ttl_lookups
 from ..exporters.redis.ttl_sampler import sample_ttls
 from ..thresholds import RATE_WINDOW, REDIS, RedisThresholds
+from .items import HIT_RATE, MAXMEMORY, TTL
+from .items import REDIS_ITEMS as ITEMS
 from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
-from ..promql import redis_lookup_rate
+from .redis_series import HIT_FIX, hit_rate_from_prometheus, maxmemory_finding, ttl_finding, ttl_from_prometheus
 from .runner import Budget
 
 __all__ = ["ITEMS", "RedisCheck"]
-
-SECTION = "Caching"
-HIT_RATE = Item("redis.hit_rate", SECTION, ">80% cache hit rate achieved")
-TTL = Item("redis.keys_without_ttl", SECTION, "Cache TTL configured appropriately")
-MAXMEMORY = Item("redis.maxmemory", SECTION, "maxmemory and an eviction policy set")
-ITEMS = (HIT_RATE, TTL, MAXMEMORY)
-
-_HITS = redis_lookup_rate("hits", "server", RATE_WINDOW)
-_MISSES = redis_lookup_rate("misses", "server", RATE_WINDOW)
 
 
 @dataclass
@@ -54,10 +54,11 @@ class RedisCheck:
             raise SourceUnavailable(f"--redis-url: {error}") from None
         except redis.RedisError as error:
             raise SourceUnavailable(f"cannot connect to {redact(self.url)}: {redact_text(str(error))}") from None
+        source = RedisSource(client, RedisOptions())  # INFO parsed as the exporter parses it
         try:
-            yield self._guarded(MAXMEMORY, lambda: self._maxmemory(client))
+            yield self._guarded(MAXMEMORY, lambda: self._maxmemory(source))
             yield self._guarded(TTL, lambda: self._ttl(client, budget))
-            yield self._guarded(HIT_RATE, lambda: self._hit_rate(client, budget))
+            yield self._guarded(HIT_RATE, lambda: self._hit_rate(source, budget))
         finally:
             client.close()
 
@@ -71,87 +72,73 @@ class RedisCheck:
             return item.finding(Status.UNKNOWN, f"failed: {redact_text(str(error))}",
                                 "allow INFO, SCAN and PTTL for the check's user")
 
-    def _maxmemory(self, client: redis.Redis) -> Finding:
-        memory = client.info("memory")
-        limit, policy, used = int(memory.get("maxmemory", 0)), str(memory.get("maxmemory_policy", "?")), \
-            int(memory.get("used_memory", 0))
-        if limit == 0:
-            return MAXMEMORY.finding(Status.FAIL, f"maxmemory 0 (unbounded; policy {policy}), {used} bytes used",
-                                     "CONFIG SET maxmemory <bytes> (and in redis.conf), with "
-                                     "maxmemory-policy allkeys-lru for a cache")
-        evidence = f"maxmemory {limit} bytes, policy {policy}, {used / limit:.0%} used"
-        if policy == "noeviction":
-            return MAXMEMORY.finding(Status.WARN, evidence + ": writes fail once full",
-                                     "CONFIG SET maxmemory-policy allkeys-lru (volatile-lru if it also holds "
-                                     "keys that must not be evicted)")
-        if used / limit > self.thresholds.memory_saturation:
-            return MAXMEMORY.finding(Status.WARN, evidence + f" (over {self.thresholds.memory_saturation:.0%})",
-                                     "raise maxmemory or shorten TTLs before evictions drop hot keys")
-        return MAXMEMORY.finding(Status.PASS, evidence)
+    def _maxmemory(self, source: RedisSource) -> Finding:
+        info = source.info()
+        return maxmemory_finding(info.number("maxmemory") or 0.0, info.text("maxmemory_policy") or "?",
+                                 info.number("used_memory") or 0.0, self.thresholds)
+
+    def _from_prometheus(self, judge: Any) -> Finding | None:
+        """``judge(prometheus)``, or None without a usable Prometheus (its own source reports why)."""
+        if self.prometheus is None:
+            return None
+        try:
+            result: Finding | None = judge(self.prometheus)
+            return result
+        except (PrometheusError, SourceUnavailable):
+            return None
 
     def _ttl(self, client: redis.Redis, budget: Budget) -> Finding:
+        """The exporter's sample when Prometheus has one of this server: sampling again would cost
+        Redis as much and add nothing."""
+        exported = self._from_prometheus(lambda prom: ttl_from_prometheus(prom, url_name(self.url), self.thresholds))
+        if exported is not None:
+            return exported
         sample = sample_ttls(client, self.sample_keys, budget.seconds(min(2.0, budget.timeout)))
         if not sample.sampled:
             return TTL.finding(Status.UNKNOWN, "no keys in this database to sample",
                                "point --redis-url at the cache's database (e.g. redis://host:6379/1)")
         without = sum(counts[1] for counts in sample.prefixes.values())
-        ratio = without / sample.sampled
-        worst = sorted(((c[1], p) for p, c in sample.bounded(10).items() if c[1]), reverse=True)[:5]
         cover = f"{sample.sampled} of {sample.dbsize} keys sampled" + (" (budget reached)" if sample.truncated else "")
-        evidence = f"{ratio:.0%} of keys without TTL ({cover})"
-        if worst:
-            evidence += "; prefixes: " + ", ".join(f"{p} ({n})" for n, p in worst)
-        if ratio > self.thresholds.keys_without_ttl_ratio:
-            return TTL.finding(Status.FAIL, evidence + f" > {self.thresholds.keys_without_ttl_ratio:.0%}",
-                               "set a TTL on every cache write (SET key value EX seconds); "
-                               "EXPIRE the existing keys of those prefixes")
-        return TTL.finding(Status.PASS, evidence)
+        return ttl_finding(without, sample.sampled, [(c[1], p) for p, c in sample.bounded(10).items()], cover,
+                           self.thresholds)
 
-    def _hit_rate(self, client: redis.Redis, budget: Budget) -> Finding:
-        """Measured after the TTL sample: its PTTL calls count as keyspace hits."""
-        if self.prometheus is not None:
-            finding = self._hit_rate_prometheus()
-            if finding is not None:
-                return finding
-        began, first = time.monotonic(), client.info("stats")
+    def _hit_rate(self, source: RedisSource, budget: Budget) -> Finding:
+        """Measured after the TTL sample; TTL lookups are left out of every reading anyway."""
+        measured = self._from_prometheus(lambda prom: hit_rate_from_prometheus(prom, self.thresholds))
+        if measured is not None:
+            return measured
+        began, first = time.monotonic(), self._info(source)
         time.sleep(max(0.0, min(self.window, budget.remaining() - 1)))
-        second = client.info("stats")
+        second = self._info(source)
         seconds = max(time.monotonic() - began, 1e-3)
-        hits = int(second["keyspace_hits"]) - int(first["keyspace_hits"])
-        misses = int(second["keyspace_misses"]) - int(first["keyspace_misses"])
+        ttl = ttl_lookups(second) - ttl_lookups(first)
+        window = client_lookups(_number(second, "keyspace_hits") - _number(first, "keyspace_hits"),
+                                _number(second, "keyspace_misses") - _number(first, "keyspace_misses"), ttl)
+        hits, misses = window or (0.0, 0.0)
         if hits + misses >= self.thresholds.min_lookups_per_second * seconds and hits + misses > 0:
-            return self._judge(hits, misses, f"over {seconds:.1f}s of INFO stats during the check")
-        total_hits, total_misses = int(second["keyspace_hits"]), int(second["keyspace_misses"])
-        lifetime = (f"; since the server started {total_hits / (total_hits + total_misses):.1%} of "
-                    f"{total_hits + total_misses} lookups, which also counts every TTL sample's PTTL as a hit"
-                    if total_hits + total_misses else "")
-        return HIT_RATE.finding(Status.UNKNOWN, f"{hits + misses} lookups in the {seconds:.1f}s window, too few "
-                                f"to judge (under {self.thresholds.min_lookups_per_second:g}/s){lifetime}",
+            return self._judge(hits, misses, f"over {seconds:.1f}s of INFO during the check; {ttl:.0f} TTL "
+                                             "lookups left out")
+        lifetime = client_lookups(_number(second, "keyspace_hits"), _number(second, "keyspace_misses"),
+                                  ttl_lookups(second))
+        since = (f"; since the server started {lifetime[0] / sum(lifetime):.1%} of {sum(lifetime):.0f} lookups "
+                 "(TTL lookups left out)" if lifetime else "")
+        return HIT_RATE.finding(Status.UNKNOWN, f"{hits + misses:.0f} lookups in the {seconds:.1f}s window, too "
+                                f"few to judge (under {self.thresholds.min_lookups_per_second:g}/s){since}",
                                 "run the check while the application serves traffic, raise --redis-window, or "
                                 "pass --prometheus-url for the rate over the last " + RATE_WINDOW)
 
-    def _hit_rate_prometheus(self) -> Finding | None:
-        assert self.prometheus is not None
-        hits = {r[0].get("server", ""): r[1] for r in self.prometheus.query(_HITS)}
-        misses = {r[0].get("server", ""): r[1] for r in self.prometheus.query(_MISSES)}
-        lookups = {s: hits[s] + misses.get(s, 0.0) for s in hits}
-        busy = {s: n for s, n in lookups.items() if n >= self.thresholds.min_lookups_per_second}
-        if not busy:
-            return None
-        ratios = sorted((hits[s] / n, s) for s, n in busy.items())
-        listed = ", ".join(f"{s or 'redis'} {r:.1%}" for r, s in ratios)
-        evidence = f"hit ratio over {RATE_WINDOW} from Prometheus: {listed}"
-        if ratios[0][0] < self.thresholds.hit_ratio:
-            return HIT_RATE.finding(Status.FAIL, evidence + f" < {self.thresholds.hit_ratio:.0%}", _HIT_FIX)
-        return HIT_RATE.finding(Status.PASS, evidence)
+    @staticmethod
+    def _info(source: RedisSource) -> Info:
+        source.new_poll()
+        return source.info()
 
-    def _judge(self, hits: int, misses: int, where: str) -> Finding:
+    def _judge(self, hits: float, misses: float, where: str) -> Finding:
         ratio = hits / (hits + misses)
-        evidence = f"hit ratio {ratio:.1%} ({hits} hits, {misses} misses {where})"
+        evidence = f"hit ratio {ratio:.1%} ({hits:.0f} hits, {misses:.0f} misses {where})"
         if ratio < self.thresholds.hit_ratio:
-            return HIT_RATE.finding(Status.FAIL, evidence + f" < {self.thresholds.hit_ratio:.0%}", _HIT_FIX)
+            return HIT_RATE.finding(Status.FAIL, evidence + f" < {self.thresholds.hit_ratio:.0%}", HIT_FIX)
         return HIT_RATE.finding(Status.PASS, evidence)
 
 
-_HIT_FIX = ("cache what is read repeatedly (cache-aside), lengthen TTLs of hot keys, check for keys that are "
-            "written but never read and for evictions (maxmemory too small)")
+def _number(info: Info, key: str) -> float:
+    return info.number(key) or 0.0

@@ -140,3 +140,36 @@ def test_no_secret_in_any_format(fmt: str, postgres: Any, redis_factory: Any) ->
     for secret in ("postgres-secret", "cache-secret-77", "prom-secret-88", "app-secret-99"):
         assert secret not in text, secret
     assert "pg.connections" in outcome.out and "redis.maxmemory" in outcome.out
+
+
+#: client libraries of the checked systems, and the instrumentation's (redis-py itself imports opentelemetry)
+_CLIENTS = ("psycopg", "psycopg_pool", "redis", "httpx", "asyncpg", "sqlalchemy", "fastapi", "sentry_sdk")
+_IMPORTED = """
+import json, sys
+from stackwatch.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})), file=sys.stderr)
+"""
+
+
+def _clients_imported(*argv: str) -> set[str]:
+    """Top-level client packages a fresh interpreter had imported after ``stackwatch ARGV``."""
+    done = subprocess.run([sys.executable, "-c", _IMPORTED, *argv], capture_output=True, text=True, timeout=120)
+    return set(json.loads(done.stderr.strip().splitlines()[-1])) & set(_CLIENTS)
+
+
+def test_version_and_help_import_no_client_library() -> None:
+    for argv in (["--version"], ["--help"], ["check", "--help"]):
+        assert _clients_imported(*argv) == set(), argv
+
+
+def test_check_imports_only_the_clients_of_the_systems_it_checks(redis_factory: Any) -> None:
+    from tests.fixtures.procs import free_port
+
+    server = redis_factory()
+    redis_only = ["check", "--format", "json", "--redis-url", server.url, "--redis-window", "0.2"]
+    assert _clients_imported(*redis_only) == {"redis"}
+    assert _clients_imported("check", "--format", "json", "--app-url", f"http://127.0.0.1:{free_port()}") == set()

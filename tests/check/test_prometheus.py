@@ -135,10 +135,11 @@ def test_item_passes_when_healthy_and_fails_when_broken(healthy: Setup, broken: 
 
 def test_evidence_names_what_is_wrong(broken: Setup) -> None:
     outcome = _outcome(broken)
-    assert "/orders" in outcome.finding("app.n_plus_one")["evidence"]
+    # routes and pools are named with their service (job)
+    assert "/orders in demo (3)" in outcome.finding("app.n_plus_one")["evidence"]
     # a counter born inside the window counts too (increase() alone sees nothing of it)
-    assert "/authors (2)" in outcome.finding("app.n_plus_one")["evidence"]
-    assert "main: max 3" in outcome.finding("app.pool_waiting")["evidence"]
+    assert "/authors in demo (2)" in outcome.finding("app.n_plus_one")["evidence"]
+    assert "main in demo: max 3" in outcome.finding("app.pool_waiting")["evidence"]
     assert "mean wait 400ms" in outcome.finding("app.pool_waiting")["evidence"]
     assert "stackwatch-exporter" in outcome.finding("ops.targets")["evidence"]
     assert "/system.slice/app.service" in outcome.finding("ops.resource_limits")["evidence"]
@@ -153,7 +154,7 @@ def test_redis_hit_rate_comes_from_prometheus_when_given(healthy: Setup, broken:
     assert good.status("redis.hit_rate") == "pass", good.finding("redis.hit_rate")
     assert bad.status("redis.hit_rate") == "fail", bad.finding("redis.hit_rate")
     for outcome, share in ((good, 95.0), (bad, 30.0)):
-        measured = re.search(r"from Prometheus: cache ([\d.]+)%", outcome.finding("redis.hit_rate")["evidence"])
+        measured = re.search(r"from Prometheus \(TTL lookups left out\): cache ([\d.]+)%", outcome.finding("redis.hit_rate")["evidence"])
         assert measured and abs(float(measured[1]) - share) < 1, outcome.finding("redis.hit_rate")
 
 

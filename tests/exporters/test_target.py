@@ -131,3 +131,47 @@ def test_poller_thread_stops_on_event() -> None:
     poller.join(5)
     assert not poller.is_alive()
     assert target.source.calls["counting"] >= 1
+
+
+class Reading(Collector[Source]):
+    """Reports which connect() (which shared reading, e.g. Redis's one INFO) it was given."""
+
+    name = "reading_a"
+    tier = Tier.FAST
+
+    def __init__(self, target: InMemoryTarget, name: str, seconds: float = 0.0) -> None:
+        self.target, self.name, self.seconds = target, name, seconds
+
+    def collect(self, source: Source) -> list[Metric]:
+        family = gauge(f"t_{self.name}_reading", "which connect() this poll used")
+        family.add_metric([], self.target.connects)
+        threading.Event().wait(self.seconds)
+        return [family]
+
+
+def test_a_tiers_collectors_share_one_reading_and_reach_the_snapshot_together() -> None:
+    """Two collectors of the fast tier must keep reading the same INFO poll after poll (the Redis
+    hit ratio subtracts one from the other), and a scrape must never see one of them updated and
+    not the other."""
+    target = InMemoryTarget([], Intervals(fast=0.2))
+    target.collectors = [Reading(target, "a", seconds=0.1), Reading(target, "b")]
+    target._next_due = {"a": 0.0, "b": 0.0}
+    torn: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def scrape() -> None:
+        while not stop.is_set():
+            values = {name: value for (name, _), value in samples(target).items() if name.endswith("_reading")}
+            if len(values) == 2 and len(set(values.values())) != 1:
+                torn.append((values["t_a_reading"], values["t_b_reading"]))
+
+    scraper = threading.Thread(target=scrape, daemon=True)
+    scraper.start()
+    for _ in range(6):
+        threading.Event().wait(target.refresh())
+    stop.set()
+    scraper.join(5)
+    readings = samples(target)
+    assert readings[("t_a_reading", ())] == readings[("t_b_reading", ())]
+    assert target.connects == 6, target.connects  # one connect() per refresh, both collectors due in each
+    assert torn == []

@@ -7,13 +7,13 @@ pinned images, dependency conditions, volumes, and the monitoring-only override.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from stackwatch.thresholds import POSTGRES
+from tests.fixtures.procs import venv_tool
 
 from .conftest import COMPOSE_FILE, MONITORING_ONLY_FILE, ROOT, compose, load_yaml, services, with_defaults
 
@@ -21,16 +21,9 @@ DEMO_SERVICES = {"postgres", "redis", "demo", "loadgen"}
 MONITORING_SERVICES = {"stackwatch-exporter", "prometheus", "alertmanager", "grafana", "otel-collector", "tempo"}
 
 
-def check_jsonschema() -> str:
-    path = shutil.which("check-jsonschema")
-    if path is None:
-        raise RuntimeError("check-jsonschema not found: `pip install check-jsonschema` (in the dev extra)")
-    return path
-
-
 @pytest.mark.parametrize("path", [COMPOSE_FILE, MONITORING_ONLY_FILE], ids=lambda p: p.name)
 def test_validates_against_the_compose_spec(path: Path) -> None:
-    result = subprocess.run([check_jsonschema(), "--builtin-schema", "vendor.compose-spec", str(path)],
+    result = subprocess.run([venv_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -104,8 +104,12 @@ def test_valkey_identity_and_errorstats() -> None:
 
 def test_hit_ratio_needs_a_window() -> None:
     collector = StatsCollector()
-    assert collector.hit_ratio(100, 0) == []            # first poll: no window yet
-    assert collector.hit_ratio(100, 0) == []            # no lookups in the window
-    (family,) = collector.hit_ratio(130, 10)
+    assert collector.hit_ratio(100, 0, 0) == []         # first poll: no window yet
+    assert collector.hit_ratio(100, 0, 0) == []         # no lookups in the window
+    (family,) = collector.hit_ratio(130, 10, 0)
     assert family.samples[0].value == pytest.approx(0.75)
-    assert collector.hit_ratio(5, 1) == []              # counters went down: restart
+    assert collector.hit_ratio(5, 1, 0) == []           # counters went down: restart
+    assert collector.hit_ratio(5, 1, 0) == []           # (next window)
+    (family,) = collector.hit_ratio(1005, 5, 990)       # 990 of the 1000 hits were TTL lookups
+    assert family.samples[0].value == pytest.approx(10 / 14)
+    assert collector.hit_ratio(1105, 5, 1090) == []     # nothing but TTL lookups

@@ -142,6 +142,27 @@ def test_sampler_lookups_stay_out_of_the_hit_ratio(redis_factory) -> None:
     target.close()
 
 
+def test_other_clients_ttl_lookups_stay_out_of_the_hit_ratio(redis_factory) -> None:
+    """Another sampler's PTTLs and TTLs (stackwatch check, a second exporter) count as hits in
+    INFO just as the exporter's own do."""
+    server = redis_factory()
+    client = server.client()
+    client.mset({f"k:{i}": 1 for i in range(500)})
+    target = _target(server.url)
+    _poll(target)
+    pipe = client.pipeline(transaction=False)
+    for i in range(500):
+        pipe.pttl(f"k:{i}")
+        pipe.ttl(f"k:{i}")
+    pipe.execute()
+    client.get("k:1")
+    for _ in range(3):
+        client.get("missing")
+    families = _poll(target)
+    assert sample(families, "redis_keyspace_hit_ratio") == pytest.approx(0.25)
+    target.close()
+
+
 @pytest.mark.parametrize("url, message", [
     ("http://h:6379", "scheme must be redis:// or rediss://"),
     ("redis://:pw@h:99999/0", "Port out of range"),

@@ -1,0 +1,47 @@
+"""Every checklist item ``stackwatch check`` reports, by the system that judges it.
+
+Declared apart from the checks, which import their system's client library (psycopg, redis):
+the report lists every item, including those of systems that were not given, without importing
+a client it does not use. Ids are stable: scripts and ``--format json`` rely on them.
+"""
+
+from __future__ import annotations
+
+from .model import Item
+
+__all__ = ["APP_ITEMS", "POSTGRES_ITEMS", "PROMETHEUS_ITEMS", "REDIS_ITEMS"]
+
+_DB = "Database"
+MISSING_INDEXES = Item("pg.missing_indexes", _DB, "Indexes on frequently queried columns")
+UNUSED_INDEXES = Item("pg.unused_indexes", _DB, "No unused indexes")
+DUPLICATE_INDEXES = Item("pg.duplicate_indexes", _DB, "No duplicate indexes")
+INVALID_INDEXES = Item("pg.invalid_indexes", _DB, "No invalid indexes")
+CONNECTIONS = Item("pg.connections", _DB, "Connection pooling: connections vs max_connections")
+IDLE = Item("pg.idle_connections", _DB, "Connection pooling: no sessions left idle in transaction")
+PER_APP = Item("pg.connections_per_app", _DB, "Connection pooling: (cores x 2) + spindles per application")
+SLOW_LOG = Item("pg.slow_query_log", _DB, "Slow query log configured (log_min_duration_statement)")
+STATEMENTS = Item("pg.pg_stat_statements", _DB, "pg_stat_statements loaded")
+SLOW = Item("pg.slow_statements", _DB, "Slow query log monitored: slowest statements")
+PLANS = Item("pg.plans", _DB, "Query execution plans analyzed")
+UNBOUNDED = Item("pg.unbounded_queries", _DB, "No unbounded queries (rows per call)")
+POSTGRES_ITEMS = (MISSING_INDEXES, UNUSED_INDEXES, DUPLICATE_INDEXES, INVALID_INDEXES, CONNECTIONS, IDLE, PER_APP,
+                  SLOW_LOG, STATEMENTS, SLOW, PLANS, UNBOUNDED)
+
+_CACHE = "Caching"
+HIT_RATE = Item("redis.hit_rate", _CACHE, ">80% cache hit rate achieved")
+TTL = Item("redis.keys_without_ttl", _CACHE, "Cache TTL configured appropriately")
+MAXMEMORY = Item("redis.maxmemory", _CACHE, "maxmemory and an eviction policy set")
+REDIS_ITEMS = (HIT_RATE, TTL, MAXMEMORY)
+
+POOL_WAITING = Item("app.pool_waiting", _DB, "Connection pooling: no requests waiting for a connection")
+N_PLUS_ONE = Item("app.n_plus_one", _DB, "N+1 queries eliminated")
+LIMITS = Item("ops.resource_limits", "Application", "Resource limits set (CPU, memory)")
+RULES = Item("ops.alert_rules", "Monitoring", "Alerting on key metrics: alert rules loaded")
+ALERTMANAGER = Item("ops.alertmanager", "Monitoring", "Alerting on key metrics: Alertmanager reachable")
+TARGETS = Item("ops.targets", "Monitoring", "Exporters' scrape targets up")
+PROMETHEUS_ITEMS = (POOL_WAITING, N_PLUS_ONE, LIMITS, RULES, ALERTMANAGER, TARGETS)
+
+HEALTH = Item("app.health", "Application", "Health checks implemented")
+COMPRESSION = Item("app.compression", "Application", "Response compression enabled (gzip)")
+METRICS = Item("app.metrics", "Application", "Metrics endpoint (/metrics) for Prometheus")
+APP_ITEMS = (HEALTH, COMPRESSION, METRICS)
