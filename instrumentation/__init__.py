@@ -7,8 +7,11 @@ Two lines::
 
 give the app:
 
-* one OpenTelemetry server span per request (W3C trace context in, parent-based ratio sampler,
-  batch OTLP/HTTP export when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set);
+* one OpenTelemetry server span per request, from the global tracer provider like the
+  OpenTelemetry instrumentors (one is built from the ``OTEL_*`` settings and made global only when
+  none is configured: parent-based ratio sampler, batch OTLP/HTTP export when
+  ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set); under ``opentelemetry-instrument`` or
+  ``FastAPIInstrumentor`` the span OpenTelemetry started is used instead of a second one;
 * RED metrics with the OpenTelemetry names: ``http_server_request_duration_seconds``
   (``http_request_method``, ``http_route`` -- the matched template, ``UNMATCHED`` when none --,
   ``http_response_status_code``) with exemplars of sampled traces, and
@@ -18,17 +21,20 @@ give the app:
   :func:`child_exit`;
 * ``/health``, ``/health/live``, ``/health/ready`` with bounded dependency checks
   (``health_checks={"database": database_check(pool), "redis": redis_check(client)}``);
-* Sentry events for unhandled errors and 5xx responses when ``SENTRY_DSN`` is set;
+* Sentry events for unhandled errors and 5xx responses when ``SENTRY_DSN`` is set (a Sentry
+  client the service initialised itself is used as it is), one isolation scope per request;
 * statement timing, queries per request and N+1 detection (meant repeats excepted with
   ``n_plus_one_allow=``, :func:`allow_n_plus_one` or ``n_plus_one_min_duration=``) once the
   database handles are instrumented: :func:`instrument_psycopg`, :func:`instrument_sqlalchemy`,
   :func:`instrument_asyncpg`; pool signals with :func:`instrument_pool`; a cache-aside helper,
   :class:`Cache` / :class:`AsyncCache`;
-* ``trace_id`` / ``span_id`` on every log record.
+* ``trace_id`` / ``span_id`` on every log record (from import on, so ``%(trace_id)s`` always works).
 
 Settings come from the standard environment variables and can be overridden by keyword arguments
 of :func:`instrument` (see :class:`Settings` and docs/instrumentation.md). The tracer provider,
-the Prometheus registry, hooks and Sentry options are injectable.
+the Prometheus registry, hooks for custom span attributes (``server_request_hook(span, scope)``,
+``server_response_hook(span, scope, message)``) and Sentry options are injectable; headers are
+captured on the span by allowlist (OpenTelemetry's ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*``).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from typing import Any
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
+from .autoinstrument import Cooperation, insert_middleware
 from .cache import AsyncCache, Cache
 from .config import Settings
 from .db_asyncpg import instrument_asyncpg
@@ -51,15 +58,15 @@ from .db_sqlalchemy import instrument_sqlalchemy
 from .errors import ConfigError, InstrumentationError, NPlusOneError
 from .exposition import MetricsServer, exposition_registry, metrics_response
 from .health import Check, Health, database_check, redis_check
-from .logs import install_log_correlation, uninstall_log_correlation
+from .logs import install_log_correlation
 from .metrics import Metrics, get_metrics, multiprocess_active
-from .middleware import RequestHook, ResponseHook, StackwatchMiddleware
+from .middleware import ServerRequestHook, ServerResponseHook, StackwatchMiddleware
 from .multiprocess import child_exit, mark_worker_dead
 from .pools import instrument_pool
 from .queries import allow_n_plus_one, current_queries
 from .routes import routes_serve
 from .sentry import SentryReporter
-from .tracing import build_tracer_provider, current_ids, outgoing_headers
+from .tracing import current_ids, outgoing_headers, resolve_tracer_provider
 
 __all__ = [
     "AsyncCache",
@@ -70,8 +77,8 @@ __all__ = [
     "InstrumentationError",
     "Metrics",
     "NPlusOneError",
-    "RequestHook",
-    "ResponseHook",
+    "ServerRequestHook",
+    "ServerResponseHook",
     "Settings",
     "StackwatchMiddleware",
     "allow_n_plus_one",
@@ -93,15 +100,16 @@ __all__ = [
 
 logger = logging.getLogger("stackwatch.instrumentation")
 _ATTR = "_stackwatch_instrumentation"
+install_log_correlation()
 
 
 class Instrumentation:
     """What :func:`instrument` set up for one app; owns and closes what it created.
 
-    ``tracer_provider`` is the provider of the server spans (the injected one, or the one
-    stackwatch built from the settings). It is not made the process-global provider; for spans of
-    your own in the same pipeline, pass your provider to :func:`instrument` or call
-    ``opentelemetry.trace.set_tracer_provider(instrumentation.tracer_provider)``.
+    ``tracer_provider`` is the provider of the server spans: the injected one, else the global
+    one, else (none configured) one stackwatch built from the settings and made the global one, so
+    that the process has one provider and one resource. None when traces are off or
+    ``OTEL_SDK_DISABLED`` is set and no provider was configured.
     """
 
     def __init__(
@@ -110,8 +118,8 @@ class Instrumentation:
         *,
         tracer_provider: Any = None,
         registry: CollectorRegistry | None = None,
-        request_hook: RequestHook | None = None,
-        response_hook: ResponseHook | None = None,
+        server_request_hook: ServerRequestHook | None = None,
+        server_response_hook: ServerResponseHook | None = None,
         health_checks: Mapping[str, Check] | None = None,
         sentry_options: dict[str, Any] | None = None,
     ) -> None:
@@ -122,13 +130,9 @@ class Instrumentation:
         self.tracer_provider: Any = None
         self.tracer: trace.Tracer | None = None
         if settings.traces:
-            provider = tracer_provider
-            if provider is None:
-                # Never made the global provider: that can be set only once per process, and
-                # would outlive uninstrument() (and serve every other app) shut down.
-                provider = self._owned_provider = build_tracer_provider(settings)
-            self.tracer_provider = provider
-            self.tracer = provider.get_tracer("stackwatch.instrumentation")
+            self.tracer_provider, self._owned_provider = resolve_tracer_provider(settings, tracer_provider)
+            if self.tracer_provider is not None:
+                self.tracer = self.tracer_provider.get_tracer("stackwatch.instrumentation")
         self.health = Health(health_checks or {}, settings.health_timeout, self.metrics)
         self.endpoints: dict[str, Any] = {
             settings.health_path: self._health("health"),
@@ -145,13 +149,12 @@ class Instrumentation:
                 self._endpoint_settings[settings.metrics_path] = "metrics_path"
             else:
                 self.metrics_server = self._metrics_server(scrape_registry)
-        self.sentry = SentryReporter(settings, sentry_options) if settings.sentry_dsn else None
-        self.request_hook = request_hook
-        self.response_hook = response_hook
+        self.sentry = SentryReporter.create(settings, sentry_options)
+        self.server_request_hook = server_request_hook
+        self.server_response_hook = server_response_hook
         self.middleware: StackwatchMiddleware | None = None
-        self.restore: tuple[bool, Any] = (False, None)
-        self.native_tracing: bool | None = None
-        install_log_correlation()
+        self.restore: tuple[bool, Any, Any] = (False, None, None)
+        self.cooperation = Cooperation()
 
     @staticmethod
     def _check_multiprocess(settings: Settings) -> bool:
@@ -216,8 +219,8 @@ class Instrumentation:
             tracer=self.tracer,
             endpoints=self.endpoints,
             sentry=self.sentry,
-            request_hook=self.request_hook,
-            response_hook=self.response_hook,
+            server_request_hook=self.server_request_hook,
+            server_response_hook=self.server_response_hook,
             multiprocess=self.multiprocess,
         )
         return self.middleware
@@ -227,11 +230,11 @@ class Instrumentation:
         if self.metrics_server is not None:
             self.metrics_server.close()
         if self._owned_provider is not None:
-            self._owned_provider.shutdown()
+            # It is the process-global provider now (that cannot be undone): flush, keep it serving.
+            self._owned_provider.force_flush(5000)
         if self.sentry is not None:
             self.sentry.close()
         self.health.close()
-        uninstall_log_correlation()
 
 
 def instrument(
@@ -239,8 +242,8 @@ def instrument(
     *,
     tracer_provider: Any = None,
     registry: CollectorRegistry | None = None,
-    request_hook: RequestHook | None = None,
-    response_hook: ResponseHook | None = None,
+    server_request_hook: ServerRequestHook | None = None,
+    server_response_hook: ServerResponseHook | None = None,
     health_checks: Mapping[str, Check] | None = None,
     sentry_options: dict[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -250,8 +253,9 @@ def instrument(
 
     ``overrides`` are :class:`Settings` fields (``service_name=``, ``sampler_arg=``,
     ``metrics_port=``...) and win over the environment (``environ``, default ``os.environ``).
-    The middleware is added outermost when the app builds its middleware stack, also for an
-    app that has already served requests.
+    The middleware is added when the app builds its middleware stack (also for an app that has
+    already served requests), just inside Starlette's outermost error middleware or OpenTelemetry's
+    ASGI middleware when auto-instrumentation put one there.
     """
     existing = app.__dict__.get(_ATTR)
     if existing is not None:
@@ -266,8 +270,8 @@ def instrument(
         settings,
         tracer_provider=tracer_provider,
         registry=registry,
-        request_hook=request_hook,
-        response_hook=response_hook,
+        server_request_hook=server_request_hook,
+        server_response_hook=server_response_hook,
         health_checks=health_checks,
         sentry_options=sentry_options,
     )
@@ -275,12 +279,18 @@ def instrument(
     previous = app.build_middleware_stack
 
     def build_middleware_stack() -> Any:
-        # Built on the first request, when the app's routes are all declared.
+        stack = previous()
+        if app.__dict__.get(_ATTR) is not instrumentation:  # uninstrumented under another wrapper
+            return stack
+        # Built on the first request, when the app's routes (and mounts) are all declared.
         instrumentation.yield_to(app.router.routes)
-        return instrumentation.wrap(previous())
+        if settings.traces:
+            instrumentation.cooperation.apply(app)
+        return insert_middleware(stack, instrumentation.wrap)
 
-    instrumentation.restore = (had_own, previous)
-    instrumentation.native_tracing = _disable_native_tracing(app, settings.traces)
+    instrumentation.restore = (had_own, previous, build_middleware_stack)
+    if settings.traces:
+        instrumentation.cooperation.apply(app)
     app.build_middleware_stack = build_middleware_stack
     app.middleware_stack = None
     app.__dict__[_ATTR] = instrumentation
@@ -292,26 +302,15 @@ def uninstrument(app: Any) -> None:
     instrumentation = app.__dict__.pop(_ATTR, None)
     if instrumentation is None:
         return
-    had_own, previous = instrumentation.restore
-    if had_own:
-        app.build_middleware_stack = previous
-    else:
-        del app.build_middleware_stack
-    if instrumentation.native_tracing is not None:
-        app._telemetry["tracing"] = instrumentation.native_tracing
+    had_own, previous, ours = instrumentation.restore
+    if app.__dict__.get("build_middleware_stack") is ours:
+        if had_own:
+            app.build_middleware_stack = previous
+        else:
+            del app.build_middleware_stack
+    # else: another instrumentation (FastAPIInstrumentor.instrument_app) wrapped ours since; ours
+    # stays in its chain and passes the stack through unchanged from now on.
+    instrumentation.cooperation.undo()
     app.middleware_stack = None
     instrumentation.close()
 
-
-def _disable_native_tracing(app: Any, traces: bool) -> bool | None:
-    """Turn off the server spans of FastAPI's built-in telemetry (recent FastAPI releases).
-
-    Those start a second server span per request as soon as a global tracer provider is set;
-    stackwatch's span replaces it. Returns the previous setting, None when there is nothing to do.
-    """
-    config = getattr(app, "_telemetry", None)
-    if not traces or not isinstance(config, dict):
-        return None
-    previous = bool(config.get("tracing", True))
-    config["tracing"] = False
-    return previous

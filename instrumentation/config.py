@@ -8,7 +8,7 @@ their standard names; stackwatch's own use the ``STACKWATCH_`` prefix. A bad val
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -18,7 +18,7 @@ from stackwatch.thresholds import HTTP
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_N_PLUS_ONE_THRESHOLD", "SAMPLERS", "Settings"]
+__all__ = ["DEFAULT_N_PLUS_ONE_THRESHOLD", "OTLP_PROTOCOLS", "SAMPLERS", "Settings"]
 
 SAMPLERS = (
     "always_on",
@@ -29,6 +29,8 @@ SAMPLERS = (
     "parentbased_traceidratio",
 )
 
+OTLP_PROTOCOLS = ("http/protobuf", "grpc", "http/json")
+SERVER_ERRORS = frozenset(range(500, 600))
 
 # The checklist's N+1 repeat count, shared with the alert rules and `stackwatch check`.
 DEFAULT_N_PLUS_ONE_THRESHOLD = HTTP.n_plus_one_repeat_count
@@ -96,9 +98,10 @@ def _statements(key: str, raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.replace("\n", ";").split(";") if part.strip())
 
 
-def _patterns(key: str, raw: str) -> tuple[str, ...]:
-    """Comma-separated regular expressions (OpenTelemetry's excluded-URLs format)."""
-    patterns = tuple(part.strip() for part in raw.split(",") if part.strip())
+def _patterns(key: str, raw: str | Iterable[str]) -> tuple[str, ...]:
+    """Comma-separated regular expressions (OpenTelemetry's excluded-URLs and captured-headers format)."""
+    parts = raw.split(",") if isinstance(raw, str) else raw
+    patterns = tuple(str(part).strip() for part in parts if str(part).strip())
     for pattern in patterns:
         _regex(key, pattern)
     return patterns
@@ -155,9 +158,41 @@ def _dsn(key: str, raw: str) -> str | None:
     return value
 
 
-def _setting(default: Any, env: str, parse: Callable[[str, str], Any], fallback: str | None = None) -> Any:
-    """A field read from ``env`` (or, when that is unset, from the more general ``fallback``)."""
-    return field(default=default, metadata={"env": env, "parse": parse, "fallback": fallback})
+def _protocol(key: str, raw: str) -> str | None:
+    value = raw.strip().lower()
+    if not value:
+        return None
+    if value not in OTLP_PROTOCOLS:
+        raise ConfigError(f"{key}: expected one of {', '.join(OTLP_PROTOCOLS)}, got {raw!r}")
+    return value
+
+
+def _status_codes(key: str, raw: str | Iterable[int]) -> frozenset[int]:
+    """``500-599,403`` (or an iterable of ints) as a set of HTTP status codes."""
+    codes: set[int] = set()
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        low, _, high = text.partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            first, last = 0, 0
+        if not 100 <= first <= last <= 599:
+            raise ConfigError(f"{key}: expected HTTP status codes or ranges like 500-599,429, got {raw!r}")
+        codes.update(range(first, last + 1))
+    return frozenset(codes)
+
+
+def _setting(default: Any, env: str, parse: Callable[[str, str], Any], fallback: str | None = None,
+             coerce: bool = False) -> Any:
+    """A field read from ``env`` (or, when that is unset, from the more general ``fallback``).
+
+    ``coerce``: a keyword value that is not a string goes through ``parse`` too (lists, sets).
+    """
+    return field(default=default, metadata={"env": env, "parse": parse, "fallback": fallback, "coerce": coerce})
 
 
 @dataclass(frozen=True)
@@ -168,12 +203,23 @@ class Settings:
     traces: bool = _setting(True, "STACKWATCH_TRACES", _bool)
     otlp_endpoint: str | None = _setting(None, "OTEL_EXPORTER_OTLP_ENDPOINT", _url)
     otlp_traces_endpoint: str | None = _setting(None, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", _url)
+    otlp_protocol: str | None = _setting(None, "OTEL_EXPORTER_OTLP_PROTOCOL", _protocol)
+    otlp_traces_protocol: str | None = _setting(None, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", _protocol)
+    sdk_disabled: bool = _setting(False, "OTEL_SDK_DISABLED", _bool)
     sampler: str = _setting("parentbased_traceidratio", "OTEL_TRACES_SAMPLER", _sampler)
     sampler_arg: float = _setting(1.0, "OTEL_TRACES_SAMPLER_ARG", _ratio)
     sentry_dsn: str | None = _setting(None, "SENTRY_DSN", _dsn)
     sentry_environment: str | None = _setting(None, "SENTRY_ENVIRONMENT", _optional_text)
     sentry_release: str | None = _setting(None, "SENTRY_RELEASE", _optional_text)
     sentry_traces_sample_rate: float = _setting(0.0, "SENTRY_TRACES_SAMPLE_RATE", _ratio)
+    sentry_failed_request_status_codes: frozenset[int] = _setting(
+        SERVER_ERRORS, "STACKWATCH_SENTRY_FAILED_REQUEST_STATUS_CODES", _status_codes, coerce=True)
+    capture_request_headers: tuple[str, ...] = _setting(
+        (), "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", _patterns, coerce=True)
+    capture_response_headers: tuple[str, ...] = _setting(
+        (), "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE", _patterns, coerce=True)
+    capture_headers_sanitize: tuple[str, ...] = _setting(
+        (), "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", _patterns, coerce=True)
     multiproc_dir: str | None = _setting(None, "PROMETHEUS_MULTIPROC_DIR", _optional_text)
     metrics: bool = _setting(True, "STACKWATCH_METRICS", _bool)
     exemplars: bool = _setting(True, "STACKWATCH_EXEMPLARS", _bool)
@@ -204,7 +250,7 @@ class Settings:
             env = spec.metadata["env"]
             if name in overrides:
                 value = overrides[name]
-                if isinstance(value, str):
+                if isinstance(value, str) or (spec.metadata["coerce"] and value is not None):
                     value = spec.metadata["parse"](name, value)
                 values[name] = value
             elif env in environ:
@@ -229,6 +275,11 @@ class Settings:
         if self.otlp_endpoint:
             return self.otlp_endpoint.rstrip("/") + "/v1/traces"
         return None
+
+    @property
+    def traces_protocol(self) -> str:
+        """The OTLP protocol for traces: the signal-specific setting, the general one, else http/protobuf."""
+        return self.otlp_traces_protocol or self.otlp_protocol or "http/protobuf"
 
     def _validate(self) -> None:
         if self.sampler_arg is not None and not 0.0 <= float(self.sampler_arg) <= 1.0:

@@ -1,24 +1,25 @@
-"""Trace correlation for logs: every ``LogRecord`` gets ``trace_id``, ``span_id`` and ``trace_sampled``.
+"""Trace correlation for logs: every ``LogRecord`` has ``trace_id``, ``span_id`` and ``trace_sampled``.
 
-Done with a record factory rather than a handler filter, so records of every logger and handler
-carry the ids (use them in a format string: ``%(trace_id)s``). Installed once per process and
-removed again when the last instrumented app is uninstrumented.
+Done with a log record factory, installed once when :mod:`stackwatch.instrumentation` is imported
+and never removed, so records of every logger and handler carry the attributes, also those
+created before :func:`~stackwatch.instrumentation.instrument`, after
+:func:`~stackwatch.instrumentation.uninstrument` or in a process manager that only imports
+``child_exit``: a ``%(trace_id)s`` format never fails. Outside a valid span the ids are zeros and
+``trace_sampled`` is False. A factory installed later on top of this one keeps it working as long
+as it calls the factory it replaced (as ``logging`` documents).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from opentelemetry import trace
 
-__all__ = ["install_log_correlation", "uninstall_log_correlation"]
+__all__ = ["INVALID_SPAN_ID", "INVALID_TRACE_ID", "install_log_correlation"]
 
-_INVALID_TRACE = "0" * 32
-_INVALID_SPAN = "0" * 16
-_lock = threading.Lock()
-_users = 0
+INVALID_TRACE_ID = "0" * 32
+INVALID_SPAN_ID = "0" * 16
 _previous: Any = None
 
 
@@ -30,39 +31,15 @@ def _factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record.span_id = format(ctx.span_id, "016x")
         record.trace_sampled = ctx.trace_flags.sampled
     else:
-        record.trace_id = _INVALID_TRACE
-        record.span_id = _INVALID_SPAN
+        record.trace_id = INVALID_TRACE_ID
+        record.span_id = INVALID_SPAN_ID
         record.trace_sampled = False
     return record
 
 
 def install_log_correlation() -> None:
-    """Wrap the current log record factory (reference-counted)."""
-    global _users, _previous
-    with _lock:
-        if _users == 0:
-            current = logging.getLogRecordFactory()
-            if _previous is None:
-                _previous = current
-                logging.setLogRecordFactory(_factory)
-            elif current is _previous:  # the chain left in place by uninstall was taken down since
-                logging.setLogRecordFactory(_factory)
-            # else: ours is on top, or still called by the factory installed over it (see below)
-        _users += 1
-
-
-def uninstall_log_correlation() -> None:
-    """Restore the previous record factory once no instrumented app needs it.
-
-    When another factory was installed over stackwatch's since (it calls ours), ours stays in
-    that chain, working, and is not wrapped a second time by the next install (which would
-    make it call itself).
-    """
-    global _users, _previous
-    with _lock:
-        if _users == 0:
-            return
-        _users -= 1
-        if _users == 0 and logging.getLogRecordFactory() is _factory:
-            logging.setLogRecordFactory(_previous)
-            _previous = None
+    """Put the correlating factory over the current one, once per process."""
+    global _previous
+    if _previous is None:
+        _previous = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(_factory)

@@ -1,10 +1,13 @@
 """The pure-ASGI middleware: one server span, RED metrics, N+1 bookkeeping, errors, endpoints.
 
-It sits outside the whole Starlette stack (outside ``ServerErrorMiddleware``), so it sees the
-500 that an unhandled exception becomes, and the route that the router matched. ``/metrics``
-and the health paths are answered here before routing and are neither traced nor counted, nor
-are excluded URLs. A WebSocket connection gets one server span and its own metrics; lifespan
-scopes pass through untouched.
+It sits just inside Starlette's outermost ``ServerErrorMiddleware`` (and inside OpenTelemetry's
+ASGI middleware when auto-instrumentation added one), around every user middleware, so an
+unhandled exception reaches it (counted as the 500 the client gets) and it sees the route that the
+router matched. When a server span is already current (OpenTelemetry's middleware started it),
+that span is the request's span: stackwatch names it by the route template and adds its
+attributes instead of starting a second one. ``/metrics`` and the health paths are answered here
+before routing and are neither traced nor counted, nor are excluded URLs. A WebSocket connection
+gets one server span and its own metrics; lifespan scopes pass through untouched.
 """
 
 from __future__ import annotations
@@ -21,20 +24,22 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .config import Settings
+from .headers import HeaderCapture
 from .metrics import Metrics, gauge_adder, observe
 from .queries import DeferredSources, NPlusOnePolicy, RequestQueries, request_queries
 from .routes import UNMATCHED, RouteTemplates, route_path
 from .sentry import SentryReporter
 from .tracing import extract_context
 
-__all__ = ["RequestHook", "ResponseHook", "StackwatchMiddleware"]
+__all__ = ["ServerRequestHook", "ServerResponseHook", "StackwatchMiddleware"]
 
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 Endpoint = Callable[[Any, Any, Any], Awaitable[None]]
-RequestHook = Callable[[trace.Span, dict[str, Any]], None]
-"""Called with the server span and the ASGI scope when a request starts."""
-ResponseHook = Callable[[trace.Span, dict[str, Any], int], None]
-"""Called with the server span, the scope and the response status before the span ends."""
+ServerRequestHook = Callable[[trace.Span, dict[str, Any]], None]
+"""``hook(span, scope)``: called with the server span and the ASGI scope when a request starts."""
+ServerResponseHook = Callable[[trace.Span, dict[str, Any], dict[str, Any] | None], None]
+"""``hook(span, scope, message)``: called before the span ends with the ``http.response.start``
+message (status and headers), None when no response was started."""
 
 logger = logging.getLogger("stackwatch.instrumentation")
 
@@ -55,8 +60,8 @@ class StackwatchMiddleware:
         tracer: trace.Tracer | None,
         endpoints: dict[str, Endpoint],
         sentry: SentryReporter | None = None,
-        request_hook: RequestHook | None = None,
-        response_hook: ResponseHook | None = None,
+        server_request_hook: ServerRequestHook | None = None,
+        server_response_hook: ServerResponseHook | None = None,
         multiprocess: bool = False,
     ) -> None:
         self.app = app
@@ -64,8 +69,11 @@ class StackwatchMiddleware:
         self.tracer = tracer
         self.endpoints = endpoints
         self.sentry = sentry
-        self.request_hook = request_hook
-        self.response_hook = response_hook
+        self.request_hook = server_request_hook
+        self.response_hook = server_response_hook
+        headers = HeaderCapture(settings.capture_request_headers, settings.capture_response_headers,
+                                settings.capture_headers_sanitize)
+        self.headers = headers if headers.enabled else None
         self.exemplars = settings.exemplars and not multiprocess
         self.multiprocess = multiprocess
         self.n_plus_one = NPlusOnePolicy(
@@ -109,8 +117,9 @@ class StackwatchMiddleware:
 
         span = None
         span_token = None
+        owned = True
         if self.tracer is not None:
-            span, span_token = self._start_span(self.tracer, scope, method)
+            span, span_token, owned = self._start_span(self.tracer, scope, method)
             if self.request_hook is not None:
                 _call_hook(self.request_hook, span, scope)
 
@@ -119,6 +128,8 @@ class StackwatchMiddleware:
         entry_route = scope.get("route")
         entry_root = scope.get("root_path", "")
         status = 500
+        response_start: Any = None
+        annotate = span is not None  # the span still needs its attributes (and, if owned, its end)
         sent = 0.0
         received = 0
         sent_bytes = 0
@@ -132,7 +143,7 @@ class StackwatchMiddleware:
             return message
 
         async def send_status(message: Any) -> None:
-            nonlocal status, sent, sent_bytes
+            nonlocal status, sent, sent_bytes, response_start, annotate
             kind = message["type"]
             if kind == "http.response.body":
                 body = message.get("body")
@@ -144,7 +155,16 @@ class StackwatchMiddleware:
                     return
             elif kind == "http.response.start":
                 status = message["status"]
+                response_start = message
+                if annotate and not owned:  # OpenTelemetry ends its span once the response is sent
+                    annotate = False
+                    route = self.templates.template(scope, entry_route, entry_root)
+                    self._end_span(span, scope, method, route, status, None, response_start, owned)
             await send(message)
+
+        sentry_request = None
+        if self.sentry is not None:
+            sentry_request = self.sentry.begin(scope, span, lambda: self.templates.template(scope, entry_route, entry_root))
 
         started = time.perf_counter()
         error: BaseException | None = None
@@ -162,23 +182,23 @@ class StackwatchMiddleware:
             if metrics is not None:
                 active(-1)  # type: ignore[misc]
                 self._observe(metrics, method, route, status, elapsed, span, queries, received, sent_bytes)
-            if span is not None:
-                self._end_span(span, scope, method, route, status, error)
-            if self.sentry is not None and (error is not None or status >= 500):
-                ids = None
-                if span is not None and span.get_span_context().is_valid:
-                    ctx = span.get_span_context()
-                    ids = (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
-                self.sentry.report(error, status, method, route, ids)
+            if annotate:
+                self._end_span(span, scope, method, route, status, error, response_start, owned)
+            if sentry_request is not None:
+                sentry_request.end(error, status, method, route)
             if span_token is not None:
                 otel_context.detach(span_token)
 
     @staticmethod
-    def _start_span(tracer: trace.Tracer, scope: Any, name: str) -> tuple[Any, Any]:
-        """A server span, child of the incoming trace context, made current; and its context token."""
+    def _start_span(tracer: trace.Tracer, scope: Any, name: str) -> tuple[Any, Any, bool]:
+        """``(span, context token, owned)``: the server span OpenTelemetry's ASGI middleware already
+        started (not owned, no token), else a new one, child of the incoming trace context, made current."""
+        current = trace.get_current_span()
+        if current.is_recording() and getattr(current, "kind", None) is _SERVER:
+            return current, None, False
         parent = extract_context(scope.get("headers", ()))
         span = tracer.start_span(name, parent, _SERVER)
-        return span, otel_context.attach(trace.set_span_in_context(span, parent))
+        return span, otel_context.attach(trace.set_span_in_context(span, parent)), True
 
     def _observe(
         self,
@@ -219,7 +239,8 @@ class StackwatchMiddleware:
         if self.multiprocess:
             metrics.refresh_pools_if_due()
 
-    def _end_span(self, span: Any, scope: Any, method: str, route: str, status: int, error: BaseException | None) -> None:
+    def _end_span(self, span: Any, scope: Any, method: str, route: str, status: int, error: BaseException | None,
+                  response_start: Any, owned: bool) -> None:
         # All attributes in one call when the span ends: the SDK validates each attribute value, and
         # start-time attributes are validated twice (for the sampler, then for the span).
         attributes: dict[str, Any] = {
@@ -235,16 +256,22 @@ class StackwatchMiddleware:
             span.update_name(f"{method} {route}")
             attributes["http.route"] = route
         if error is not None:
-            span.record_exception(error)
+            if owned:  # an adopted span's owner records the exception itself
+                span.record_exception(error)
             attributes["error.type"] = type(error).__qualname__
             span.set_status(_ERROR)
         elif status >= 500:
             attributes["error.type"] = str(status)
             span.set_status(_ERROR)
+        if self.headers is not None:
+            attributes.update(self.headers.request(scope.get("headers", ())))
+            if response_start is not None:
+                attributes.update(self.headers.response(response_start.get("headers", ())))
         span.set_attributes(attributes)
         if self.response_hook is not None:
-            _call_hook(self.response_hook, span, scope, status)
-        span.end()
+            _call_hook(self.response_hook, span, scope, response_start)
+        if owned:
+            span.end()
 
 
     async def _websocket(self, scope: Any, receive: Any, send: Any) -> None:
@@ -254,8 +281,9 @@ class StackwatchMiddleware:
             metrics.websocket_active.inc()
         span = None
         span_token = None
+        owned = True
         if self.tracer is not None:
-            span, span_token = self._start_span(self.tracer, scope, "WEBSOCKET")
+            span, span_token, owned = self._start_span(self.tracer, scope, "WEBSOCKET")
         entry_route = scope.get("route")
         entry_root = scope.get("root_path", "")
         close_code = None
@@ -290,11 +318,13 @@ class StackwatchMiddleware:
                 if close_code is not None:
                     attributes["websocket.close.code"] = close_code
                 if error is not None:
-                    span.record_exception(error)
+                    if owned:  # an adopted span's owner records the exception itself
+                        span.record_exception(error)
                     attributes["error.type"] = type(error).__qualname__
                     span.set_status(_ERROR)
                 span.set_attributes(attributes)
-                span.end()
+                if owned:
+                    span.end()
             if span_token is not None:
                 otel_context.detach(span_token)
 

@@ -1,60 +1,203 @@
-"""Sentry error tracking, initialized only when a DSN is configured.
+"""Sentry error tracking that respects a team's own Sentry setup.
 
-Sentry's automatic framework integrations are turned off: they monkeypatch Starlette for every app
-in the process. Instead the middleware reports unhandled exceptions and 5xx responses itself,
-tagged with the OpenTelemetry trace and span ids so an error links to its trace. Without a DSN
-nothing here is imported or called.
+* A Sentry client that is already initialised (``sentry_sdk.init`` called by the service) is
+  used as it is: stackwatch never initialises Sentry over it, never changes its options and never
+  closes it. If that client runs Sentry's own Starlette/FastAPI integration, the integration
+  already reports requests, so stackwatch reports nothing itself (no duplicate events).
+* Otherwise, when ``SENTRY_DSN`` is set, stackwatch initialises a client with Sentry's automatic
+  framework integrations off (they monkeypatch Starlette for every app in the process) and reports
+  unhandled exceptions and the responses whose status is in ``sentry_failed_request_status_codes``
+  (default 5xx) itself. Without a DSN or an existing client, ``sentry_sdk`` is not even imported.
+
+Each request runs in its own Sentry isolation scope, starting without breadcrumbs, so an event
+carries only the breadcrumbs of its own request. Events get the ``request`` (method, URL and
+headers filtered by sentry-sdk's own header filter; the query string and client address only with
+``send_default_pii``), the transaction named by the route template (source ``route``) and the
+OpenTelemetry trace id (tag ``otel.trace_id`` and ``contexts.trace``). When the client has tracing
+enabled (``SENTRY_TRACES_SAMPLE_RATE`` > 0 or a ``traces_sampler``), each request is a Sentry
+transaction (``http.server``) that continues an incoming ``sentry-trace`` header, or else the
+request's OpenTelemetry trace (same trace id, sampled by Sentry's own rate).
 """
 
 from __future__ import annotations
 
+import logging
+import sys
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from .config import Settings
+from .tracing import span_ids
 
-__all__ = ["SentryReporter"]
+__all__ = ["SentryReporter", "SentryRequest"]
+
+logger = logging.getLogger("stackwatch.instrumentation")
+_FRAMEWORK_INTEGRATIONS = ("starlette", "fastapi")
+_ours: weakref.WeakSet[Any] = weakref.WeakSet()  # clients stackwatch initialised (one per instrumented app)
+
+
+def _service_client(sdk: Any) -> Any:
+    """The active client the service initialised itself, or None."""
+    client = sdk.get_client()
+    return client if client.is_active() and client not in _ours else None
 
 
 class SentryReporter:
-    """Owns the Sentry client it initialized; reports request failures."""
+    """Reports request failures through the Sentry client stackwatch initialised or found."""
 
     def __init__(self, settings: Settings, options: dict[str, Any] | None = None) -> None:
         import sentry_sdk
 
         self._sdk = sentry_sdk
-        config: dict[str, Any] = {
-            "dsn": settings.sentry_dsn,
-            "environment": settings.sentry_environment,
-            "release": settings.sentry_release,
-            "traces_sample_rate": settings.sentry_traces_sample_rate,
-            "auto_enabling_integrations": False,
-        }
-        config.update(options or {})
-        sentry_sdk.init(**config)
-        # The client init just made global; events of this app go to it even after another app
-        # initializes its own, and close() closes this one only.
-        self._client = sentry_sdk.get_global_scope().client
+        self.failed_status = settings.sentry_failed_request_status_codes
+        existing = _service_client(sentry_sdk)
+        self.owned = existing is None
+        if self.owned:
+            config: dict[str, Any] = {
+                "dsn": settings.sentry_dsn,
+                "environment": settings.sentry_environment,
+                "release": settings.sentry_release,
+                "traces_sample_rate": settings.sentry_traces_sample_rate,
+                "auto_enabling_integrations": False,
+            }
+            config.update(options or {})
+            sentry_sdk.init(**config)
+            # The client init just made global; events of this app go to it even after another app
+            # initializes its own, and close() closes this one only.
+            self._client = sentry_sdk.get_global_scope().client
+            _ours.add(self._client)
+        else:
+            self._client = existing
+            if options:
+                logger.warning("Sentry is already initialised: sentry_options are not applied to the existing client")
+        client_options = self._client.options
+        # A rate of 0 "enables" tracing in Sentry's terms but samples nothing: start no transactions.
+        self.tracing = bool(client_options.get("traces_sampler") or client_options.get("traces_sample_rate"))
 
-    def report(self, error: BaseException | None, status: int, method: str, route: str, ids: tuple[str, str] | None) -> None:
-        """Send ``error`` (an unhandled exception) or, without one, a 5xx response as an event."""
-        sdk = self._sdk
-        with sdk.new_scope() as scope:
-            scope.set_client(self._client)
-            scope.set_tag("http.request.method", method)
-            scope.set_tag("http.route", route)
-            scope.set_tag("http.response.status_code", str(status))
-            if ids is not None:
-                trace_id, span_id = ids
-                scope.set_tag("otel.trace_id", trace_id)
-                scope.set_context("trace", {"trace_id": trace_id, "span_id": span_id, "op": "http.server"})
-            if error is not None:
-                scope.capture_exception(error)
-            else:
-                scope.capture_message(f"HTTP {status} {method} {route}", level="error")
+    @classmethod
+    def create(cls, settings: Settings, options: dict[str, Any] | None = None) -> SentryReporter | None:
+        """A reporter when ``SENTRY_DSN`` is set or a Sentry client is active; None when Sentry reports requests itself."""
+        sdk = sys.modules.get("sentry_sdk")
+        existing = None if sdk is None else _service_client(sdk)
+        if existing is None and not settings.sentry_dsn:
+            return None
+        if existing is not None and any(name in existing.integrations for name in _FRAMEWORK_INTEGRATIONS):
+            logger.info("Sentry's own Starlette/FastAPI integration reports requests; stackwatch leaves it to it")
+            return None
+        return cls(settings, options)
+
+    def begin(self, asgi_scope: dict[str, Any], span: Any, route: Callable[[], str]) -> SentryRequest:
+        """Enter a fresh isolation scope for one request (``span``: its OpenTelemetry span or None);
+        ``route()`` gives the route template when asked."""
+        return SentryRequest(self, asgi_scope, span, route)
 
     def close(self) -> None:
-        """Flush pending events (bounded) and shut this reporter's client down."""
+        """Flush and shut down the client stackwatch initialised (a found one is left alone)."""
+        if not self.owned:
+            return
         self._client.close(timeout=2)
         scope = self._sdk.get_global_scope()
         if scope.client is self._client:
             scope.set_client(None)
+
+
+class SentryRequest:
+    """The Sentry side of one request: its isolation scope, request data, maybe a transaction."""
+
+    __slots__ = ("_asgi", "_ids", "_isolation", "_reporter", "_route", "_transaction")
+
+    def __init__(self, reporter: SentryReporter, asgi_scope: dict[str, Any], span: Any, route: Callable[[], str]) -> None:
+        sdk = reporter._sdk
+        self._reporter = reporter
+        self._asgi = asgi_scope
+        self._route = route
+        self._ids = span_ids(span)
+        self._isolation = sdk.isolation_scope()
+        scope = self._isolation.__enter__()
+        scope.set_client(reporter._client)
+        scope.clear_breadcrumbs()
+        scope.add_event_processor(self._process)
+        self._transaction: Any = None
+        if reporter.tracing:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in asgi_scope.get("headers", ())
+                       if k in (b"sentry-trace", b"baggage")}
+            if "sentry-trace" not in headers and self._ids is not None:
+                headers = {"sentry-trace": "-".join(self._ids)}  # no sampling flag: Sentry's rate decides
+            transaction = sdk.continue_trace(headers, op="http.server", name=asgi_scope["path"], source="url",
+                                             origin="auto.http.stackwatch")
+            self._transaction = sdk.start_transaction(transaction)
+            self._transaction.__enter__()
+
+    def _process(self, event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        if "request" not in event:
+            event["request"] = request_data(self._asgi)
+        if not event.get("transaction"):
+            event["transaction"] = self._route()
+            event["transaction_info"] = {"source": "route"}
+        return event
+
+    def end(self, error: BaseException | None, status: int, method: str, route: str) -> None:
+        """Report ``error`` or a failed status, finish the transaction, leave the isolation scope."""
+        reporter = self._reporter
+        sdk = reporter._sdk
+        transaction = self._transaction
+        try:
+            if transaction is not None:
+                sdk.get_current_scope().set_transaction_name(route, source="route")
+                transaction.set_http_status(status)
+            if error is not None or status in reporter.failed_status:
+                with sdk.new_scope() as scope:
+                    scope.set_tag("http.request.method", method)
+                    scope.set_tag("http.route", route)
+                    scope.set_tag("http.response.status_code", str(status))
+                    if self._ids is not None:
+                        trace_id, span_id = self._ids
+                        scope.set_tag("otel.trace_id", trace_id)
+                        if transaction is None:
+                            scope.set_context("trace", {"trace_id": trace_id, "span_id": span_id, "op": "http.server"})
+                    if error is not None:
+                        scope.capture_exception(error)
+                    else:
+                        scope.capture_message(f"HTTP {status} {method} {route}", level="error")
+        finally:
+            if transaction is not None:
+                transaction.__exit__(None, None, None)
+            self._isolation.__exit__(None, None, None)
+
+
+def request_data(asgi_scope: dict[str, Any]) -> dict[str, Any]:
+    """The event's ``request`` as sentry-sdk's ASGI integration builds it, stricter on the query string.
+
+    Headers go through sentry-sdk's own filter (cookies, ``Authorization``, forwarding headers
+    removed unless ``send_default_pii``); the query string and client address are sent only with
+    ``send_default_pii`` (query strings carry user ids and tokens).
+    """
+    from sentry_sdk.integrations._wsgi_common import _filter_headers
+    from sentry_sdk.scope import should_send_default_pii
+
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in asgi_scope.get("headers", ()):
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    scheme = asgi_scope.get("scheme", "http")
+    host = headers.get("host")
+    if host is None and asgi_scope.get("server"):
+        address, port = asgi_scope["server"][:2]
+        host = f"{address}:{port}"
+    path, root = asgi_scope.get("path", ""), asgi_scope.get("root_path", "")
+    if root and path != root and not path.startswith(root + "/"):  # ASGI servers differ on this
+        path = root + path
+    data: dict[str, Any] = {
+        "method": asgi_scope.get("method"),
+        "url": f"{scheme}://{host}{path}" if host else path,
+        "headers": _filter_headers(headers),
+    }
+    if should_send_default_pii():
+        query = asgi_scope.get("query_string", b"").decode("latin-1")
+        if query:
+            data["query_string"] = query
+        client = asgi_scope.get("client")
+        if client:
+            data["env"] = {"REMOTE_ADDR": client[0]}
+    return data

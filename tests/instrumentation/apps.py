@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException
+import fastapi
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 
-def make_app(**fastapi_kwargs: Any) -> FastAPI:
-    """An app with plain routes, an included router, a mounted sub-app and failing endpoints."""
-    app = FastAPI(**fastapi_kwargs)
+def make_app(**fastapi_kwargs: Any) -> fastapi.FastAPI:
+    """An app with plain routes, an included router, a mounted sub-app and failing endpoints.
+
+    ``fastapi.FastAPI`` is looked up at call time, so ``FastAPIInstrumentor().instrument()``'s class
+    patch applies as it does under ``opentelemetry-instrument``.
+    """
+    app = fastapi.FastAPI(**fastapi_kwargs)
 
     @app.get("/items/{item_id}")
     async def item(item_id: int) -> dict[str, int]:
@@ -40,7 +45,7 @@ def make_app(**fastapi_kwargs: Any) -> FastAPI:
 
     app.include_router(router, prefix="/v1")
 
-    sub = FastAPI()
+    sub = fastapi.FastAPI()
 
     @sub.get("/reports/{report_id}")
     async def report(report_id: str) -> dict[str, str]:

@@ -46,6 +46,27 @@ def test_signal_specific_endpoint_is_used_as_is():
     assert Settings.resolve(env).traces_endpoint == "http://b:4318/custom"
 
 
+def test_lists_and_sets_from_the_environment_or_keywords():
+    env = {"STACKWATCH_SENTRY_FAILED_REQUEST_STATUS_CODES": "500-503, 429",
+           "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": " x-tenant ,, x-request-.* "}
+    settings = Settings.resolve(env)
+    assert settings.sentry_failed_request_status_codes == {429, 500, 501, 502, 503}
+    assert settings.capture_request_headers == ("x-tenant", "x-request-.*")
+    assert Settings.resolve({}).sentry_failed_request_status_codes == set(range(500, 600))
+    by_keyword = Settings.resolve(env, sentry_failed_request_status_codes={502}, capture_request_headers=["x-a"])
+    assert by_keyword.sentry_failed_request_status_codes == {502}
+    assert by_keyword.capture_request_headers == ("x-a",)
+    with pytest.raises(ConfigError, match="sentry_failed_request_status_codes: .* got \\[700\\]"):
+        Settings.resolve({}, sentry_failed_request_status_codes=[700])
+
+
+def test_otlp_protocol_signal_specific_wins():
+    assert Settings.resolve({}).traces_protocol == "http/protobuf"
+    env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}
+    assert Settings.resolve(env).traces_protocol == "http/protobuf"
+    assert Settings.resolve({"OTEL_EXPORTER_OTLP_PROTOCOL": "GRPC"}).traces_protocol == "grpc"
+
+
 def test_keyword_arguments_win_over_the_environment():
     settings = Settings.resolve({"OTEL_SERVICE_NAME": "env", "OTEL_TRACES_SAMPLER_ARG": "0.5"},
                                 service_name="kw", sampler_arg=0.1, metrics_port="9000")

@@ -1,0 +1,176 @@
+"""Sentry through the real sentry-sdk against a local receiver: a team's own client is kept, each
+request has its own scope, request data is scrubbed, transactions are named by route template."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import httpx
+import pytest
+from stackwatch.instrumentation import ConfigError, instrument, uninstrument
+
+from .apps import make_app
+from .fresh import run_python
+
+SECRET_HEADERS = {"cookie": "session=s3cr3t", "authorization": "Bearer t0ken"}
+
+TEAM_SETUP = """
+import asyncio, httpx, sentry_sdk
+sentry_sdk.init(dsn={dsn!r}, environment="prod-eu", traces_sample_rate=1.0, auto_enabling_integrations={auto})
+from stackwatch.instrumentation import instrument, uninstrument
+from tests.instrumentation.apps import make_app
+app = make_app()
+instrument(app, environ={{"SENTRY_DSN": {dsn!r}, "SENTRY_ENVIRONMENT": "production"}})
+async def go():
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                                 base_url="http://t") as c:
+        assert [(await c.get(p)).status_code for p in ("/items/1", "/items/2", "/boom")] == [200, 200, 500]
+asyncio.run(go())
+uninstrument(app)
+client = sentry_sdk.get_client()
+print(client.is_active(), client.options["environment"])
+sentry_sdk.flush(5)
+"""
+
+
+@pytest.mark.parametrize("framework_integration", [True, False])
+def test_a_sentry_client_the_team_initialised_is_used_as_it_is(sentry_receiver, framework_integration):
+    code = TEAM_SETUP.format(dsn=sentry_receiver.dsn, auto=framework_integration)
+    assert run_python(code) == "True prod-eu"  # still the team's client, untouched by uninstrument
+    transactions = sentry_receiver.wait_for_transactions(3)
+    assert {t["environment"] for t in transactions} == {"prod-eu"}
+    (event,) = sentry_receiver.wait_for_events(1)
+    assert event["environment"] == "prod-eu"
+    assert event["exception"]["values"][-1]["type"] == "RuntimeError"
+    assert len(sentry_receiver.events) == 1  # reported once: by Sentry's integration or by stackwatch
+
+
+def shop_app():
+    """Two endpoints that log (Sentry breadcrumbs) and then wait for each other: requests in pairs overlap."""
+    app = make_app()
+    log = logging.getLogger("shop")
+    pair = asyncio.Barrier(2)
+
+    async def note(user: str) -> None:
+        log.info("handling user %s", user)
+        await asyncio.wait_for(pair.wait(), 10)
+
+    @app.get("/orders/{order_id}/slow")
+    async def slow(order_id: int, user: str) -> dict[str, int]:
+        await note(user)
+        return {"order": order_id}
+
+    @app.get("/orders/{order_id}/fail")
+    async def fail(order_id: int, user: str) -> None:
+        await note(user)
+        raise RuntimeError("kaboom")
+
+    return app
+
+
+@pytest.fixture
+def shop_logger():
+    logger = logging.getLogger("shop")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    yield logger
+    logger.setLevel(level)
+
+
+async def concurrently(app, *paths: str, base_url: str = "http://t") -> list[int]:
+    """GET ``paths`` at the same time, in-process (``app``) or from a real server (``app=None``, ``base_url``)."""
+    transport = None if app is None else httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=base_url, headers=SECRET_HEADERS) as client:
+        responses = await asyncio.gather(*(client.get(p) for p in paths))
+    return [r.status_code for r in responses]
+
+
+async def test_each_request_has_its_own_scope_and_scrubbed_request_data(sentry_receiver, registry, provider,
+                                                                        shop_logger):
+    app = shop_app()
+    instrument(app, registry=registry, tracer_provider=provider, sentry_dsn=sentry_receiver.dsn, environ={})
+    assert await concurrently(app, "/orders/3/slow?user=u3", "/orders/4/slow?user=u4") == [200, 200]
+    assert await concurrently(app, "/orders/1/slow?user=u1", "/orders/2/fail?user=u7") == [200, 500]
+    uninstrument(app)
+    (event,) = sentry_receiver.wait_for_events(1)
+    crumbs = [b["message"] for b in event["breadcrumbs"]["values"] if b.get("category") == "shop"]
+    assert crumbs == ["handling user u7"]
+    text = json.dumps(event)
+    assert not any(other in text for other in ("u1", "u3", "u4"))
+    assert event["transaction"] == "/orders/{order_id}/fail"
+    assert event["transaction_info"] == {"source": "route"}
+    request = event["request"]
+    assert request["method"] == "GET" and request["url"] == "http://t/orders/2/fail"
+    assert "query_string" not in request and "env" not in request
+    assert "s3cr3t" not in json.dumps(request) and "t0ken" not in json.dumps(request)
+    assert request["headers"]["host"] == "t"
+
+
+def test_through_uvicorn_an_event_has_only_its_own_access_log_lines(serve, sentry_receiver, registry, shop_logger):
+    app = shop_app()
+    instrument(app, registry=registry, traces=False, sentry_dsn=sentry_receiver.dsn, environ={})
+    with serve(app, log_level="info", access_log=True) as base:
+        assert asyncio.run(concurrently(None, "/orders/3/slow?user=u3", "/orders/4/slow?user=u4",
+                                        base_url=base)) == [200, 200]
+        assert asyncio.run(concurrently(None, "/orders/1/slow?user=u1", "/orders/2/fail?user=u7",
+                                        base_url=base)) == [200, 500]
+    uninstrument(app)
+    (event,) = sentry_receiver.wait_for_events(1)
+    crumbs = [b.get("message", "") for b in event["breadcrumbs"]["values"]]
+    assert "handling user u7" in crumbs
+    assert not any(other in json.dumps(event) for other in ("user=u1", "user=u3", "user=u4", "user u1"))
+    assert event["transaction"] == "/orders/{order_id}/fail"
+
+
+async def test_send_default_pii_sends_the_query_string(sentry_receiver, registry, shop_logger):
+    app = shop_app()
+    instrument(app, registry=registry, traces=False, sentry_dsn=sentry_receiver.dsn,
+               sentry_options={"send_default_pii": True}, environ={})
+    assert await concurrently(app, "/orders/1/slow?user=u1", "/orders/2/fail?user=u7") == [200, 500]
+    uninstrument(app)
+    (event,) = sentry_receiver.wait_for_events(1)
+    assert event["request"]["query_string"] == "user=u7"
+    assert event["request"]["headers"]["cookie"] == "[Filtered]"  # sentry-sdk filters cookies even then
+    assert "u1" not in json.dumps(event)
+
+
+@pytest.mark.parametrize(("rate", "expected"), [("1.0", 2), ("0", 0)])
+async def test_sentry_traces_sample_rate_records_transactions(sentry_receiver, registry, provider, spans, rate,
+                                                             expected):
+    app = make_app()
+    instrument(app, registry=registry, tracer_provider=provider, sentry_dsn=sentry_receiver.dsn,
+               environ={"SENTRY_TRACES_SAMPLE_RATE": rate})
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/items/7")).status_code == 200
+        assert (await client.get("/v1/users/3/orders")).status_code == 200
+        await client.get("/boom")  # the event makes the flush below observable for rate 0 too
+    uninstrument(app)
+    sentry_receiver.wait_for_events(1)
+    transactions = sentry_receiver.wait_for_transactions(expected) if expected else sentry_receiver.transactions
+    ok = sorted(t["transaction"] for t in transactions if t["contexts"]["trace"].get("status") == "ok")
+    assert ok == (["/items/{item_id}", "/v1/users/{user_id}/orders"] if expected else [])
+    assert all(t["transaction_info"]["source"] == "route" and t["contexts"]["trace"]["op"] == "http.server"
+               for t in transactions)
+    otel_traces = {format(s.context.trace_id, "032x") for s in spans.get_finished_spans()}
+    assert {t["contexts"]["trace"]["trace_id"] for t in transactions} <= otel_traces  # one trace id in both
+
+
+async def test_which_status_codes_go_to_sentry(sentry_receiver, registry):
+    app = make_app()
+    instrument(app, registry=registry, traces=False, sentry_dsn=sentry_receiver.dsn,
+               environ={"STACKWATCH_SENTRY_FAILED_REQUEST_STATUS_CODES": "404,400-403"})
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        statuses = [(await client.get(p)).status_code for p in ("/missing", "/unavailable", "/boom", "/items/1")]
+    assert statuses == [404, 503, 500, 200]
+    uninstrument(app)
+    events = sentry_receiver.wait_for_events(2)
+    assert sorted(e["tags"]["http.response.status_code"] for e in events) == ["404", "500"]  # 500: an exception
+
+
+def test_bad_status_codes_are_a_clear_error(registry):
+    with pytest.raises(ConfigError, match="STACKWATCH_SENTRY_FAILED_REQUEST_STATUS_CODES: .* got '5xx'"):
+        instrument(make_app(), registry=registry, environ={"STACKWATCH_SENTRY_FAILED_REQUEST_STATUS_CODES": "5xx"})
