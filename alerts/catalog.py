@@ -279,8 +279,10 @@ def _postgres() -> tuple[Alert, ...]:
                 "look at its plan (stackwatch check shows the generic plan) for a missing index or LIMIT."
             ),
             runbook="postgres", dashboard="postgres",
-            threshold=f"> {duration(POSTGRES.slow_statement_mean_seconds)} mean",
-            meaning=f"mean time per call of a top statement over {SLOW_TIER_WINDOW}",
+            threshold=(f"> {duration(POSTGRES.slow_statement_mean_seconds)} mean, "
+                       f">= {POSTGRES.slow_statement_min_calls} calls"),
+            meaning=(f"mean time per call of a top application statement over {SLOW_TIER_WINDOW} "
+                     "(utility and monitoring statements and one-offs left out)"),
         ),
         Alert(
             alert="PostgresMissingIndexSuspect",

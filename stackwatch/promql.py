@@ -5,6 +5,8 @@ Standard library only: imported at runtime by the CLI.
 
 from __future__ import annotations
 
+from stackwatch.thresholds import POSTGRES, UNJUDGED_COMMANDS
+
 __all__ = ["TTL_COMMANDS", "cache_request_rate", "n_plus_one_detections", "pool_wait_mean", "redis_lookup_rate", "statement_mean_seconds"]
 
 
@@ -71,7 +73,15 @@ def pool_wait_mean(by: str, window: str, selector: str = "") -> str:
 
 
 def statement_mean_seconds(window: str, selector: str = "") -> str:
-    """Mean seconds per call of each exported pg_stat_statements statement over ``window``: what
-    the statement does now, not since the statistics were last reset."""
-    return (f"rate(pg_stat_statements_seconds_total{selector}[{window}])"
-            f" / rate(pg_stat_statements_calls_total{selector}[{window}])")
+    """Mean seconds per call over ``window`` of each exported statement judged as the
+    application's: what it does now, not since the statistics were last reset.
+
+    Statements whose ``command`` is one of :data:`~stackwatch.thresholds.UNJUDGED_COMMANDS`
+    (maintenance, monitoring) are left out, and so are those called fewer than
+    ``POSTGRES.slow_statement_min_calls`` times in the window: a one-off data load or migration
+    is slow once, not a slow path.
+    """
+    judged = _narrowed(selector, f'command!~"{"|".join(UNJUDGED_COMMANDS)}"')
+    calls = f"pg_stat_statements_calls_total{judged}"
+    return (f"(rate(pg_stat_statements_seconds_total{judged}[{window}]) / rate({calls}[{window}])"
+            f" and increase({calls}[{window}]) >= {POSTGRES.slow_statement_min_calls})")

@@ -32,6 +32,7 @@ __all__ = [
     "REDIS",
     "RUNBOOK_BASE_URL",
     "SLOW_TIER_WINDOW",
+    "UNJUDGED_COMMANDS",
     "CacheThresholds",
     "ForDurations",
     "HttpThresholds",
@@ -58,10 +59,16 @@ class PostgresThresholds:
     long_transaction_seconds: float = 300.0
     #: a quarter of the HTTP p99 budget in one statement; also the exporter's and slow-query log's cut-off.
     slow_statement_mean_seconds: float = 0.25
+    #: calls in the judged window (the alert's 15m, the exporter's poll, the check's statistics)
+    #: below which a statement is a one-off (a data load, a migration, a report): not a slow path.
+    slow_statement_min_calls: int = 5
     #: the exporter's score scale: at 1 and above seq scans read far more rows than an index would (>=).
     missing_index_suspect_score: float = 1.0
     #: the checklist's "don't index small tables (<1000 rows)": below that a seq scan is fine.
     missing_index_min_live_rows: int = 1000
+    #: an index pays off when the filter keeps at most ~5% of the table: above that (a column of a few
+    #: values) the planner reads the table anyway, and the fix is a LIMIT, not an index.
+    index_max_filter_share: float = 0.05
     #: below 1 MiB an unused index costs next to nothing in writes, vacuum or cache.
     unused_index_min_bytes: int = 1 * MiB
     #: any deadlock is a lock-ordering bug in the application; one in the window is worth a look.
@@ -197,6 +204,11 @@ EVENT_WINDOW: Final = "10m"
 #: window for rates of families the exporter refreshes on its slow tier (every 300 s by default,
 #: e.g. pg_stat_statements): it must span at least two polls.
 SLOW_TIER_WINDOW: Final = "15m"
+
+#: statement kinds (the exporter's ``command`` label) never judged as the application's slow or
+#: unbounded statements: maintenance and DDL (VACUUM, CREATE INDEX, COPY of backups...) and
+#: monitoring tools' own statements.
+UNJUDGED_COMMANDS: Final = ("utility", "monitoring")
 
 #: the Prometheus job that scrapes the stackwatch exporter (provisioning/prometheus.yml).
 EXPORTER_JOB: Final = "stackwatch-exporter"

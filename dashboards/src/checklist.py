@@ -20,6 +20,8 @@ __all__ = ["build"]
 S = selector("job", "instance")
 #: recorded service series carry job only
 J = selector("job")
+#: the statements whose rows are rows read (the exporter's command label)
+SELECTS = selector("job", "instance", command="select")
 #: the rate window of the alert rules, so each stat shows what its alert evaluates
 W = RATE_WINDOW
 NO_REPLICA = "the watched servers are primaries; replication lag exists on replicas only"
@@ -65,10 +67,11 @@ def build() -> Dashboard:
     g.add(stat("Longest transaction", "Transactions open longer than this hold back vacuum everywhere.",
                f"max(pg_stat_activity_max_tx_duration{{{S}}})", "s", too_high(POSTGRES.long_transaction_seconds),
                links=["postgres"]), w=w, h=h)
-    g.add(stat("Unbounded queries", "Most rows returned per call by one statement: a LIMIT is probably "
-               f"missing above the threshold ({SLOW_TIER_WINDOW}: statements are read on the exporter's slow tier).",
-               f"max(rate(pg_stat_statements_rows_total{{{S}}}[{SLOW_TIER_WINDOW}]) / "
-               f"(rate(pg_stat_statements_calls_total{{{S}}}[{SLOW_TIER_WINDOW}]) > 0))",
+    g.add(stat("Unbounded queries", "Most rows returned per call by one SELECT statement (rows changed by "
+               "UPDATE or DELETE are not unbounded reads): a LIMIT is probably missing above the threshold "
+               f"({SLOW_TIER_WINDOW}: statements are read on the exporter's slow tier).",
+               f"max(rate(pg_stat_statements_rows_total{{{SELECTS}}}[{SLOW_TIER_WINDOW}]) / "
+               f"(rate(pg_stat_statements_calls_total{{{SELECTS}}}[{SLOW_TIER_WINDOW}]) > 0))",
                "short", too_high(POSTGRES.rows_per_call), links=["postgres"], no_value="idle"), w=w, h=h)
     g.add(stat(f"Deadlocks ({EVENT_WINDOW})", "Deadlocks in the event window: lock-ordering bugs.",
                f"sum(increase(pg_stat_database_deadlocks{{{S}}}[{EVENT_WINDOW}]))", "short",

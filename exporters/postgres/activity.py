@@ -24,7 +24,7 @@ from ..collector import Collector, Tier
 from ..families import gauge
 from .source import PostgresSource
 
-__all__ = ["ActivityCollector", "Group", "cap_clients"]
+__all__ = ["ActivityCollector", "Capacity", "Group", "cap_clients", "capacity"]
 
 #: the exporter's own connections, left out of the longest transaction/query numbers
 OWN_APPLICATION = "stackwatch"
@@ -79,6 +79,30 @@ class Group:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Group:
         return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Client backends against the connection slots ordinary roles may use."""
+
+    used: int
+    max_connections: int
+    reserved: int  # superuser_reserved_connections + reserved_connections
+
+    @property
+    def usable(self) -> int:
+        return self.max_connections - self.reserved
+
+    @property
+    def ratio(self) -> float:
+        """The saturation ratio: 1 exactly when ordinary roles get refused."""
+        return self.used / self.usable if self.usable > 0 else 1.0
+
+
+def capacity(groups: Sequence[Group], limits: dict[str, Any]) -> Capacity:
+    """The :class:`Capacity` read by ``ACTIVITY_SQL`` (``groups``) and ``LIMITS_SQL`` (``limits``)."""
+    return Capacity(sum(g.backends for g in groups), limits["max_connections"],
+                    limits["superuser_reserved"] + limits["reserved"])
 
 
 def cap_clients(groups: Sequence[Group], limit: int) -> Counter[tuple[str, str, str, str]]:
@@ -140,14 +164,13 @@ class ActivityCollector(Collector[PostgresSource]):
         return [count, waiting, idle_count, idle_max, max_tx, max_query]
 
     def limit_families(self, groups: Sequence[Group], limits: dict[str, Any]) -> list[Metric]:
-        used_n = sum(g.backends for g in groups)
+        slots = capacity(groups, limits)
         used = gauge("pg_connections_used", "Client backends using max_connections slots.")
-        used.add_metric([], used_n)
-        usable = limits["max_connections"] - limits["superuser_reserved"] - limits["reserved"]
+        used.add_metric([], slots.used)
         saturation = gauge("pg_connections_saturation_ratio",
                            "Client backends / (max_connections - superuser_reserved_connections - "
                            "reserved_connections); 1 means ordinary roles are refused.")
-        saturation.add_metric([], used_n / usable if usable > 0 else 1.0)
+        saturation.add_metric([], slots.ratio)
         db_limit = gauge("pg_database_connection_limit",
                          "Connection limit of the database (datconnlimit; -1 = no limit).", ["datname"])
         for datname, limit in limits["databases"]:

@@ -16,6 +16,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ..options import SafeValueError
+from .commands import marked
 
 __all__ = ["ConnectionSettings", "connect", "parse_dsn", "checked_dsn", "InvalidDSN"]
 
@@ -107,8 +108,8 @@ def connect(dsn: str, settings: ConnectionSettings, dbname: str | None = None) -
     conn = psycopg.connect(make_conninfo(**params), autocommit=True)
     # SET rather than startup options: pg_settings.reset_val keeps the server's own values, which
     # the settings collector reports, while this session runs with the exporter's bounds.
-    conn.execute(f"SET statement_timeout = {int(settings.statement_timeout_ms)}")
-    conn.execute(f"SET lock_timeout = {int(settings.lock_timeout_ms)}")
+    conn.execute(marked(f"SET statement_timeout = {int(settings.statement_timeout_ms)}"))
+    conn.execute(marked(f"SET lock_timeout = {int(settings.lock_timeout_ms)}"))
     return conn
 
 

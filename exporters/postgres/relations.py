@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from .commands import marked
 from .source import PostgresSource
 
 __all__ = ["BLOCKED_TABLES", "OTHER", "OTHER_SCHEMA", "Row", "rollup", "rows_per_database", "split_top"]
@@ -83,7 +84,7 @@ def _query(conn: psycopg.Connection, sql: str) -> list[Row]:
 
 def _fetch(conn: psycopg.Connection, sql: str) -> list[Row]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(sql)
+        cur.execute(marked(sql))
         return cur.fetchall()
 
 

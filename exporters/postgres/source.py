@@ -9,12 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from ... import thresholds
 from . import connection
+from .commands import marked
 
 __all__ = ["PostgresOptions", "PostgresSource"]
+
+_LIBRARY_SUFFIX = re.compile(r"\.(?:so|dylib|dll)$")
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class PostgresOptions:
     top_n: int = 50
     statements_top_n: int = 100
     slow_statement_seconds: float = thresholds.POSTGRES.slow_statement_mean_seconds
+    slow_statement_min_calls: int = thresholds.POSTGRES.slow_statement_min_calls
     query_text_max_bytes: int = 512
     include_databases: re.Pattern[str] | None = None
     exclude_databases: re.Pattern[str] | None = None
@@ -44,16 +49,18 @@ class PostgresSource:
     version: int  # server_version_num, e.g. 150004
     options: PostgresOptions
 
-    def rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
-        """Run ``sql`` on the long-lived connection and return rows as dicts."""
+    def rows(self, query: str | sql.Composable, params: Any = None) -> list[dict[str, Any]]:
+        """Run ``query`` (marked as stackwatch's) on the long-lived connection; rows as dicts."""
         with self.conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(sql, params)
+            cur.execute(marked(query) if isinstance(query, str) else sql.SQL(marked("")) + query, params)
             return cur.fetchall()
 
     def preloaded(self, library: str) -> bool:
-        """Whether ``library`` is in ``shared_preload_libraries`` (a list item, not a substring)."""
+        """Whether ``library`` is in ``shared_preload_libraries`` (a list item, not a substring;
+        given by name or by path, ``$libdir/pg_stat_statements`` or ``...pg_stat_statements.so``)."""
         text = self.rows("SELECT current_setting('shared_preload_libraries') AS libs")[0]["libs"]
-        return library in {item.strip().strip('"') for item in text.split(",")}
+        names = {_LIBRARY_SUFFIX.sub("", item.strip().strip('"').rsplit("/", 1)[-1]) for item in text.split(",")}
+        return library in names
 
     def databases(self) -> list[str]:
         """Databases that accept connections and pass the include/exclude filters."""

@@ -13,6 +13,12 @@ poll. The statements exported are chosen on that window:
 The first poll has no window yet and ranks on the counters since the statistics reset. Query
 texts are fetched only for newly chosen statements and cached while they stay chosen.
 
+Every exported statement carries a ``command`` label (:mod:`.commands`: select, insert, update,
+delete, utility, monitoring, other), classified from its text and its role, so rows changed are
+told from rows read and maintenance or monitoring statements from the application's. The slow
+count judges only the application's statements called at least ``slow_statement_min_calls``
+times in the window.
+
 Instance totals are kept by the collector from the windows of every statement (top-level
 statements only from PostgreSQL 14, where nested ones are marked), so they stay monotonic when
 pg_stat_statements evicts entries. Rows of the same ``(user, database, queryid)`` that differ only
@@ -30,8 +36,11 @@ import psycopg
 from prometheus_client.core import Metric
 from psycopg import sql
 
+from stackwatch.thresholds import UNJUDGED_COMMANDS
+
 from ..collector import Collector, CollectorDisabled, Tier
 from ..families import counter, gauge, info
+from .commands import MONITORING_ROLES_SQL, classify
 from .query_text import normalize_query
 from .source import PostgresSource
 
@@ -166,6 +175,7 @@ class StatementsCollector(Collector[PostgresSource]):
         self._previous: dict[Key, Counters] = {}
         self._sticky: dict[Key, int] = {}
         self._texts: dict[Key, str] = {}
+        self._commands: dict[Key, str] = {}
         self._totals = [0.0, 0.0, 0.0]  # calls, seconds, rows of top-level statements, monotonic
 
     def collect(self, source: PostgresSource) -> list[Metric]:
@@ -180,9 +190,14 @@ class StatementsCollector(Collector[PostgresSource]):
             self._totals[2] += w.top_rows
         self._sticky = choose(windows, self._sticky, source.options.statements_top_n)
         self._fetch_texts(source, schema, source.options.query_text_max_bytes)
-        slow = sum(1 for w in windows.values()
-                   if w.calls > 0 and w.seconds / w.calls > source.options.slow_statement_seconds)
+        options = source.options
+        slow = sum(1 for key in self._sticky
+                   if self._command(key) not in UNJUDGED_COMMANDS and windows[key].calls >= options.slow_statement_min_calls
+                   and windows[key].seconds / windows[key].calls > options.slow_statement_seconds)
         return self._families(statements, slow)
+
+    def _command(self, key: Key) -> str:
+        return self._commands.get(key, "other")
 
     # -- queries ------------------------------------------------------------------------
     @staticmethod
@@ -209,8 +224,10 @@ class StatementsCollector(Collector[PostgresSource]):
         }
 
     def _fetch_texts(self, source: PostgresSource, schema: str, max_bytes: int) -> None:
-        """Cache the normalized text of newly chosen statements; forget those no longer chosen."""
+        """Cache the normalized text and the command of newly chosen statements; forget those no
+        longer chosen."""
         self._texts = {k: t for k, t in self._texts.items() if k in self._sticky}
+        self._commands = {k: c for k, c in self._commands.items() if k in self._texts}
         missing = [k for k in self._sticky if k not in self._texts]
         if not missing:
             return
@@ -222,12 +239,15 @@ class StatementsCollector(Collector[PostgresSource]):
         except psycopg.errors.QueryCanceled as error:  # the counters are read; try the texts next poll
             log.warning("pg_stat_statements texts not read: %s", str(error).strip())
             return
+        monitoring = {r["userid"] for r in source.rows(MONITORING_ROLES_SQL)}
         for r in rows:
-            self._texts[(r["userid"], r["dbid"], r["queryid"])] = normalize_query(r["query"] or "", max_bytes)
+            key = (r["userid"], r["dbid"], r["queryid"])
+            self._texts[key] = normalize_query(r["query"] or "", max_bytes)
+            self._commands[key] = classify(r["query"] or "", r["userid"] in monitoring)
 
     # -- families -----------------------------------------------------------------------
     def _families(self, statements: Mapping[Key, _Statement], slow: int) -> list[Metric]:
-        labels = ["user", "datname", "queryid"]
+        labels = ["user", "datname", "queryid", "command"]
         instance = [
             counter("pg_stat_statements_instance_calls_total", "Calls of all top-level statements."),
             counter("pg_stat_statements_instance_seconds_total", "Execution time of all top-level statements."),
@@ -238,7 +258,9 @@ class StatementsCollector(Collector[PostgresSource]):
         count = gauge("pg_stat_statements_entries", "Distinct statements tracked by pg_stat_statements.")
         count.add_metric([], len(statements))
         slow_count = gauge("pg_stat_statements_slow_statements",
-                           "Statements called in the last window whose mean time there exceeded the slow threshold.")
+                           "Exported application statements (not utility or monitoring) called at least the "
+                           "minimum number of times in the last window whose mean time there exceeded the "
+                           "slow threshold.")
         slow_count.add_metric([], slow)
         per = {
             "calls": counter("pg_stat_statements_calls_total", "Times the statement was executed.", labels),
@@ -257,7 +279,7 @@ class StatementsCollector(Collector[PostgresSource]):
                      ["queryid", "datname", "user"])
         for key in self._sticky:
             statement = statements[key]
-            values = [statement.user, statement.datname, str(key[2])]
+            values = [statement.user, statement.datname, str(key[2]), self._command(key)]
             c = statement.counters
             for field, family in per.items():
                 family.add_metric(values, getattr(c, field))

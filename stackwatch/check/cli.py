@@ -144,9 +144,11 @@ def sources(values: dict[str, Any], budget: Budget) -> list[Source]:
     pg = redis_check = prom = application = None
     if values["postgres_dsn"]:
         from . import postgres
+        from .promapi import Prometheus
 
         pg = postgres.PostgresCheck(values["postgres_dsn"], plans=values["plans"], cores=values["db_cores"],
-                                    spindles=values["db_spindles"]).run
+                                    spindles=values["db_spindles"],
+                                    prometheus=Prometheus(prom_url, budget) if prom_url else None).run
     elif prom_url:  # no credentials: what the exporter's series in Prometheus can tell
         from .postgres_series import PostgresSeriesCheck
 

@@ -1,52 +1,55 @@
 """PostgreSQL items: indexes, connections, slow-query logging, statements and their plans.
 
 Everything runs on one connection to the DSN's database, in ``default_transaction_read_only``
-mode, with ``statement_timeout`` clipped to the check's deadline before every item. Statement
-items read pg_stat_statements for that database only (its generic plans must be made there).
+mode, with ``statement_timeout`` clipped to the check's deadline before every item; the one
+exception is verifying an index candidate, built inside a transaction that is always rolled back.
+Statement items read pg_stat_statements for that database only (its generic plans must be made
+there) and judge only the application's statements (:mod:`stackwatch.exporters.postgres.commands`).
+With Prometheus, slow statements are judged on the exporter's windowed series, as the alert does.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
-
 from psycopg.conninfo import make_conninfo
 
-from ..exporters.postgres import indexes, statements, tables
-from ..exporters.postgres.query_text import normalize_query
-from ..exporters.postgres.connection import ConnectionSettings, InvalidDSN, connect, parse_dsn
-from ..exporters.postgres.settings import to_base_unit
-from ..exporters.redact import redact, redact_text
-from ..thresholds import POSTGRES, PostgresThresholds
+from stackwatch.exporters.postgres import activity, indexes, statements, tables
+from stackwatch.exporters.postgres.commands import MONITORING_ROLES_SQL, classify, marked
+from stackwatch.exporters.postgres.connection import ConnectionSettings, InvalidDSN, connect, parse_dsn
+from stackwatch.exporters.postgres.query_text import normalize_query
+from stackwatch.exporters.postgres.settings import to_base_unit
+from stackwatch.exporters.postgres.source import PostgresOptions, PostgresSource
+from stackwatch.exporters.redact import redact, redact_text
+from stackwatch.promql import statement_mean_seconds
+from stackwatch.thresholds import POSTGRES, SLOW_TIER_WINDOW, UNJUDGED_COMMANDS, PostgresThresholds
+
 from . import index_advice
 from .items import (CONNECTIONS, DUPLICATE_INDEXES, IDLE, INVALID_INDEXES, MISSING_INDEXES, PER_APP, PLANS, SLOW,
                     SLOW_LOG, STATEMENTS, UNBOUNDED, UNUSED_INDEXES)
 from .items import POSTGRES_ITEMS as ITEMS
 from .model import Finding, Item, SourceUnavailable, Status
 from .postgres_series import POOLER_FIX, saturation_status, slow_log_finding
+from .promapi import Prometheus, PrometheusError
 from .runner import Budget
 
 __all__ = ["ITEMS", "PostgresCheck", "pool_guidance"]
 
 
-#: marks this check's own statements in pg_stat_statements
-_MARKER = "/* stackwatch check */ "
-#: statements reading PostgreSQL's own catalogs, statistics views or settings: monitoring tools'
-_MONITORING = re.compile(r'(?i)\b(?:from|join)\s+(?:"?\w+"?\.)?"?pg_\w+|^\s*select\s+current_setting\(|'
-                         + re.escape(_MARKER.strip()))
-#: what an application runs: queries and data changes (utility statements such as CREATE INDEX,
-#: VACUUM or COPY are one-off maintenance, not the checklist's slow queries)
-_DML = re.compile(r"(?is)^\s*(?:(?:/\*.*?\*/|--[^\n]*)\s*)*(?:select|insert|update|delete|merge|with|values|table)\b")
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
-_PGSS_FIX = ("add pg_stat_statements to shared_preload_libraries, restart, then "
-             "CREATE EXTENSION pg_stat_statements in this database")
+#: what pg_stat_statements lacks -> what makes it available
+_PGSS_FIXES = {
+    "not loaded": ("add pg_stat_statements to shared_preload_libraries, restart, then "
+                   "CREATE EXTENSION pg_stat_statements in this database"),
+    "not created": "CREATE EXTENSION pg_stat_statements; (in this database: the library is already loaded)",
+    "not readable": "GRANT pg_read_all_stats TO <this role>; (or pg_monitor)",
+}
 
 
 def pool_guidance(dsn: str, cores: int | None, spindles: int) -> tuple[int, str]:
@@ -83,13 +86,15 @@ def _short(query: str, limit: int = 100) -> str:
 
 @dataclass
 class PostgresCheck:
-    """The PostgreSQL items for one DSN (``plans``: how many of the slowest SELECTs to explain)."""
+    """The PostgreSQL items for one DSN (``plans``: how many of the slowest SELECTs to explain;
+    ``prometheus``: where the exporter's windowed statement series are, when given)."""
 
     dsn: str
     plans: int = 10
     cores: int | None = None
     spindles: int = 1
     thresholds: PostgresThresholds = POSTGRES
+    prometheus: Prometheus | None = None
     conn: psycopg.Connection | None = field(default=None, init=False, repr=False)
 
     # -- plumbing -------------------------------------------------------------------------
@@ -97,10 +102,11 @@ class PostgresCheck:
         self.conn = self._connect(budget)
         try:
             self._budget = budget
+            self.source = PostgresSource(self.conn, self.dsn, int(self.conn.info.server_version), PostgresOptions())
             self._classified: dict[str, list[dict[str, Any]]] | None = None
-            self._suggestions: list[tuple[str, index_advice.IndexSuggestion]] = []
+            self._suggestions: list[tuple[str, index_advice.IndexSuggestion]] = []  # (statement, verified index)
             self._statement_rows: list[dict[str, Any]] | None = None
-            self._pgss = self._statements_available()
+            self._pgss_missing = self._statements_missing()
             # statistics before plans: PostgreSQL 13 counts an EXPLAINed statement as one more call
             for item, check in ((SLOW, self._slow), (UNBOUNDED, self._unbounded), (PLANS, self._plans),
                                 (MISSING_INDEXES, self._missing_indexes), (UNUSED_INDEXES, self._unused),
@@ -120,7 +126,7 @@ class PostgresCheck:
             timeout_ms = int(budget.seconds() * 1000)
             conn = connect(dsn, ConnectionSettings(budget.seconds(), timeout_ms, min(timeout_ms, 1000)))
             conn.prepare_threshold = None
-            conn.execute("SET default_transaction_read_only = on")
+            conn.execute(marked("SET default_transaction_read_only = on"))
             return conn
         except InvalidDSN as error:
             raise SourceUnavailable(f"--postgres-dsn: {error}") from None
@@ -131,7 +137,7 @@ class PostgresCheck:
         """Run one item; a timeout or an error makes it ``unknown`` (a lost connection ends the source)."""
         assert self.conn is not None
         try:
-            self.conn.execute(f"SET statement_timeout = {int(self._budget.seconds() * 1000)}")
+            self.conn.execute(marked(f"SET statement_timeout = {int(self._budget.seconds() * 1000)}"))
             return check()
         except psycopg.errors.QueryCanceled:
             return item.finding(Status.UNKNOWN, f"query timed out after {self._budget.seconds():.1f}s",
@@ -147,24 +153,28 @@ class PostgresCheck:
         if self.conn.broken or self.conn.closed:
             raise SourceUnavailable(f"lost the connection to {redact(self.dsn)}: {_first_line(error)}") from None
 
-    def _rows(self, query: str | sql.Composed, params: Any = None) -> list[dict[str, Any]]:
-        assert self.conn is not None
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(sql.SQL(_MARKER) + (sql.SQL(query) if isinstance(query, str) else query), params)
-            return cur.fetchall()
+    def _rows(self, query: str | sql.Composable, params: Any = None) -> list[dict[str, Any]]:
+        return self.source.rows(query, params)
 
-    def _statements_available(self) -> bool:
-        """Whether this role can read pg_stat_statements here (found in whatever schema it lives)."""
+    def _statements_missing(self) -> str:
+        """What keeps this role from reading pg_stat_statements here (a :data:`_PGSS_FIXES` key),
+        or ``""`` when it can (the view found in whatever schema it lives)."""
         try:
+            if not self.source.preloaded("pg_stat_statements"):
+                return "not loaded"
             found = self._rows(statements.EXTENSION_SQL)
             if not found:
-                return False
+                return "not created"
             self._pgss_view = sql.Identifier(found[0]["schema"], "pg_stat_statements")
             self._rows(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(self._pgss_view))
-            return True
+            return ""
         except psycopg.Error as error:
             self._raise_if_lost(error)
-            return False
+            return "not readable"
+
+    def _no_statements(self, item: Item) -> Finding:
+        return item.finding(Status.UNKNOWN, f"pg_stat_statements is {self._pgss_missing} here",
+                            _PGSS_FIXES[self._pgss_missing])
 
     # -- indexes --------------------------------------------------------------------------
     def _missing_indexes(self) -> Finding:
@@ -172,20 +182,35 @@ class PostgresCheck:
         suspects = sorted(((tables.suspect_score(r), r) for r in self._rows(tables.SQL)),
                           key=lambda pair: -pair[0])
         suspects = [(score, r) for score, r in suspects if score >= t.missing_index_suspect_score]
+        foreign_keys = [fix for fix in (self._foreign_key_fix(r) for _, r in suspects) if fix]
+        fixes = sorted({s.sql() for _, s in self._suggestions} | {fix for _, fix in foreign_keys})
         if not suspects and not self._suggestions:
             return MISSING_INDEXES.finding(Status.PASS, "no table of >= "
                                            f"{t.missing_index_min_live_rows} rows is read mostly by sequential scans"
-                                           + ("" if self._pgss else "; slowest statements not planned: "
-                                              "pg_stat_statements unavailable"))
+                                           + ("" if not self._pgss_missing else "; slowest statements not planned: "
+                                              f"pg_stat_statements is {self._pgss_missing}"))
         lines = [f"{r['schemaname']}.{r['relname']}: {r['seq_scan']} seq scans read {r['seq_tup_read']} rows, "
                  f"{r['idx_scan']} index scans, {r['n_live_tup']} live rows (suspect score {score:.1f})"
                  for score, r in suspects[:10]]
-        lines += [f"generic plan of `{_short(q, 70)}` scans {sug.schema}.{sug.table} sequentially"
-                  for q, sug in self._suggestions]
-        fixes = sorted({sug.sql() for _, sug in self._suggestions})
+        lines += [note for note, _ in foreign_keys]
+        lines += [f"generic plan of `{_short(q, 70)}` scans {s.schema}.{s.table} sequentially; "
+                  f"{s.definition()} turns it into an index scan" for q, s in self._suggestions]
         fix = " ".join(fixes) if fixes else ("find the filtering statements in pg_stat_statements and index "
                                              "their columns (pg.plans does this for the slowest SELECTs)")
         return MISSING_INDEXES.finding(Status.FAIL, "; ".join(lines), fix)
+
+    def _foreign_key_fix(self, table: dict[str, Any]) -> tuple[str, str] | None:
+        """The index of an unindexed foreign key of a suspect ``table``, if it switches the plan of
+        the lookup PostgreSQL runs on every delete or key update of the referenced row."""
+        for fk in self._rows(_UNINDEXED_FOREIGN_KEYS_SQL, (table["schemaname"], table["relname"])):
+            candidate = index_advice.IndexSuggestion(fk["schemaname"], fk["relname"], tuple(fk["columns"]))
+            lookup = (f"SELECT 1 FROM ONLY {_ident(fk['schemaname'])}.{_ident(fk['relname'])} WHERE "
+                      + " AND ".join(f"{_ident(c)} = ${i}" for i, c in enumerate(fk["columns"], 1)))
+            if self._verified(lookup, candidate):
+                return (f"foreign key {fk['conname']} of {fk['schemaname']}.{fk['relname']} "
+                        f"({', '.join(fk['columns'])}) has no index: every delete of a referenced row scans the "
+                        "table", candidate.sql())
+        return None
 
     def _index_rows(self) -> dict[str, list[dict[str, Any]]]:
         if self._classified is None:
@@ -222,20 +247,34 @@ class PostgresCheck:
         rows = sorted(self._index_rows()["invalid"], key=lambda r: -r["size_bytes"])
         if not rows:
             return INVALID_INDEXES.finding(Status.PASS, "every index is valid")
-        names = ", ".join(f"{r['schemaname']}.{r['indexrelname']} ({_gib(r['size_bytes'])})" for r in rows[:10])
+        names = ", ".join(f"{r['schemaname']}.{r['indexrelname']} ({_gib(r['size_bytes'])}"
+                          + (", unique" if r["indisunique"] else "") + ")" for r in rows[:10])
+        fixes = []
+        for r in rows[:10]:
+            name = f"{r['schemaname']}.{r['indexrelname']}"
+            if r["indisunique"]:  # REINDEX would fail again on the same duplicates
+                fixes.append(f"DROP INDEX CONCURRENTLY {name}; then remove the duplicate rows it found and "
+                             f"create it again (CREATE UNIQUE INDEX CONCURRENTLY ...);")
+            else:
+                fixes.append(f"REINDEX INDEX CONCURRENTLY {name};")
         return INVALID_INDEXES.finding(
             Status.FAIL, f"{len(rows)} invalid index(es) (left by a failed CREATE INDEX CONCURRENTLY; maintained on "
-            f"every write, never used) hold {_gib(sum(r['size_bytes'] for r in rows))}: {names}",
-            " ".join(f"REINDEX INDEX CONCURRENTLY {r['schemaname']}.{r['indexrelname']};" for r in rows[:10]))
+            f"every write, never used) hold {_gib(sum(r['size_bytes'] for r in rows))}: {names}", " ".join(fixes))
 
     # -- connections ----------------------------------------------------------------------
+    def _activity(self) -> tuple[list[activity.Group], activity.Capacity]:
+        """The exporter's own reading of pg_stat_activity and of the connection limits."""
+        groups = [activity.Group.from_row(r) for r in self._rows(activity.ACTIVITY_SQL,
+                                                                 {"own": activity.OWN_APPLICATION})]
+        limits = self._rows(activity.LIMITS_SQL, {"max_roles": 0})[0]
+        return groups, activity.capacity(groups, limits)
+
     def _connections(self) -> Finding:
-        row = self._rows(_CONNECTIONS_SQL)[0]
-        usable = row["max_connections"] - row["reserved"]
-        ratio = row["used"] / usable if usable > 0 else 1.0
-        evidence = (f"{row['used']} client connections of {usable} usable (max_connections {row['max_connections']} "
-                    f"- {row['reserved']} reserved): {ratio:.0%}; {row['idle']} idle")
-        status, suffix = saturation_status(ratio, self.thresholds)
+        groups, cap = self._activity()
+        idle = sum(g.backends for g in groups if g.state == "idle")
+        evidence = (f"{cap.used} client connections of {cap.usable} usable (max_connections {cap.max_connections} "
+                    f"- {cap.reserved} reserved): {cap.ratio:.0%}; {idle} idle")
+        status, suffix = saturation_status(cap.ratio, self.thresholds)
         return CONNECTIONS.finding(status, evidence + suffix, POOLER_FIX if status != Status.PASS else "")
 
     def _idle(self) -> Finding:
@@ -250,15 +289,30 @@ class PostgresCheck:
         return IDLE.finding(Status.PASS, evidence)
 
     def _per_app(self) -> Finding:
+        """The guidance is how many connections one server can run at once: it is compared with
+        the connections running now (all applications together, this check's own left out), not
+        with pools' idle connections, which cost memory but no CPU."""
         guidance, origin = pool_guidance(self.dsn, self.cores, self.spindles)
-        rows = self._rows(_PER_APP_SQL)
-        over = [r for r in rows if r["connections"] > guidance]
-        listed = ", ".join(f"{r['app']}: {r['connections']} ({r['idle']} idle)" for r in rows[:10]) or "none"
-        evidence = f"connections per application: {listed}; guidance {origin}"
-        if over:
-            return PER_APP.finding(Status.WARN, evidence, "size each pool to at most " f"{guidance} connections "
-                                   f"({', '.join(r['app'] for r in over)} exceed it); more connections "
-                                   "than the server can run at once only queue inside PostgreSQL")
+        groups, _ = self._activity()
+        assert self.conn is not None
+        apps: dict[str, list[int]] = {}
+        for g in groups:
+            totals = apps.setdefault(g.application_name or "(no application_name)", [0, 0])
+            totals[0] += g.backends
+            totals[1] += g.backends if g.state == "active" else 0
+        own = apps.get(self.conn.info.parameter_status("application_name") or "(no application_name)")
+        if own is not None:  # this check's own connection, running this query (not behind a pooler)
+            own[0], own[1] = own[0] - 1, own[1] - 1
+        apps = {app: totals for app, totals in apps.items() if totals[0] > 0}
+        active = sum(active for _, active in apps.values())
+        listed = ", ".join(f"{app}: {total} ({active_n} active)" for app, (total, active_n) in
+                           sorted(apps.items(), key=lambda kv: (-kv[1][0], kv[0]))[:10]) or "none"
+        evidence = (f"{active} active connection(s) of all applications against a guidance of {origin}; "
+                    f"per application (information): {listed}")
+        if active > guidance:
+            return PER_APP.finding(Status.WARN, evidence, f"more than {guidance} statements running at once only "
+                                   "queue inside PostgreSQL: cap the pools' total size (or put PgBouncer in "
+                                   "transaction mode in front) near that number")
         return PER_APP.finding(Status.PASS, evidence)
 
     # -- logging and statements -----------------------------------------------------------
@@ -267,136 +321,219 @@ class PostgresCheck:
         return slow_log_finding(to_base_unit(row["setting"], row["unit"], row["vartype"]), self.thresholds)
 
     def _statements(self) -> Finding:
-        libs = self._rows("SELECT current_setting('shared_preload_libraries') AS libs")[0]["libs"]
-        if "pg_stat_statements" not in libs:
-            return STATEMENTS.finding(Status.FAIL, f"shared_preload_libraries = '{libs}'", _PGSS_FIX)
-        if not self._pgss:
-            return STATEMENTS.finding(Status.WARN, "loaded, but the extension is not created in this database "
-                                      "(or this role cannot read it)", "CREATE EXTENSION pg_stat_statements; "
-                                      "GRANT pg_read_all_stats TO <role>")
+        if self._pgss_missing == "not loaded":
+            libs = self._rows("SELECT current_setting('shared_preload_libraries') AS libs")[0]["libs"]
+            return STATEMENTS.finding(Status.FAIL, f"shared_preload_libraries = '{libs}'", _PGSS_FIXES["not loaded"])
+        if self._pgss_missing:
+            return STATEMENTS.finding(Status.WARN, f"loaded, but the extension is {self._pgss_missing} in this "
+                                      "database", _PGSS_FIXES[self._pgss_missing])
         count = self._rows(sql.SQL("SELECT count(*) AS n FROM {}").format(self._pgss_view))[0]["n"]
         return STATEMENTS.finding(Status.PASS, f"loaded; {count} statements recorded")
 
-    def _top(self, order: str, limit: int, selects_only: bool = True) -> list[dict[str, Any]]:
-        """The top ``limit`` application statements of this database by ``order``: plannable
-        SELECTs only unless ``selects_only`` is false (then INSERT, UPDATE, DELETE... too).
+    def _top(self, order: str, limit: int | None = None, command: str | None = None) -> list[dict[str, Any]]:
+        """The top ``limit`` (all) application statements of this database by ``order`` (all but
+        utility and monitoring ones, or only ``command``), each with its ``command``.
 
         One read of pg_stat_statements serves every item: reading it with texts loads the
-        server's whole query-text file, so it is done once per check.
+        server's whole query-text file, so it is done once per check. Statements called at least
+        the slow minimum of times rank first by mean time, so one-offs cannot crowd them out.
         """
         if self._statement_rows is None:
-            mean = "mean_exec_time" if self._version() >= 130000 else "mean_time"
+            mean = "mean_exec_time" if self.source.version >= 130000 else "mean_time"
             query = sql.SQL(_TOP_SQL).format(view=self._pgss_view, mean=sql.Identifier(mean))
-            self._statement_rows = [r for r in self._rows(query, {"limit": max(self.plans, 5) * 5})
-                                    if _DML.match(r["query"]) and not _MONITORING.search(r["query"])]
-        rows = [r for r in self._statement_rows if not selects_only or index_advice.is_plannable_select(r["query"])]
+            monitoring = {r["userid"] for r in self._rows(MONITORING_ROLES_SQL)}
+            rows = self._rows(query, {"limit": max(self.plans, 5) * 5,
+                                      "min_calls": self.thresholds.slow_statement_min_calls})
+            for r in rows:
+                r["command"] = classify(r["query"], r["userid"] in monitoring)
+            self._statement_rows = [r for r in rows if r["command"] not in UNJUDGED_COMMANDS]
+        rows = [r for r in self._statement_rows if command is None or r["command"] == command]
         return sorted(rows, key=lambda r: -float(r[order]))[:limit]
 
-    def _version(self) -> int:
-        assert self.conn is not None
-        return int(self.conn.info.server_version)
-
     def _slow(self) -> Finding:
-        if not self._pgss:
-            return SLOW.finding(Status.UNKNOWN, "pg_stat_statements is not available", _PGSS_FIX)
-        cutoff = self.thresholds.slow_statement_mean_seconds
-        rows = self._top("mean_s", 5, selects_only=False)  # a slow UPDATE is as slow as a slow SELECT
+        if self._pgss_missing:
+            return self._no_statements(SLOW)
+        windowed, note = self._windowed_slow() if self.prometheus is not None else (None, "")
+        if windowed is not None:
+            return windowed
+        cutoff, minimum = self.thresholds.slow_statement_mean_seconds, self.thresholds.slow_statement_min_calls
+        ranked = self._top("mean_s")
+        rows = [r for r in ranked if r["calls"] >= minimum][:5]  # a slow UPDATE is as slow as a slow SELECT
+        one_offs = sum(1 for r in ranked if r["calls"] < minimum and r["mean_s"] > cutoff)
         slow = [r for r in rows if r["mean_s"] > cutoff]
         listed = "; ".join(f"{r['mean_s']:.3f}s mean x {r['calls']} calls: {_short(r['query'])}" for r in rows[:5])
+        scope = (f" (since the statistics were reset; statements called fewer than {minimum} times left out"
+                 + (f": {one_offs} slow one-off(s) such as data loads" if one_offs else "") + ")" + note)
         if slow:
-            return SLOW.finding(Status.FAIL, f"{len(slow)} of the slowest statements average over {cutoff:g}s: "
-                                + listed, "see pg.plans and pg.missing_indexes for their plans and indexes; "
-                                "EXPLAIN (ANALYZE, BUFFERS) one with real parameters on a replica")
-        return SLOW.finding(Status.PASS, f"no statement averages over {cutoff:g}s; slowest: {listed or 'none'}")
+            return SLOW.finding(Status.FAIL, f"{len(slow)} of the slowest statements average over {cutoff:g}s"
+                                f"{scope}: {listed}", _SLOW_FIX)
+        return SLOW.finding(Status.PASS, f"no statement averages over {cutoff:g}s{scope}; slowest: {listed or 'none'}")
+
+    def _windowed_slow(self) -> tuple[Finding | None, str]:
+        """The verdict on the exporter's series over the alert's window, or ``None`` and why not."""
+        assert self.prometheus is not None and self.conn is not None
+        database = f"datname={json.dumps(self.conn.info.dbname)}"
+        t = self.thresholds
+        try:
+            means = self.prometheus.query(statement_mean_seconds(SLOW_TIER_WINDOW, "{" + database + "}"))
+            if not means and not self.prometheus.query(f"count(pg_stat_statements_calls_total{{{database}}})"):
+                return None, f"; Prometheus has no pg_stat_statements series for database {self.conn.info.dbname}"
+        except (PrometheusError, SourceUnavailable) as error:
+            return None, f"; Prometheus not used: {redact_text(str(error))}"
+        means.sort(key=lambda pair: -pair[1])
+        texts = {str(r["queryid"]): r["query"] for r in self._rows(
+            sql.SQL("SELECT DISTINCT ON (queryid) queryid, query FROM {} WHERE queryid = ANY(%s)").format(
+                self._pgss_view), ([int(labels.get("queryid", "0")) for labels, _ in means[:5]],))}
+        listed = "; ".join(f"{mean:.3f}s mean ({labels.get('server', '?')}, {labels.get('command', '?')}): "
+                           + _short(texts.get(labels.get("queryid", ""), f"queryid {labels.get('queryid', '?')}"))
+                           for labels, mean in means[:5])
+        scope = (f" over the last {SLOW_TIER_WINDOW} (the exporter's series in Prometheus; utility, monitoring and "
+                 f"statements called fewer than {t.slow_statement_min_calls} times left out)")
+        slow = [mean for _, mean in means if mean > t.slow_statement_mean_seconds]
+        if slow:
+            return SLOW.finding(Status.FAIL, f"{len(slow)} statement(s) average over "
+                                f"{t.slow_statement_mean_seconds:g}s{scope}: {listed}", _SLOW_FIX), ""
+        return SLOW.finding(Status.PASS, f"no statement averages over {t.slow_statement_mean_seconds:g}s{scope}; "
+                            f"slowest: {listed or 'none'}"), ""
 
     def _unbounded(self) -> Finding:
-        if not self._pgss:
-            return UNBOUNDED.finding(Status.UNKNOWN, "pg_stat_statements is not available", _PGSS_FIX)
+        if self._pgss_missing:
+            return self._no_statements(UNBOUNDED)
         limit = self.thresholds.rows_per_call
-        rows = self._top("rows_per_call", 5)
+        rows = self._top("rows_per_call", 5, command="select")  # rows an UPDATE changed were not read
         over = [r for r in rows if r["rows_per_call"] > limit]
         if over:
             listed = "; ".join(f"{r['rows_per_call']:.0f} rows/call x {r['calls']} calls: {_short(r['query'])}"
                                for r in over)
             return UNBOUNDED.finding(Status.WARN, f"{len(over)} SELECT statement(s) return over {limit:g} rows per "
-                                     f"call: {listed}", "add LIMIT (keyset pagination) or aggregate in SQL")
+                                     f"call: {listed}", _UNBOUNDED_FIX)
         top = f"; most: {rows[0]['rows_per_call']:.0f} rows/call" if rows else ""
         return UNBOUNDED.finding(Status.PASS, f"no SELECT returns over {limit:g} rows per call{top}")
 
     # -- plans ----------------------------------------------------------------------------
     def _plans(self) -> Finding:
-        if not self._pgss:
-            return PLANS.finding(Status.UNKNOWN, "pg_stat_statements is not available", _PGSS_FIX)
+        if self._pgss_missing:
+            return self._no_statements(PLANS)
         assert self.conn is not None
-        statements = self._top("mean_s", self.plans)
-        if not statements:
-            return PLANS.finding(Status.UNKNOWN, "no SELECT statement recorded in this database yet",
-                                 "run the check after the application has served traffic")
-        planned, failures, notes = 0, [], []
-        for row in statements:
+        selects = [r for r in self._top("mean_s", self.plans * 3, command="select")
+                   if index_advice.is_plannable_select(r["query"])][:self.plans]
+        if not selects:
+            return PLANS.finding(Status.UNKNOWN, "no SELECT statement of the application recorded in this "
+                                 "database yet", "run the check after the application has served traffic")
+        planned, unplannable, denied, notes, fixes = 0, [], [], [], []
+        for row in selects:
             try:
-                plan = index_advice.generic_plan(self.conn, row["query"], int(self._budget.seconds() * 1000))
+                plan = self._plan(row["query"])
             except psycopg.errors.QueryCanceled:
-                raise
-            except psycopg.Error as error:
-                self._raise_if_lost(error)
-                failures.append(f"`{_short(row['query'], 60)}`: {_first_line(error)}")
+                raise  # out of time: the item is unknown
+            except psycopg.errors.InsufficientPrivilege as error:
+                denied.append(f"`{_short(row['query'], 60)}`: {_first_line(error)}")
+                continue
+            except psycopg.Error as error:  # a text PostgreSQL cannot PREPARE (e.g. extract($1 FROM ...))
+                unplannable.append(f"`{_short(row['query'], 60)}`: {_first_line(error)}")
                 continue
             planned += 1
             for scan in index_advice.filtered_seq_scans(plan):
-                if self._table_rows(scan.schema, scan.table) < self.thresholds.missing_index_min_live_rows:
+                rows = self._table_rows(scan.schema, scan.table)
+                if rows < self.thresholds.missing_index_min_live_rows:
                     continue
-                suggestion = index_advice.suggest_index(scan)
-                if suggestion is None:
-                    notes.append(f"`{_short(row['query'], 60)}` scans {scan.schema}.{scan.table} with filter "
-                                 f"{_short(scan.filter, 80)} (no single index serves it)")
-                elif self._has_leading_index(suggestion):
-                    notes.append(f"`{_short(row['query'], 60)}` scans {scan.schema}.{scan.table} although an "
-                                 f"index leads with {suggestion.columns[0]} (filter not selective?)")
-                else:
-                    self._suggestions.append((row["query"], suggestion))
-                    notes.append(f"`{_short(row['query'], 60)}`: Seq Scan on {scan.schema}.{scan.table} "
-                                 f"filtering {_short(scan.filter, 80)}")
+                advice = self._advice(row, scan, rows)
+                if advice is not None:
+                    notes.append(advice[0])
+                    fixes += [advice[1]] if advice[1] else []
         summary = f"generic plans of the {planned} slowest SELECT statements"
-        if failures:
-            summary += f" ({len(failures)} could not be planned: {'; '.join(failures[:3])})"
-        if self._suggestions:
-            return PLANS.finding(Status.WARN, f"{summary}: {'; '.join(notes)}",
-                                 " ".join(sorted({s.sql() for _, s in self._suggestions})))
+        if unplannable:
+            summary += f" ({len(unplannable)} not plannable: {'; '.join(unplannable[:3])})"
+        if denied:
+            summary += f" ({len(denied)} not readable by this role: {'; '.join(denied[:3])})"
+        if fixes:
+            return PLANS.finding(Status.WARN, f"{summary}: {'; '.join(notes)}", " ".join(dict.fromkeys(fixes)))
         if notes:
             return PLANS.finding(Status.WARN, f"{summary}: {'; '.join(notes)}",
                                  "rewrite the filter so an index can serve it (e.g. an expression index)")
-        if failures:
+        if denied:  # what this role could not read was not judged: no pass on it
             return PLANS.finding(Status.UNKNOWN, summary, "connect as a role that may read the tables "
                                  "(GRANT pg_read_all_data on PostgreSQL 14+, or SELECT on them)")
+        if planned == 0:
+            return PLANS.finding(Status.UNKNOWN, summary, "plan them by hand with EXPLAIN and real parameters")
         return PLANS.finding(Status.PASS, f"{summary}: no sequential scan filters a table of >= "
                              f"{self.thresholds.missing_index_min_live_rows} rows")
+
+    def _plan(self, query: str, setup: tuple[str, ...] = ()) -> dict[str, Any]:
+        """:func:`index_advice.generic_plan` on this connection and budget (a lost connection ends the source)."""
+        assert self.conn is not None
+        try:
+            return index_advice.generic_plan(self.conn, query, int(self._budget.seconds() * 1000), setup)
+        except psycopg.Error as error:
+            self._raise_if_lost(error)
+            raise
+
+    def _advice(self, row: dict[str, Any], scan: index_advice.ScanFilter,
+                table_rows: float) -> tuple[str, str] | None:
+        """What to say about one filtered sequential scan and the fix shown to help (``""``: none),
+        or ``None`` when the scan is fine.
+
+        An index is only suggested when building it switches the generic plan to it, and only
+        tried when the filter keeps a small share of the table: for a column of a few values
+        the planner reads the table anyway. Then the statement reading too many rows is the
+        problem (LIMIT/pagination fixes it), or nothing is (a bounded result stops the scan early).
+        """
+        t = self.thresholds
+        where = f"`{_short(row['query'], 60)}`: Seq Scan on {scan.schema}.{scan.table} filtering {_short(scan.filter, 80)}"
+        share = scan.plan_rows / table_rows if table_rows else 1.0
+        if share <= t.index_max_filter_share:
+            for candidate in index_advice.candidates(scan, self._trigram_available()):
+                if self._verified(row["query"], candidate):
+                    self._suggestions.append((row["query"], candidate))
+                    return f"{where}; {candidate.definition()} turns it into an index scan", candidate.sql()
+        if row["rows_per_call"] > t.rows_per_call:
+            return (f"{where} keeps ~{share:.0%} of {table_rows:.0f} rows{self._distinct_values(scan)} and returns "
+                    f"{row['rows_per_call']:.0f} rows per call: an index would not help, the statement reads too "
+                    "much", f"{_UNBOUNDED_FIX}: `{_short(row['query'], 60)}`;")
+        if share > t.index_max_filter_share:
+            return None
+        return f"{where} (no index tried switches its generic plan)", ""
+
+    def _verified(self, query: str, candidate: index_advice.IndexSuggestion) -> bool:
+        """Whether building ``candidate`` (in a rolled-back transaction) makes the generic plan use it."""
+        name = "stackwatch_check_candidate"
+        setup = (("CREATE EXTENSION IF NOT EXISTS pg_trgm",) if candidate.opclass == "gin_trgm_ops" else ()) + (
+            candidate.definition(name, concurrently=False),)
+        try:
+            return index_advice.uses_index(self._plan(query, setup), name)
+        except psycopg.errors.QueryCanceled:
+            return False  # too large to build within --timeout: not shown to help, not suggested
+        except psycopg.Error:
+            return False  # not the table's owner, pg_trgm not installable: not verified, not suggested
+
+    def _distinct_values(self, scan: index_advice.ScanFilter) -> str:
+        suggestion = index_advice.suggest_index(scan)
+        if suggestion is None:
+            return ""
+        rows = self._rows(_N_DISTINCT_SQL, (scan.schema, scan.table, list(suggestion.columns)))
+        return "".join(f", {r['attname']} has {r['n_distinct']:.0f} distinct values" for r in rows
+                       if 0 < r["n_distinct"] <= 1 / self.thresholds.index_max_filter_share)
+
+    def _trigram_available(self) -> bool:
+        return bool(self._rows("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'"))
 
     def _table_rows(self, schema: str, table: str) -> float:
         rows = self._rows("SELECT c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                           "WHERE n.nspname = %s AND c.relname = %s", (schema, table))
         return float(rows[0]["reltuples"]) if rows else 0.0
 
-    def _has_leading_index(self, suggestion: index_advice.IndexSuggestion) -> bool:
-        return bool(self._rows(_LEADING_INDEX_SQL, (suggestion.schema, suggestion.table, suggestion.columns[0])))
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _first_line(error: BaseException) -> str:
     return redact_text(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
 
 
-
-
-
-
-_CONNECTIONS_SQL = """
-SELECT current_setting('max_connections')::int AS max_connections,
-       current_setting('superuser_reserved_connections')::int
-         + coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved,
-       count(*) FILTER (WHERE backend_type = 'client backend') AS used,
-       count(*) FILTER (WHERE backend_type = 'client backend' AND state = 'idle') AS idle
-FROM pg_stat_activity
-"""
+_SLOW_FIX = ("see pg.plans and pg.missing_indexes for their plans and indexes; EXPLAIN (ANALYZE, BUFFERS) one "
+             "with real parameters on a replica")
+_UNBOUNDED_FIX = "add LIMIT (keyset pagination) or aggregate in SQL"
 
 _IDLE_SQL = """
 SELECT count(*) FILTER (WHERE state = 'idle') AS idle,
@@ -408,28 +545,34 @@ SELECT count(*) FILTER (WHERE state = 'idle') AS idle,
 FROM pg_stat_activity WHERE backend_type = 'client backend'
 """
 
-_PER_APP_SQL = """
-SELECT coalesce(nullif(application_name, ''), '(no application_name)') AS app, count(*) AS connections,
-       count(*) FILTER (WHERE state = 'idle') AS idle
-FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-GROUP BY 1 ORDER BY 2 DESC
-"""
-
 _TOP_SQL = """
 WITH s AS (
-    SELECT s.queryid, s.userid, s.query, s.calls, s.rows, s.{mean} / 1000.0 AS mean_s,
+    SELECT s.queryid, s.userid::bigint AS userid, s.query, s.calls, s.rows, s.{mean} / 1000.0 AS mean_s,
            s.rows::float8 / s.calls AS rows_per_call
     FROM {view} s
     WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.calls > 0
 )
-(SELECT * FROM s ORDER BY mean_s DESC LIMIT %(limit)s)
+(SELECT * FROM s ORDER BY calls >= %(min_calls)s DESC, mean_s DESC LIMIT %(limit)s)
 UNION
 (SELECT * FROM s ORDER BY rows_per_call DESC LIMIT %(limit)s)
 """
 
-_LEADING_INDEX_SQL = """
-SELECT 1 FROM pg_index i
-JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
-JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = i.indkey[0]
-WHERE n.nspname = %s AND t.relname = %s AND a.attname = %s AND i.indisvalid
+# foreign keys of a table whose columns no valid index leads with
+_UNINDEXED_FOREIGN_KEYS_SQL = """
+SELECT c.conname, n.nspname AS schemaname, t.relname,
+       array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(attnum, i)
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.i) AS columns
+FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE c.contype = 'f' AND n.nspname = %s AND t.relname = %s
+  AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid AND i.indisvalid
+                  AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] @> c.conkey)
+ORDER BY c.conname
+"""
+
+_N_DISTINCT_SQL = """
+SELECT attname::text AS attname,
+       CASE WHEN n_distinct < 0 THEN -n_distinct * c.reltuples ELSE n_distinct END::float8 AS n_distinct
+FROM pg_stats s JOIN pg_namespace n ON n.nspname = s.schemaname
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename
+WHERE s.schemaname = %s AND s.tablename = %s AND s.attname = ANY(%s)
 """

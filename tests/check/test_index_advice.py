@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stackwatch.check.index_advice import (ScanFilter, filtered_seq_scans, is_plannable_select, parameter_count,
-                                           suggest_index)
+from stackwatch.check.index_advice import (ScanFilter, candidates, filtered_seq_scans, is_plannable_select,
+                                           parameter_count, suggest_index, without_typed_literals)
 
 
 def _scan(filter_text: str, alias: str = "o", table: str = "orders") -> ScanFilter:
@@ -50,3 +50,23 @@ def test_only_single_selects_are_planned() -> None:
     assert not is_plannable_select("SELECT * INTO t2 FROM t")
     assert not is_plannable_select("SELECT 1; DROP TABLE t")
     assert parameter_count("SELECT * FROM t WHERE a = $1 AND b IN ($2, $10)") == 10
+
+
+def test_like_and_ilike_get_a_trigram_candidate_never_a_btree() -> None:
+    scan = _scan("((o.note ~~ $1) AND (o.region ~~* $2))")
+    assert suggest_index(scan) is None
+    assert [c.sql() for c in candidates(scan, trigram=True)] == [
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm; CREATE INDEX CONCURRENTLY ON public.orders USING gin (note gin_trgm_ops);",
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm; CREATE INDEX CONCURRENTLY ON public.orders USING gin (region gin_trgm_ops);",
+    ]
+    assert candidates(scan, trigram=False) == []
+    mixed = candidates(_scan("((o.customer_id = $1) AND (o.note ~~ $2))"), trigram=True)
+    assert [c.method for c in mixed] == ["btree", "gin"] and mixed[0].columns == ("customer_id",)
+
+
+def test_typed_literals_become_casts() -> None:
+    assert without_typed_literals("SELECT now() - interval $2") == "SELECT now() - $2::interval"
+    assert (without_typed_literals("SELECT 1 WHERE ts > timestamp with time zone $1 AND d = DATE $3")
+            == "SELECT 1 WHERE ts > $1::timestamp with time zone AND d = $3::DATE")
+    for untouched in ("SELECT extract($3 FROM now())", "SELECT t.date $1", "SELECT a FROM t LIMIT $1"):
+        assert without_typed_literals(untouched) == untouched

@@ -9,7 +9,9 @@ the session-wide server can hold both without the scenarios seeing each other's 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +26,7 @@ from stackwatch.check.runner import Budget
 from stackwatch.thresholds import POSTGRES
 from tests.check.conftest import Outcome, run_check
 from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.procs import wait_until
 
 LOOKUP = "SELECT * FROM orders WHERE customer_id = %s"
 
@@ -53,17 +56,25 @@ def seed_problems(server: PostgresServer, dbname: str) -> None:
         for customer in range(12):
             conn.execute(LOOKUP, (customer,)).fetchall()
         conn.execute("SELECT touch(id::int) FROM orders WHERE customer_id = %s", (7,)).fetchall()
-        for _ in range(2):
-            conn.execute("SELECT pg_sleep(%s)", (0.3,))
+        for _ in range(POSTGRES.slow_statement_min_calls):
+            conn.execute("SELECT pg_sleep(%s)", (0.26,))
         conn.execute("SELECT id, total FROM orders").fetchall()
 
 
 def seed_healthy(server: PostgresServer, dbname: str) -> None:
+    """Healthy, yet with what only looks slow: a one-off data load of 0.3 s, maintenance, and the
+    monitoring role's own slow statement, repeated."""
     server.create_database(dbname)
     with server.connect(dbname) as conn:
         _orders(conn, 20_000)
+        conn.execute("INSERT INTO orders (customer_id, status, total) "
+                     "SELECT g %% 5000, 'done', g FROM generate_series(1, 100) g, pg_sleep(%s)", (0.3,))
         conn.execute("CREATE INDEX orders_customer ON orders (customer_id)")
-        conn.execute("ANALYZE")
+        conn.execute("VACUUM ANALYZE orders")
+    with psycopg.connect(server.dsn(dbname, user="stackwatch_monitor"), autocommit=True) as monitor:
+        for _ in range(POSTGRES.slow_statement_min_calls):
+            monitor.execute("SELECT pg_sleep(%s), 'the monitoring role'", (0.26,))
+    with server.connect(dbname) as conn:
         for customer in range(12):
             conn.execute(LOOKUP, (customer,)).fetchall()
             conn.execute("SELECT id, total FROM orders WHERE customer_id = %s ORDER BY id LIMIT 20",
@@ -113,7 +124,11 @@ def test_evidence_names_the_objects_and_the_space_they_hold(problems: tuple[Post
     assert "public.orders_total" in outcome.finding("pg.unused_indexes")["evidence"]
     assert "MiB" in outcome.finding("pg.unused_indexes")["evidence"]
     assert "DROP INDEX CONCURRENTLY public.orders_status_b;" in outcome.finding("pg.duplicate_indexes")["fix"]
-    assert "public.emails_email" in outcome.finding("pg.invalid_indexes")["evidence"]
+    invalid = outcome.finding("pg.invalid_indexes")
+    assert "public.emails_email (" in invalid["evidence"] and ", unique)" in invalid["evidence"]
+    # REINDEX would fail again on the duplicates that made the CREATE UNIQUE INDEX fail
+    assert "REINDEX" not in invalid["fix"] and "DROP INDEX CONCURRENTLY public.emails_email;" in invalid["fix"]
+    assert "duplicate rows" in invalid["fix"]
     assert "pg_sleep" in outcome.finding("pg.slow_statements")["evidence"]
     # monitoring statements (the check's own, the exporter's) are not the application's slow queries
     assert "pg_stat_statements" not in outcome.finding("pg.slow_statements")["evidence"]
@@ -176,16 +191,44 @@ def tiny(postgres_factory: Any) -> Iterator[tuple[PostgresServer, list[psycopg.C
         conn.close()
 
 
-def test_nearly_full_max_connections_fails_and_oversized_pool_warns(
+def test_nearly_full_max_connections_fails_but_an_idle_pool_is_not_too_many_connections(
         tiny: tuple[PostgresServer, list[psycopg.Connection]], healthy: tuple[PostgresServer, Outcome]) -> None:
     outcome = run_check("--format", "json", "--postgres-dsn", tiny[0].dsn(), "--db-cores", "1")
     assert outcome.status("pg.connections") == "fail"
     assert "7 client connections of 7 usable" in outcome.finding("pg.connections")["evidence"]
-    per_app = outcome.finding("pg.connections_per_app")
-    assert per_app["status"] == "warn" and "big-app: 6" in per_app["evidence"]
+    per_app = outcome.finding("pg.connections_per_app")  # 6 idle connections run nothing
+    assert per_app["status"] == "pass" and "big-app: 6 (0 active)" in per_app["evidence"], per_app
     assert "3 = 1 cores x 2 + 1" in per_app["evidence"]
     assert healthy[1].status("pg.connections") == "pass"
     assert healthy[1].status("pg.connections_per_app") == "pass"
+
+
+def test_more_statements_running_at_once_than_the_guidance_warns(postgres: PostgresServer) -> None:
+    """Four statements running at once on a 1-core server (guidance (1 x 2) + 1 = 3) are too many,
+    spread over two applications that each stay under it."""
+    busy = [psycopg.connect(postgres.dsn(), application_name=f"busy-{i % 2}", autocommit=True) for i in range(4)]
+
+    def sleep(conn: psycopg.Connection) -> None:
+        with contextlib.suppress(psycopg.errors.QueryCanceled):
+            conn.execute("SELECT pg_sleep(60)")
+
+    threads = [threading.Thread(target=sleep, args=(conn,)) for conn in busy]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: postgres.query("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                                          "AND application_name LIKE 'busy-%%'")[0][0] == 4, 30, "4 active")
+        per_app = run_check("--format", "json", "--postgres-dsn", postgres.dsn(), "--db-cores", "1").finding(
+            "pg.connections_per_app")
+    finally:
+        postgres.query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'busy-%%'")
+        for thread in threads:
+            thread.join(10)
+        for conn in busy:
+            conn.close()
+    assert per_app["status"] == "warn", per_app
+    assert "busy-0: 2 (2 active)" in per_app["evidence"] and "busy-1: 2 (2 active)" in per_app["evidence"]
+    assert per_app["evidence"].startswith("4 active connection(s)")
 
 
 def test_session_idle_in_transaction_past_the_threshold_fails(postgres: PostgresServer) -> None:
@@ -215,6 +258,16 @@ def test_without_pg_stat_statements_statement_items_say_what_is_missing(postgres
         assert "shared_preload_libraries" in outcome.finding(item)["fix"]
 
 
+def test_loaded_but_not_created_pg_stat_statements_is_told_to_create_the_extension(postgres: PostgresServer) -> None:
+    postgres.query('CREATE DATABASE "check_no_extension"')  # the library is preloaded on this server
+    outcome = run_check("--format", "json", "--postgres-dsn", postgres.dsn("check_no_extension"))
+    statements = outcome.finding("pg.pg_stat_statements")
+    assert statements["status"] == "warn" and "CREATE EXTENSION pg_stat_statements" in statements["fix"]
+    for item in ("pg.pg_stat_statements", "pg.slow_statements", "pg.plans", "pg.unbounded_queries"):
+        fix = outcome.finding(item)["fix"]
+        assert "CREATE EXTENSION pg_stat_statements" in fix and "shared_preload_libraries" not in fix, (item, fix)
+
+
 def test_statement_timeout_bounds_every_query(postgres: PostgresServer) -> None:
     """A table locked by DDL cannot hang the check: lock_timeout/statement_timeout end the wait."""
     postgres.create_database("check_locked")
@@ -239,8 +292,8 @@ def test_a_slow_data_change_fails_the_slow_statements_item(postgres: PostgresSer
         conn.execute("CREATE TABLE counters (n int)")
         conn.execute("INSERT INTO counters VALUES (1)")
         conn.execute("CREATE FUNCTION slow_bump(int) RETURNS int LANGUAGE plpgsql AS "
-                     "'BEGIN PERFORM pg_sleep(0.3); RETURN $1 + 1; END'")
-        for _ in range(2):
+                     "'BEGIN PERFORM pg_sleep(0.26); RETURN $1 + 1; END'")
+        for _ in range(POSTGRES.slow_statement_min_calls):
             conn.execute("UPDATE counters SET n = slow_bump(n) WHERE n > %s", (0,))
     outcome = run_check("--format", "json", "--postgres-dsn", postgres.dsn("check_slow_update"))
     finding = outcome.finding("pg.slow_statements")
@@ -274,5 +327,6 @@ def test_every_supported_version(postgres_any_version: PostgresServer) -> None:
         "WHERE d.datname = 'check_versions' AND s.query = ANY(%s)",
         (["SELECT * FROM orders WHERE customer_id = $1", "SELECT pg_sleep($1)", "SELECT id, total FROM orders"],)))
     # planning them twice added no call (PostgreSQL 13 counts an EXPLAIN as one unless tracking is off)
-    assert calls == {"SELECT * FROM orders WHERE customer_id = $1": 12, "SELECT pg_sleep($1)": 2,
+    assert calls == {"SELECT * FROM orders WHERE customer_id = $1": 12,
+                     "SELECT pg_sleep($1)": POSTGRES.slow_statement_min_calls,
                      "SELECT id, total FROM orders": 1}, calls

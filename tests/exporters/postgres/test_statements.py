@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import astuple
 
+import psycopg
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from stackwatch.exporters.collector import CollectorDisabled, Intervals
@@ -48,7 +49,7 @@ def run_many(server: PostgresServer, sql: str, params: list[tuple[object, ...]])
 
 # -- against the real server ---------------------------------------------------------------
 def test_window_top_statements_and_slow_count(server: PostgresServer) -> None:
-    options = PostgresOptions(slow_statement_seconds=0.1)
+    options = PostgresOptions(slow_statement_seconds=0.1, slow_statement_min_calls=2)
     collector = StatementsCollector()
     with monitor_source(server, options) as source:
         first = collector.collect(source)
@@ -57,7 +58,7 @@ def test_window_top_statements_and_slow_count(server: PostgresServer) -> None:
         second = collector.collect(source)
 
     lookup = queryid(server, LOOKUP)
-    labels = {"user": "postgres", "datname": DB, "queryid": lookup}
+    labels = {"user": "postgres", "datname": DB, "queryid": lookup, "command": "select"}
     before = value(first, "pg_stat_statements_calls_total", **labels) or 0.0
     assert value(second, "pg_stat_statements_calls_total", **labels) == before + 50
     assert value(second, "pg_stat_statements_rows_total", **labels) == before + 50
@@ -65,7 +66,8 @@ def test_window_top_statements_and_slow_count(server: PostgresServer) -> None:
                  queryid=lookup, datname=DB, user="postgres", query=LOOKUP) == 1
     # only the two pg_sleep calls of this window were slower than 0.1 s on average
     assert value(second, "pg_stat_statements_slow_statements") == 1
-    sleeper = {"user": "postgres", "datname": DB, "queryid": queryid(server, "SELECT pg_sleep($1)")}
+    sleeper = {"user": "postgres", "datname": DB, "queryid": queryid(server, "SELECT pg_sleep($1)"),
+               "command": "select"}
     assert value(second, "pg_stat_statements_mean_seconds", **sleeper) >= 0.15
     assert value(second, "pg_stat_statements_seconds_total", **sleeper) >= 0.3
     for name in ("pg_stat_statements_block_read_seconds_total", "pg_stat_statements_shared_blks_read_total",
@@ -76,6 +78,37 @@ def test_window_top_statements_and_slow_count(server: PostgresServer) -> None:
         first, "pg_stat_statements_instance_calls_total")
     assert grown >= 52
     assert value(second, "pg_stat_statements_instance_seconds_total") >= 0.3
+
+
+def test_slow_count_leaves_out_one_offs_maintenance_and_monitoring(server: PostgresServer) -> None:
+    """Slow all of them, yet none is the application's slow path: a one-off data load, a utility
+    statement and the monitoring role's own query; each carries the command that says so."""
+    options = PostgresOptions(slow_statement_seconds=0.1, slow_statement_min_calls=2)
+    collector = StatementsCollector()
+    with monitor_source(server, options) as source:
+        collector.collect(source)
+        run_many(server, "INSERT INTO items SELECT g FROM generate_series(1, 10) g WHERE pg_sleep(0.15) IS NOT NULL",
+                 [()])
+        with server.connect(DB) as conn:
+            for _ in range(2):
+                conn.execute("CREATE TEMP TABLE scratch AS SELECT pg_sleep(0.15)::text AS s")
+                conn.execute("DROP TABLE scratch")
+        with psycopg.connect(server.dsn(DB, user="stackwatch_monitor")) as monitor:
+            for _ in range(2):
+                monitor.execute("SELECT pg_sleep(%s), 'monitor'", (0.15,))
+        second = collector.collect(source)
+        assert value(second, "pg_stat_statements_slow_statements") == 0
+        run_many(server, "SELECT pg_sleep(%s), 'app'", [(0.15,), (0.15,)])
+        third = collector.collect(source)
+    assert value(third, "pg_stat_statements_slow_statements") == 1
+    commands = {(dict(labels)["user"], dict(labels)["queryid"]): dict(labels)["command"]
+                for labels in values(third, "pg_stat_statements_calls_total")}
+    load = "INSERT INTO items SELECT g FROM generate_series($1, $2) g WHERE pg_sleep($3) IS NOT NULL"
+    assert commands[("postgres", queryid(server, load))] == "insert"
+    sleep = queryid(server, "SELECT pg_sleep($1), $2")  # one queryid, two roles
+    assert commands[("postgres", sleep)] == "select"
+    assert commands[("stackwatch_monitor", sleep)] == "monitoring"
+    assert "utility" in commands.values(), commands
 
 
 def test_count_matches_the_view_and_series_are_bounded(server: PostgresServer) -> None:
@@ -100,7 +133,7 @@ def test_texts_are_read_only_for_newly_chosen_statements(server: PostgresServer)
         with server.connect(options="-c pg_stat_statements.track=none") as conn:
             return int(conn.execute(
                 "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
-                "WHERE r.rolname = 'stackwatch_monitor' AND query LIKE 'SELECT DISTINCT ON (s.userid, s.dbid, s.queryid)%'"
+                "WHERE r.rolname = 'stackwatch_monitor' AND query LIKE '%SELECT DISTINCT ON (s.userid, s.dbid, s.queryid)%'"
             ).fetchone()[0])
 
     collector = StatementsCollector()
@@ -127,7 +160,8 @@ def test_nested_and_top_level_runs_are_one_statement(server: PostgresServer) -> 
     calls = [s for f in families for s in f.samples if s.name == "pg_stat_statements_calls_total"]
     assert len(calls) == len({frozenset(s.labels.items()) for s in calls})
     inner = queryid(server, "SELECT (SELECT count(*) FROM items WHERE v = $1 AND v > $2)")
-    assert value(families, "pg_stat_statements_calls_total", user="postgres", datname=DB, queryid=inner) == 5
+    assert value(families, "pg_stat_statements_calls_total", user="postgres", datname=DB, queryid=inner,
+                 command="select") == 5
 
 
 #: ALTER ROLE forms that escaped the old pattern; each password holds "Zq" and a word of its own
@@ -160,6 +194,16 @@ def test_no_password_form_reaches_the_exposition(server: PostgresServer) -> None
     shown = [line for line in exposition.splitlines() if "sw_victim PASSWORD" in line or "ENCRYPTED PASSWORD" in line]
     assert len(shown) == len(PASSWORD_FORMS) + 1, shown
     assert "Zq" not in exposition, [line for line in exposition.splitlines() if "Zq" in line]
+
+
+def test_a_library_preloaded_by_path_is_loaded(postgres_factory) -> None:
+    """``$libdir/pg_stat_statements`` is pg_stat_statements; ``pg_stat_statements_x`` would not be."""
+    server: PostgresServer = postgres_factory(shared_preload_libraries="'$libdir/pg_stat_statements'")
+    with monitor_source(server) as source:
+        assert source.preloaded("pg_stat_statements")
+        assert not source.preloaded("pg_stat")
+        assert value(SettingsCollector().collect(source), "pg_settings_pg_stat_statements_loaded") == 1
+        StatementsCollector().collect(source)  # not disabled
 
 
 def test_without_the_library_the_collector_is_disabled_and_the_rest_works(postgres_factory) -> None:
