@@ -22,6 +22,8 @@ from .keyspace import KeyspaceCollector
 from .latency import LatencyCollector
 from .memory import MemoryCollector
 from .persistence import PersistenceCollector
+from .queue_spec import SYSTEMS, parse_queue_spec
+from .queues import QueuesCollector
 from .replication import ReplicationCollector
 from .slowlog import SlowlogCollector
 from .source import RedisOptions, RedisSource
@@ -44,6 +46,7 @@ COLLECTORS: Sequence[type[Collector[RedisSource]]] = (
     SlowlogCollector,
     ConfigCollector,
     TtlSamplerCollector,
+    QueuesCollector,
 )
 
 
@@ -74,6 +77,13 @@ OPTIONS: Sequence[Option] = (
     Option("--redis-ttl-prefix-delimiter", "STACKWATCH_REDIS_TTL_PREFIX_DELIMITER",
            "a key's prefix is the text before the first occurrence of this", default=":",
            parse=_delimiter, metavar="TEXT"),
+    Option("--redis-queue", "STACKWATCH_REDIS_QUEUES",
+           f"job queues to read, as SYSTEM:PATTERN (SYSTEM one of {', '.join(SYSTEMS)}; PATTERN a key or a "
+           "glob such as rq:queue:*); one per line in the environment (repeatable)",
+           repeat=True, parse=parse_queue_spec, metavar="SYSTEM:PATTERN"),
+    Option("--redis-queues-max", "STACKWATCH_REDIS_QUEUES_MAX",
+           "queues per system exported by name before the `(other)` rollup", default=50, parse=positive_int,
+           metavar="N"),
 )
 
 
@@ -91,6 +101,8 @@ class _RedisKind:
             ttl_sample_seconds=values.get("redis_ttl_sample_seconds") or 2.0,
             ttl_prefixes_max=values.get("redis_ttl_prefixes_max") or 20,
             ttl_prefix_delimiter=values.get("redis_ttl_prefix_delimiter") or ":",
+            queues=tuple(values.get("redis_queue") or ()),
+            queues_max=values.get("redis_queues_max") or 50,
             connection=ConnectionSettings(socket_timeout=timeout, connect_timeout=timeout),
         )
 

@@ -18,6 +18,7 @@ import redis
 
 from .connection import ConnectionSettings
 from .info import Info, parse_info
+from .queue_spec import QueueSpec
 
 __all__ = ["CONFIG_KEYS", "OwnLookups", "RedisOptions", "RedisSource"]
 
@@ -41,6 +42,8 @@ class RedisOptions:
     ttl_prefix_delimiter: str = ":"
     ttl_scan_count: int = 1000
     slowlog_fetch: int = 256
+    queues: tuple[QueueSpec, ...] = ()
+    queues_max: int = 50
     connection: ConnectionSettings = field(default_factory=ConnectionSettings)
 
 
