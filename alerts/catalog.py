@@ -21,6 +21,7 @@ from stackwatch.thresholds import (
     EXPORTER_JOB,
     FOR,
     HTTP,
+    JOBS,
     POOL,
     POSTGRES,
     PROCESS,
@@ -619,6 +620,100 @@ def _processes() -> tuple[Alert, ...]:
     )
 
 
+def _jobs() -> tuple[Alert, ...]:
+    queue = f"{label('system')} queue {label('queue')}"
+    queued = 'job_queue_depth{state="queued"}'
+    task = f"task {label('task')} of {label('job')}"
+    by_task = "job, system, queue, task"
+    finished = f'sum by ({by_task}) (rate(jobs_total{{result=~"success|failure"}}[{W}]))'
+    route = f"{label('job')} {label('http_route')}"
+    return (
+        Alert(
+            alert="JobQueueBacklogGrowing",
+            expr=f"delta({queued}[{FOR.job_queue_backlog_growing}]) > {num(JOBS.backlog_growth)}",
+            for_=FOR.job_queue_backlog_growing,
+            severity="warning",
+            summary=f"The backlog of {queue} keeps growing",
+            description=(
+                f"The {queue} on {label('server')} holds {COUNT} more queued jobs than "
+                f"{FOR.job_queue_backlog_growing} ago, and has kept growing for {FOR.job_queue_backlog_growing}: "
+                "the workers no longer keep up with what is enqueued. Add workers, or find the task that got slower."
+            ),
+            runbook="jobs", dashboard="jobs",
+            threshold=f"> {num(JOBS.backlog_growth)} more queued jobs than {FOR.job_queue_backlog_growing} ago",
+            meaning="growth of the queued jobs over the window, by queue (exporter, read from Redis)",
+        ),
+        Alert(
+            alert="JobQueueOldestJobTooOld",
+            expr=f"job_queue_oldest_age_seconds > {num(JOBS.oldest_age_seconds)}",
+            for_=FOR.job_queue_oldest_job_too_old,
+            severity="warning",
+            summary=f"The oldest job of {queue} has waited {SECS}",
+            description=(
+                f"The longest-waiting job in {queue} on {label('server')} was enqueued {SECS} ago (threshold "
+                f"{duration(JOBS.oldest_age_seconds)}): emails, reports and webhooks behind it are late. Check that "
+                "workers run and consume this queue."
+            ),
+            runbook="jobs", dashboard="jobs", threshold=f"> {duration(JOBS.oldest_age_seconds)}",
+            meaning="age of the longest-waiting queued job, where the queue's layout records it",
+        ),
+        Alert(
+            alert="JobQueueNoWorkers",
+            expr=(
+                f"job_queue_workers == 0 and on (job, instance, server, system, queue) {queued} > 0"
+            ),
+            for_=FOR.job_queue_no_workers,
+            severity="warning",
+            summary=f"Nobody works {queue}",
+            description=(
+                f"{COUNT} workers consume {queue} on {label('server')} while jobs wait in it, for "
+                f"{FOR.job_queue_no_workers}: nothing will run them. Start the workers for this queue, or check "
+                "that they listen to its name."
+            ),
+            runbook="jobs", dashboard="jobs", threshold="0 workers with queued jobs",
+            meaning="registered workers (RQ) or consumers (streams) of a queue that has work",
+        ),
+        Alert(
+            alert="JobFailureRatioHigh",
+            expr=(
+                f'sum by ({by_task}) (rate(jobs_total{{result="failure"}}[{W}])) / {finished}'
+                f" > {num(JOBS.failure_ratio)} and {finished} > {num(JOBS.min_jobs_per_second)}"
+            ),
+            for_=FOR.job_failure_ratio_high,
+            severity="warning",
+            summary=f"{PCT} of the runs of {task} fail",
+            description=(
+                f"{PCT} of the finished runs of {task} on queue {label('queue')} failed over the last {W} "
+                f"(threshold {percent(JOBS.failure_ratio)}, checked above {num(JOBS.min_jobs_per_second * 60)} job "
+                "a minute). Sentry events from the job carry its trace id."
+            ),
+            runbook="jobs", dashboard="jobs",
+            threshold=f"> {percent(JOBS.failure_ratio)} (with > {num(JOBS.min_jobs_per_second * 60)} job/min)",
+            meaning=f"failed over finished job runs by task ({W} rate; retries are neither)",
+        ),
+        Alert(
+            alert="HttpRouteShouldBeBackgroundJob",
+            expr=(
+                f'{LATENCY_BY_ROUTE}{{quantile="0.95"}} > {num(JOBS.synchronous_route_p95_seconds)}'
+                f" and ignoring(quantile) {REQUESTS_BY_ROUTE} > {num(HTTP.min_requests_per_second)}"
+            ),
+            for_=FOR.http_route_should_be_background_job,
+            severity="info",
+            summary=f"{route} keeps its clients waiting {SECS}",
+            description=(
+                f"The p95 latency of route {label('http_route')} of {label('job')} has stayed above "
+                f"{duration(JOBS.synchronous_route_p95_seconds)} for {FOR.http_route_should_be_background_job} "
+                f"(now {SECS}): the typical request does long work while the client waits (checklist pitfall: "
+                "synchronous processing). Enqueue the work as a background job and answer 202 with a status URL."
+            ),
+            runbook="jobs", dashboard="service",
+            threshold=(f"p95 > {duration(JOBS.synchronous_route_p95_seconds)} "
+                       f"(with > {num(HTTP.min_requests_per_second)} req/s)"),
+            meaning="p95 request latency by route (recorded), for the synchronous-processing pitfall",
+        ),
+    )
+
+
 def _groups() -> tuple[Group, ...]:
     return (
         Group("stackwatch.recording", _recording()),
@@ -627,6 +722,7 @@ def _groups() -> tuple[Group, ...]:
         Group("stackwatch.redis", _redis()),
         Group("stackwatch.service", _service()),
         Group("stackwatch.processes", _processes()),
+        Group("stackwatch.jobs", _jobs()),
     )
 
 

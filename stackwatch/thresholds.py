@@ -36,6 +36,8 @@ __all__ = [
     "CacheThresholds",
     "ForDurations",
     "HttpThresholds",
+    "JOBS",
+    "JobThresholds",
     "PoolThresholds",
     "PostgresThresholds",
     "ProcessThresholds",
@@ -140,6 +142,23 @@ class HttpThresholds:
 
 
 @dataclass(frozen=True)
+class JobThresholds:
+    """Background jobs (checklist: "async processing for long tasks"): queues read by the exporter
+    (``job_queue_*``) and jobs measured where they run (``jobs_total``)."""
+
+    #: the checklist's jobs (emails, reports, exports, webhooks) are late once queued for 5 minutes.
+    oldest_age_seconds: float = 300.0
+    #: a backlog 100 jobs longer than a window ago: the workers no longer keep up with the producers.
+    backlog_growth: float = 100.0
+    #: one job in twenty failing for good is a broken task or dependency, not bad luck.
+    failure_ratio: float = 0.05
+    #: traffic guard: under one job a minute a single failure swings the ratio.
+    min_jobs_per_second: float = 1 / 60
+    #: a route whose typical (p95) request takes 2 s does work a background job should do.
+    synchronous_route_p95_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
 class ProcessThresholds:
     """Monitored processes against their cgroup limits (checklist: "resource limits set")."""
 
@@ -185,6 +204,11 @@ class ForDurations:
     process_cpu_near_limit: str = "15m"
     process_memory_near_limit: str = "10m"
     process_limit_missing: str = "1h"
+    job_queue_backlog_growing: str = "15m"
+    job_queue_oldest_job_too_old: str = "5m"
+    job_failure_ratio_high: str = "10m"
+    job_queue_no_workers: str = "5m"
+    http_route_should_be_background_job: str = "30m"
     collector_failing: str = "10m"
     watchdog: str = "0m"
 
@@ -195,6 +219,7 @@ REDIS: Final = RedisThresholds()
 CACHE: Final = CacheThresholds()
 HTTP: Final = HttpThresholds()
 PROCESS: Final = ProcessThresholds()
+JOBS: Final = JobThresholds()
 FOR: Final = ForDurations()
 
 #: window of the recording rules' rates: 20 scrapes at 15 s, short enough to see an incident start.
@@ -220,6 +245,7 @@ DASHBOARD_UIDS: Final[Mapping[str, str]] = MappingProxyType({
     "redis": "stackwatch-redis",
     "processes": "stackwatch-processes",
     "checklist": "stackwatch-checklist",
+    "jobs": "stackwatch-jobs",
 })
 
 #: Grafana as `docker compose up` publishes it; alert dashboard links are built on it.
