@@ -1,14 +1,15 @@
 # One image for the stackwatch exporter (`stackwatch exporter`, the default command), the
-# demo service (`uvicorn demo.app:app`) and its load generator (`python -m demo.loadgen`).
+# demo service (`uvicorn demo.app:app`), its worker (`rq worker reports`) and its load generator
+# (`python -m demo.loadgen`).
 # Build: docker build -t stackwatch:local .   (docker compose builds it for you)
 
 FROM python:3.11.10-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-# Wheels for stackwatch, the server for the demo (uvicorn) and the load generator's client
-# (httpx), with every dependency: the runtime stage installs without a network
+# Wheels for stackwatch, the server for the demo (uvicorn), the load generator's client
+# (httpx) and the demo worker's queue (rq), with every dependency: the runtime stage installs without a network
 # or compiler and without the sources.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[fastapi,sentry]" "uvicorn>=0.29" "httpx>=0.27"
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[fastapi,sentry]" "uvicorn>=0.29" "httpx>=0.27" "rq>=2"
 
 FROM python:3.11.10-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -69,6 +69,7 @@ TITLES = {
     "postgres": "Stackwatch / PostgreSQL",
     "redis": "Stackwatch / Redis",
     "processes": "Stackwatch / Processes",
+    "jobs": "Stackwatch / Jobs",
 }
 
 GREEN, ORANGE, RED, BLUE = "green", "orange", "red", "blue"

@@ -22,7 +22,7 @@ from typing import Any
 from grafanalib._gen import DashboardEncoder
 from grafanalib.core import Dashboard
 
-from .src import checklist, postgres, processes, redis, service
+from .src import checklist, jobs, postgres, processes, redis, service
 
 __all__ = ["ROOT", "JSON_DIR", "DOCS_FILE", "BUILDERS", "build_all", "render", "render_all", "render_docs",
            "write_all", "stale", "main"]
@@ -33,7 +33,7 @@ DOCS_FILE = ROOT / "docs" / "dashboards.md"
 
 #: every dashboard, in the order the docs list them
 BUILDERS: Sequence[Callable[[], Dashboard]] = (
-    checklist.build, service.build, postgres.build, redis.build, processes.build,
+    checklist.build, service.build, postgres.build, redis.build, processes.build, jobs.build,
 )
 
 

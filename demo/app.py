@@ -7,6 +7,8 @@
                                    invalidation of the author's derived keys
 ``GET /authors/{id}/books``        an N+1 loop: one query per book for its author
 ``GET /reports/slow``              a slow statement (``pg_sleep``) for the slow-query panels
+``POST /reports``                  a report enqueued as an RQ job (202); ``rq worker reports``
+                                   builds it (:mod:`demo.jobs`)
 ``GET /error``                     an unhandled exception: a 500 and a Sentry event
 ``GET /health``, ``/metrics``      from stackwatch.instrumentation
 =================================  =========================================================
@@ -19,14 +21,17 @@ and the schema is created when the app starts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException
 from psycopg_pool import AsyncConnectionPool
+from rq import Queue
 from stackwatch.instrumentation import (
     AsyncCache,
     database_check,
@@ -35,6 +40,8 @@ from stackwatch.instrumentation import (
     instrument_psycopg,
     redis_check,
 )
+
+from . import jobs
 
 __all__ = ["create_app"]  # and `app`, built on first access (module __getattr__)
 
@@ -81,6 +88,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     pool = AsyncConnectionPool(database_url, min_size=2, max_size=10, open=False, name="demo")
     client = aioredis.Redis.from_url(redis_url)
     cache = AsyncCache(client, "authors", ttl=ttl)
+    reports = Queue(jobs.QUEUE, connection=redis.Redis.from_url(redis_url))
     instrument_psycopg(pool)
     instrument_pool(pool, name="demo")
     instrument_pool(client, name="redis")
@@ -141,6 +149,12 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         async with pool.connection() as conn:
             row = await (await conn.execute("SELECT count(*), pg_sleep(0.3) FROM books")).fetchone()
         return {"books": row[0]}
+
+    @app.post("/reports", status_code=202)
+    async def enqueue_report(author_id: int = 1) -> dict[str, Any]:
+        """The report is built by a worker: the request only enqueues it."""
+        job = await asyncio.to_thread(reports.enqueue, jobs.build_report, author_id)
+        return {"job": job.id, "queue": jobs.QUEUE}
 
     @app.get("/error")
     async def error() -> None:

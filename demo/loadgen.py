@@ -27,6 +27,7 @@ MIX: tuple[tuple[int, str, str], ...] = (
     (4, "PUT", "/authors/{author}?name=Renamed+{n}"),
     (10, "GET", "/authors/{author}/books"),
     (3, "GET", "/reports/slow"),
+    (2, "POST", "/reports?author_id={author}"),
     (3, "GET", "/error"),
     (5, "GET", "/missing/{n}"),
 )

@@ -1,7 +1,7 @@
 """The whole stack, natively: what ``docker compose up`` runs, as processes on loopback ports.
 
-PostgreSQL and Redis (fixtures), ``stackwatch exporter`` and the demo service (uvicorn) as
-subprocesses, the demo's load generator, a readiness prober (what the compose healthcheck does),
+PostgreSQL and Redis (fixtures), ``stackwatch exporter``, the demo service (uvicorn) and its RQ
+worker as subprocesses, the demo's load generator, a readiness prober (what the compose healthcheck does),
 Alertmanager with provisioning/alertmanager.yml (the webhook placeholder pointed at a local
 receiver, as entrypoint.sh does) and Prometheus with provisioning/prometheus.yml and the rules
 of alerts/rules. Only addresses and timing change: targets become loopback ports, scrape and
@@ -139,7 +139,7 @@ class Stack:
             "--postgres-dsn", self.postgres.dsn("demo", user="stackwatch_monitor"),
             "--redis-url", self.redis.url, "--interval-fast", "1", "--interval-slow", "2", "--interval-rare", "5",
             "--process-group", "demo=uvicorn demo.app", "--process-group", "exporter=stackwatch.cli exporter",
-            "--cgroup", "self",
+            "--cgroup", "self", "--redis-queue", "rq:rq:queue:*",
         ], {})
         self.demo = self._spawn("demo", [
             sys.executable, "-m", "uvicorn", "demo.app:app", "--host", "127.0.0.1", "--port", str(demo_port),
@@ -147,6 +147,9 @@ class Stack:
         ], {"DATABASE_URL": self.postgres.dsn("demo"), "REDIS_URL": self.redis.url, "OTEL_SERVICE_NAME": "demo"})
         wait_until(lambda: self.exporter.alive() and _http_ok(f"{self.exporter_url}/-/healthy"), 60, "the exporter")
         wait_until(lambda: self.demo.alive() and _http_ok(f"{self.demo_url}/health/live"), 60, "the demo")
+        self.worker = self._spawn("worker", [
+            sys.executable, "-m", "rq.cli", "worker", "--url", self.redis.url, "reports",
+        ], {"DATABASE_URL": self.postgres.dsn("demo")})
         self.loadgen = self._spawn("loadgen", [
             sys.executable, "-m", "demo.loadgen", "--target", self.demo_url, "--rate", "20", "--duration", "0",
             "--seed", "1",
@@ -206,7 +209,7 @@ class Stack:
 
     def logs(self) -> str:
         """The children's last lines, for failure messages."""
-        parts = [f"--- {child.name}\n{child.tail()}" for child in (self.exporter, self.demo, self.loadgen)]
+        parts = [f"--- {child.name}\n{child.tail()}" for child in (self.exporter, self.demo, self.worker, self.loadgen)]
         return "\n".join(parts) + f"\n--- prometheus\n{self.prometheus.log_tail()}"
 
     def firing_in_alertmanager(self) -> dict[str, set[str]]:

@@ -17,7 +17,7 @@ from tests.fixtures.procs import venv_tool
 
 from .conftest import COMPOSE_FILE, MONITORING_ONLY_FILE, ROOT, compose, load_yaml, services, with_defaults
 
-DEMO_SERVICES = {"postgres", "redis", "demo", "loadgen"}
+DEMO_SERVICES = {"postgres", "redis", "demo", "worker", "loadgen"}
 MONITORING_SERVICES = {"stackwatch-exporter", "prometheus", "alertmanager", "grafana", "otel-collector", "tempo"}
 
 
@@ -86,7 +86,7 @@ def test_images_are_pinned() -> None:
 def test_one_image_serves_the_exporter_the_demo_and_the_load() -> None:
     defined = services()
     ours = {n: s for n, s in defined.items() if s.get("build") == "."}
-    assert set(ours) == {"stackwatch-exporter", "demo", "loadgen"}
+    assert set(ours) == {"stackwatch-exporter", "demo", "worker", "loadgen"}
     assert len({s["image"] for s in ours.values()}) == 1
 
 

@@ -1,0 +1,75 @@
+"""Jobs: do the background queues drain, and which requests should be background jobs?
+
+Queue depth by state, the oldest waiting job's age, workers and stream lag per queue, read from
+Redis by the exporter (``--redis-queue``); and, for the checklist's "synchronous processing"
+pitfall, the routes whose typical request takes as long as a job should. Every queue series has
+``server`` (the Redis), ``system`` (rq, celery, arq, dramatiq, bull, list, stream) and ``queue``.
+"""
+
+from __future__ import annotations
+
+from grafanalib.core import Dashboard
+
+from alerts.catalog import LATENCY_BY_ROUTE
+from stackwatch.thresholds import JOBS
+
+from ..common import Grid, dashboard, label_variable, no_threshold, q, selector, stat, timeseries, too_high
+
+__all__ = ["build"]
+
+S = selector("job", "instance", "server", "system", "queue")
+QUEUED = f'job_queue_depth{{{S},state="queued"}}'
+#: the oldest waiting job's age, 0 for a queue where nothing waits (the exporter then has no age)
+OLDEST = (f"max by (system, queue) (job_queue_oldest_age_seconds{{{S}}})"
+          f" or max by (system, queue) ({QUEUED}) * 0")
+
+
+def build() -> Dashboard:
+    g = Grid()
+    g.row("Overview")
+    g.add(stat("Jobs waiting", "Jobs queued and not yet taken by a worker, all queues.",
+               f"sum({QUEUED})", "short", no_threshold()), w=6, h=4)
+    g.add(stat("Oldest waiting job", "How long the longest-waiting job has waited; red past the "
+               "alert's threshold.", f"max({OLDEST})", "s", too_high(JOBS.oldest_age_seconds)), w=6, h=4)
+    g.add(stat("Queues with work and no workers", "Queues where jobs wait and no worker is registered "
+               "(RQ workers, stream consumers): nothing will run those jobs.",
+               f"count(job_queue_workers{{{S}}} == 0 and on (job, instance, server, system, queue) {QUEUED} > 0)"
+               " or vector(0)", "short", too_high(0)), w=6, h=4)
+    g.add(stat("Failed jobs kept", "Jobs in the failed registries or dead-letter queues.",
+               f'sum(job_queue_depth{{{S},state="failed"}})', "short", no_threshold()), w=6, h=4)
+
+    g.row("Queues")
+    g.add(timeseries("Queued jobs by queue", "Is the backlog draining? A line that keeps rising means the "
+                     "workers no longer keep up.", [
+        (f"sum by (system, queue) ({QUEUED})", "{{system}} {{queue}}"),
+    ], "short"), w=12)
+    g.add(timeseries("Jobs by state", "Queued, started, failed, deferred, scheduled, delayed... across the "
+                     "selected queues.", [
+        (f"sum by (state) (job_queue_depth{{{S}}})", "{{state}}"),
+    ], "short", stacked=True), w=12)
+    g.add(timeseries("Oldest waiting job by queue", "How late the next job to run already is; past the "
+                     "dashed line JobQueueOldestJobTooOld fires.", [
+        (OLDEST, "{{system}} {{queue}}"),
+    ], "s", thresholds=too_high(JOBS.oldest_age_seconds)), w=8)
+    g.add(timeseries("Workers by queue", "Workers registered for each queue (RQ) or stream consumers.", [
+        (f"sum by (system, queue) (job_queue_workers{{{S}}})", "{{system}} {{queue}}"),
+    ], "short"), w=8)
+    g.add(timeseries("Stream consumer lag", "Entries not yet delivered to each consumer group.", [
+        q(f"sum by (queue, group) (job_queue_consumer_lag{{{S}}})", "{{queue}} {{group}}",
+          empty_reason="only stream queues with consumer groups have a lag (the demo's queue is RQ)"),
+    ], "short"), w=8)
+
+    g.row("Work that should be a job")
+    g.add(timeseries("Routes' p95 latency against the background-job line", "Routes above the dashed line "
+                     "keep their typical client waiting for long work (the checklist's synchronous-processing "
+                     "pitfall): enqueue it as a job and answer 202.", [
+        (f'max by (job, http_route) ({LATENCY_BY_ROUTE}{{quantile="0.95"}})', "{{job}} {{http_route}}"),
+    ], "s", thresholds=too_high(JOBS.synchronous_route_p95_seconds)), w=24)
+
+    return dashboard("jobs", __doc__.split("\n")[0], g, [
+        label_variable("job", "job", "job_queue_depth"),
+        label_variable("instance", "instance", "job_queue_depth", parents=["job"]),
+        label_variable("server", "server", "job_queue_depth", parents=["job", "instance"]),
+        label_variable("system", "system", "job_queue_depth", parents=["job", "instance", "server"]),
+        label_variable("queue", "queue", "job_queue_depth", parents=["job", "instance", "server", "system"]),
+    ])
