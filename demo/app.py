@@ -7,8 +7,8 @@
                                    invalidation of the author's derived keys
 ``GET /authors/{id}/books``        an N+1 loop: one query per book for its author
 ``GET /reports/slow``              a slow statement (``pg_sleep``) for the slow-query panels
-``POST /reports``                  a report enqueued as an RQ job (202); ``rq worker reports``
-                                   builds it (:mod:`demo.jobs`)
+``POST /reports``                  a report enqueued as an RQ job (202); ``python -m demo.worker``
+                                   builds it (:mod:`demo.jobs`), in the request's trace
 ``GET /error``                     an unhandled exception: a 500 and a Sentry event
 ``GET /health``, ``/metrics``      from stackwatch.instrumentation
 =================================  =========================================================
@@ -40,6 +40,7 @@ from stackwatch.instrumentation import (
     instrument_psycopg,
     redis_check,
 )
+from stackwatch.instrumentation.jobs_rq import instrument_rq
 
 from . import jobs
 
@@ -89,6 +90,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     client = aioredis.Redis.from_url(redis_url)
     cache = AsyncCache(client, "authors", ttl=ttl)
     reports = Queue(jobs.QUEUE, connection=redis.Redis.from_url(redis_url))
+    instrument_rq()  # enqueued reports carry the request's trace to the worker (python -m demo.worker)
     instrument_psycopg(pool)
     instrument_pool(pool, name="demo")
     instrument_pool(client, name="redis")

@@ -7,7 +7,7 @@ trace context and the enqueue time travel in the job's headers or metadata) and
 registry and multiprocess mode as the HTTP metrics:
 
 * ``job_wait_duration_seconds{system,queue,task}``: enqueue to start (from the carried time);
-* ``job_run_duration_seconds{system,queue,task}``: start to finish;
+* ``job_run_duration_seconds{system,queue,task}``: start to finish, with the run's trace as exemplar;
 * ``jobs_total{system,queue,task,result}``: ``success``, ``failure`` or ``retry``;
 * one ``CONSUMER`` span per run whose parent is the enqueuing request's span, so one trace shows
   request -> queue wait -> job -> its SQL;
@@ -32,7 +32,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import DEFAULT_N_PLUS_ONE_THRESHOLD
-from .metrics import Metrics, get_metrics
+from .metrics import Metrics, get_metrics, multiprocess_active
 from .queries import RequestQueries, request_queries
 
 __all__ = ["ENQUEUED_AT", "JOB_DURATION_BUCKETS", "JobMetrics", "JobRun", "JobTracker", "Result"]
@@ -89,7 +89,10 @@ class JobRun:
         self.finished = True
         tracker = self.tracker
         elapsed = time.time() - self.started
-        tracker.job_metrics.run.labels(tracker.system, self.queue, self.task).observe(elapsed)
+        ctx = self.span.get_span_context()
+        exemplar = ({"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+                    if ctx.trace_flags.sampled and not multiprocess_active() else None)
+        tracker.job_metrics.run.labels(tracker.system, self.queue, self.task).observe(elapsed, exemplar)
         tracker.job_metrics.jobs.labels(tracker.system, self.queue, self.task, result).inc()
         tracker.metrics.queries_per_request.labels(self.task).observe(self.queries.count)
         if self.queries.flagged:

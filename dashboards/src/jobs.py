@@ -1,9 +1,10 @@
-"""Jobs: do the background queues drain, and which requests should be background jobs?
+"""Jobs: do the background queues drain, do the jobs succeed, and which requests should be jobs?
 
 Queue depth by state, the oldest waiting job's age, workers and stream lag per queue, read from
-Redis by the exporter (``--redis-queue``); and, for the checklist's "synchronous processing"
-pitfall, the routes whose typical request takes as long as a job should. Every queue series has
-``server`` (the Redis), ``system`` (rq, celery, arq, dramatiq, bull, list, stream) and ``queue``.
+Redis by the exporter (``--redis-queue``); wait and run time, throughput and failures by task from
+the instrumented workers (``job_*``, with exemplars linking runs to their traces); and, for the
+checklist's "synchronous processing" pitfall, the routes whose typical request takes as long as a
+job should. Queue series carry ``server`` (the Redis), ``system`` and ``queue``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,19 @@ from __future__ import annotations
 from grafanalib.core import Dashboard
 
 from alerts.catalog import LATENCY_BY_ROUTE
-from stackwatch.thresholds import JOBS
+from stackwatch.thresholds import JOBS, RATE_WINDOW
 
 from ..common import Grid, dashboard, label_variable, no_threshold, q, selector, stat, timeseries, too_high
 
 __all__ = ["build"]
 
 S = selector("job", "instance", "server", "system", "queue")
+#: the worker-side families have no ``server`` or ``instance`` of a Redis: the system and queue pick them
+W = selector("system", "queue")
+WINDOW = "$__rate_interval"
+FINISHED = f'sum by (task) (rate(jobs_total{{{W},result=~"success|failure"}}[{RATE_WINDOW}]))'
+#: failed runs per second, 0 for tasks that never failed (so their ratio shows as 0, not as nothing)
+FAILED = f'sum by (task) (rate(jobs_total{{{W},result="failure"}}[{RATE_WINDOW}]))'
 QUEUED = f'job_queue_depth{{{S},state="queued"}}'
 #: the oldest waiting job's age, 0 for a queue where nothing waits (the exporter then has no age)
 OLDEST = (f"max by (system, queue) (job_queue_oldest_age_seconds{{{S}}})"
@@ -58,6 +65,26 @@ def build() -> Dashboard:
         q(f"sum by (queue, group) (job_queue_consumer_lag{{{S}}})", "{{queue}} {{group}}",
           empty_reason="only stream queues with consumer groups have a lag (the demo's queue is RQ)"),
     ], "short"), w=8)
+
+    g.row("Runs (instrumented workers)")
+    g.add(timeseries("Jobs finished by result", "Runs per second by result; retries run again later.", [
+        (f"sum by (result) (rate(jobs_total{{{W}}}[{WINDOW}]))", "{{result}}"),
+    ], "ops", stacked=True), w=8)
+    g.add(timeseries("Failure ratio by task", "Share of finished runs that failed for good; past the dashed "
+                     "line JobFailureRatioHigh fires.", [
+        (f"({FAILED} or {FINISHED} * 0) / {FINISHED}", "{{task}}"),
+    ], "percentunit", thresholds=too_high(JOBS.failure_ratio)), w=8)
+    g.add(timeseries("Wait before start, p95 by task", "Enqueue to start: how long jobs sit in the queue.", [
+        (f"histogram_quantile(0.95, sum by (task, le) (rate(job_wait_duration_seconds_bucket{{{W}}}[{WINDOW}])))",
+         "{{task}}"),
+    ], "s"), w=8)
+    g.add(timeseries("Run time, p50/p95 by task", "How long each task runs; the dots are exemplars linking a "
+                     "run to its trace, which starts at the request that enqueued it.", [
+        q(f"histogram_quantile(0.95, sum by (task, le) (rate(job_run_duration_seconds_bucket{{{W}}}[{WINDOW}])))",
+          "{{task}} p95", exemplar=True),
+        (f"histogram_quantile(0.5, sum by (task, le) (rate(job_run_duration_seconds_bucket{{{W}}}[{WINDOW}])))",
+         "{{task}} p50"),
+    ], "s"), w=24)
 
     g.row("Work that should be a job")
     g.add(timeseries("Routes' p95 latency against the background-job line", "Routes above the dashed line "

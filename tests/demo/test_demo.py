@@ -101,8 +101,8 @@ def test_uvicorn_imports_the_app_from_the_environment(demo_env, serve):
     assert done.stdout.strip() == "FastAPI"
 
 
-def test_reports_are_enqueued_and_built_by_a_real_rq_worker(serve, demo_env):
-    """POST /reports answers 202 at once; `python -m rq.cli worker --burst reports` builds the report."""
+def test_reports_are_enqueued_and_built_by_the_instrumented_worker(serve, demo_env):
+    """POST /reports answers 202 at once; `python -m demo.worker --burst` builds the report."""
     import redis
     from rq.job import Job
 
@@ -112,7 +112,8 @@ def test_reports_are_enqueued_and_built_by_a_real_rq_worker(serve, demo_env):
     assert accepted.status_code == 202 and accepted.json()["queue"] == "reports"
     connection = redis.Redis.from_url(demo_env["REDIS_URL"])
     assert accepted.json()["job"].encode() in connection.lrange("rq:queue:reports", 0, -1)  # waiting, not built
-    subprocess.run([sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", demo_env["REDIS_URL"], "reports"],
+    subprocess.run([sys.executable, "-m", "demo.worker", "--burst", "--url", demo_env["REDIS_URL"],
+                    "--metrics-addr", "127.0.0.1", "--metrics-port", "0"],
                    check=True, timeout=120, env={**demo_env, "PATH": "/usr/bin:/bin"}, capture_output=True,
                    cwd=Path(__file__).resolve().parents[2])
     job = Job.fetch(accepted.json()["job"], connection=connection)

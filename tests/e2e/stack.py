@@ -147,9 +147,11 @@ class Stack:
         ], {"DATABASE_URL": self.postgres.dsn("demo"), "REDIS_URL": self.redis.url, "OTEL_SERVICE_NAME": "demo"})
         wait_until(lambda: self.exporter.alive() and _http_ok(f"{self.exporter_url}/-/healthy"), 60, "the exporter")
         wait_until(lambda: self.demo.alive() and _http_ok(f"{self.demo_url}/health/live"), 60, "the demo")
+        worker_port = free_port()
         self.worker = self._spawn("worker", [
-            sys.executable, "-m", "rq.cli", "worker", "--url", self.redis.url, "reports",
-        ], {"DATABASE_URL": self.postgres.dsn("demo")})
+            sys.executable, "-m", "demo.worker", "--url", self.redis.url, "--metrics-addr", "127.0.0.1",
+            "--metrics-port", str(worker_port), "reports",
+        ], {"DATABASE_URL": self.postgres.dsn("demo"), "OTEL_SERVICE_NAME": "demo-worker"})
         self.loadgen = self._spawn("loadgen", [
             sys.executable, "-m", "demo.loadgen", "--target", self.demo_url, "--rate", "20", "--duration", "0",
             "--seed", "1",
@@ -165,6 +167,7 @@ class Stack:
         # Prometheus picks its own port when it starts: scrape itself through a placeholder first,
         # then rewrite that one target and reload (the config enables the lifecycle API).
         addresses = {"stackwatch-exporter:9188": f"127.0.0.1:{exporter_port}", "demo:8000": f"127.0.0.1:{demo_port}",
+                     "worker:9100": f"127.0.0.1:{worker_port}",
                      "alertmanager:9093": f"127.0.0.1:{self.alertmanager.port}", "prometheus:9090": "127.0.0.1:1"}
         alertmanager = f"127.0.0.1:{self.alertmanager.port}"
         self.prometheus = PrometheusServer(prometheus_config(addresses, alertmanager), rules_dir=rules,

@@ -148,6 +148,7 @@ def rq_job(n: int) -> int:
 
 @pytest.fixture
 def rq_instrumented(registry: CollectorRegistry, provider: TracerProvider) -> Iterator[None]:
+    uninstrument_rq()  # the patch is process-wide: another test (the demo app) may hold it with other settings
     instrument_rq(registry=registry, tracer_provider=provider)
     instrument_rq(registry=registry, tracer_provider=provider)  # idempotent
     yield
@@ -172,6 +173,9 @@ def test_rq_jobs_are_counted_timed_and_traced(rq_instrumented: None, redis_facto
     assert _value(registry, "job_wait_duration_seconds_sum", system="rq", queue="reports", task=task) >= 3 * WAIT
     assert _value(registry, "job_run_duration_seconds_count", system="rq", queue="reports", task=task) == 4
     _assert_one_trace(spans, request, 4)
+    exemplars = {s.exemplar.labels["trace_id"] for family in registry.collect() for s in family.samples
+                 if s.name == "job_run_duration_seconds_bucket" and s.exemplar}
+    assert exemplars == {format(request.get_span_context().trace_id, "032x")}  # the latency panel links the trace
 
 
 # ---------------------------------------------------------------------------------------- Dramatiq
