@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import redis
 from opentelemetry import trace
 from prometheus_client import REGISTRY
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker
 
 from stackwatch.instrumentation import Settings
 from stackwatch.instrumentation.exposition import MetricsServer
@@ -43,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = MetricsServer(REGISTRY, args.metrics_addr, args.metrics_port)
     connection = redis.Redis.from_url(args.url)
     try:
-        Worker([Queue(name, connection=connection) for name in args.queues], connection=connection).work(
+        # SimpleWorker runs jobs in this process, whose /metrics then counts them; RQ's default
+        # Worker forks a work horse per job (use PROMETHEUS_MULTIPROC_DIR for that, see the docs)
+        SimpleWorker([Queue(name, connection=connection) for name in args.queues], connection=connection).work(
             burst=args.burst)
     finally:
         server.close()

@@ -34,7 +34,7 @@ DATA_TIMEOUT = 90.0
 def test_every_target_is_up(stack: Stack) -> None:
     def all_up() -> bool:
         targets = stack.prometheus.targets()
-        return len(targets) == 4 and all(t["health"] == "up" for t in targets)
+        return len(targets) == 5 and all(t["health"] == "up" for t in targets)
 
     try:
         wait_until(all_up, 60, "every scrape target up", interval=0.5)
