@@ -33,7 +33,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import DEFAULT_N_PLUS_ONE_THRESHOLD
 from .metrics import Metrics, get_metrics, multiprocess_active
-from .queries import RequestQueries, request_queries
+from .queries import NPlusOnePolicy, RequestQueries, request_queries
 
 __all__ = ["ENQUEUED_AT", "JOB_DURATION_BUCKETS", "JobMetrics", "JobRun", "JobTracker", "Result"]
 
@@ -118,8 +118,7 @@ class JobTracker:
         self.metrics: Metrics = get_metrics(registry)
         self.job_metrics = _job_metrics(registry)
         self.tracer = trace.get_tracer("stackwatch.instrumentation.jobs", tracer_provider=tracer_provider)
-        self.threshold = n_plus_one_threshold
-        self.strict = n_plus_one_strict
+        self.n_plus_one = NPlusOnePolicy(n_plus_one_threshold, n_plus_one_strict)
 
     def carrier(self, into: MutableMapping[str, Any] | None = None) -> MutableMapping[str, Any]:
         """``into`` plus the current trace context and the enqueue time, for the job's headers."""
@@ -146,5 +145,5 @@ class JobTracker:
             "messaging.operation.type": "process", "code.function.name": task,
         })
         token = otel_context.attach(trace.set_span_in_context(span, parent))
-        queries = RequestQueries(self.threshold, self.strict)
+        queries = RequestQueries(self.n_plus_one)
         return JobRun(self, queue, task, now, span, token, queries, request_queries.set(queries))
