@@ -1,10 +1,11 @@
-"""``--redis-queue SYSTEM:PATTERN``: which Redis keys hold which job system's queues."""
+"""``--redis-queue SYSTEM:PATTERN``: which Redis keys hold which job system's queues, and what one
+reading of a queue holds (standard library only: ``stackwatch check`` judges readings too)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["MAIN_KEY", "SYSTEMS", "QueueSpec", "parse_queue_spec"]
+__all__ = ["MAIN_KEY", "SYSTEMS", "QueueReading", "QueueSpec", "parse_queue_spec"]
 
 #: what ``PATTERN`` names for each system: the key that identifies one queue.
 MAIN_KEY = {
@@ -40,3 +41,15 @@ def parse_queue_spec(text: str) -> QueueSpec:
     if system not in MAIN_KEY:
         raise ValueError(f"unknown system {system!r}; one of {', '.join(SYSTEMS)}")
     return QueueSpec(system, pattern)
+
+
+@dataclass
+class QueueReading:
+    """One queue's state in one poll."""
+
+    system: str
+    queue: str
+    depth: dict[str, int] = field(default_factory=dict)
+    oldest_age_seconds: float | None = None
+    workers: int | None = None
+    lag: dict[str, int] = field(default_factory=dict)

@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,27 +31,15 @@ from redis.exceptions import ResponseError
 
 from ..collector import Collector, Tier
 from ..families import gauge
-from .queue_spec import MAIN_KEY, QueueSpec
+from .queue_spec import MAIN_KEY, QueueReading, QueueSpec
 from .source import RedisSource
 
-__all__ = ["OTHER", "QueueReading", "QueuesCollector"]
+__all__ = ["OTHER", "QueuesCollector"]
 
 log = logging.getLogger(__name__)
 
 #: the rollup of the queues past ``queues_max``; parentheses keep it apart from any real queue name.
 OTHER = "(other)"
-
-@dataclass
-class QueueReading:
-    """One queue's state in one poll."""
-
-    system: str
-    queue: str
-    depth: dict[str, int] = field(default_factory=dict)
-    oldest_age_seconds: float | None = None
-    workers: int | None = None
-    lag: dict[str, int] = field(default_factory=dict)
-
 
 def _text(value: Any) -> str:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
@@ -262,14 +250,15 @@ class QueuesCollector(Collector[RedisSource]):
         self._truncated = False
 
     def collect(self, source: RedisSource) -> list[Metric]:
-        options = source.options
-        if not options.queues:
+        if not source.options.queues:
             return []
-        now = time.time()
-        for spec in options.queues:
-            self._discover(source, spec, limit=options.queues_max * 20)
-        readings = self._read(source.client, list(self._known.values()), now)
-        return self._families(readings, options.queues_max)
+        return self._families(self.read(source), source.options.queues_max)
+
+    def read(self, source: RedisSource) -> list[QueueReading]:
+        """Every queue ``source.options.queues`` names, as of now (``stackwatch check`` uses this too)."""
+        for spec in source.options.queues:
+            self._discover(source, spec, limit=source.options.queues_max * 20)
+        return self._read(source.client, list(self._known.values()), time.time())
 
     def _remember(self, spec: QueueSpec, key: str, limit: int) -> None:
         name = LAYOUTS[spec.system].name(key)

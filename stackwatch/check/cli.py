@@ -54,6 +54,13 @@ def _dsn(text: str) -> str:
     return checked_dsn(text)
 
 
+def _queue_spec(text: str) -> Any:
+    """The exporter's ``SYSTEM:PATTERN`` parser, imported when used (its package imports redis)."""
+    from ..exporters.redis.queue_spec import parse_queue_spec
+
+    return parse_queue_spec(text)
+
+
 def _redis_url(text: str) -> str:
     from ..exporters.redis.connection import checked_url  # redis-py, only when a URL is given
 
@@ -95,6 +102,9 @@ OPTIONS: Sequence[Option] = (
     Option("--redis-window", "STACKWATCH_CHECK_REDIS_WINDOW", "seconds between the two INFO readings the hit "
            "rate is measured over when Prometheus has no Redis rate", default=5.0, parse=positive_float,
            metavar="SECONDS"),
+    Option("--redis-queue", "STACKWATCH_REDIS_QUEUES", "job queues to judge, as SYSTEM:PATTERN like the "
+           "exporter's (default: RQ, arq, Dramatiq, Bull and Celery's default queue); one per line in the "
+           "environment (repeatable)", repeat=True, parse=_queue_spec, metavar="SYSTEM:PATTERN"),
     Option("--redis-sample-keys", "STACKWATCH_CHECK_REDIS_SAMPLE_KEYS", "most keys whose TTL is sampled "
            "(SCAN + PTTL)", default=1000, parse=positive_int, metavar="N"),
     Option("--app-health-path", "STACKWATCH_CHECK_APP_HEALTH_PATH", "health endpoint of the service",
@@ -159,6 +169,7 @@ def sources(values: dict[str, Any], budget: Budget) -> list[Source]:
 
         redis_check = redis.RedisCheck(values["redis_url"], window=values["redis_window"],
                                        sample_keys=values["redis_sample_keys"],
+                                       queues=tuple(values["redis_queue"] or ()),
                                        prometheus=Prometheus(prom_url, budget) if prom_url else None).run
     elif prom_url:
         from .redis_series import RedisSeriesCheck

@@ -31,7 +31,9 @@ _CACHE = "Caching"
 HIT_RATE = Item("redis.hit_rate", _CACHE, ">80% cache hit rate achieved")
 TTL = Item("redis.keys_without_ttl", _CACHE, "Cache TTL configured appropriately")
 MAXMEMORY = Item("redis.maxmemory", _CACHE, "maxmemory and an eviction policy set")
-REDIS_ITEMS = (HIT_RATE, TTL, MAXMEMORY)
+_ASYNC = "Application"
+QUEUES = Item("redis.queues", _ASYNC, "Async processing for long tasks: job queues drain")
+REDIS_ITEMS = (HIT_RATE, TTL, MAXMEMORY, QUEUES)
 
 POOL_WAITING = Item("app.pool_waiting", _DB, "Connection pooling: no requests waiting for a connection")
 N_PLUS_ONE = Item("app.n_plus_one", _DB, "N+1 queries eliminated")
@@ -39,7 +41,8 @@ LIMITS = Item("ops.resource_limits", "Application", "Resource limits set (CPU, m
 RULES = Item("ops.alert_rules", "Monitoring", "Alerting on key metrics: alert rules loaded")
 ALERTMANAGER = Item("ops.alertmanager", "Monitoring", "Alerting on key metrics: Alertmanager reachable")
 TARGETS = Item("ops.targets", "Monitoring", "Exporters' scrape targets up")
-PROMETHEUS_ITEMS = (POOL_WAITING, N_PLUS_ONE, LIMITS, RULES, ALERTMANAGER, TARGETS)
+ASYNC = Item("app.async_processing", _ASYNC, "Async processing for long tasks: no long synchronous requests")
+PROMETHEUS_ITEMS = (POOL_WAITING, N_PLUS_ONE, LIMITS, RULES, ALERTMANAGER, TARGETS, ASYNC)
 
 HEALTH = Item("app.health", "Application", "Health checks implemented")
 COMPRESSION = Item("app.compression", "Application", "Response compression enabled (gzip)")

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from ..exporters.redact import redact_text
 from ..promql import n_plus_one_detections, pool_wait_mean
 from ..thresholds import EVENT_WINDOW, HTTP, POOL, RATE_WINDOW, HttpThresholds, PoolThresholds
-from .items import ALERTMANAGER, LIMITS, N_PLUS_ONE, POOL_WAITING, RULES, TARGETS
+from .items import ALERTMANAGER, ASYNC, LIMITS, N_PLUS_ONE, POOL_WAITING, RULES, TARGETS
+from .jobs import async_processing_finding
 from .items import PROMETHEUS_ITEMS as ITEMS
 from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
@@ -47,7 +48,8 @@ class PrometheusCheck:
             raise SourceUnavailable(redact_text(str(error))) from None
         checks: tuple[tuple[Item, Callable[[], Finding]], ...] = (
             (POOL_WAITING, self._pool), (N_PLUS_ONE, self._n_plus_one), (LIMITS, self._limits),
-            (RULES, self._rules), (ALERTMANAGER, self._alertmanager), (TARGETS, self._targets))
+            (RULES, self._rules), (ALERTMANAGER, self._alertmanager), (TARGETS, self._targets),
+            (ASYNC, lambda: async_processing_finding(self.prom, self.http)))
         for item, check in checks:
             try:
                 yield check()

@@ -23,11 +23,14 @@ import redis
 from ..exporters.redact import redact, redact_text
 from ..exporters.redis.connection import ConnectionSettings, InvalidURL, connect, url_name
 from ..exporters.redis.info import Info
+from ..exporters.redis.queue_spec import QueueSpec, parse_queue_spec
+from ..exporters.redis.queues import QueuesCollector
 from ..exporters.redis.source import RedisOptions, RedisSource
 from ..exporters.redis.stats import client_lookups, ttl_lookups
 from ..exporters.redis.ttl_sampler import sample_ttls
-from ..thresholds import RATE_WINDOW, REDIS, RedisThresholds
-from .items import HIT_RATE, MAXMEMORY, TTL
+from ..thresholds import JOBS, RATE_WINDOW, REDIS, JobThresholds, RedisThresholds
+from .items import HIT_RATE, MAXMEMORY, QUEUES, TTL
+from .jobs import DEFAULT_QUEUES, queues_finding, queues_from_prometheus
 from .items import REDIS_ITEMS as ITEMS
 from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
@@ -46,6 +49,8 @@ class RedisCheck:
     sample_keys: int = 1000
     prometheus: Prometheus | None = None
     thresholds: RedisThresholds = REDIS
+    queues: tuple[QueueSpec, ...] = ()
+    jobs: JobThresholds = JOBS
 
     def run(self, budget: Budget) -> Iterator[Finding]:
         try:
@@ -59,6 +64,7 @@ class RedisCheck:
             yield self._guarded(MAXMEMORY, lambda: self._maxmemory(source))
             yield self._guarded(TTL, lambda: self._ttl(client, budget))
             yield self._guarded(HIT_RATE, lambda: self._hit_rate(source, budget))
+            yield self._guarded(QUEUES, lambda: self._queues(client))
         finally:
             client.close()
 
@@ -101,6 +107,19 @@ class RedisCheck:
         cover = f"{sample.sampled} of {sample.dbsize} keys sampled" + (" (budget reached)" if sample.truncated else "")
         return ttl_finding(without, sample.sampled, [(c[1], p) for p, c in sample.bounded(10).items()], cover,
                            self.thresholds)
+
+    def _queues(self, client: redis.Redis) -> Finding:
+        """The exporter's queue series when Prometheus has them, else the queues read here, with the
+        exporter's own reader (``--redis-queue``, else the layouts whose key names are fixed)."""
+        exported = self._from_prometheus(lambda prom: queues_from_prometheus(prom, self.jobs))
+        if exported is not None:
+            return exported
+        specs = self.queues or tuple(parse_queue_spec(s) for s in DEFAULT_QUEUES)
+        readings = QueuesCollector().read(RedisSource(client, RedisOptions(queues=specs)))
+        if not self.queues:  # a default layout counts where it holds something, not merely by its name
+            readings = [r for r in readings if any(r.depth.values()) or r.workers]
+        named = ", ".join(f"{s.system}:{s.pattern}" for s in specs)
+        return queues_finding(readings, f"read from Redis: {named}", jobs=self.jobs)
 
     def _hit_rate(self, source: RedisSource, budget: Budget) -> Finding:
         """Measured after the TTL sample; TTL lookups are left out of every reading anyway."""

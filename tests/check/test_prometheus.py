@@ -51,6 +51,18 @@ class Endpoint:
         self.hits = Counter("redis_keyspace_hits", "Hits.", ["server"], registry=r).labels("cache")
         self.misses = Counter("redis_keyspace_misses", "Misses.", ["server"], registry=r).labels("cache")
         self.hit_share = 0.95 if healthy else 0.3
+        # a route whose requests take 3 s (synchronous work a job should do) or 50 ms, at 100 req/s (a
+        # short history reads as a far lower rate over the 5m window)
+        self.request = Histogram("http_server_request_duration_seconds", "Requests.", ["http_route"],
+                                 buckets=(0.1, 0.5, 1.0, 2.5, 5.0), registry=r).labels("/reports")
+        self.request_seconds = 0.05 if healthy else 3.0
+        # the exporter's queue series: drained and worked, or piling up with nobody working it
+        queued = Gauge("job_queue_depth", "Jobs.", ["system", "queue", "state"], registry=r)
+        queued.labels("rq", "emails", "queued").set(2 if healthy else 40)
+        Gauge("job_queue_workers", "Workers.", ["system", "queue"], registry=r).labels("rq", "emails").set(
+            2 if healthy else 0)
+        Gauge("job_queue_oldest_age_seconds", "Age.", ["system", "queue"], registry=r).labels("rq", "emails").set(
+            3 if healthy else 900)
         self.port = free_port()
         self.server, _ = start_http_server(self.port, addr="127.0.0.1", registry=r)
         self.stop = threading.Event()
@@ -60,6 +72,8 @@ class Endpoint:
     def _traffic(self) -> None:
         while not self.stop.wait(0.1):
             self.wait.observe(self.wait_seconds)
+            for _ in range(10):
+                self.request.observe(self.request_seconds)
             self.hits.inc(100 * self.hit_share)
             self.misses.inc(100 * (1 - self.hit_share))
 
@@ -127,7 +141,8 @@ def _outcome(setup: Setup) -> Outcome:
 
 
 @pytest.mark.parametrize("item", ["app.pool_waiting", "app.n_plus_one", "ops.resource_limits",
-                                  "ops.alert_rules", "ops.alertmanager", "ops.targets"])
+                                  "ops.alert_rules", "ops.alertmanager", "ops.targets", "app.async_processing",
+                                  "redis.queues"])
 def test_item_passes_when_healthy_and_fails_when_broken(healthy: Setup, broken: Setup, item: str) -> None:
     assert _outcome(healthy).status(item) == "pass", _outcome(healthy).finding(item)
     assert _outcome(broken).status(item) == "fail", _outcome(broken).finding(item)
@@ -143,6 +158,9 @@ def test_evidence_names_what_is_wrong(broken: Setup) -> None:
     assert "mean wait 400ms" in outcome.finding("app.pool_waiting")["evidence"]
     assert "stackwatch-exporter" in outcome.finding("ops.targets")["evidence"]
     assert "/system.slice/app.service" in outcome.finding("ops.resource_limits")["evidence"]
+    assert "/reports in demo" in outcome.finding("app.async_processing")["evidence"]
+    assert "no worker for rq emails (40 waiting)" in outcome.finding("redis.queues")["evidence"]
+    assert "rq emails (900s)" in outcome.finding("redis.queues")["evidence"]
     assert outcome.code == 1
 
 
