@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from stackwatch.thresholds import POSTGRES, UNJUDGED_COMMANDS
 
-__all__ = ["TTL_COMMANDS", "cache_request_rate", "n_plus_one_detections", "pool_wait_mean", "redis_lookup_rate", "statement_mean_seconds"]
+__all__ = ["TTL_COMMANDS", "cache_request_rate", "job_queue_oldest_age", "n_plus_one_detections", "pool_wait_mean",
+           "redis_lookup_rate", "statement_mean_seconds"]
 
 
 #: commands that read a key's TTL: stackwatch's TTL sampling (the exporter's sampler and
@@ -85,3 +86,12 @@ def statement_mean_seconds(window: str, selector: str = "") -> str:
     calls = f"pg_stat_statements_calls_total{judged}"
     return (f"(rate(pg_stat_statements_seconds_total{judged}[{window}]) / rate({calls}[{window}])"
             f" and increase({calls}[{window}]) >= {POSTGRES.slow_statement_min_calls})")
+
+
+def job_queue_oldest_age(by: str, matchers: str = "") -> str:
+    """Seconds the longest-waiting job of each queue has waited, ``by``; 0 for a queue where
+    nothing waits (the exporter then has no age to export, and an empty queue is not late).
+    ``matchers`` are label matchers without braces (``job=~"$job"``)."""
+    queued = ",".join(m for m in (matchers, 'state="queued"') if m)
+    return (f"max by ({by}) (job_queue_oldest_age_seconds{{{matchers}}})"
+            f" or max by ({by}) (job_queue_depth{{{queued}}}) * 0")

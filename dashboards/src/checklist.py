@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
-from stackwatch.promql import n_plus_one_detections, pool_wait_mean
-from stackwatch.thresholds import CACHE, EVENT_WINDOW, HTTP, POOL, POSTGRES, PROCESS, RATE_WINDOW, REDIS, \
+from stackwatch.promql import job_queue_oldest_age, n_plus_one_detections, pool_wait_mean
+from stackwatch.thresholds import CACHE, EVENT_WINDOW, HTTP, JOBS, POOL, POSTGRES, PROCESS, RATE_WINDOW, REDIS, \
     SLOW_TIER_WINDOW
 
 from ..common import Grid, dashboard, label_variable, levels, q, selector, stat, state_mapping, too_high, too_low
@@ -116,6 +116,13 @@ def build() -> Dashboard:
     g.add(stat("Pool wait (mean)", f"Mean wait for a pooled connection ({W}).",
                f"max({pool_wait_mean('job, instance, pool_name', W, f'{{{S}}}')})",
                "s", too_high(POOL.wait_mean_seconds), links=["service"], no_value="no waits"), w=w, h=h)
+    g.add(stat("Oldest waiting job", "Async processing for long tasks: the longest any queued job has waited "
+               "(0 when the queues are drained).", f"max({job_queue_oldest_age('job, instance', S)})",
+               "s", too_high(JOBS.oldest_age_seconds), links=["jobs"], no_value="no queues"), w=w, h=h)
+    g.add(stat("Slowest route p95", "Synchronous processing pitfall: the highest p95 of any route; past the "
+               "line its work belongs in a background job.",
+               f'max(job_http_route:http_server_request_duration_seconds:quantile_rate5m{{{selector("job", quantile="0.95")}}})',
+               "s", too_high(JOBS.synchronous_route_p95_seconds), links=["jobs"]), w=w, h=h)
 
     g.row("Resources")
     g.add(_ok("CPU limits set", "Resource limits set: every watched cgroup has a CPU quota.",

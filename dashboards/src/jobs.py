@@ -12,6 +12,7 @@ from __future__ import annotations
 from grafanalib.core import Dashboard
 
 from alerts.catalog import LATENCY_BY_ROUTE
+from stackwatch.promql import job_queue_oldest_age
 from stackwatch.thresholds import JOBS, RATE_WINDOW
 
 from ..common import Grid, dashboard, label_variable, no_threshold, q, selector, stat, timeseries, too_high
@@ -26,9 +27,7 @@ FINISHED = f'sum by (task) (rate(jobs_total{{{W},result=~"success|failure"}}[{RA
 #: failed runs per second, 0 for tasks that never failed (so their ratio shows as 0, not as nothing)
 FAILED = f'sum by (task) (rate(jobs_total{{{W},result="failure"}}[{RATE_WINDOW}]))'
 QUEUED = f'job_queue_depth{{{S},state="queued"}}'
-#: the oldest waiting job's age, 0 for a queue where nothing waits (the exporter then has no age)
-OLDEST = (f"max by (system, queue) (job_queue_oldest_age_seconds{{{S}}})"
-          f" or max by (system, queue) ({QUEUED}) * 0")
+OLDEST = job_queue_oldest_age("system, queue", S)
 
 
 def build() -> Dashboard:
