@@ -32,7 +32,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import DEFAULT_N_PLUS_ONE_THRESHOLD
-from .metrics import Metrics, get_metrics, multiprocess_active
+from .metrics import Metrics, get_metrics, multiprocess_active, observe
 from .queries import NPlusOnePolicy, RequestQueries, request_queries
 
 __all__ = ["ENQUEUED_AT", "JOB_DURATION_BUCKETS", "JobMetrics", "JobRun", "JobTracker", "Result"]
@@ -70,6 +70,24 @@ def _job_metrics(registry: CollectorRegistry) -> JobMetrics:
 
 
 @dataclass
+class _Children:
+    """The label children of one (queue, task), looked up once: ``labels()`` costs more than an update."""
+
+    wait: Any
+    run: Any
+    queries: Any
+    results: dict[str, Any]
+    jobs: Any
+    labels: tuple[str, str, str]
+
+    def result(self, result: str) -> Any:
+        child = self.results.get(result)
+        if child is None:
+            child = self.results[result] = self.jobs.labels(*self.labels, result)
+        return child
+
+
+@dataclass
 class JobRun:
     """One execution in progress; :meth:`finish` records it exactly once."""
 
@@ -91,10 +109,11 @@ class JobRun:
         elapsed = time.time() - self.started
         ctx = self.span.get_span_context()
         exemplar = ({"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
-                    if ctx.trace_flags.sampled and not multiprocess_active() else None)
-        tracker.job_metrics.run.labels(tracker.system, self.queue, self.task).observe(elapsed, exemplar)
-        tracker.job_metrics.jobs.labels(tracker.system, self.queue, self.task, result).inc()
-        tracker.metrics.queries_per_request.labels(self.task).observe(self.queries.count)
+                    if ctx.trace_flags.sampled and tracker.exemplars else None)
+        children = tracker.children(self.queue, self.task)
+        observe(children.run, elapsed, exemplar)
+        children.result(result).inc()
+        observe(children.queries, self.queries.count)
         if self.queries.flagged:
             tracker.metrics.n_plus_one.labels(self.task).inc(len(self.queries.flagged))
         self.span.set_attribute("messaging.operation.result", result)
@@ -119,6 +138,18 @@ class JobTracker:
         self.job_metrics = _job_metrics(registry)
         self.tracer = trace.get_tracer("stackwatch.instrumentation.jobs", tracer_provider=tracer_provider)
         self.n_plus_one = NPlusOnePolicy(n_plus_one_threshold, n_plus_one_strict)
+        self.exemplars = not multiprocess_active()  # multiprocess files cannot hold exemplars
+        self._children: dict[tuple[str, str], _Children] = {}
+
+    def children(self, queue: str, task: str) -> _Children:
+        """The metric children of ``(queue, task)``, created on first use."""
+        found = self._children.get((queue, task))
+        if found is None:
+            labels = (self.system, queue, task)
+            found = self._children[(queue, task)] = _Children(
+                self.job_metrics.wait.labels(*labels), self.job_metrics.run.labels(*labels),
+                self.metrics.queries_per_request.labels(task), {}, self.job_metrics.jobs, labels)
+        return found
 
     def carrier(self, into: MutableMapping[str, Any] | None = None) -> MutableMapping[str, Any]:
         """``into`` plus the current trace context and the enqueue time, for the job's headers."""
@@ -138,7 +169,7 @@ class JobTracker:
             except (KeyError, TypeError, ValueError):
                 enqueued_at = None
         if enqueued_at is not None:
-            self.job_metrics.wait.labels(self.system, queue, task).observe(max(0.0, now - enqueued_at))
+            observe(self.children(queue, task).wait, max(0.0, now - enqueued_at))
         parent = propagate.extract({k: v for k, v in carrier.items() if isinstance(v, str)})
         span = self.tracer.start_span(f"process {queue}", context=parent, kind=SpanKind.CONSUMER, attributes={
             "messaging.system": self.system, "messaging.destination.name": queue,
