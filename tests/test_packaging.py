@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = {"stackwatch": ROOT / "stackwatch", "stackwatch/exporters": ROOT / "exporters",
+SOURCES = {"stackwatch": ROOT / "src" / "stackwatch", "stackwatch/exporters": ROOT / "exporters",
            "stackwatch/instrumentation": ROOT / "instrumentation"}
 
 

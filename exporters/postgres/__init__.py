@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ... import thresholds
+from stackwatch import thresholds
 from ..collector import Collector
 from ..kinds import Common, select_collectors
 from ..options import Option, OptionError, positive_int, regex

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from ... import thresholds
+from stackwatch import thresholds
 from . import connection
 from .commands import marked
 

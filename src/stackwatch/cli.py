@@ -18,7 +18,7 @@ __all__ = ["main", "build_parser"]
 
 
 def _exporter(parser: argparse.ArgumentParser) -> None:
-    from .exporters import main as exporter_main
+    from stackwatch.exporters import main as exporter_main
 
     exporter_main.add_arguments(parser)
     parser.set_defaults(run=exporter_main.run)

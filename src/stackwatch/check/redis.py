@@ -20,14 +20,14 @@ from typing import Any
 
 import redis
 
-from ..exporters.redact import redact, redact_text
-from ..exporters.redis.connection import ConnectionSettings, InvalidURL, connect, url_name
-from ..exporters.redis.info import Info
-from ..exporters.redis.queue_spec import QueueSpec, parse_queue_spec
-from ..exporters.redis.queues import QueuesCollector
-from ..exporters.redis.source import RedisOptions, RedisSource
-from ..exporters.redis.stats import client_lookups, ttl_lookups
-from ..exporters.redis.ttl_sampler import sample_ttls
+from stackwatch.exporters.redact import redact, redact_text
+from stackwatch.exporters.redis.connection import ConnectionSettings, InvalidURL, connect, url_name
+from stackwatch.exporters.redis.info import Info
+from stackwatch.exporters.redis.queue_spec import QueueSpec, parse_queue_spec
+from stackwatch.exporters.redis.queues import QueuesCollector
+from stackwatch.exporters.redis.source import RedisOptions, RedisSource
+from stackwatch.exporters.redis.stats import client_lookups, ttl_lookups
+from stackwatch.exporters.redis.ttl_sampler import sample_ttls
 from ..thresholds import JOBS, RATE_WINDOW, REDIS, JobThresholds, RedisThresholds
 from .items import HIT_RATE, MAXMEMORY, QUEUES, TTL
 from .jobs import DEFAULT_QUEUES, queues_finding, queues_from_prometheus

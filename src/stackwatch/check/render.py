@@ -15,7 +15,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Sequence
 
-from ..exporters.redact import redact_text
+from stackwatch.exporters.redact import redact_text
 from .model import Status
 from .runner import Report
 

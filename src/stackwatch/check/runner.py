@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ..exporters.redact import redact_text
+from stackwatch.exporters.redact import redact_text
 from .model import SECTIONS, Finding, Item, SourceUnavailable, Status
 
 __all__ = ["Budget", "Source", "Report", "Progress", "run_checks"]

@@ -6,7 +6,7 @@ import json
 import urllib.parse
 from typing import Any
 
-from ..exporters.redact import redact
+from stackwatch.exporters.redact import redact
 from .web import get
 from .model import SourceUnavailable
 from .runner import Budget

@@ -12,7 +12,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from ..exporters.redact import redact_text
+from stackwatch.exporters.redact import redact_text
 from ..promql import n_plus_one_detections, pool_wait_mean
 from ..thresholds import EVENT_WINDOW, HTTP, POOL, RATE_WINDOW, HttpThresholds, PoolThresholds
 from .items import ALERTMANAGER, ASYNC, LIMITS, N_PLUS_ONE, POOL_WAITING, RULES, TARGETS
