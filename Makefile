@@ -4,12 +4,23 @@ PYTHON ?= python3
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: test deps generate bench clean
+.PHONY: test test-fast lint typecheck deps generate bench clean
 
 # .venv/bin first on PATH, so anything the suite runs finds the tools the dev extra installs;
 # pytest's own exit codes pass through (5, nothing collected, fails too).
 test: deps
 	PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/python -m pytest $(PYTEST_ARGS)
+
+# The quick loop while editing: no install step, the slow end-to-end tests left out.
+test-fast:
+	$(VENV)/python -m pytest -m 'not slow' -x -q $(PYTEST_ARGS)
+
+# What CI enforces besides the tests (configured in pyproject.toml).
+lint:
+	$(VENV)/python -m ruff check .
+
+typecheck:
+	$(VENV)/python -m mypy -p stackwatch
 
 deps:
 	PYTHON=$(PYTHON) scripts/install-test-deps

@@ -7,17 +7,29 @@ A "too high" threshold alerts when the measure is strictly above it, a "too low"
 ratios) when the measure is strictly below it. ``FOR`` holds how long each alert's condition must
 hold before it fires.
 
+Teams that vendor the rules override values without editing this file, as the monitoring
+mixins' ``_config`` allows: ``STACKWATCH_THRESHOLDS_FILE`` names a TOML file whose tables are the
+groups below (``[postgres]``, ``[pool]``, ``[redis]``, ``[cache]``, ``[http]``, ``[process]``,
+``[for]``) and whose top-level keys are the settings (``rate_window``, ``exporter_job``...), in
+lower case. The generators, the dashboards and ``stackwatch check`` all read the result.
+
 Imported at runtime by the CLI: standard library only.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
 __all__ = [
+    "OVERRIDES_ENV",
+    "ThresholdsError",
+    "load_overrides",
     "CACHE",
     "DASHBOARD_UIDS",
     "EVENT_WINDOW",
@@ -252,3 +264,66 @@ DASHBOARD_UIDS: Final[Mapping[str, str]] = MappingProxyType({
 GRAFANA_BASE_URL: Final = "http://localhost:3000"
 #: runbooks, relative to the repository root (GitHub renders the anchors); override when generating.
 RUNBOOK_BASE_URL: Final = "docs/runbooks"
+
+
+#: environment variable naming a TOML file of overrides (see the module docstring).
+OVERRIDES_ENV: Final = "STACKWATCH_THRESHOLDS_FILE"
+
+
+class ThresholdsError(ValueError):
+    """An override file that cannot be applied; the message names the file and the key."""
+
+
+def _checked(where: str, default: object, value: object) -> object:
+    """``value`` if it has the type of ``default`` (an int is a fine float), else ThresholdsError."""
+    expected = float if isinstance(default, float) else type(default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or isinstance(value, bool) != isinstance(default, bool):
+        raise ThresholdsError(f"{where}: expected {expected.__name__}, got {value!r}")
+    return value
+
+
+def load_overrides(path: str | os.PathLike[str], namespace: dict[str, object]) -> dict[str, object]:
+    """Read the TOML override file at ``path``; return the new values of ``namespace``'s names.
+
+    Tables replace fields of the threshold groups, top-level keys replace the module settings;
+    every unknown table, key or wrongly typed value is an error naming it.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ThresholdsError(f"{OVERRIDES_ENV}={path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ThresholdsError(f"{OVERRIDES_ENV}={path}: not valid TOML: {exc}") from None
+    groups = {name.lower(): name for name, value in namespace.items()
+              if name.isupper() and dataclasses.is_dataclass(value)}
+    settings = {name.lower(): name for name, value in namespace.items()
+                if name.isupper() and isinstance(value, (str, int, float)) and name != "OVERRIDES_ENV"}
+    result: dict[str, object] = {}
+    for key, value in data.items():
+        where = f"{path}: {key}"
+        if key in groups and isinstance(value, dict):
+            group = namespace[groups[key]]
+            fields = {f.name for f in dataclasses.fields(group)}  # type: ignore[arg-type]
+            unknown = sorted(set(value) - fields)
+            if unknown:
+                raise ThresholdsError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+            changes = {k: _checked(f"{where}.{k}", getattr(group, k), v) for k, v in value.items()}
+            result[groups[key]] = dataclasses.replace(group, **changes)  # type: ignore[type-var]
+        elif key in settings:
+            result[settings[key]] = _checked(where, namespace[settings[key]], value)
+        else:
+            raise ThresholdsError(f"{where}: unknown table or key; tables: {', '.join(sorted(groups))}; "
+                                  f"keys: {', '.join(sorted(settings))}")
+    return result
+
+
+if os.environ.get(OVERRIDES_ENV):
+    try:
+        globals().update(load_overrides(os.environ[OVERRIDES_ENV], globals()))
+    except ThresholdsError as exc:
+        # Every entry point (the CLI, the generators) imports this module first: a clear message
+        # and exit status 1 beat a traceback from deep inside an import.
+        raise SystemExit(f"stackwatch: {exc}") from None
