@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException
 from psycopg_pool import AsyncConnectionPool
 from rq import Queue
+
 from stackwatch.instrumentation import (
     AsyncCache,
     database_check,
@@ -139,7 +140,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     async def books_of(author_id: int) -> list[dict[str, Any]]:
         """Deliberately N+1: the author is fetched again for every book."""
         async with pool.connection() as conn:
-            rows = await (await conn.execute("SELECT id, title, author_id FROM books WHERE author_id = %s", (author_id,))).fetchall()
+            cursor = await conn.execute("SELECT id, title, author_id FROM books WHERE author_id = %s", (author_id,))
+            rows = await cursor.fetchall()
             result = []
             for book_id, title, owner in rows:
                 name = await (await conn.execute("SELECT name FROM authors WHERE id = %s", (owner,))).fetchone()

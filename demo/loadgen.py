@@ -39,7 +39,8 @@ def _next_request(rng: random.Random) -> tuple[str, str]:
     return method, template.format(author=rng.randint(1, 50), n=rng.randint(1, 40))
 
 
-async def run(target: str, rate: float, duration: float, concurrency: int = 50, seed: int | None = None) -> collections.Counter[str]:
+async def run(target: str, rate: float, duration: float, concurrency: int = 50,
+              seed: int | None = None) -> collections.Counter[str]:
     """Send the mix to ``target`` for ``duration`` seconds (0 = forever); status counts by code."""
     rng = random.Random(seed)
     results: collections.Counter[str] = collections.Counter()

@@ -20,8 +20,8 @@ from rq import Queue, SimpleWorker
 
 from stackwatch.instrumentation import Settings
 from stackwatch.instrumentation.exposition import MetricsServer
-from stackwatch.instrumentation.tracing import build_tracer_provider
 from stackwatch.instrumentation.jobs_rq import instrument_rq
+from stackwatch.instrumentation.tracing import build_tracer_provider
 
 from . import jobs
 

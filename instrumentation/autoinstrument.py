@@ -90,8 +90,8 @@ class Cooperation:
             if isinstance(config, dict):
                 if id(config) not in self._done:
                     self._done.add(id(config))
-                    self._undo.append(lambda config=config, previous=config.get("tracing", True):
-                                      config.__setitem__("tracing", previous))
+                    previous = config.get("tracing", True)
+                    self._undo.append(lambda config=config, previous=previous: config.__setitem__("tracing", previous))
                 config["tracing"] = False
             if depth and getattr(node, "_is_instrumented_by_opentelemetry", False) and id(node) not in self._done:
                 self._done.add(id(node))

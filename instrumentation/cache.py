@@ -6,9 +6,9 @@ fails (down, timeout), a lookup counts ``result="error"`` and behaves as a miss,
 skipped, a warning is logged, and the cache is bypassed for ``retry_after`` seconds (lookups in
 that window count as errors without touching Redis, so requests do not each pay redis-py's
 connection retries), so the service keeps serving from its source of truth. Invalidations still
-raise: a silently skipped one would serve stale values once Redis is back. Values are JSON by default (pass ``dumps``/``loads`` for another
-format). Pattern invalidation walks the keyspace with ``SCAN`` and deletes in batches with
-``UNLINK``: ``KEYS`` would block Redis for the whole keyspace.
+raise: a silently skipped one would serve stale values once Redis is back. Values are JSON by
+default (pass ``dumps``/``loads`` for another format). Pattern invalidation walks the keyspace
+with ``SCAN`` and deletes in batches with ``UNLINK``: ``KEYS`` would block Redis for the whole keyspace.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from stackwatch.exporters.redact import redact
-
 from stackwatch.thresholds import HTTP
 
 from .errors import ConfigError
@@ -287,7 +286,8 @@ class Settings:
         if self.n_plus_one_threshold < 1:
             raise ConfigError(f"n_plus_one_threshold: expected a positive integer, got {self.n_plus_one_threshold!r}")
         if not float(self.n_plus_one_min_duration) >= 0:
-            raise ConfigError(f"n_plus_one_min_duration: expected a number of seconds >= 0, got {self.n_plus_one_min_duration!r}")
+            raise ConfigError("n_plus_one_min_duration: expected a number of seconds >= 0, "
+                              f"got {self.n_plus_one_min_duration!r}")
         if isinstance(self.n_plus_one_allow, str) or not all(isinstance(x, str) for x in self.n_plus_one_allow):
             raise ConfigError(f"n_plus_one_allow: expected statements or fingerprints, got {self.n_plus_one_allow!r}")
         for pattern in self.excluded_urls:

@@ -3,9 +3,10 @@
 asyncpg reports each statement with its elapsed time to the loggers of its connection
 (``Connection.add_query_logger``). For a pool, the logger is added to each connection when it
 is acquired (also to the connections the pool opens after it was instrumented), and the reset
-statement the pool sends on each release is left out (it is not the request's). asyncpg runs loggers on the next event-loop iteration (in the request's context);
-the middleware yields once at the end of each request when asyncpg is instrumented, so the last
-statements still count. Strict N+1 mode cannot raise into the query there: with asyncpg it logs.
+statement the pool sends on each release is left out (it is not the request's). asyncpg runs
+loggers on the next event-loop iteration (in the request's context); the middleware yields once
+at the end of each request when asyncpg is instrumented, so the last statements still count.
+Strict N+1 mode cannot raise into the query there: with asyncpg it logs.
 """
 
 from __future__ import annotations

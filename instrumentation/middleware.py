@@ -82,13 +82,14 @@ class StackwatchMiddleware:
             settings.n_plus_one_allow,
             settings.n_plus_one_min_duration,
         )
-        self.excluded = re.compile("|".join(f"(?:{p})" for p in settings.excluded_urls)) if settings.excluded_urls else None
+        excluded = settings.excluded_urls
+        self.excluded = re.compile("|".join(f"(?:{p})" for p in excluded)) if excluded else None
         self.templates = RouteTemplates()
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self._queries: dict[str, Any] = {}
         self._active: dict[str, Any] = {}
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # noqa: C901 - to split (issue 11)
         kind = scope["type"]
         if kind != "http":
             if kind == "websocket" and (self.excluded is None or not self.excluded.search(scope["path"])):
@@ -164,7 +165,8 @@ class StackwatchMiddleware:
 
         sentry_request = None
         if self.sentry is not None:
-            sentry_request = self.sentry.begin(scope, span, lambda: self.templates.template(scope, entry_route, entry_root))
+            sentry_request = self.sentry.begin(
+                scope, span, lambda: self.templates.template(scope, entry_route, entry_root))
 
         started = time.perf_counter()
         error: BaseException | None = None

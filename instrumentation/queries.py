@@ -63,7 +63,8 @@ class NPlusOnePolicy:
 
     __slots__ = ("allow", "min_seconds", "strict", "threshold")
 
-    def __init__(self, threshold: int, strict: bool = False, allow: Iterable[str] = (), min_seconds: float = 0.0) -> None:
+    def __init__(self, threshold: int, strict: bool = False, allow: Iterable[str] = (),
+                 min_seconds: float = 0.0) -> None:
         self.threshold = threshold
         self.strict = strict
         self.allow = frozenset(fingerprint(statement) for statement in allow)

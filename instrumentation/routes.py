@@ -69,7 +69,8 @@ class RouteTemplates:
     def _resolve(route: Any, context: Any, prefix: str, path_params: Any) -> str:
         if hasattr(route, "routes") and not hasattr(route, "endpoint"):  # a Mount that was the last match
             return _prefix_template(prefix, path_params, ()) or getattr(route, "path", "") or "/"
-        path = str(getattr(context, "path_format", None) or getattr(route, "path_format", None) or getattr(route, "path", "") or "")
+        path = str(getattr(context, "path_format", None) or getattr(route, "path_format", None)
+                   or getattr(route, "path", "") or "")
         return (_prefix_template(prefix, path_params, _PARAM.findall(path)) + path) or "/"
 
 

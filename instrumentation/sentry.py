@@ -77,7 +77,8 @@ class SentryReporter:
 
     @classmethod
     def create(cls, settings: Settings, options: dict[str, Any] | None = None) -> SentryReporter | None:
-        """A reporter when ``SENTRY_DSN`` is set or a Sentry client is active; None when Sentry reports requests itself."""
+        """A reporter when ``SENTRY_DSN`` is set or a Sentry client is active; None when Sentry
+        reports requests itself."""
         sdk = sys.modules.get("sentry_sdk")
         existing = None if sdk is None else _service_client(sdk)
         if existing is None and not settings.sentry_dsn:
@@ -107,7 +108,8 @@ class SentryRequest:
 
     __slots__ = ("_asgi", "_ids", "_isolation", "_reporter", "_route", "_transaction")
 
-    def __init__(self, reporter: SentryReporter, asgi_scope: dict[str, Any], span: Any, route: Callable[[], str]) -> None:
+    def __init__(self, reporter: SentryReporter, asgi_scope: dict[str, Any], span: Any,
+                 route: Callable[[], str]) -> None:
         sdk = reporter._sdk
         self._reporter = reporter
         self._asgi = asgi_scope

@@ -39,7 +39,7 @@ def render(text: str) -> str:
     for name, produce in BLOCKS.items():
         pattern = re.compile(rf"(<!-- BEGIN {name} [^>]*-->\n).*?(<!-- END {name} -->)", re.DOTALL)
         if pattern.search(text):
-            text = pattern.sub(lambda m: m.group(1) + produce() + "\n" + m.group(2), text)
+            text = pattern.sub(lambda m, produce=produce: m.group(1) + produce() + "\n" + m.group(2), text)
     return text
 
 

@@ -2,7 +2,8 @@
 
 Runs an RQ job's ``perform()`` (what a worker calls for each job, without the worker's own Redis
 round trips, which are the same either way) ``--jobs`` times per round, alternating bare and
-instrumented rounds (traces at 100%, batched as a service exports them, into an in-memory exporter, the job histograms and counter,
+instrumented rounds (traces at 100%, batched as a service exports them, into an in-memory
+exporter, the job histograms and counter,
 N+1 bookkeeping) and reports the median CPU microseconds per job of each and their difference.
 Target: <= 50 us per job. Needs a redis-server (the jobs are created on it once).
 

@@ -30,6 +30,10 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psutil
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -90,7 +94,7 @@ async def in_process(rounds: int, requests: int) -> dict[str, float]:
     return {v: statistics.median(s) for v, s in samples.items()}
 
 
-def _wrk(port: int, seconds: int, server: "psutil.Process | None" = None) -> tuple[float, float]:
+def _wrk(port: int, seconds: int, server: psutil.Process | None = None) -> tuple[float, float]:
     """Requests/second under wrk, and the server's CPU µs per request (0 without ``server``)."""
     before = sum(server.cpu_times()[:2]) if server else 0.0
     out = subprocess.run(
@@ -107,6 +111,7 @@ def _wrk(port: int, seconds: int, server: "psutil.Process | None" = None) -> tup
 def per_statement(statements: int = 20000) -> float:
     """µs of bookkeeping per recorded statement (histogram + fingerprint + N+1 count) inside a request."""
     from prometheus_client import CollectorRegistry
+
     from stackwatch.instrumentation.metrics import Metrics
     from stackwatch.instrumentation.queries import (
         NPlusOnePolicy,
@@ -120,7 +125,7 @@ def per_statement(statements: int = 20000) -> float:
     for _ in range(5):
         token = request_queries.set(RequestQueries(NPlusOnePolicy(threshold=10**9)))
         started = time.perf_counter()
-        for i in range(statements):
+        for _ in range(statements):
             record_query(metrics, "postgresql", "SELECT name FROM authors WHERE id = %s", 0.0001)
         best = min(best, (time.perf_counter() - started) / statements * 1e6)
         request_queries.reset(token)

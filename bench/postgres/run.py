@@ -230,7 +230,7 @@ def heaviest(server: PostgresServer, role: str, limit: int = 6) -> list[dict[str
 
 
 def missing_signals(body: str) -> list[str]:
-    names = {re.split(r"[{ ]", line, 1)[0] for line in body.splitlines() if line and not line.startswith("#")}
+    names = {re.split(r"[{ ]", line, maxsplit=1)[0] for line in body.splitlines() if line and not line.startswith("#")}
     return [s for s in SIGNALS if s not in names]
 
 
@@ -339,7 +339,8 @@ def ratios(r: dict[str, Any], scrapers: int) -> dict[str, float]:
         "rss_max (target <= 1)": r["rss_bytes"]["stackwatch"]["max_seen"] / r["rss_bytes"]["peer"]["max_seen"],
         f"stackwatch cost {scrapers} vs 1 scraper (target ~1)":
             many["stackwatch"]["db_seconds_per_minute"] / one["stackwatch"]["db_seconds_per_minute"],
-        f"peer cost {scrapers} vs 1 scraper": many["peer"]["db_seconds_per_minute"] / one["peer"]["db_seconds_per_minute"],
+        f"peer cost {scrapers} vs 1 scraper":
+            many["peer"]["db_seconds_per_minute"] / one["peer"]["db_seconds_per_minute"],
         "cost 1 scraper stackwatch / peer":
             one["stackwatch"]["db_seconds_per_minute"] / one["peer"]["db_seconds_per_minute"],
     }

@@ -10,8 +10,18 @@ from __future__ import annotations
 from grafanalib.core import Dashboard
 
 from stackwatch.promql import job_queue_oldest_age, n_plus_one_detections, pool_wait_mean
-from stackwatch.thresholds import CACHE, EVENT_WINDOW, HTTP, JOBS, POOL, POSTGRES, PROCESS, RATE_WINDOW, REDIS, \
-    SLOW_TIER_WINDOW
+from stackwatch.thresholds import (
+    CACHE,
+    EVENT_WINDOW,
+    HTTP,
+    JOBS,
+    POOL,
+    POSTGRES,
+    PROCESS,
+    RATE_WINDOW,
+    REDIS,
+    SLOW_TIER_WINDOW,
+)
 
 from ..common import Grid, dashboard, label_variable, levels, q, selector, stat, state_mapping, too_high, too_low
 

@@ -15,8 +15,20 @@ from grafanalib.core import Dashboard
 
 from stackwatch.thresholds import POSTGRES, SLOW_TIER_WINDOW
 
-from ..common import Grid, dashboard, label_variable, levels, q, selector, stat, state_mapping, \
-    table, timeseries, too_high, too_low
+from ..common import (
+    Grid,
+    dashboard,
+    label_variable,
+    levels,
+    q,
+    selector,
+    stat,
+    state_mapping,
+    table,
+    timeseries,
+    too_high,
+    too_low,
+)
 
 __all__ = ["build"]
 

@@ -11,8 +11,7 @@ from grafanalib.core import Dashboard
 
 from stackwatch.thresholds import PROCESS, RATE_WINDOW
 
-from ..common import Grid, dashboard, label_variable, q, selector, stat, state_mapping, timeseries, too_high, \
-    too_low
+from ..common import Grid, dashboard, label_variable, q, selector, stat, state_mapping, timeseries, too_high, too_low
 
 __all__ = ["build"]
 

@@ -12,8 +12,19 @@ from grafanalib.core import Dashboard
 from stackwatch.promql import redis_lookup_rate
 from stackwatch.thresholds import REDIS
 
-from ..common import Grid, dashboard, label_variable, no_threshold, q, selector, stat, state_mapping, \
-    timeseries, too_high, too_low
+from ..common import (
+    Grid,
+    dashboard,
+    label_variable,
+    no_threshold,
+    q,
+    selector,
+    stat,
+    state_mapping,
+    timeseries,
+    too_high,
+    too_low,
+)
 
 __all__ = ["build"]
 

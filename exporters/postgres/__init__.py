@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stackwatch import thresholds
+
 from ..collector import Collector
 from ..kinds import Common, select_collectors
 from ..options import Option, OptionError, positive_int, regex
@@ -19,9 +20,9 @@ from .activity import ActivityCollector
 from .checkpointer import CheckpointerCollector
 from .connection import ConnectionSettings, InvalidDSN, checked_dsn, parse_dsn
 from .database import DatabaseCollector, DatabaseSizeCollector
+from .indexes import IndexesCollector
 from .locks import LocksCollector
 from .replication import ReplicationCollector
-from .indexes import IndexesCollector
 from .settings import SettingsCollector
 from .source import PostgresOptions, PostgresSource
 from .statements import StatementsCollector

@@ -13,6 +13,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from stackwatch import thresholds
+
 from . import connection
 from .commands import marked
 

@@ -18,6 +18,7 @@ import math
 from prometheus_client.core import Metric
 
 from stackwatch import thresholds
+
 from ..collector import Collector, Tier
 from ..families import counter, gauge
 from .relations import BLOCKED_TABLES, Row, rollup, rows_per_database, split_top

@@ -14,9 +14,10 @@ import time
 
 from prometheus_client.core import Metric
 
+from stackwatch.promql import TTL_COMMANDS
+
 from ..collector import Collector, Tier
 from ..families import counter, gauge
-from stackwatch.promql import TTL_COMMANDS
 from .commands import command_stats
 from .fields import Field, families_from, single
 from .info import Info, parse_fields, parse_number

@@ -11,8 +11,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__
 from stackwatch.exporters.options import SafeArgumentParser
+
+from . import __version__
 
 __all__ = ["main", "build_parser"]
 

@@ -309,7 +309,8 @@ def load_overrides(path: str | os.PathLike[str], namespace: dict[str, object]) -
             fields = {f.name for f in dataclasses.fields(group)}  # type: ignore[arg-type]
             unknown = sorted(set(value) - fields)
             if unknown:
-                raise ThresholdsError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+                raise ThresholdsError(f"{where}: unknown key(s) {', '.join(unknown)}; "
+                                      f"known: {', '.join(sorted(fields))}")
             changes = {k: _checked(f"{where}.{k}", getattr(group, k), v) for k, v in value.items()}
             result[groups[key]] = dataclasses.replace(group, **changes)  # type: ignore[type-var]
         elif key in settings:

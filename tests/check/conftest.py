@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from stackwatch.cli import build_parser
 from stackwatch.check import cli as check_cli
+from stackwatch.cli import build_parser
 
 
 @dataclass

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from stackwatch.check.index_advice import (ScanFilter, candidates, filtered_seq_scans, is_plannable_select,
-                                           parameter_count, suggest_index, without_typed_literals)
+from stackwatch.check.index_advice import (
+    ScanFilter,
+    candidates,
+    filtered_seq_scans,
+    is_plannable_select,
+    parameter_count,
+    suggest_index,
+    without_typed_literals,
+)
 
 
 def _scan(filter_text: str, alias: str = "o", table: str = "orders") -> ScanFilter:

@@ -12,12 +12,12 @@ from stackwatch.check.jobs import DEFAULT_QUEUES
 from stackwatch.check.redis import RedisCheck
 from stackwatch.check.runner import Budget
 from stackwatch.exporters.redis.queue_spec import parse_queue_spec
-from stackwatch.thresholds import JobThresholds
+from stackwatch.thresholds import JOBS, JobThresholds
 from tests.exporters.redis.queue_jobs import succeed
 from tests.fixtures.redis import RedisServer
 
 
-def _queues(server: RedisServer, jobs: JobThresholds = JobThresholds(), *specs: str) -> dict[str, str]:
+def _queues(server: RedisServer, jobs: JobThresholds = JOBS, *specs: str) -> dict[str, str]:
     """The redis.queues finding of a check run in-process (thresholds injectable, as the CLI's are not)."""
     check = RedisCheck(server.url, window=0.1, queues=tuple(parse_queue_spec(s) for s in specs), jobs=jobs)
     finding = next(f for f in check.run(Budget(60, 5)) if f.item.id == "redis.queues")
@@ -78,5 +78,5 @@ def test_no_queues_is_unknown_and_says_how_to_name_them(redis_factory) -> None: 
 def test_named_queues_are_read_with_the_exporters_layouts(redis_factory) -> None:  # type: ignore[no-untyped-def]
     server = redis_factory()
     server.client().rpush("jobs:thumbnails", "a", "b")
-    result = _queues(server, JobThresholds(), "list:jobs:*")
+    result = _queues(server, JOBS, "list:jobs:*")
     assert result["status"] == "pass" and "2 job(s) waiting" in result["evidence"], result

@@ -117,7 +117,7 @@ def _setup(planted: bool, postgres_factory: Any) -> Iterator[Setup]:
                          "count_over_time(redis_keyspace_misses_total[1m]) >= 3",
                          "count_over_time(pg_connections_saturation_ratio[1m]) >= 2",
                          "count_over_time(health_check_status[1m]) >= 2"):
-                wait_until(lambda: _has(prometheus, expr), 60, expr)
+                wait_until(lambda expr=expr: _has(prometheus, expr), 60, expr)
             # a statement called while Prometheus watches: once to be exported, then as often as a
             # statement must be called in the window to be judged
             with main.connect("shop") as conn:

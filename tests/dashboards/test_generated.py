@@ -27,7 +27,7 @@ def test_write_all_then_check_round_trips(tmp_path: Path) -> None:
 
 def test_docs_list_every_panel_with_its_question() -> None:
     docs = render_docs()
-    for name, text in render_all().items():
+    for text in render_all().values():
         board = json.loads(text)
         assert f"uid `{board['uid']}`" in docs
         for panel in board["panels"]:

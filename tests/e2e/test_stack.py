@@ -16,7 +16,6 @@ import httpx
 import psycopg
 import pytest
 import redis
-
 from grafanalib.core import Table
 
 from dashboards.generate import build_all

@@ -16,6 +16,7 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
+
 from stackwatch.exporters.collector import Collector, Intervals, Tier
 from stackwatch.exporters.families import gauge
 from stackwatch.exporters.postgres.source import PostgresOptions
@@ -25,7 +26,6 @@ from stackwatch.exporters.postgres.statements import (
 )
 from stackwatch.exporters.postgres.target import PostgresTarget
 from stackwatch.exporters.server import Exporter, ExporterHTTPServer
-
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import require_binary
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-from stackwatch.exporters import main as exporter_main
-from stackwatch.exporters.options import Option, resolve_options
 
 from stackwatch.cli import build_parser, main
+from stackwatch.exporters import main as exporter_main
+from stackwatch.exporters.options import Option, resolve_options
 
 from ..fixtures.postgres import MONITOR_PASSWORD, PostgresServer
 from ..fixtures.procs import wait_until

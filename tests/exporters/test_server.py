@@ -3,13 +3,12 @@ plain and behind TLS + basic auth with a real HTTPS client."""
 
 from __future__ import annotations
 
-import time
-
 import gzip
 import os
 import ssl
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,12 +18,12 @@ import httpx
 import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from stackwatch.cli import build_parser
 from stackwatch.exporters import main
 from stackwatch.exporters.options import resolve_options
 from stackwatch.exporters.server import Exporter, ExporterHTTPServer
 from stackwatch.exporters.webconfig import WebConfigFile
-
-from stackwatch.cli import build_parser
 
 from ..fixtures.postgres import PostgresServer
 from ..fixtures.procs import free_port, require_binary, stop_process, wait_until

@@ -7,6 +7,7 @@ import ssl
 from pathlib import Path
 
 import pytest
+
 from stackwatch.exporters.options import OptionError
 from stackwatch.exporters.webconfig import BasicAuth, load_web_config
 

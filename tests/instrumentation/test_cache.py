@@ -9,6 +9,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+
 from stackwatch.instrumentation import AsyncCache, Cache, instrument
 
 

@@ -8,6 +8,7 @@ import time
 import httpx
 from fastapi import BackgroundTasks, FastAPI
 from fastapi.responses import StreamingResponse
+
 from stackwatch.instrumentation import instrument
 
 DURATION = "http_server_request_duration_seconds"

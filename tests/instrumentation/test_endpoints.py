@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 from fastapi import APIRouter, FastAPI
+
 from stackwatch.instrumentation import instrument
 
 from .test_middleware import client

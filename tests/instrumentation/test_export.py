@@ -7,6 +7,7 @@ import time
 
 import httpx
 import pytest
+
 from stackwatch.instrumentation import instrument, uninstrument
 
 from .apps import make_app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+
 from stackwatch.instrumentation import instrument
 
 from .apps import make_app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from stackwatch.instrumentation import ConfigError, instrument, uninstrument
 
 from .apps import make_app

@@ -10,6 +10,7 @@ import time
 import httpx
 import redis
 from psycopg_pool import ConnectionPool
+
 from stackwatch.instrumentation import (
     database_check,
     instrument,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
+
 from stackwatch.instrumentation import ConfigError, instrument
 
 from .test_middleware import client, routes_seen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
+
 from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS, gauge_adder, observe
 
 

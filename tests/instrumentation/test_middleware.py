@@ -11,6 +11,7 @@ import pytest
 from fastapi import WebSocket
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+
 from stackwatch.instrumentation import instrument, uninstrument
 
 from .apps import make_app
@@ -284,10 +285,10 @@ async def test_a_websocket_connection_gets_one_span_and_metrics(registry, provid
         incoming = iter([{"type": "websocket.connect"}, {"type": "websocket.receive", "text": "ping"}])
         sent = []
 
-        async def receive():
+        async def receive(incoming=incoming):
             return next(incoming)
 
-        async def send(message):
+        async def send(message, sent=sent):
             sent.append(message)
 
         scope = {"type": "websocket", "asgi": {"version": "3.0"}, "path": f"/ws/{room}", "raw_path": b"/ws/x",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
+
 from stackwatch.instrumentation import mark_worker_dead
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +70,8 @@ def test_workers_aggregate_and_dead_workers_lose_their_live_gauges(tmp_path, mon
     assert registry.get_sample_value("http_server_active_requests", {"http_request_method": "GET"}) == 0
     assert registry.get_sample_value("health_check_status", {"check": "always"}) == 1
 
-    live_files = lambda pid: [p.name for p in tmp_path.iterdir() if p.name.startswith("gauge_live") and p.name.endswith(f"_{pid}.db")]
+    def live_files(pid: int) -> list[str]:
+        return [p.name for p in tmp_path.iterdir() if p.name.startswith("gauge_live") and p.name.endswith(f"_{pid}.db")]
     assert live_files(first["pid"]) == []  # the second worker's scrape dropped the exited first worker's
     assert live_files(second["pid"])
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
+
 from stackwatch.instrumentation import ConfigError, allow_n_plus_one, instrument, instrument_psycopg
 
 PAGE = "SELECT id FROM events WHERE id > %s ORDER BY id LIMIT 5"

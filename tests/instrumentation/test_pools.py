@@ -10,6 +10,7 @@ import redis
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from sqlalchemy import create_engine, text
+
 from stackwatch.instrumentation import instrument_pool
 
 

@@ -7,6 +7,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+
 from stackwatch.instrumentation import instrument
 
 from .test_middleware import client, count, routes_seen

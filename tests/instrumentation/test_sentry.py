@@ -9,6 +9,7 @@ import logging
 
 import httpx
 import pytest
+
 from stackwatch.instrumentation import ConfigError, instrument, uninstrument
 
 from .apps import make_app

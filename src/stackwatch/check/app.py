@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 from stackwatch.exporters.redact import redact
+
 from ..thresholds import HTTP, HttpThresholds
-from .items import COMPRESSION, HEALTH, METRICS
 from .items import APP_ITEMS as ITEMS
+from .items import COMPRESSION, HEALTH, METRICS
 from .model import Finding, Status
 from .runner import Budget
 from .web import Response, get

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from stackwatch.exporters.options import Option, OptionError, add_options, positive_float, positive_int, resolve_options
 from stackwatch.exporters.redact import redact_text
+
 from .items import APP_ITEMS, POSTGRES_ITEMS, PROMETHEUS_ITEMS, REDIS_ITEMS
 from .model import Status
 from .render import FORMATS, render

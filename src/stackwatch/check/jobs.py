@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from stackwatch.exporters.redis.queue_spec import QueueReading
+
 from ..thresholds import HTTP, JOBS, RATE_WINDOW, HttpThresholds, JobThresholds
 from .items import ASYNC, QUEUES
 from .model import Finding, Status

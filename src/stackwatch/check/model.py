@@ -12,7 +12,7 @@ __all__ = ["Status", "Item", "Finding", "SourceUnavailable", "SECTIONS"]
 SECTIONS = ("Database", "Caching", "Application", "Monitoring")
 
 
-class Status(str, enum.Enum):
+class Status(str, enum.Enum):  # noqa: UP042 - StrEnum would change how members print
     """Outcome of one item; ``UNKNOWN`` means "not checkable with what was given"."""
 
     PASS = "pass"

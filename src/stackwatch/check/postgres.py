@@ -31,8 +31,20 @@ from stackwatch.promql import statement_mean_seconds
 from stackwatch.thresholds import POSTGRES, SLOW_TIER_WINDOW, UNJUDGED_COMMANDS, PostgresThresholds
 
 from . import index_advice
-from .items import (CONNECTIONS, DUPLICATE_INDEXES, IDLE, INVALID_INDEXES, MISSING_INDEXES, PER_APP, PLANS, SLOW,
-                    SLOW_LOG, STATEMENTS, UNBOUNDED, UNUSED_INDEXES)
+from .items import (
+    CONNECTIONS,
+    DUPLICATE_INDEXES,
+    IDLE,
+    INVALID_INDEXES,
+    MISSING_INDEXES,
+    PER_APP,
+    PLANS,
+    SLOW,
+    SLOW_LOG,
+    STATEMENTS,
+    UNBOUNDED,
+    UNUSED_INDEXES,
+)
 from .items import POSTGRES_ITEMS as ITEMS
 from .model import Finding, Item, SourceUnavailable, Status
 from .postgres_series import POOLER_FIX, saturation_status, slow_log_finding
@@ -411,7 +423,7 @@ class PostgresCheck:
         return UNBOUNDED.finding(Status.PASS, f"no SELECT returns over {limit:g} rows per call{top}")
 
     # -- plans ----------------------------------------------------------------------------
-    def _plans(self) -> Finding:
+    def _plans(self) -> Finding:  # noqa: C901 - to split: plan, classify, judge (issue 11)
         if self._pgss_missing:
             return self._no_statements(PLANS)
         assert self.conn is not None
@@ -479,7 +491,8 @@ class PostgresCheck:
         problem (LIMIT/pagination fixes it), or nothing is (a bounded result stops the scan early).
         """
         t = self.thresholds
-        where = f"`{_short(row['query'], 60)}`: Seq Scan on {scan.schema}.{scan.table} filtering {_short(scan.filter, 80)}"
+        where = (f"`{_short(row['query'], 60)}`: Seq Scan on {scan.schema}.{scan.table} "
+                 f"filtering {_short(scan.filter, 80)}")
         share = scan.plan_rows / table_rows if table_rows else 1.0
         if share <= t.index_max_filter_share:
             for candidate in index_advice.candidates(scan, self._trigram_available()):

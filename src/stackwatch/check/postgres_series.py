@@ -15,8 +15,20 @@ from dataclasses import dataclass
 
 from ..promql import statement_mean_seconds
 from ..thresholds import POSTGRES, SLOW_TIER_WINDOW, PostgresThresholds
-from .items import (CONNECTIONS, DUPLICATE_INDEXES, IDLE, INVALID_INDEXES, MISSING_INDEXES, PER_APP, PLANS, SLOW,
-                    SLOW_LOG, STATEMENTS, UNBOUNDED, UNUSED_INDEXES)
+from .items import (
+    CONNECTIONS,
+    DUPLICATE_INDEXES,
+    IDLE,
+    INVALID_INDEXES,
+    MISSING_INDEXES,
+    PER_APP,
+    PLANS,
+    SLOW,
+    SLOW_LOG,
+    STATEMENTS,
+    UNBOUNDED,
+    UNUSED_INDEXES,
+)
 from .model import Finding, Status
 from .promapi import Prometheus
 from .runner import Budget
@@ -32,10 +44,10 @@ def slow_log_finding(value: float, thresholds: PostgresThresholds = POSTGRES) ->
     cutoff = thresholds.slow_statement_mean_seconds
     fix = f"ALTER SYSTEM SET log_min_duration_statement = '{cutoff * 1000:.0f}ms'; SELECT pg_reload_conf();"
     if value < 0:
-        return SLOW_LOG.finding(Status.FAIL, f"log_min_duration_statement = -1: slow statements are not "
+        return SLOW_LOG.finding(Status.FAIL, "log_min_duration_statement = -1: slow statements are not "
                                 "logged", fix)
     if value == 0:
-        return SLOW_LOG.finding(Status.WARN, f"log_min_duration_statement = 0: every statement is logged", fix)
+        return SLOW_LOG.finding(Status.WARN, "log_min_duration_statement = 0: every statement is logged", fix)
     if value > cutoff:
         return SLOW_LOG.finding(Status.WARN, f"log_min_duration_statement = {value:g}s: statements between "
                                 f"{cutoff:g}s and {value:g}s are slow but not logged", fix)

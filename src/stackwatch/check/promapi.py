@@ -7,9 +7,10 @@ import urllib.parse
 from typing import Any
 
 from stackwatch.exporters.redact import redact
-from .web import get
+
 from .model import SourceUnavailable
 from .runner import Budget
+from .web import get
 
 __all__ = ["Prometheus", "PrometheusError"]
 

@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from stackwatch.exporters.redact import redact_text
+
 from ..promql import n_plus_one_detections, pool_wait_mean
 from ..thresholds import EVENT_WINDOW, HTTP, POOL, RATE_WINDOW, HttpThresholds, PoolThresholds
 from .items import ALERTMANAGER, ASYNC, LIMITS, N_PLUS_ONE, POOL_WAITING, RULES, TARGETS
-from .jobs import async_processing_finding
 from .items import PROMETHEUS_ITEMS as ITEMS
+from .jobs import async_processing_finding
 from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
 from .runner import Budget

@@ -28,10 +28,11 @@ from stackwatch.exporters.redis.queues import QueuesCollector
 from stackwatch.exporters.redis.source import RedisOptions, RedisSource
 from stackwatch.exporters.redis.stats import client_lookups, ttl_lookups
 from stackwatch.exporters.redis.ttl_sampler import sample_ttls
+
 from ..thresholds import JOBS, RATE_WINDOW, REDIS, JobThresholds, RedisThresholds
 from .items import HIT_RATE, MAXMEMORY, QUEUES, TTL
-from .jobs import DEFAULT_QUEUES, queues_finding, queues_from_prometheus
 from .items import REDIS_ITEMS as ITEMS
+from .jobs import DEFAULT_QUEUES, queues_finding, queues_from_prometheus
 from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
 from .redis_series import HIT_FIX, hit_rate_from_prometheus, maxmemory_finding, ttl_finding, ttl_from_prometheus

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from stackwatch.exporters.redact import redact_text
+
 from .model import Status
 from .runner import Report
 

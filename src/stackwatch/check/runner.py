@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from stackwatch.exporters.redact import redact_text
+
 from .model import SECTIONS, Finding, Item, SourceUnavailable, Status
 
 __all__ = ["Budget", "Source", "Report", "Progress", "run_checks"]

@@ -6,9 +6,9 @@ import re
 
 import psycopg
 import pytest
+
 from stackwatch.exporters.postgres.indexes import IndexesCollector, classify
 from stackwatch.exporters.postgres.source import PostgresOptions
-
 from tests.exporters.postgres.collect import monitor_source, value, values
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until

@@ -7,7 +7,9 @@ from dataclasses import astuple
 import psycopg
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+
 from stackwatch.exporters.collector import CollectorDisabled, Intervals
+from stackwatch.exporters.postgres.query_text import normalize_query
 from stackwatch.exporters.postgres.settings import SettingsCollector
 from stackwatch.exporters.postgres.source import PostgresOptions
 from stackwatch.exporters.postgres.statements import (
@@ -17,9 +19,7 @@ from stackwatch.exporters.postgres.statements import (
     choose,
     window,
 )
-from stackwatch.exporters.postgres.query_text import normalize_query
 from stackwatch.exporters.postgres.target import PostgresTarget
-
 from tests.exporters.postgres.collect import collect_once, monitor_source, value, values
 from tests.fixtures.postgres import PostgresServer
 

@@ -9,15 +9,15 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from stackwatch.exporters.postgres.source import PostgresOptions
+
 from stackwatch.exporters.postgres.relations import split_top
+from stackwatch.exporters.postgres.source import PostgresOptions
 from stackwatch.exporters.postgres.tables import (
     MIN_SEQ_SCANS,
     OtherCounters,
     TablesCollector,
     suspect_score,
 )
-
 from tests.exporters.postgres.collect import monitor_source, value, values
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until

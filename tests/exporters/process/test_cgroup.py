@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from stackwatch.exporters.collector import CollectorDisabled
 from stackwatch.exporters.process.cgroup import (
     CgroupCollector,

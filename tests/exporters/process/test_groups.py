@@ -9,6 +9,7 @@ import re
 
 import psutil
 import pytest
+
 from stackwatch.exporters.collector import CollectorDisabled
 from stackwatch.exporters.process.groups import (
     GroupsCollector,

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackwatch.cli import build_parser
 from stackwatch.exporters import main
 from stackwatch.exporters.options import resolve_options
 from stackwatch.exporters.process import ProcessTarget
-
-from stackwatch.cli import build_parser
 
 from .helpers import registry_of
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
+
 from stackwatch.exporters.redis import connection
 from stackwatch.exporters.redis.info import Info, parse_info
 from stackwatch.exporters.redis.source import OwnLookups, RedisOptions, RedisSource

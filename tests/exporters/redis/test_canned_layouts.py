@@ -4,6 +4,7 @@ and on a Redis 7 replica whose link is down. Pure parsing: the input is canned I
 from __future__ import annotations
 
 import pytest
+
 from stackwatch.exporters.collector import CollectorDisabled
 from stackwatch.exporters.redis.clients import ClientsCollector
 from stackwatch.exporters.redis.commands import CommandsCollector

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import redis
+
 from stackwatch.exporters.collector import CollectorDisabled
 from stackwatch.exporters.redis.clients import ClientsCollector
 from stackwatch.exporters.redis.commands import CommandsCollector
@@ -16,7 +17,6 @@ from stackwatch.exporters.redis.persistence import PersistenceCollector
 from stackwatch.exporters.redis.replication import ReplicationCollector
 from stackwatch.exporters.redis.slowlog import SlowlogCollector
 from stackwatch.exporters.redis.stats import StatsCollector
-
 from tests.fixtures.procs import wait_until
 
 from .collect import poll, real_source, sample, samples

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 import pytest
+
 from stackwatch.exporters import main
 from stackwatch.exporters.options import OptionError, resolve_options
 from stackwatch.exporters.redis import RedisTarget

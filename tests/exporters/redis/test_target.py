@@ -8,13 +8,13 @@ import logging
 import time
 
 import pytest
+
 from stackwatch.exporters.collector import Intervals
 from stackwatch.exporters.kinds import Common
 from stackwatch.exporters.options import OptionError
 from stackwatch.exporters.redis import COLLECTORS, KIND, RedisOptions, RedisTarget
 from stackwatch.exporters.redis.connection import InvalidURL, parse_redis_url, url_name
 from stackwatch.exporters.server import Exporter
-
 from tests.fixtures.procs import free_port
 
 from .collect import sample

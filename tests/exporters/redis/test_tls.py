@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from stackwatch.exporters.collector import Intervals
 from stackwatch.exporters.redis import COLLECTORS, RedisOptions, RedisTarget
-
 from tests.fixtures.procs import free_port, require_binary
 
 from .collect import sample

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from stackwatch.exporters.redis.source import RedisOptions
 from stackwatch.exporters.redis.ttl_sampler import NO_PREFIX, OTHER, TtlSamplerCollector, prefix_of, sample_ttls
 
