@@ -20,7 +20,7 @@ def gauge(name: str, documentation: str, labels: Sequence[str] = ()) -> GaugeMet
     return GaugeMetricFamily(name, documentation, labels=list(labels))
 
 
-def counter(name: str, documentation: str, labels: Sequence[str] = ()) -> Metric:
+def counter(name: str, documentation: str, labels: Sequence[str] = ()) -> CounterMetricFamily | _Untyped:
     """A counter family; names without ``_total`` keep their exact name as ``unknown`` type."""
     if name.endswith("_total"):
         return CounterMetricFamily(name, documentation, labels=list(labels))

@@ -34,7 +34,8 @@ class ExporterKind(Protocol):
     options: Sequence[Option]
     collectors: Sequence[type[Collector[Any]]]
     #: the key of this kind's targets-file entries (``postgres_dsn``), None when it has none
-    targets_file_key: str | None
+    @property
+    def targets_file_key(self) -> str | None: ...
 
     def targets(self, values: Mapping[str, Any], common: Common) -> list[Target[Any]]:
         """Targets configured by flags/environment."""

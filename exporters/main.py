@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                     "(see --help); serving self-metrics only")
     for target in exporter.all_targets():
         log.info("target %s", target.describe_target())
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), server.server_address[1]
     log.info("listening on %s://%s:%s (basic auth %s)", server.scheme, f"[{host}]" if ":" in host else host, port,
              "on" if web is not None and web.config.users else "off")
     exporter.start()

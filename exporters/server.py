@@ -147,7 +147,7 @@ class Exporter:
 
 def _registry(families: list[Metric]) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families))  # type: ignore[arg-type]
+    registry.register(_Families(families))
     return registry
 
 

@@ -165,7 +165,7 @@ class Target(abc.ABC, Generic[S]):
             self._next_due[name] = 0.0
         self._failures += 1
         self.polled.set()
-        return min(self.max_backoff, self.intervals.fast, 0.5 * 2 ** min(self._failures, 8))
+        return float(min(self.max_backoff, self.intervals.fast, 0.5 * 2 ** min(self._failures, 8)))
 
     # -- what a scrape sees -------------------------------------------------------------
     def families(self) -> list[Metric]:

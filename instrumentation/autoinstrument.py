@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -90,8 +91,7 @@ class Cooperation:
             if isinstance(config, dict):
                 if id(config) not in self._done:
                     self._done.add(id(config))
-                    previous = config.get("tracing", True)
-                    self._undo.append(lambda config=config, previous=previous: config.__setitem__("tracing", previous))
+                    self._undo.append(functools.partial(config.__setitem__, "tracing", config.get("tracing", True)))
                 config["tracing"] = False
             if depth and getattr(node, "_is_instrumented_by_opentelemetry", False) and id(node) not in self._done:
                 self._done.add(id(node))

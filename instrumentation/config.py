@@ -288,7 +288,8 @@ class Settings:
         if not float(self.n_plus_one_min_duration) >= 0:
             raise ConfigError("n_plus_one_min_duration: expected a number of seconds >= 0, "
                               f"got {self.n_plus_one_min_duration!r}")
-        if isinstance(self.n_plus_one_allow, str) or not all(isinstance(x, str) for x in self.n_plus_one_allow):
+        allow: object = self.n_plus_one_allow  # a str from a caller's mistake is iterable too
+        if isinstance(allow, str) or not all(isinstance(x, str) for x in self.n_plus_one_allow):
             raise ConfigError(f"n_plus_one_allow: expected statements or fingerprints, got {self.n_plus_one_allow!r}")
         for pattern in self.excluded_urls:
             _regex("excluded_urls", pattern)

@@ -62,7 +62,7 @@ def instrument_celery(app: Celery, *, registry: CollectorRegistry | None = None,
                                          n_plus_one_strict=n_plus_one_strict, **options))
     for name in _SIGNALS:
         getattr(signals, name).connect(getattr(hooks, name), weak=False, dispatch_uid=f"stackwatch-{id(app)}-{name}")
-    app._stackwatch_hooks = hooks  # type: ignore[attr-defined]
+    app._stackwatch_hooks = hooks
 
 
 def uninstrument_celery(app: Celery) -> None:
@@ -71,4 +71,4 @@ def uninstrument_celery(app: Celery) -> None:
         return
     for name in _SIGNALS:
         getattr(signals, name).disconnect(dispatch_uid=f"stackwatch-{id(app)}-{name}")
-    app._stackwatch_hooks = None  # type: ignore[attr-defined]
+    app._stackwatch_hooks = None

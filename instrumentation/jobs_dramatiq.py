@@ -17,14 +17,14 @@ from dramatiq.middleware import Retries
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
-from .jobs import JobRun, JobTracker
+from .jobs import JobRun, JobTracker, Result
 
 __all__ = ["StackwatchJobsMiddleware", "instrument_dramatiq", "uninstrument_dramatiq"]
 
 _CARRIER = "stackwatch"
 
 
-class StackwatchJobsMiddleware(Middleware):  # type: ignore[misc]
+class StackwatchJobsMiddleware(Middleware):
     """The broker middleware behind :func:`instrument_dramatiq`."""
 
     def __init__(self, tracker: JobTracker) -> None:
@@ -46,7 +46,7 @@ class StackwatchJobsMiddleware(Middleware):  # type: ignore[misc]
                               exception: BaseException | None = None) -> None:
         run = self._runs.pop(message.message_id, None)
         if run is not None:
-            outcome = "success" if exception is None else ("failure" if message.failed else "retry")
+            outcome: Result = "success" if exception is None else ("failure" if message.failed else "retry")
             run.finish(outcome, exception)
 
     def after_skip_message(self, broker: Broker, message: Any) -> None:

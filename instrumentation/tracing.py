@@ -81,7 +81,8 @@ def _otlp_exporter(settings: Settings) -> SpanExporter | None:
     if protocol == "grpc" and importlib.util.find_spec(_GRPC_EXPORTER) is not None:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 
-        return GrpcSpanExporter(endpoint=endpoint, timeout=5)
+        exporter: SpanExporter = GrpcSpanExporter(endpoint=endpoint, timeout=5)
+        return exporter
     package = "opentelemetry-exporter-otlp-proto-grpc is not installed" if protocol == "grpc" else (
         "the Python OTLP exporters do not implement it")
     message = (f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: {package}; spans are NOT exported "

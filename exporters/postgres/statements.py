@@ -127,8 +127,10 @@ def window(current: Mapping[Key, Counters], previous: Mapping[Key, Counters]) ->
     out = {}
     for key, now in current.items():
         before = previous.get(key)
-        reset = before is None or any(a < b for a, b in zip(astuple(now), astuple(before)))
-        out[key] = now if reset else now.minus(before)
+        if before is None or any(a < b for a, b in zip(astuple(now), astuple(before))):
+            out[key] = now
+        else:
+            out[key] = now.minus(before)
     return out
 
 

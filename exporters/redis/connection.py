@@ -69,7 +69,8 @@ def parse_redis_url(url: str) -> dict[str, object]:
     if port == 0:
         raise InvalidURL(f"invalid Redis URL {shown}: port must be 1-65535")
     try:
-        return parse_url(url)
+        parsed: dict[str, object] = parse_url(url)
+        return parsed
     except (ValueError, TypeError) as error:
         raise InvalidURL(f"invalid Redis URL {shown}: {redact_text(str(error))}") from None
 

@@ -100,7 +100,7 @@ class StatsCollector(Collector[RedisSource]):
     tier = Tier.FAST
 
     def __init__(self) -> None:
-        self._previous: tuple[float, float] | None = None
+        self._previous: tuple[float, float, float] | None = None
 
     def hit_ratio(self, hits: float | None, misses: float | None, ttl_lookups: float) -> list[Metric]:
         """``redis_keyspace_hit_ratio`` over the window, leaving out the window's TTL lookups

@@ -48,7 +48,7 @@ class _LazySubcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
         chosen = self._name_parser_map.get(values[0])
         if chosen is not None and not getattr(chosen, "_stackwatch_filled", False):
             _SUBCOMMANDS[values[0]][1](chosen)
-            chosen._stackwatch_filled = True  # type: ignore[attr-defined]
+            chosen._stackwatch_filled = True
         super().__call__(parser, namespace, values, option_string)
 
 
