@@ -48,7 +48,8 @@ def test_overrides_reach_the_generated_rules_and_the_check(tmp_path: Path) -> No
 def test_a_bad_override_file_is_a_clear_error(tmp_path: Path, text: str, named: str) -> None:
     overrides = tmp_path / "bad.toml"
     overrides.write_text(text)
-    for args in (["-m", "stackwatch.cli", "--version"], ["-m", "alerts.generate", "--check"],
+    for args in (["-m", "stackwatch.cli", "check", "--prometheus-url", "http://127.0.0.1:1"],
+                 ["-m", "alerts.generate", "--check"],
                  ["-m", "dashboards.generate", "--check"]):
         result = _run(args, overrides)
         assert result.returncode == 1, (args, result.stdout, result.stderr)
@@ -57,5 +58,5 @@ def test_a_bad_override_file_is_a_clear_error(tmp_path: Path, text: str, named: 
 
 
 def test_a_missing_override_file_is_named(tmp_path: Path) -> None:
-    result = _run(["-m", "stackwatch.cli", "--version"], tmp_path / "nope.toml")
+    result = _run(["-m", "stackwatch.cli", "check", "--prometheus-url", "http://127.0.0.1:1"], tmp_path / "nope.toml")
     assert result.returncode == 1 and "nope.toml" in result.stderr and "Traceback" not in result.stderr
