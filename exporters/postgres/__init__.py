@@ -16,6 +16,7 @@ from ..options import Option, OptionError, positive_int, regex
 from ..redact import redact
 from ..target import Target
 from .activity import ActivityCollector
+from .archiver import ArchiverCollector
 from .checkpointer import CheckpointerCollector
 from .connection import ConnectionSettings, InvalidDSN, checked_dsn, parse_dsn
 from .database import DatabaseCollector, DatabaseSizeCollector
@@ -38,6 +39,7 @@ COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
     DatabaseSizeCollector,
     LocksCollector,
     ReplicationCollector,
+    ArchiverCollector,
     CheckpointerCollector,
     StatementsCollector,
     TablesCollector,

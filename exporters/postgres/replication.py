@@ -4,7 +4,8 @@ On a replica, ``now() - pg_last_xact_replay_timestamp()`` alone grows forever wh
 is idle (nothing to replay, so the last replay time stands still); the lag is therefore 0
 whenever everything received has been replayed, as postgres_exporter does. On a primary the
 ``*_lag`` intervals of pg_stat_replication turn NULL once a caught-up replica sees no new WAL,
-which is exported as 0. Three small queries: this server's state, its replicas, its slots.
+which is exported as 0. Three small queries: this server's state, its replicas, its slots (also
+under postgres_exporter's ``pg_replication_slots_*`` names).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ FROM pg_stat_replication
 
 # a slot that never reserved WAL (restart_lsn NULL) retains nothing
 SLOTS_SQL = f"""
-SELECT slot_name, active,
+SELECT slot_name, coalesce(database, '') AS database, active,
        coalesce(greatest(0, pg_wal_lsn_diff({_CURRENT_LSN}, restart_lsn)), 0)::float8 AS retained_bytes
 FROM pg_replication_slots ORDER BY slot_name
 """
@@ -93,6 +94,13 @@ class ReplicationCollector(Collector[PostgresSource]):
                 family.add_metric(list(key), lags[column])
         slots = gauge("pg_replication_slot_retained_wal_bytes",
                       "WAL kept on disk for the replication slot (from its restart_lsn).", ["slot_name", "active"])
+        # postgres_exporter's names for the same two facts; database is '' for a physical slot
+        slot_active = gauge("pg_replication_slots_active", "1 when the slot is in use.", ["slot_name", "database"])
+        slot_diff = gauge("pg_replication_slots_pg_wal_lsn_diff",
+                          "WAL bytes between the current position and the slot's restart_lsn.",
+                          ["slot_name", "database"])
         for row in source.rows(SLOTS_SQL):
             slots.add_metric([row["slot_name"], "true" if row["active"] else "false"], row["retained_bytes"])
-        return families + list(lag_families.values()) + [slots]
+            slot_active.add_metric([row["slot_name"], row["database"]], 1.0 if row["active"] else 0.0)
+            slot_diff.add_metric([row["slot_name"], row["database"]], row["retained_bytes"])
+        return families + list(lag_families.values()) + [slots, slot_active, slot_diff]

@@ -25,6 +25,7 @@ _NUMBERS = {
     "slowlog-log-slower-than": ("redis_config_slowlog_log_slower_than_seconds",
                                 "Commands slower than this enter the slow log (negative = off).", 1e-6),
     "slowlog-max-len": ("redis_config_slowlog_max_len", "Entries the slow log keeps.", 1.0),
+    "io-threads": ("redis_config_io_threads", "The io-threads setting.", 1.0),
 }
 
 

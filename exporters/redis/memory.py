@@ -27,6 +27,20 @@ FIELDS = (
     Field("allocator_frag_ratio", "redis_allocator_frag_ratio", "Allocator fragmentation ratio (active/allocated)."),
     Field("active_defrag_running", "redis_active_defrag_running", "Whether active defragmentation is running."),
     Field("lazyfree_pending_objects", "redis_lazyfree_pending_objects", "Objects waiting to be freed lazily."),
+    Field("used_memory_lua", "redis_memory_used_lua_bytes", "Bytes used by the Lua engine."),
+    Field("used_memory_scripts", "redis_memory_used_scripts_bytes", "Bytes used by cached scripts."),
+    Field("used_memory_startup", "redis_memory_used_startup_bytes", "Bytes used at startup."),
+    Field("number_of_cached_scripts", "redis_number_of_cached_scripts", "Scripts in the script cache."),
+    Field("mem_clients_normal", "redis_mem_clients_normal", "Bytes used by normal clients' buffers."),
+    Field("mem_clients_slaves", "redis_mem_clients_slaves", "Bytes used by replicas' buffers."),
+    Field("mem_not_counted_for_evict", "redis_mem_not_counted_for_eviction_bytes",
+          "Bytes not counted for eviction (replica and AOF buffers)."),
+    Field("allocator_allocated", "redis_allocator_allocated_bytes", "Bytes allocated by the allocator."),
+    Field("allocator_active", "redis_allocator_active_bytes", "Bytes in the allocator's active pages."),
+    Field("allocator_resident", "redis_allocator_resident_bytes", "Bytes resident in the allocator."),
+    Field("allocator_frag_bytes", "redis_allocator_frag_bytes", "allocator_active - allocator_allocated."),
+    Field("allocator_rss_ratio", "redis_allocator_rss_ratio", "allocator_resident / allocator_active."),
+    Field("allocator_rss_bytes", "redis_allocator_rss_bytes", "allocator_resident - allocator_active."),
 )
 
 

@@ -29,6 +29,7 @@ CONFIG_KEYS: tuple[str, ...] = (
     "maxclients",
     "slowlog-log-slower-than",
     "slowlog-max-len",
+    "io-threads",
 )
 
 
