@@ -15,6 +15,7 @@ from stackwatch.exporters.redis.memory import MemoryCollector
 from stackwatch.exporters.redis.persistence import PersistenceCollector
 from stackwatch.exporters.redis.replication import ReplicationCollector
 from stackwatch.exporters.redis.slowlog import SlowlogCollector
+from stackwatch.exporters.redis.source import CONFIG_KEYS
 from stackwatch.exporters.redis.stats import StatsCollector
 
 from tests.fixtures.procs import wait_until
@@ -100,6 +101,15 @@ def test_commands_and_latency_percentiles(redis_server) -> None:
     for quantile in ("0.5", "0.99", "0.999"):
         value = sample(latency, "redis_command_latency_seconds", cmd="set", quantile=quantile)
         assert value is not None and 0 < value < 1
+    # redis_exporter's summary: microseconds, its quantile labels, calls and time from commandstats
+    for percent, quantile in (("50", "0.5"), ("99", "0.99"), ("99.9", "0.999")):
+        usec = sample(latency, "redis_latency_percentiles_usec", cmd="set", quantile=percent)
+        assert usec == pytest.approx(sample(latency, "redis_command_latency_seconds", cmd="set",
+                                            quantile=quantile) * 1e6)
+    assert sample(latency, "redis_latency_percentiles_usec_count", cmd="set") == \
+        sample(commands, "redis_commands_total", cmd="set")
+    assert sample(latency, "redis_latency_percentiles_usec_sum", cmd="set") == \
+        pytest.approx(sample(commands, "redis_commands_duration_seconds_total", cmd="set") * 1e6)
 
 
 def test_latency_tracking_off_gives_an_empty_family(redis_factory) -> None:
@@ -146,6 +156,14 @@ def test_slowlog_counts_new_entries_per_command(redis_factory) -> None:
     assert sample(window, "redis_slowlog_length") > 0
     assert sample(window, "redis_slowlog_last_id") > sample(baseline, "redis_slowlog_last_id")
     assert sample(window, "redis_last_slow_execution_duration_seconds") >= 0
+
+
+def test_empty_slowlog_reports_zero_like_redis_exporter(redis_factory) -> None:
+    server = redis_factory(slowlog_log_slower_than="-1")  # nothing is ever logged
+    with real_source(server.url) as source:
+        families = poll(source, SlowlogCollector())
+    assert sample(families, "redis_slowlog_last_id") == 0
+    assert sample(families, "redis_last_slow_execution_duration_seconds") == 0
 
 
 def test_slowlog_after_a_restart_counts_the_new_log(redis_factory) -> None:
@@ -209,7 +227,7 @@ def test_config_reads_only_its_keys(redis_factory) -> None:
     assert sample(families, "redis_config_slowlog_log_slower_than_seconds") == pytest.approx(0.0025)
     assert sample(families, "redis_config_maxmemory_policy_info", policy="noeviction") == 1
     stats = server.client().info("commandstats")
-    assert stats["cmdstat_config|get"]["calls"] == 5  # one call per key, never CONFIG GET *
+    assert stats["cmdstat_config|get"]["calls"] == len(CONFIG_KEYS)  # one call per key, never CONFIG GET *
 
 
 def test_config_unavailable_disables_the_collector(redis_factory) -> None:
