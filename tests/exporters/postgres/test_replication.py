@@ -104,6 +104,11 @@ def test_primary_reports_its_replica_and_slots(pair: tuple[PostgresServer, Repli
         assert value(families, f"pg_stat_replication_{lag}_lag_seconds", **labels) >= 0
     assert value(families, "pg_replication_slot_retained_wal_bytes", slot_name=SLOT, active="true") >= 0
     assert value(families, "pg_replication_slot_retained_wal_bytes", slot_name=IDLE_SLOT, active="false") >= written
+    # the same slots under postgres_exporter's names (database is empty for a physical slot)
+    assert value(families, "pg_replication_slots_active", slot_name=SLOT, database="") == 1
+    assert value(families, "pg_replication_slots_active", slot_name=IDLE_SLOT, database="") == 0
+    assert value(families, "pg_replication_slots_pg_wal_lsn_diff", slot_name=IDLE_SLOT, database="") == \
+        value(families, "pg_replication_slot_retained_wal_bytes", slot_name=IDLE_SLOT, active="false")
     assert written > 100_000  # the INSERT really wrote WAL (about 0.5-1 MB depending on the version)
 
 
