@@ -27,6 +27,7 @@ from .settings import SettingsCollector
 from .source import PostgresOptions, PostgresSource
 from .statements import StatementsCollector
 from .tables import TablesCollector
+from .wal import WalCollector
 from .target import PostgresTarget
 
 __all__ = ["KIND", "COLLECTORS", "PostgresTarget", "PostgresOptions"]
@@ -40,6 +41,7 @@ COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
     LocksCollector,
     ReplicationCollector,
     ArchiverCollector,
+    WalCollector,
     CheckpointerCollector,
     StatementsCollector,
     TablesCollector,

@@ -180,6 +180,9 @@ class ActivityCollector(Collector[PostgresSource]):
         role_limit = gauge("pg_role_connection_limit",
                            "Connection limit of roles that have one (rolconnlimit), the tightest first.",
                            ["rolname"])
+        roles_limit = gauge("pg_roles_connection_limit", "The same limits under postgres_exporter's name "
+                            "(roles without a limit are left out).", ["rolname"])
         for rolname, limit in limits["roles"]:
             role_limit.add_metric([rolname], limit)
-        return [used, saturation, db_limit, role_limit]
+            roles_limit.add_metric([rolname], limit)
+        return [used, saturation, db_limit, role_limit, roles_limit]

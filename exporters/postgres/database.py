@@ -150,6 +150,12 @@ class DatabaseCollector(Collector[PostgresSource]):
             families.append(family)
         for row in rows:
             numbackends.add_metric([row["datid"], row["datname"]], row["numbackends"])
+        if "active_time" in counters:  # postgres_exporter 0.20's name for it, in seconds
+            active = counter("pg_stat_database_active_time_seconds_total",
+                             "Time spent executing statements (pg_stat_database).", labels)
+            for row in rows:
+                active.add_metric([row["datid"], row["datname"]], (row["active_time"] or 0) / 1000)
+            families.append(active)
         ratio = gauge("pg_stat_database_cache_hit_ratio",
                       "blks_hit / (blks_hit + blks_read) between the last two polls; absent on the first "
                       "poll and when no block was accessed.", ["datname"])

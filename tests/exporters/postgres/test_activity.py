@@ -126,6 +126,7 @@ def test_database_and_role_limits(server: PostgresServer) -> None:
     assert value(families, "pg_database_connection_limit", datname="postgres") == -1
     assert value(families, "pg_role_connection_limit", rolname="sw_limited") == 3
     assert value(families, "pg_role_connection_limit", rolname="stackwatch_monitor") is None  # no limit
+    assert value(families, "pg_roles_connection_limit", rolname="sw_limited") == 3  # postgres_exporter's name
 
 
 def test_saturation_subtracts_reserved_slots(postgres_any_version: PostgresServer, postgres_factory) -> None:

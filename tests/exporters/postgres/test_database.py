@@ -68,8 +68,11 @@ def test_every_database_is_listed_once_without_the_shared_row(server: PostgresSe
     expected = {(str(o), n) for o, n in server.query("SELECT oid, datname FROM pg_database")}
     for family in families:
         if family.name.startswith("pg_stat_database_") and family.name != "pg_stat_database_cache_hit_ratio":
-            # postgres_exporter's counter names have no _total; numbackends is its gauge
-            assert family.type == ("gauge" if family.name == "pg_stat_database_numbackends" else "unknown")
+            # postgres_exporter's counter names have no _total (but 0.20's active_time_seconds_total);
+            # numbackends is its gauge
+            expected_type = {"pg_stat_database_numbackends": "gauge",
+                             "pg_stat_database_active_time_seconds": "counter"}.get(family.name, "unknown")
+            assert family.type == expected_type
             listed = {(s.labels["datid"], s.labels["datname"]) for s in family.samples}
             if family.name.endswith(TIMESTAMPS):  # NULL (never reset, never failed) is left out
                 assert listed <= expected
@@ -91,7 +94,9 @@ def test_session_counters_from_postgresql_14(server: PostgresServer) -> None:
         conn.execute("SELECT pg_sleep(0.2)")
     assert wait_for_delta(server, "sessions", before, 1) >= 1
     assert stat(server, "session_time") >= 200  # milliseconds, as postgres_exporter exports them
-    assert stat(server, "active_time") >= 200
+    active_ms = stat(server, "active_time")
+    assert active_ms >= 200
+    assert stat(server, "active_time_seconds_total") == pytest.approx(active_ms / 1000)  # 0.20's name
 
 
 def test_conflict_counters_and_stats_reset(server: PostgresServer) -> None:
