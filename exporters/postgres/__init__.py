@@ -21,6 +21,7 @@ from .checkpointer import CheckpointerCollector
 from .connection import ConnectionSettings, InvalidDSN, checked_dsn, parse_dsn
 from .database import DatabaseCollector, DatabaseSizeCollector
 from .locks import LocksCollector
+from .progress_vacuum import ProgressVacuumCollector
 from .replication import ReplicationCollector
 from .indexes import IndexesCollector
 from .settings import SettingsCollector
@@ -42,6 +43,7 @@ COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
     ReplicationCollector,
     ArchiverCollector,
     WalCollector,
+    ProgressVacuumCollector,
     CheckpointerCollector,
     StatementsCollector,
     TablesCollector,

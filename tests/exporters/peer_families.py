@@ -10,9 +10,10 @@ from typing import Any
 
 import yaml
 
-__all__ = ["DATA", "Family", "load", "parse"]
+__all__ = ["DATA", "LATEST", "Family", "load", "parse"]
 
 DATA = Path(__file__).with_name("peer_families.yaml")
+LATEST = Path(__file__).with_name("peer_families_latest.yaml")
 #: stackwatch puts ``server`` on every series; ``le``/``quantile`` belong to the type
 IGNORED_LABELS = frozenset({"server", "le", "quantile"})
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? ")
@@ -47,6 +48,6 @@ def parse(text: str) -> dict[str, Family]:
     return out
 
 
-def load() -> dict[str, dict[str, dict[str, Any]]]:
-    """``{peer: {family: {type, labels[, majors]}}}`` from the committed data file."""
-    return yaml.safe_load(DATA.read_text())
+def load(path: Path = DATA) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{peer: {family: {type, labels[, majors | since]}}}`` from a committed data file."""
+    return yaml.safe_load(path.read_text())
