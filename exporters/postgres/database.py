@@ -2,10 +2,11 @@
 
 Counters keep postgres_exporter's names and units (``pg_stat_database_blks_hit``,
 ``_blk_read_time`` in milliseconds, ``pg_stat_database_conflicts_confl_*`` from the conflicts view
-joined in the same query...) and so stay untyped (no ``_total``). The hit ratio is computed between two consecutive polls rather than since the
-last stats reset, so it shows what the cache does now, not a lifetime average that hides a
-regression. Sizes walk every file of every database, so they live in their own slow-tier
-collector: one query for all databases, never one per database.
+joined in the same query...) and so stay untyped (no ``_total``). The hit ratio is computed
+between two consecutive polls rather than since the last stats reset, so it shows what the cache
+does now, not a lifetime average that hides a regression. Sizes walk every file of every
+database, so they live in their own slow-tier collector: one query for all databases, never one
+per database.
 """
 
 from __future__ import annotations
