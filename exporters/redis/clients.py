@@ -31,6 +31,7 @@ FIELDS = (
     Field("tracking_total_keys", "redis_tracking_total_keys", "Keys tracked for client-side caching."),
     Field("tracking_total_items", "redis_tracking_total_items", "Items (key-client pairs) tracked."),
     Field("tracking_total_prefixes", "redis_tracking_total_prefixes", "Prefixes tracked (broadcast mode)."),
+    Field("maxclients", "redis_max_clients", "The maxclients setting (INFO, Redis 7; redis_exporter 1.46+)."),
 )
 
 

@@ -41,6 +41,20 @@ FIELDS = (
     Field("allocator_frag_bytes", "redis_allocator_frag_bytes", "allocator_active - allocator_allocated."),
     Field("allocator_rss_ratio", "redis_allocator_rss_ratio", "allocator_resident / allocator_active."),
     Field("allocator_rss_bytes", "redis_allocator_rss_bytes", "allocator_resident - allocator_active."),
+    # redis_exporter 1.46+ (Redis 7 fields)
+    Field("used_memory_vm_eval", "redis_memory_used_vm_eval_bytes", "Bytes used by the Lua VM for EVAL scripts."),
+    Field("used_memory_scripts_eval", "redis_memory_used_scripts_eval_bytes", "Bytes used by cached EVAL scripts."),
+    Field("used_memory_vm_functions", "redis_memory_used_vm_functions_bytes", "Bytes used by the functions VM."),
+    Field("used_memory_functions", "redis_memory_used_functions_bytes", "Bytes used by function code."),
+    Field("used_memory_vm_total", "redis_memory_used_vm_total", "Bytes used by the scripting VMs."),
+    Field("number_of_functions", "redis_number_of_functions", "Functions loaded."),
+    Field("number_of_libraries", "redis_number_of_libraries", "Function libraries loaded."),
+    Field("mem_cluster_links", "redis_mem_cluster_links_bytes", "Bytes used by cluster bus links."),
+    Field("mem_aof_buffer", "redis_mem_aof_buffer_bytes", "Bytes of the AOF buffers."),
+    Field("mem_replication_backlog", "redis_mem_replication_backlog_bytes", "Bytes of the replication backlog."),
+    Field("mem_total_replication_buffers", "redis_mem_total_replication_buffers_bytes",
+          "Bytes of all replication buffers."),
+    Field("lazyfreed_objects", "redis_lazyfreed_objects", "Objects freed lazily."),
 )
 
 

@@ -36,6 +36,11 @@ FIELDS = (
     Field("module_fork_in_progress", "redis_module_fork_in_progress", "Whether a module fork is running."),
     Field("module_fork_last_cow_size", "redis_module_fork_last_cow_size",
           "Copy-on-write bytes of the last module fork."),
+    # redis_exporter 1.46+ (Redis 7 fields); it exports rdb_saves as a gauge
+    Field("async_loading", "redis_async_loading", "Whether the dataset is being loaded without blocking."),
+    Field("rdb_saves", "redis_rdb_saves_total", "RDB saves since the start."),
+    Field("rdb_last_load_keys_expired", "redis_rdb_last_load_expired_keys", "Keys expired during the last load."),
+    Field("rdb_last_load_keys_loaded", "redis_rdb_last_load_loaded_keys", "Keys loaded by the last load."),
 )
 
 

@@ -69,6 +69,20 @@ FIELDS = (
     Field("active_defrag_key_misses", "redis_defrag_key_misses", "Keys active defragmentation skipped."),
     Field("pubsub_channels", "redis_pubsub_channels", "Pub/sub channels with subscribers."),
     Field("pubsub_patterns", "redis_pubsub_patterns", "Pub/sub patterns with subscribers."),
+    # redis_exporter 1.46+ (Redis 7 fields)
+    Field("pubsubshard_channels", "redis_pubsubshard_channels", "Sharded pub/sub channels with subscribers."),
+    Field("current_eviction_exceeded_time", "redis_current_eviction_exceeded_time_ms",
+          "Milliseconds used memory has been over maxmemory, now."),
+    Field("total_eviction_exceeded_time", "redis_eviction_exceeded_time_ms_total",
+          "Milliseconds used memory was over maxmemory.", counter=True),
+    Field("evicted_clients", "redis_evicted_clients_total", "Clients evicted for maxmemory-clients.", counter=True),
+    Field("expire_cycle_cpu_milliseconds", "redis_expire_cycle_cpu_time_ms_total",
+          "Milliseconds of CPU spent in active expiry.", counter=True),
+    Field("total_net_repl_input_bytes", "redis_net_repl_input_bytes_total", "Replication bytes read.", counter=True),
+    Field("total_net_repl_output_bytes", "redis_net_repl_output_bytes_total", "Replication bytes written.",
+          counter=True),
+    Field("reply_buffer_shrinks", "redis_reply_buffer_shrinks_total", "Reply buffers shrunk.", counter=True),
+    Field("reply_buffer_expands", "redis_reply_buffer_expands_total", "Reply buffers expanded.", counter=True),
 )
 
 _INFO_LABELS = ("role", "redis_version", "redis_mode", "server_name", "server_version", "os", "tcp_port",

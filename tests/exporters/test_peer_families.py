@@ -1,4 +1,4 @@
-"""Drop-in: every family postgres_exporter (0.11.1 and 0.20.1) and redis_exporter (1.45) export by
+"""Drop-in: every family postgres_exporter (0.11.1 and 0.20.1) and redis_exporter (1.45 and 1.88) export by
 default, with the same name, type and label names, from stackwatch run against real servers (every
 PostgreSQL major of ``postgres_any_version``). The peers' lists are data (``peer_families.yaml``,
 recorded from the peers themselves; ``peer_families_latest.yaml``, from the newest release's
@@ -37,6 +37,11 @@ NOT_EXPORTED = {
     "redis_target_scrape_request_errors_total": "/probe errors of the peer; stackwatch's /probe answers 400/404",
     "redis_last_key_groups_scrape_duration_milliseconds": "the peer's key-groups feature (off by default); "
     "stackwatch's TTL sampler reports per-prefix families instead",
+    "redis_commands_latencies_usec": "NOT DONE: would need LATENCY HISTOGRAM on every poll (one more command "
+    "and ACL grant); the percentiles are in redis_latency_percentiles_usec and redis_command_latency_seconds",
+    "redis_config_client_output_buffer_limit_bytes": "NOT DONE: would need CONFIG GET client-output-buffer-limit",
+    "redis_config_client_output_buffer_limit_overcome_seconds": "NOT DONE: would need CONFIG GET "
+    "client-output-buffer-limit",
 }
 
 #: families with more labels than the peer's, and why; every peer label is still there
@@ -138,7 +143,7 @@ def test_every_default_family_of_the_peers_is_exported(scraped: dict[str, Family
     major = postgres_any_version.version // 10000
     problems = (mismatches(PEERS["postgres_exporter"], scraped, major)
                 + mismatches(PEERS["postgres_exporter_0_20"], scraped, major)
-                + mismatches(PEERS["redis_exporter"], scraped))
+                + mismatches(PEERS["redis_exporter"], scraped) + mismatches(PEERS["redis_exporter_1_88"], scraped))
     assert not problems, "\n".join(problems)
 
 

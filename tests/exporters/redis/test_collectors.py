@@ -230,6 +230,19 @@ def test_config_reads_only_its_keys(redis_factory) -> None:
     assert stats["cmdstat_config|get"]["calls"] == len(CONFIG_KEYS)  # one call per key, never CONFIG GET *
 
 
+def test_redis_7_info_fields_under_redis_exporters_names(redis_factory) -> None:
+    server = redis_factory(maxclients="123")
+    server.client().execute_command("SAVE")
+    with real_source(server.url) as source:
+        families = poll(source, ClientsCollector()) + poll(source, PersistenceCollector()) + \
+            poll(source, StatsCollector()) + poll(source, MemoryCollector())
+    assert sample(families, "redis_max_clients") == 123
+    assert sample(families, "redis_rdb_saves_total") == 1
+    assert sample(families, "redis_evicted_clients_total") == 0
+    assert sample(families, "redis_mem_total_replication_buffers_bytes") == 0
+    assert sample(families, "redis_cpu_user_main_thread_seconds_total") > 0
+
+
 def test_config_unavailable_disables_the_collector(redis_factory) -> None:
     server = redis_factory()
     server.client().execute_command("ACL", "SETUSER", "noconfig", "on", ">pw", "-@all", "+info", "+ping",
