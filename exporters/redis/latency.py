@@ -4,7 +4,8 @@ Redis 7 keeps a latency histogram per command and reports the percentiles listed
 ``latency-tracking-info-percentiles`` (default 50, 99, 99.9). They become
 ``redis_command_latency_seconds{cmd,quantile}`` with Prometheus quantile labels
 (``p99.9`` -> ``0.999``), and redis_exporter's summary ``redis_latency_percentiles_usec{cmd}`` in
-its own form (microseconds, ``quantile="99.9"``, ``_sum``/``_count`` from commandstats). Servers
+its own form (microseconds, ``quantile="99.9"``, ``_sum``/``_count`` from commandstats; its
+histogram is in ``latency_histogram.py``). Servers
 without the section (Redis 6) disable the collector with the reason ``unsupported_version``; with
 ``latency-tracking no`` the section is empty, so are the families.
 """

@@ -3,6 +3,8 @@ settings or needs counters nobody else touches)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import redis
 from stackwatch.exporters.collector import CollectorDisabled
@@ -11,6 +13,7 @@ from stackwatch.exporters.redis.commands import CommandsCollector
 from stackwatch.exporters.redis.config import ConfigCollector
 from stackwatch.exporters.redis.keyspace import KeyspaceCollector
 from stackwatch.exporters.redis.latency import LatencyCollector
+from stackwatch.exporters.redis.latency_histogram import LatencyHistogramCollector
 from stackwatch.exporters.redis.memory import MemoryCollector
 from stackwatch.exporters.redis.persistence import PersistenceCollector
 from stackwatch.exporters.redis.replication import ReplicationCollector
@@ -93,7 +96,7 @@ def test_commands_and_latency_percentiles(redis_server) -> None:
     client.config_get("maxmemory")
     with real_source(redis_server.url) as source:
         commands = poll(source, CommandsCollector())
-        latency = poll(source, LatencyCollector())
+        latency = poll(source, LatencyCollector()) + poll(source, LatencyHistogramCollector())
     assert sample(commands, "redis_commands_total", cmd="set") >= 20
     assert sample(commands, "redis_commands_duration_seconds_total", cmd="set") > 0
     assert sample(commands, "redis_commands_total", cmd="config|get") >= 1
@@ -110,6 +113,15 @@ def test_commands_and_latency_percentiles(redis_server) -> None:
         sample(commands, "redis_commands_total", cmd="set")
     assert sample(latency, "redis_latency_percentiles_usec_sum", cmd="set") == \
         pytest.approx(sample(commands, "redis_commands_duration_seconds_total", cmd="set") * 1e6)
+    # redis_exporter 1.88's histogram (LATENCY HISTOGRAM): cumulative power-of-two buckets
+    buckets = {float(dict(k)["le"]): v for k, v in samples(latency, "redis_commands_latencies_usec_bucket").items()
+               if dict(k)["cmd"] == "set"}
+    calls = sample(latency, "redis_commands_latencies_usec_count", cmd="set")
+    assert calls == sample(commands, "redis_commands_total", cmd="set") and buckets[float("inf")] == calls
+    counts = [buckets[bound] for bound in sorted(buckets)]
+    assert counts == sorted(counts) and all(bound == 2 ** round(math.log2(bound)) for bound in buckets if bound < 1e18)
+    assert sample(latency, "redis_commands_latencies_usec_sum", cmd="set") == \
+        sample(latency, "redis_latency_percentiles_usec_sum", cmd="set")
 
 
 def test_latency_tracking_off_gives_an_empty_family(redis_factory) -> None:
@@ -241,6 +253,18 @@ def test_redis_7_info_fields_under_redis_exporters_names(redis_factory) -> None:
     assert sample(families, "redis_evicted_clients_total") == 0
     assert sample(families, "redis_mem_total_replication_buffers_bytes") == 0
     assert sample(families, "redis_cpu_user_main_thread_seconds_total") > 0
+
+
+def test_latency_histogram_without_permission_disables_only_itself(redis_factory) -> None:
+    server = redis_factory()
+    server.client().execute_command("ACL", "SETUSER", "nohist", "on", ">pw", "-@all", "+info", "+ping",
+                                    "+client|setname")
+    with real_source(f"redis://nohist:pw@{server.host}:{server.port}/0") as source:
+        with pytest.raises(CollectorDisabled) as raised:
+            poll(source, LatencyHistogramCollector())
+        percentiles = poll(source, LatencyCollector())  # INFO latencystats still works
+    assert raised.value.reason == "permission"
+    assert samples(percentiles, "redis_command_latency_seconds") != {}
 
 
 def test_config_unavailable_disables_the_collector(redis_factory) -> None:
