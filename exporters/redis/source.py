@@ -30,6 +30,7 @@ CONFIG_KEYS: tuple[str, ...] = (
     "slowlog-log-slower-than",
     "slowlog-max-len",
     "io-threads",
+    "client-output-buffer-limit",
 )
 
 

@@ -37,9 +37,6 @@ NOT_EXPORTED = {
     "redis_target_scrape_request_errors_total": "/probe errors of the peer; stackwatch's /probe answers 400/404",
     "redis_last_key_groups_scrape_duration_milliseconds": "the peer's key-groups feature (off by default); "
     "stackwatch's TTL sampler reports per-prefix families instead",
-    "redis_config_client_output_buffer_limit_bytes": "NOT DONE: would need CONFIG GET client-output-buffer-limit",
-    "redis_config_client_output_buffer_limit_overcome_seconds": "NOT DONE: would need CONFIG GET "
-    "client-output-buffer-limit",
 }
 
 #: families with more labels than the peer's, and why; every peer label is still there

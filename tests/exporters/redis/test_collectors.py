@@ -238,6 +238,13 @@ def test_config_reads_only_its_keys(redis_factory) -> None:
     assert sample(families, "redis_config_maxclients") == 123
     assert sample(families, "redis_config_slowlog_log_slower_than_seconds") == pytest.approx(0.0025)
     assert sample(families, "redis_config_maxmemory_policy_info", policy="noeviction") == 1
+    # Redis 7's defaults: "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+    assert sample(families, "redis_config_client_output_buffer_limit_bytes", **{"class": "slave", "limit": "hard"}) \
+        == 256 * 1024 * 1024
+    assert sample(families, "redis_config_client_output_buffer_limit_bytes", **{"class": "pubsub", "limit": "soft"}) \
+        == 8 * 1024 * 1024
+    assert sample(families, "redis_config_client_output_buffer_limit_overcome_seconds",
+                  **{"class": "pubsub", "limit": "soft"}) == 60
     stats = server.client().info("commandstats")
     assert stats["cmdstat_config|get"]["calls"] == len(CONFIG_KEYS)  # one call per key, never CONFIG GET *
 
