@@ -31,7 +31,7 @@ STATIO = ("heap_blks_read", "heap_blks_hit", "idx_blks_read", "idx_blks_hit", "t
 #: counters of pg_stat_user_tables beyond the scans
 ROW_COUNTERS = ("n_tup_ins", "n_tup_upd", "n_tup_del", "n_tup_hot_upd", "vacuum_count", "autovacuum_count",
                 "analyze_count", "autoanalyze_count")
-#: maintenance timestamps, exported as Unix time (absent when NULL, and for the ``other`` rows)
+#: maintenance timestamps, exported as Unix time (absent when NULL, and for the rollup rows)
 TIMESTAMPS = ("last_vacuum", "last_autovacuum", "last_analyze", "last_autoanalyze")
 
 # pg_total_relation_size is pg_table_size (heap, TOAST, maps) + pg_indexes_size: both halves are
@@ -184,7 +184,7 @@ class TablesCollector(Collector[PostgresSource]):
         for name, field, build, doc in _FIELDS:
             family = build(name, doc, _LABELS)
             for row in exported:
-                if row.get(field) is not None:  # the `other` rows have no timestamps
+                if row.get(field) is not None:  # the rollup rows have no timestamps
                     family.add_metric([row[k] for k in _LABELS], float(row[field]))
             families.append(family)
         suspects = gauge("pg_table_missing_index_suspect_score",
