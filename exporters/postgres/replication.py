@@ -91,32 +91,40 @@ def peer_replica_families(rows: Iterable[dict[str, Any]]) -> list[Metric]:
 
 
 def peer_slot_families(rows: Iterable[dict[str, Any]]) -> list[Metric]:
-    """The slots under postgres_exporter's names: ``pg_replication_slots_*`` (``database`` is ''
-    for a physical slot)."""
+    """The slots under postgres_exporter's names (``database`` is '' for a physical slot): its
+    ``pg_replication_slots_*``, and the per-type families also under the ``pg_replication_slot_*``
+    names that 0.15 to 0.19 used before 0.20 renamed them."""
+    rows = list(rows)
     by_database, by_type = ["slot_name", "database"], ["slot_name", "slot_type"]
     active = gauge("pg_replication_slots_active", "1 when the slot is in use.", by_database)
     diff = gauge("pg_replication_slots_pg_wal_lsn_diff",
                  "WAL bytes between the current position and the slot's restart_lsn.", by_database)
-    current = gauge("pg_replication_slots_slot_current_wal_lsn", "Current WAL position in bytes.", by_type)
-    flushed = gauge("pg_replication_slots_slot_confirmed_flush_lsn",
-                    "Last position a logical slot's consumer confirmed, in bytes (0 for a physical slot).", by_type)
-    is_active = gauge("pg_replication_slots_slot_is_active", "1 when the slot is in use.", by_type)
-    safe = gauge("pg_replication_slots_safe_wal_size_bytes", "WAL bytes that can still be written before the "
-                 "slot is lost (absent without max_slot_wal_keep_size).", by_type)
-    status = gauge("pg_replication_slots_wal_status", "Value 1; whether the WAL the slot claims is still there "
-                   "(reserved, extended, unreserved, lost).", by_type + ["wal_status"])
     for row in rows:
-        slot, typed = [row["slot_name"], row["database"]], [row["slot_name"], row["slot_type"]]
+        slot = [row["slot_name"], row["database"]]
         active.add_metric(slot, 1.0 if row["active"] else 0.0)
         diff.add_metric(slot, row["retained_bytes"])
-        current.add_metric(typed, row["current_wal_lsn_bytes"])
-        flushed.add_metric(typed, row["confirmed_flush_lsn_bytes"])
-        is_active.add_metric(typed, 1.0 if row["active"] else 0.0)
-        if row["safe_wal_size"] is not None:
-            safe.add_metric(typed, row["safe_wal_size"])
-        if row["wal_status"] is not None:
-            status.add_metric(typed + [row["wal_status"]], 1.0)
-    return [active, diff, current, flushed, is_active, safe, status]
+    families: list[Metric] = [active, diff]
+    for prefix in ("pg_replication_slots_", "pg_replication_slot_"):
+        current = gauge(prefix + "slot_current_wal_lsn", "Current WAL position in bytes.", by_type)
+        flushed = gauge(prefix + "slot_confirmed_flush_lsn",
+                        "Last position a logical slot's consumer confirmed, in bytes (0 for a physical slot).",
+                        by_type)
+        is_active = gauge(prefix + "slot_is_active", "1 when the slot is in use.", by_type)
+        safe = gauge(prefix + "safe_wal_size_bytes", "WAL bytes that can still be written before the slot is "
+                     "lost (absent without max_slot_wal_keep_size).", by_type)
+        status = gauge(prefix + "wal_status", "Value 1; whether the WAL the slot claims is still there "
+                       "(reserved, extended, unreserved, lost).", by_type + ["wal_status"])
+        for row in rows:
+            typed = [row["slot_name"], row["slot_type"]]
+            current.add_metric(typed, row["current_wal_lsn_bytes"])
+            flushed.add_metric(typed, row["confirmed_flush_lsn_bytes"])
+            is_active.add_metric(typed, 1.0 if row["active"] else 0.0)
+            if row["safe_wal_size"] is not None:
+                safe.add_metric(typed, row["safe_wal_size"])
+            if row["wal_status"] is not None:
+                status.add_metric(typed + [row["wal_status"]], 1.0)
+        families += [current, flushed, is_active, safe, status]
+    return families
 
 
 class ReplicationCollector(Collector[PostgresSource]):

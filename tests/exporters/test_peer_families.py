@@ -62,6 +62,7 @@ MAY_BE_EMPTY = {
     "redis_latency_percentiles_usec": "needs latency tracking (Redis 7+); empty until commands ran",
     "pg_replication_last_replay_seconds": "a primary replays nothing",
     "pg_replication_slots_safe_wal_size_bytes": "NULL without max_slot_wal_keep_size",
+    "pg_replication_slot_safe_wal_size_bytes": "NULL without max_slot_wal_keep_size",
     **{f"pg_stat_replication_{name}": "no replica connected (tests/exporters/postgres/test_replication.py)"
        for name in ("pg_current_wal_lsn_bytes", "pg_wal_lsn_diff")},
     **{f"pg_stat_progress_vacuum_{name}": "no VACUUM running (tests/exporters/postgres/test_progress_vacuum.py)"

@@ -120,6 +120,7 @@ def test_primary_reports_its_replica_and_slots(pair: tuple[PostgresServer, Repli
         typed = {"slot_name": slot, "slot_type": "physical"}
         assert value(families, "pg_replication_slots_slot_is_active", **typed) == active
         assert value(families, "pg_replication_slots_wal_status", **typed, wal_status="reserved") == 1
+        assert value(families, "pg_replication_slot_slot_is_active", **typed) == active  # 0.15-0.19's name
         assert value(families, "pg_replication_slots_slot_confirmed_flush_lsn", **typed) == 0  # physical
         assert start + written <= value(families, "pg_replication_slots_slot_current_wal_lsn", **typed) <= position
     assert values(families, "pg_replication_slots_safe_wal_size_bytes") == {}  # max_slot_wal_keep_size = -1
