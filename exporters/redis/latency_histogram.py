@@ -1,7 +1,7 @@
 """Per-command latency histograms (``LATENCY HISTOGRAM``, Redis 7+), redis_exporter's
 ``redis_commands_latencies_usec{cmd}``.
 
-Redis keeps a histogram per command with power-of-two microsecond buckets and cumulative
+Redis keeps a histogram per command with about power-of-two microsecond buckets and cumulative
 counts; it is exported as it is (bounds in microseconds, as redis_exporter does), with the
 command's calls as the count and its commandstats microseconds (subcommands included) as the sum.
 One ``LATENCY HISTOGRAM`` per fast poll. Redis 6 has no such command and a user without
