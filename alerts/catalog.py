@@ -254,7 +254,9 @@ def _postgres() -> tuple[Alert, ...]:
         ),
         Alert(
             alert="PostgresLongTransaction",
-            expr=f"pg_stat_activity_max_tx_duration > {num(POSTGRES.long_transaction_seconds)}",
+            # one series per database: a transaction moves between the state series (active, idle in
+            # transaction) as it runs, which must not restart `for`
+            expr=f"max without (state) (pg_stat_activity_max_tx_duration) > {num(POSTGRES.long_transaction_seconds)}",
             for_=FOR.postgres_long_transaction,
             severity="warning",
             summary=f"A transaction on {PG_DB} has been open for {SECS}",

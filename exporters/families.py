@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
-__all__ = ["gauge", "counter", "info", "relabel"]
+__all__ = ["gauge", "counter", "untyped", "info", "relabel"]
 
 
 def gauge(name: str, documentation: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
@@ -25,6 +25,11 @@ def counter(name: str, documentation: str, labels: Sequence[str] = ()) -> Counte
     if name.endswith("_total"):
         return CounterMetricFamily(name, documentation, labels=list(labels))
     return _Untyped(name, documentation + " (counter)", labels)
+
+
+def untyped(name: str, documentation: str, labels: Sequence[str] = ()) -> Metric:
+    """An ``unknown`` (untyped) family, for community names the peer exports untyped."""
+    return _Untyped(name, documentation, labels)
 
 
 def info(name: str, documentation: str, labels: Sequence[str] = ()) -> InfoMetricFamily:

@@ -17,16 +17,19 @@ from ..options import Option, OptionError, positive_int, regex
 from ..redact import redact
 from ..target import Target
 from .activity import ActivityCollector
+from .archiver import ArchiverCollector
 from .checkpointer import CheckpointerCollector
 from .connection import ConnectionSettings, InvalidDSN, checked_dsn, parse_dsn
 from .database import DatabaseCollector, DatabaseSizeCollector
 from .indexes import IndexesCollector
 from .locks import LocksCollector
+from .progress_vacuum import ProgressVacuumCollector
 from .replication import ReplicationCollector
 from .settings import SettingsCollector
 from .source import PostgresOptions, PostgresSource
 from .statements import StatementsCollector
 from .tables import TablesCollector
+from .wal import WalCollector
 from .target import PostgresTarget
 
 __all__ = ["KIND", "COLLECTORS", "PostgresTarget", "PostgresOptions"]
@@ -39,6 +42,9 @@ COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
     DatabaseSizeCollector,
     LocksCollector,
     ReplicationCollector,
+    ArchiverCollector,
+    WalCollector,
+    ProgressVacuumCollector,
     CheckpointerCollector,
     StatementsCollector,
     TablesCollector,

@@ -149,17 +149,19 @@ class ActivityCollector(Collector[PostgresSource]):
         idle_max = gauge("pg_stat_activity_idle_in_transaction_max_seconds",
                          "Longest time a backend has been idle in transaction (0 when none).")
         idle_max.add_metric([], max((g.max_state_seconds for g in idle_tx), default=0.0))
-        max_tx = gauge("pg_stat_activity_max_tx_duration",
-                       "Age in seconds of the oldest open transaction per database (exporter excluded).", ["datname"])
+        max_tx = gauge("pg_stat_activity_max_tx_duration", "Age in seconds of the oldest open transaction per "
+                       "database and backend state (exporter excluded).", ["datname", "state"])
         max_query = gauge("pg_stat_activity_max_query_duration_seconds",
                           "Age of the longest running (active) query per database (exporter excluded).", ["datname"])
-        tx_by_db: dict[str, float] = {}
+        tx_by_state: dict[tuple[str, str], float] = {}
         query_by_db: dict[str, float] = {}
         for g in groups:
-            tx_by_db[g.datname] = max(tx_by_db.get(g.datname, 0.0), g.max_tx_seconds)
+            key = (g.datname, g.state)
+            tx_by_state[key] = max(tx_by_state.get(key, 0.0), g.max_tx_seconds)
             query_by_db[g.datname] = max(query_by_db.get(g.datname, 0.0), g.max_query_seconds)
-        for datname in sorted(tx_by_db):
-            max_tx.add_metric([datname], tx_by_db[datname])
+        for key in sorted(tx_by_state):
+            max_tx.add_metric(list(key), tx_by_state[key])
+        for datname in sorted(query_by_db):
             max_query.add_metric([datname], query_by_db[datname])
         return [count, waiting, idle_count, idle_max, max_tx, max_query]
 
@@ -178,6 +180,9 @@ class ActivityCollector(Collector[PostgresSource]):
         role_limit = gauge("pg_role_connection_limit",
                            "Connection limit of roles that have one (rolconnlimit), the tightest first.",
                            ["rolname"])
+        roles_limit = gauge("pg_roles_connection_limit", "The same limits under postgres_exporter's name "
+                            "(roles without a limit are left out).", ["rolname"])
         for rolname, limit in limits["roles"]:
             role_limit.add_metric([rolname], limit)
-        return [used, saturation, db_limit, role_limit]
+            roles_limit.add_metric([rolname], limit)
+        return [used, saturation, db_limit, role_limit, roles_limit]

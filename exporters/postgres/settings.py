@@ -1,39 +1,50 @@
-"""Settings the checklist needs: connection limits, memory, slow-query logging, extensions.
+"""Server settings: every numeric and on/off parameter, the server version, extensions.
 
-Names follow postgres_exporter's settings collector: ``pg_settings_<name>`` in base units.
-Values are ``reset_val``: the server's (or database's/role's) setting, not the exporter session's
-own ``statement_timeout``/``lock_timeout``.
+Names follow postgres_exporter's settings collector, so its dashboards work unchanged: every
+``pg_settings`` row of type bool, integer or real becomes ``pg_settings_<name>`` (dots become
+underscores) with ``_seconds`` or ``_bytes`` appended when the setting has a time or memory
+unit, converted to that base unit (-1, "disabled", is kept as -1). About 300 unlabelled series
+per server, read in one query on the slow tier. Values are ``reset_val``: the server's (or
+database's/role's) setting, not the exporter session's own ``statement_timeout``/``lock_timeout``.
 """
 
 from __future__ import annotations
 
+import re
+
 from prometheus_client.core import Metric
 
 from ..collector import Collector, Tier
-from ..families import gauge
+from ..families import gauge, untyped
 from .source import PostgresSource
 
-__all__ = ["SettingsCollector"]
+__all__ = ["SettingsCollector", "setting_name", "to_base_unit"]
 
-# setting name -> unit multiplier to base units (bytes, seconds); "bool" for on/off
-_SETTINGS: dict[str, str] = {
-    "max_connections": "",
-    "superuser_reserved_connections": "",
-    "shared_buffers": "bytes",
-    "work_mem": "bytes",
-    "effective_cache_size": "bytes",
-    "log_min_duration_statement": "seconds",
-    "statement_timeout": "seconds",
-    "idle_in_transaction_session_timeout": "seconds",
-    "track_io_timing": "bool",
-}
-
-_UNIT_BYTES = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "16MB": 16 * 1024**2, "GB": 1024**3, "TB": 1024**4}
-_UNIT_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_BYTES = {"B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+# memory units are a multiple of a base unit: 8kB (blocks), 16MB (WAL segments)...
+_MEMORY_UNIT = re.compile(r"^(\d*)(B|kB|MB|GB|TB)$")
 
 SQL = """
-SELECT name, reset_val AS setting, unit, vartype FROM pg_settings WHERE name = ANY(%(names)s)
+SELECT name, reset_val AS setting, unit, vartype, short_desc FROM pg_settings
+WHERE vartype IN ('bool', 'integer', 'real') ORDER BY name
 """
+
+STATIC_SQL = "SELECT version() AS version, current_setting('server_version') AS server_version"
+
+
+def _unit_kind(unit: str | None) -> str:
+    if unit in _SECONDS:
+        return "seconds"
+    if unit and _MEMORY_UNIT.match(unit):
+        return "bytes"
+    return ""
+
+
+def setting_name(name: str, unit: str | None) -> str:
+    """postgres_exporter's family name of a setting: ``pg_settings_<name>[_seconds|_bytes]``."""
+    kind = _unit_kind(unit)
+    return "pg_settings_" + name.replace(".", "_") + (f"_{kind}" if kind else "")
 
 
 def to_base_unit(setting: str, unit: str | None, vartype: str) -> float:
@@ -41,11 +52,22 @@ def to_base_unit(setting: str, unit: str | None, vartype: str) -> float:
     if vartype == "bool":
         return 1.0 if setting == "on" else 0.0
     value = float(setting)
-    if value < 0 or not unit:
+    if value == -1 or not unit:
         return value
-    if unit in _UNIT_BYTES:
-        return value * _UNIT_BYTES[unit]
-    return value * _UNIT_SECONDS.get(unit, 1.0)
+    if unit in _SECONDS:
+        return value * _SECONDS[unit]
+    memory = _MEMORY_UNIT.match(unit)
+    if memory:
+        return value * int(memory.group(1) or 1) * _BYTES[memory.group(2)]
+    return value
+
+
+def short_version(server_version: str) -> str:
+    """``15.18`` -> ``15.18.0``, ``17.10 (Debian ...)`` -> ``17.10.0``: semantic-version form."""
+    numbers = re.match(r"\d+(?:\.\d+)*", server_version)
+    if numbers is None:
+        return server_version
+    return ".".join((numbers.group(0).split(".") + ["0", "0"])[:3])
 
 
 class SettingsCollector(Collector[PostgresSource]):
@@ -54,15 +76,22 @@ class SettingsCollector(Collector[PostgresSource]):
 
     def collect(self, source: PostgresSource) -> list[Metric]:
         families: list[Metric] = []
-        for row in source.rows(SQL, {"names": list(_SETTINGS)}):
-            suffix = _SETTINGS[row["name"]]
-            name = f"pg_settings_{row['name']}" + (f"_{suffix}" if suffix in ("bytes", "seconds") else "")
-            family = gauge(name, f"Server Parameter: {row['name']} (pg_settings, base units).")
-            family.add_metric([], to_base_unit(row["setting"], row["unit"], row["vartype"]))
+        for row in source.rows(SQL):
+            try:
+                value = to_base_unit(row["setting"], row["unit"], row["vartype"])
+            except ValueError:  # a value that is no number (seen on managed services): skip, never fail
+                continue
+            family = gauge(setting_name(row["name"], row["unit"]),
+                           f"Server Parameter: {row['name']}: {row['short_desc'] or ''} (pg_settings, base units).")
+            family.add_metric([], value)
             families.append(family)
         preload = gauge("pg_settings_pg_stat_statements_loaded",
                         "1 when pg_stat_statements is in shared_preload_libraries.")
         preload.add_metric([], 1.0 if source.preloaded("pg_stat_statements") else 0.0)
         version = gauge("pg_server_version_num", "server_version_num of the instance.")
         version.add_metric([], source.version)
-        return families + [preload, version]
+        static = source.rows(STATIC_SQL)[0]
+        info = untyped("pg_static", "Version string of the server (value 1; postgres_exporter's name).",
+                     ["short_version", "version"])
+        info.add_metric([short_version(static["server_version"]), static["version"]], 1)
+        return families + [preload, version, info]

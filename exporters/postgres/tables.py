@@ -26,16 +26,30 @@ from .source import PostgresSource
 
 __all__ = ["MIN_SEQ_SCANS", "OtherCounters", "TablesCollector", "suspect_score"]
 
+#: pg_statio_user_tables columns, exported as postgres_exporter's ``pg_statio_user_tables_*_blocks_*``
+STATIO = ("heap_blks_read", "heap_blks_hit", "idx_blks_read", "idx_blks_hit", "toast_blks_read", "toast_blks_hit",
+          "tidx_blks_read", "tidx_blks_hit")
+#: counters of pg_stat_user_tables beyond the scans
+ROW_COUNTERS = ("n_tup_ins", "n_tup_upd", "n_tup_del", "n_tup_hot_upd", "vacuum_count", "autovacuum_count",
+                "analyze_count", "autoanalyze_count")
+#: maintenance timestamps, exported as Unix time (absent when NULL, and for the rollup rows)
+TIMESTAMPS = ("last_vacuum", "last_autovacuum", "last_analyze", "last_autoanalyze")
+
+# pg_total_relation_size is pg_table_size (heap, TOAST, maps) + pg_indexes_size: both halves are
+# read, so the table and index sizes cost no extra size-function call
 SQL = f"""
 WITH {BLOCKED_TABLES}
 SELECT current_database() AS datname, s.schemaname, s.relname,
        s.seq_scan, s.seq_tup_read,
        coalesce(s.idx_scan, 0) AS idx_scan, coalesce(s.idx_tup_fetch, 0) AS idx_tup_fetch,
-       s.n_live_tup, s.n_dead_tup,
-       coalesce(pg_total_relation_size(s.relid), 0) AS size_bytes,  -- NULL if dropped meanwhile
+       s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze, {", ".join(f"s.{c}" for c in ROW_COUNTERS)},
+       {", ".join(f"extract(epoch FROM s.{c})::float8 AS {c}" for c in TIMESTAMPS)},
+       coalesce(pg_table_size(s.relid), 0) AS table_size_bytes,  -- NULL if dropped meanwhile
+       coalesce(pg_indexes_size(s.relid), 0) AS index_size_bytes,
        extract(epoch FROM now() - greatest(s.last_vacuum, s.last_autovacuum))::float8 AS vacuum_age,
-       extract(epoch FROM now() - greatest(s.last_analyze, s.last_autoanalyze))::float8 AS analyze_age
-FROM pg_stat_user_tables s
+       extract(epoch FROM now() - greatest(s.last_analyze, s.last_autoanalyze))::float8 AS analyze_age,
+       {", ".join(f"io.{c}" for c in STATIO)}
+FROM pg_stat_user_tables s LEFT JOIN pg_statio_user_tables io ON io.relid = s.relid
 WHERE s.relid NOT IN (SELECT relid FROM blocked)
 """
 
@@ -44,28 +58,48 @@ MIN_SEQ_SCANS = 10
 
 _LABELS = ("datname", "schemaname", "relname")
 
-# family suffix, row field, builder, help text. The scan counters keep postgres_exporter's names
-# (no _total), so they are untyped counters (see families.py).
+# family, row field, builder, help text. The counters keep postgres_exporter's names (no _total),
+# so they are untyped counters (see families.py).
+_T = "pg_stat_user_tables_"
 _FIELDS = (
-    ("seq_scan", "seq_scan", counter, "Sequential scans started on the table."),
-    ("seq_tup_read", "seq_tup_read", counter, "Live rows fetched by sequential scans."),
-    ("idx_scan", "idx_scan", counter, "Index scans started on the table."),
-    ("n_live_tup", "n_live_tup", gauge, "Estimated number of live rows."),
-    ("n_dead_tup", "n_dead_tup", gauge, "Estimated number of dead rows."),
-    ("size_bytes", "size_bytes", gauge, "pg_total_relation_size: heap, indexes and TOAST."),
-    ("last_vacuum_age_seconds", "vacuum_age", gauge,
+    (_T + "seq_scan", "seq_scan", counter, "Sequential scans started on the table."),
+    (_T + "seq_tup_read", "seq_tup_read", counter, "Live rows fetched by sequential scans."),
+    (_T + "idx_scan", "idx_scan", counter, "Index scans started on the table."),
+    (_T + "idx_tup_fetch", "idx_tup_fetch", counter, "Live rows fetched by index scans."),
+    (_T + "n_tup_ins", "n_tup_ins", counter, "Rows inserted."),
+    (_T + "n_tup_upd", "n_tup_upd", counter, "Rows updated (HOT updates included)."),
+    (_T + "n_tup_del", "n_tup_del", counter, "Rows deleted."),
+    (_T + "n_tup_hot_upd", "n_tup_hot_upd", counter, "Rows HOT-updated (no index update needed)."),
+    (_T + "n_live_tup", "n_live_tup", gauge, "Estimated number of live rows."),
+    (_T + "n_dead_tup", "n_dead_tup", gauge, "Estimated number of dead rows."),
+    (_T + "n_mod_since_analyze", "n_mod_since_analyze", gauge, "Estimated rows changed since the last analyze."),
+    (_T + "vacuum_count", "vacuum_count", counter, "Manual vacuums (VACUUM FULL not counted)."),
+    (_T + "autovacuum_count", "autovacuum_count", counter, "Vacuums by autovacuum."),
+    (_T + "analyze_count", "analyze_count", counter, "Manual analyzes."),
+    (_T + "autoanalyze_count", "autoanalyze_count", counter, "Analyzes by autovacuum."),
+    (_T + "last_vacuum", "last_vacuum", gauge, "Unix time of the last manual vacuum."),
+    (_T + "last_autovacuum", "last_autovacuum", gauge, "Unix time of the last autovacuum."),
+    (_T + "last_analyze", "last_analyze", gauge, "Unix time of the last manual analyze."),
+    (_T + "last_autoanalyze", "last_autoanalyze", gauge, "Unix time of the last autoanalyze."),
+    (_T + "size_bytes", "size_bytes", gauge, "pg_total_relation_size: heap, indexes and TOAST."),
+    (_T + "table_size_bytes", "table_size_bytes", gauge, "pg_table_size: heap, TOAST and maps, no indexes."),
+    (_T + "index_size_bytes", "index_size_bytes", gauge, "pg_indexes_size: every index of the table."),
+    (_T + "last_vacuum_age_seconds", "vacuum_age", gauge,
      "Seconds since the last manual or auto vacuum (absent if never vacuumed)."),
-    ("last_analyze_age_seconds", "analyze_age", gauge,
+    (_T + "last_analyze_age_seconds", "analyze_age", gauge,
      "Seconds since the last manual or auto analyze (absent if never analyzed)."),
+    *((f"pg_statio_user_tables_{c.replace('_blks_', '_blocks_')}", c, counter,
+       f"{c} of pg_statio_user_tables (absent without TOAST).") for c in STATIO),
 )
-_SUMMED = ("seq_scan", "seq_tup_read", "idx_scan", "n_live_tup", "n_dead_tup", "size_bytes")
-_OLDEST = ("vacuum_age", "analyze_age")
 #: the summed fields that are counters: the ``other`` row keeps them monotonic (:class:`OtherCounters`)
-_COUNTERS = ("seq_scan", "seq_tup_read", "idx_scan")
+_COUNTERS = ("seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch", *ROW_COUNTERS, *STATIO)
+_SUMMED = (*_COUNTERS, "n_live_tup", "n_dead_tup", "n_mod_since_analyze", "size_bytes", "table_size_bytes",
+           "index_size_bytes")
+_OLDEST = ("vacuum_age", "analyze_age")
 
 
 def _counters(row: Row) -> tuple[float, ...]:
-    return tuple(float(row[f] or 0) for f in _COUNTERS)
+    return tuple(float(row.get(f) or 0) for f in _COUNTERS)
 
 
 class OtherCounters:
@@ -138,6 +172,8 @@ class TablesCollector(Collector[PostgresSource]):
 
     def collect(self, source: PostgresSource) -> list[Metric]:
         rows, _ = rows_per_database(source, SQL)
+        for row in rows:
+            row["size_bytes"] = row["table_size_bytes"] + row["index_size_bytes"]
         limit = source.options.top_n
         top, rest = split_top(rows, limit, key=lambda r: float(r["size_bytes"] or 0))
         others = rollup(rest, _SUMMED, _OLDEST)
@@ -146,10 +182,10 @@ class TablesCollector(Collector[PostgresSource]):
             row.update(zip(_COUNTERS, counters[row["datname"]]))
         exported = top + others
         families: list[Metric] = []
-        for suffix, field, build, doc in _FIELDS:
-            family = build(f"pg_stat_user_tables_{suffix}", doc, _LABELS)
+        for name, field, build, doc in _FIELDS:
+            family = build(name, doc, _LABELS)
             for row in exported:
-                if row[field] is not None:
+                if row.get(field) is not None:  # the rollup rows have no timestamps
                     family.add_metric([row[k] for k in _LABELS], float(row[field]))
             families.append(family)
         suspects = gauge("pg_table_missing_index_suspect_score",

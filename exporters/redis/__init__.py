@@ -20,6 +20,7 @@ from .config import ConfigCollector
 from .connection import ConnectionSettings, InvalidURL, parse_redis_url, url_name
 from .keyspace import KeyspaceCollector
 from .latency import LatencyCollector
+from .latency_histogram import LatencyHistogramCollector
 from .memory import MemoryCollector
 from .persistence import PersistenceCollector
 from .queue_spec import SYSTEMS, parse_queue_spec
@@ -40,6 +41,7 @@ COLLECTORS: Sequence[type[Collector[RedisSource]]] = (
     ClientsCollector,
     CommandsCollector,
     LatencyCollector,
+    LatencyHistogramCollector,
     KeyspaceCollector,
     ReplicationCollector,
     PersistenceCollector,

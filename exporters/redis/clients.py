@@ -27,6 +27,11 @@ FIELDS = (
           "Largest recent client output buffer."),
     Field("rejected_connections", "redis_rejected_connections_total",
           "Connections rejected because of maxclients.", counter=True),
+    Field("cluster_connections", "redis_cluster_connections", "Connections of the cluster bus."),
+    Field("tracking_total_keys", "redis_tracking_total_keys", "Keys tracked for client-side caching."),
+    Field("tracking_total_items", "redis_tracking_total_items", "Items (key-client pairs) tracked."),
+    Field("tracking_total_prefixes", "redis_tracking_total_prefixes", "Prefixes tracked (broadcast mode)."),
+    Field("maxclients", "redis_max_clients", "The maxclients setting (INFO, Redis 7; redis_exporter 1.46+)."),
 )
 
 

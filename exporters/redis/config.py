@@ -11,12 +11,13 @@ import redis
 from prometheus_client.core import Metric
 
 from ..collector import Collector, CollectorDisabled, Tier
+from ..families import gauge
 from ..families import info as info_family
 from .fields import single
 from .info import parse_number
 from .source import RedisSource
 
-__all__ = ["ConfigCollector"]
+__all__ = ["ConfigCollector", "output_buffer_limits"]
 
 # CONFIG key -> (family, help, scale)
 _NUMBERS = {
@@ -25,7 +26,26 @@ _NUMBERS = {
     "slowlog-log-slower-than": ("redis_config_slowlog_log_slower_than_seconds",
                                 "Commands slower than this enter the slow log (negative = off).", 1e-6),
     "slowlog-max-len": ("redis_config_slowlog_max_len", "Entries the slow log keeps.", 1.0),
+    "io-threads": ("redis_config_io_threads", "The io-threads setting.", 1.0),
 }
+
+
+def output_buffer_limits(value: str) -> list[Metric]:
+    """redis_exporter's families of ``client-output-buffer-limit`` (``normal 0 0 0 slave 268435456
+    67108864 60 pubsub ...``: per client class a hard and a soft limit in bytes, and how long the
+    soft one may be exceeded)."""
+    labels = ["class", "limit"]
+    limits = gauge("redis_config_client_output_buffer_limit_bytes",
+                   "Output buffer limit of each client class (0 = none).", labels)
+    seconds = gauge("redis_config_client_output_buffer_limit_overcome_seconds",
+                    "How long a client may stay over the soft limit before it is disconnected.", labels)
+    words = value.split()
+    for i in range(0, len(words) - 3, 4):
+        hard, soft, overcome = (parse_number(w) for w in words[i + 1:i + 4])
+        for family, kind, number in ((limits, "hard", hard), (limits, "soft", soft), (seconds, "soft", overcome)):
+            if number is not None:
+                family.add_metric([words[i], kind], number)
+    return [limits, seconds]
 
 
 class ConfigCollector(Collector[RedisSource]):
@@ -50,4 +70,6 @@ class ConfigCollector(Collector[RedisSource]):
                                  ["policy"])
             family.add_metric([policy], {})
             families.append(family)
+        if "client-output-buffer-limit" in config:
+            families += output_buffer_limits(config["client-output-buffer-limit"])
         return families

@@ -3,8 +3,11 @@
 Redis 7 keeps a latency histogram per command and reports the percentiles listed in
 ``latency-tracking-info-percentiles`` (default 50, 99, 99.9). They become
 ``redis_command_latency_seconds{cmd,quantile}`` with Prometheus quantile labels
-(``p99.9`` -> ``0.999``). Servers without the section (Redis 6) disable the collector with the
-reason ``unsupported_version``; with ``latency-tracking no`` the section is empty, so is the family.
+(``p99.9`` -> ``0.999``), and redis_exporter's summary ``redis_latency_percentiles_usec{cmd}`` in
+its own form (microseconds, ``quantile="99.9"``, ``_sum``/``_count`` from commandstats; its
+histogram is in ``latency_histogram.py``). Servers
+without the section (Redis 6) disable the collector with the reason ``unsupported_version``; with
+``latency-tracking no`` the section is empty, so are the families.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from prometheus_client.core import Metric
 
 from ..collector import Collector, CollectorDisabled, Tier
 from ..families import gauge
+from .commands import command_stats
 from .info import parse_fields, parse_number
 from .source import RedisSource
 
@@ -45,11 +49,22 @@ class LatencyCollector(Collector[RedisSource]):
         family = gauge("redis_command_latency_seconds",
                        "Latency percentile of each command since the stats were reset (latencystats).",
                        ["cmd", "quantile"])
+        summary = Metric("redis_latency_percentiles_usec",
+                         "Latency percentiles of each command in microseconds (redis_exporter's summary).",
+                         "summary")
+        calls = command_stats(info)
         for key, value in info.section("latencystats").items():
             if not key.startswith(_PREFIX):
                 continue
+            cmd = key[len(_PREFIX):]
             for percentile, usec in parse_fields(value).items():
                 quantile, number = quantile_label(percentile), parse_number(usec)
                 if quantile is not None and number is not None:
-                    family.add_metric([key[len(_PREFIX):], quantile], number * 1e-6)
-        return [family]
+                    family.add_metric([cmd, quantile], number * 1e-6)
+                    summary.add_sample(summary.name, {"cmd": cmd, "quantile": percentile.removeprefix("p")}, number)
+            stats = calls.get(cmd, {})
+            for suffix, field in (("_sum", "usec"), ("_count", "calls")):
+                total = parse_number(stats.get(field, ""))
+                if total is not None:
+                    summary.add_sample(summary.name + suffix, {"cmd": cmd}, total)
+        return [family, summary]

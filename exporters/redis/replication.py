@@ -25,6 +25,15 @@ FIELDS = (
     Field("master_repl_offset", "redis_master_repl_offset", "Replication offset of this server."),
     Field("repl_backlog_active", "redis_repl_backlog_is_active", "Whether the replication backlog is active."),
     Field("repl_backlog_size", "redis_replication_backlog_bytes", "Size of the replication backlog."),
+    Field("repl_backlog_first_byte_offset", "redis_repl_backlog_first_byte_offset",
+          "Master offset of the first byte in the backlog."),
+    Field("repl_backlog_histlen", "redis_repl_backlog_history_bytes", "Bytes of data in the backlog."),
+    Field("second_repl_offset", "redis_second_repl_offset", "Offset up to which a previous replication id is valid."),
+    Field("slave_expires_tracked_keys", "redis_slave_expires_tracked_keys",
+          "Keys tracked for expiry on a writable replica."),
+    Field("sync_full", "redis_replica_resyncs_full", "Full resynchronizations with replicas."),
+    Field("sync_partial_ok", "redis_replica_partial_resync_accepted", "Partial resynchronizations accepted."),
+    Field("sync_partial_err", "redis_replica_partial_resync_denied", "Partial resynchronizations denied."),
 )
 
 _REPLICA_LINE = re.compile(r"^(slave|replica)\d+$")

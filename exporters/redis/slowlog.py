@@ -67,9 +67,9 @@ class SlowlogCollector(Collector[RedisSource]):
         for cmd, count in sorted(counts.items()):
             window.add_metric([cmd], count)
         families: list[Metric] = [window, single("redis_slowlog_length", "Entries in the slow log.", length)]
-        if entries:
-            newest = max(entries, key=lambda e: int(e["id"]))
-            families.append(single("redis_slowlog_last_id", "Id of the newest slow log entry.", int(newest["id"])))
-            families.append(single("redis_last_slow_execution_duration_seconds",
-                                   "Duration of the newest slow log entry.", int(newest["duration"]) * 1e-6))
+        newest = max(entries, key=lambda e: int(e["id"]), default={"id": 0, "duration": 0})
+        families.append(single("redis_slowlog_last_id", "Id of the newest slow log entry (0 when empty).",
+                               int(newest["id"])))
+        families.append(single("redis_last_slow_execution_duration_seconds",
+                               "Duration of the newest slow log entry (0 when empty).", int(newest["duration"]) * 1e-6))
         return families

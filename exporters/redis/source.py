@@ -29,6 +29,8 @@ CONFIG_KEYS: tuple[str, ...] = (
     "maxclients",
     "slowlog-log-slower-than",
     "slowlog-max-len",
+    "io-threads",
+    "client-output-buffer-limit",
 )
 
 

@@ -43,10 +43,51 @@ FIELDS = (
           "System CPU seconds of forked children.", counter=True),
     Field("used_cpu_user_children", "redis_cpu_user_children_seconds_total",
           "User CPU seconds of forked children.", counter=True),
+    Field("used_cpu_sys_main_thread", "redis_cpu_sys_main_thread_seconds_total",
+          "System CPU seconds of the main thread.", counter=True),
+    Field("used_cpu_user_main_thread", "redis_cpu_user_main_thread_seconds_total",
+          "User CPU seconds of the main thread.", counter=True),
+    Field("process_id", "redis_process_id", "Process id of the server."),
+    Field("cluster_enabled", "redis_cluster_enabled", "1 when cluster mode is on."),
+    Field("io_threads_active", "redis_io_threads_active", "Whether the I/O threads are active."),
+    Field("total_reads_processed", "redis_total_reads_processed", "Read events processed.", counter=True),
+    Field("total_writes_processed", "redis_total_writes_processed", "Write events processed.", counter=True),
+    Field("io_threaded_reads_processed", "redis_io_threaded_reads_processed",
+          "Read events processed by I/O threads.", counter=True),
+    Field("io_threaded_writes_processed", "redis_io_threaded_writes_processed",
+          "Write events processed by I/O threads.", counter=True),
+    Field("unexpected_error_replies", "redis_unexpected_error_replies",
+          "Unexpected error replies (AOF load or replication errors).", counter=True),
+    Field("dump_payload_sanitizations", "redis_dump_payload_sanitizations",
+          "Deep payload sanitizations of RESTORE and replication.", counter=True),
+    # redis_exporter exports these counters as gauges (two with `_total` in the name): same here
+    Field("expired_time_cap_reached_count", "redis_expired_time_cap_reached_total",
+          "Active expire cycles stopped by their time limit."),
+    Field("migrate_cached_sockets", "redis_migrate_cached_sockets_total", "Sockets open for MIGRATE."),
+    Field("active_defrag_hits", "redis_defrag_hits", "Values moved by active defragmentation."),
+    Field("active_defrag_misses", "redis_defrag_misses", "Allocations active defragmentation skipped."),
+    Field("active_defrag_key_hits", "redis_defrag_key_hits", "Keys active defragmentation worked on."),
+    Field("active_defrag_key_misses", "redis_defrag_key_misses", "Keys active defragmentation skipped."),
+    Field("pubsub_channels", "redis_pubsub_channels", "Pub/sub channels with subscribers."),
+    Field("pubsub_patterns", "redis_pubsub_patterns", "Pub/sub patterns with subscribers."),
+    # redis_exporter 1.46+ (Redis 7 fields)
+    Field("pubsubshard_channels", "redis_pubsubshard_channels", "Sharded pub/sub channels with subscribers."),
+    Field("current_eviction_exceeded_time", "redis_current_eviction_exceeded_time_ms",
+          "Milliseconds used memory has been over maxmemory, now."),
+    Field("total_eviction_exceeded_time", "redis_eviction_exceeded_time_ms_total",
+          "Milliseconds used memory was over maxmemory.", counter=True),
+    Field("evicted_clients", "redis_evicted_clients_total", "Clients evicted for maxmemory-clients.", counter=True),
+    Field("expire_cycle_cpu_milliseconds", "redis_expire_cycle_cpu_time_ms_total",
+          "Milliseconds of CPU spent in active expiry.", counter=True),
+    Field("total_net_repl_input_bytes", "redis_net_repl_input_bytes_total", "Replication bytes read.", counter=True),
+    Field("total_net_repl_output_bytes", "redis_net_repl_output_bytes_total", "Replication bytes written.",
+          counter=True),
+    Field("reply_buffer_shrinks", "redis_reply_buffer_shrinks_total", "Reply buffers shrunk.", counter=True),
+    Field("reply_buffer_expands", "redis_reply_buffer_expands_total", "Reply buffers expanded.", counter=True),
 )
 
 _INFO_LABELS = ("role", "redis_version", "redis_mode", "server_name", "server_version", "os", "tcp_port",
-                "run_id", "maxmemory_policy")
+                "run_id", "maxmemory_policy", "process_id", "redis_build_id")
 
 
 def instance_info(info: Info) -> Metric:

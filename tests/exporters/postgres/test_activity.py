@@ -73,7 +73,8 @@ def test_idle_in_transaction_is_counted_and_aged(server: PostgresServer) -> None
     assert value(families, "pg_stat_activity_idle_in_transaction_backends") == \
         value(before, "pg_stat_activity_idle_in_transaction_backends") + 1
     assert 1.1 <= value(families, "pg_stat_activity_idle_in_transaction_max_seconds") <= elapsed + 0.5
-    assert 1.1 <= value(families, "pg_stat_activity_max_tx_duration", datname=DB) <= elapsed + 0.5
+    assert 1.1 <= value(families, "pg_stat_activity_max_tx_duration", datname=DB,
+                        state="idle in transaction") <= elapsed + 0.5
     assert value(families, "pg_stat_activity_max_query_duration_seconds", datname=DB) == 0
     # used connections are exactly the client backends counted by state
     assert value(families, "pg_connections_used") == sum(values(families, "pg_stat_activity_count").values())
@@ -89,7 +90,7 @@ def test_longest_query_excludes_the_exporter_itself(server: PostgresServer) -> N
             assert value(families, "pg_stat_activity_count", datname=DB, usename="postgres",
                          application_name="stackwatch", state="active") == 1
             assert value(families, "pg_stat_activity_max_query_duration_seconds", datname=DB) == 0
-            assert value(families, "pg_stat_activity_max_tx_duration", datname=DB) == 0
+            assert value(families, "pg_stat_activity_max_tx_duration", datname=DB, state="active") == 0
             with running(sleeper, "SELECT pg_sleep(60)"):
                 backends(server, "sw-sleeper", "active")
                 time.sleep(0.5)
@@ -97,7 +98,7 @@ def test_longest_query_excludes_the_exporter_itself(server: PostgresServer) -> N
                 elapsed = time.time() - started
         seconds = value(families, "pg_stat_activity_max_query_duration_seconds", datname=DB)
         assert 0.5 <= seconds <= elapsed + 0.5
-        assert 0.5 <= value(families, "pg_stat_activity_max_tx_duration", datname=DB) <= elapsed + 0.5
+        assert 0.5 <= value(families, "pg_stat_activity_max_tx_duration", datname=DB, state="active") <= elapsed + 0.5
 
 
 def test_lock_waiters_are_counted(server: PostgresServer) -> None:
@@ -125,6 +126,7 @@ def test_database_and_role_limits(server: PostgresServer) -> None:
     assert value(families, "pg_database_connection_limit", datname="postgres") == -1
     assert value(families, "pg_role_connection_limit", rolname="sw_limited") == 3
     assert value(families, "pg_role_connection_limit", rolname="stackwatch_monitor") is None  # no limit
+    assert value(families, "pg_roles_connection_limit", rolname="sw_limited") == 3  # postgres_exporter's name
 
 
 def test_saturation_subtracts_reserved_slots(postgres_any_version: PostgresServer, postgres_factory) -> None:

@@ -67,6 +67,21 @@ def test_values_come_from_the_versions_own_view(server: PostgresServer) -> None:
     assert {f.type for f in families} == {"counter"}
 
 
+def test_postgres_exporter_names_units_and_fsyncs(server: PostgresServer) -> None:
+    if server.version >= 170000:  # the backends' own fsyncs moved to pg_stat_io
+        fsync_sql = ("SELECT coalesce(sum(fsyncs), 0) FROM pg_stat_io WHERE object = 'relation' "
+                     "AND backend_type NOT IN ('checkpointer', 'background writer')")
+    else:
+        fsync_sql = "SELECT buffers_backend_fsync FROM pg_stat_bgwriter"
+    families = collect(server)
+    assert value(families, PREFIX + "buffers_backend_fsync_total") == server.query(fsync_sql)[0][0]
+    for time in ("write", "sync"):  # postgres_exporter's names are in milliseconds
+        assert value(families, PREFIX + f"checkpoint_{time}_time_total") == \
+            pytest.approx(value(families, PREFIX + f"checkpoint_{time}_time_seconds_total") * 1000)
+    reset = server.query("SELECT extract(epoch FROM stats_reset)::float8 FROM pg_stat_bgwriter")[0][0]
+    assert value(families, PREFIX + "stats_reset_total") == pytest.approx(reset)
+
+
 def test_sql_follows_the_version() -> None:
     assert checkpointer_sql(130023) is SQL_BEFORE_17 and checkpointer_sql(160004) is SQL_BEFORE_17
     assert checkpointer_sql(170000) is SQL_17 and checkpointer_sql(180001) is SQL_17

@@ -4,11 +4,12 @@ window hit ratio and sizes."""
 from __future__ import annotations
 
 import threading
+import time
 
 import psycopg
 import pytest
 
-from stackwatch.exporters.postgres.database import DatabaseCollector, DatabaseSizeCollector, HitWindow
+from stackwatch.exporters.postgres.database import TIMESTAMPS, DatabaseCollector, DatabaseSizeCollector, HitWindow
 from tests.exporters.postgres.collect import monitor_source, value, values
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until
@@ -67,8 +68,47 @@ def test_every_database_is_listed_once_without_the_shared_row(server: PostgresSe
     expected = {(str(o), n) for o, n in server.query("SELECT oid, datname FROM pg_database")}
     for family in families:
         if family.name.startswith("pg_stat_database_") and family.name != "pg_stat_database_cache_hit_ratio":
-            assert family.type == "unknown"  # postgres_exporter's names have no _total
-            assert {(s.labels["datid"], s.labels["datname"]) for s in family.samples} == expected
+            # postgres_exporter's counter names have no _total (but 0.20's active_time_seconds_total);
+            # numbackends is its gauge
+            expected_type = {"pg_stat_database_numbackends": "gauge",
+                             "pg_stat_database_active_time_seconds": "counter"}.get(family.name, "unknown")
+            assert family.type == expected_type
+            listed = {(s.labels["datid"], s.labels["datname"]) for s in family.samples}
+            if family.name.endswith(TIMESTAMPS):  # NULL (never reset, never failed) is left out
+                assert listed <= expected
+            else:
+                assert listed == expected
+
+
+def test_numbackends_counts_the_connections_to_the_database(server: PostgresServer) -> None:
+    with server.connect(DB), server.connect(DB):
+        assert stat(server, "numbackends") == 2  # live, not from the cumulative statistics
+
+
+def test_session_counters_from_postgresql_14(server: PostgresServer) -> None:
+    if server.version < 140000:  # the columns do not exist: no family rather than zeros
+        assert value(counters(server), "pg_stat_database_sessions", datid=oid(server), datname=DB) is None
+        return
+    before = stat(server, "sessions")
+    with server.connect(DB) as conn:
+        conn.execute("SELECT pg_sleep(0.2)")
+    assert wait_for_delta(server, "sessions", before, 1) >= 1
+    assert stat(server, "session_time") >= 200  # milliseconds, as postgres_exporter exports them
+    active_ms = stat(server, "active_time")
+    assert active_ms >= 200
+    assert stat(server, "active_time_seconds_total") == pytest.approx(active_ms / 1000)  # 0.20's name
+
+
+def test_conflict_counters_and_stats_reset(server: PostgresServer) -> None:
+    assert stat(server, "conflicts_confl_snapshot") == 0  # a primary cancels nothing for recovery
+    server.query("SELECT pg_stat_reset()", dbname=DB)
+    reset = wait_until_value(server, "stats_reset")
+    assert abs(reset - time.time()) < 60
+
+
+def wait_until_value(server: PostgresServer, column: str) -> float:
+    wait_until(lambda: stat(server, column) is not None, 20, f"{column} to be set")
+    return stat(server, column)
 
 
 def test_deadlock_is_counted_once(server: PostgresServer) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from stackwatch.exporters.postgres.replication import ReplicationCollector, per_replica
-from tests.exporters.postgres.collect import collect_once, value
+from tests.exporters.postgres.collect import collect_once, value, values
 from tests.fixtures.postgres import SUPERUSER_PASSWORD, PostgresServer
 from tests.fixtures.procs import free_port, wait_until
 
@@ -94,6 +94,7 @@ def test_primary_reports_its_replica_and_slots(pair: tuple[PostgresServer, Repli
         written = lsn(primary, "pg_current_wal_lsn()") - start
         wait_until(lambda: caught_up(primary, replica), 30, "the replica to replay")
         families = collect(primary)
+        position = lsn(primary, "pg_current_wal_lsn()")
     finally:
         primary.query("SELECT pg_drop_replication_slot(%s)", (IDLE_SLOT,))
     labels = {"application_name": REPLICA_NAME, "client_addr": "127.0.0.1"}
@@ -104,7 +105,26 @@ def test_primary_reports_its_replica_and_slots(pair: tuple[PostgresServer, Repli
         assert value(families, f"pg_stat_replication_{lag}_lag_seconds", **labels) >= 0
     assert value(families, "pg_replication_slot_retained_wal_bytes", slot_name=SLOT, active="true") >= 0
     assert value(families, "pg_replication_slot_retained_wal_bytes", slot_name=IDLE_SLOT, active="false") >= written
+    # the same slots under postgres_exporter's names (database is empty for a physical slot)
+    assert value(families, "pg_replication_slots_active", slot_name=SLOT, database="") == 1
+    assert value(families, "pg_replication_slots_active", slot_name=IDLE_SLOT, database="") == 0
+    assert value(families, "pg_replication_slots_pg_wal_lsn_diff", slot_name=IDLE_SLOT, database="") == \
+        value(families, "pg_replication_slot_retained_wal_bytes", slot_name=IDLE_SLOT, active="false")
     assert written > 100_000  # the INSERT really wrote WAL (about 0.5-1 MB depending on the version)
+    # postgres_exporter 0.20's per-replica and per-slot families
+    peer = {**labels, "state": "streaming", "slot_name": SLOT}
+    assert value(families, "pg_stat_replication_pg_wal_lsn_diff", **peer) == \
+        value(families, "pg_stat_replication_replay_lag_bytes", **labels)
+    assert start + written <= value(families, "pg_stat_replication_pg_current_wal_lsn_bytes", **peer) <= position
+    for slot, active in ((SLOT, 1), (IDLE_SLOT, 0)):
+        typed = {"slot_name": slot, "slot_type": "physical"}
+        assert value(families, "pg_replication_slots_slot_is_active", **typed) == active
+        assert value(families, "pg_replication_slots_wal_status", **typed, wal_status="reserved") == 1
+        assert value(families, "pg_replication_slot_slot_is_active", **typed) == active  # 0.15-0.19's name
+        assert value(families, "pg_replication_slots_slot_confirmed_flush_lsn", **typed) == 0  # physical
+        assert start + written <= value(families, "pg_replication_slots_slot_current_wal_lsn", **typed) <= position
+    assert values(families, "pg_replication_slots_safe_wal_size_bytes") == {}  # max_slot_wal_keep_size = -1
+    assert value(families, "pg_replication_last_replay_seconds") is None  # a primary replays nothing
 
 
 def test_paused_replay_shows_lag_on_both_ends_then_recovers_while_primary_idles(
@@ -131,6 +151,7 @@ def test_paused_replay_shows_lag_on_both_ends_then_recovers_while_primary_idles(
     assert behind <= value(on_primary, "pg_stat_replication_replay_lag_bytes", **labels) <= behind_max
     assert value(on_replica, "pg_replication_is_replica") == 1
     assert 1.0 <= value(on_replica, "pg_replication_lag_seconds") <= elapsed + 1.0
+    assert 1.0 <= value(on_replica, "pg_replication_last_replay_seconds") <= elapsed + 1.0
     # caught up again, then the primary stays idle: the last replayed commit ages, the lag does not
     wait_until(lambda: caught_up(primary, replica), 30, "the replica to catch up")
     time.sleep(1.5)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stackwatch.exporters.postgres.settings import SettingsCollector, to_base_unit
-from tests.exporters.postgres.collect import collect_once, value
+from stackwatch.exporters.postgres.settings import SettingsCollector, setting_name, to_base_unit
+from tests.exporters.postgres.collect import collect_once, value, values
 from tests.fixtures.postgres import PostgresServer
 
 MB = 1024 * 1024
@@ -29,6 +29,26 @@ def test_fixture_defaults_in_base_units(postgres_any_version: PostgresServer) ->
     assert value(families, "pg_settings_track_io_timing") == 1
     assert value(families, "pg_settings_pg_stat_statements_loaded") == 1
     assert value(families, "pg_server_version_num") == postgres_any_version.version
+
+
+
+def test_every_numeric_setting_under_postgres_exporters_name(postgres_any_version: PostgresServer) -> None:
+    families = collect(postgres_any_version)
+    assert value(families, "pg_settings_checkpoint_timeout_seconds") == 300  # unit min... converted
+    assert value(families, "pg_settings_random_page_cost") == 4  # real, no unit
+    assert value(families, "pg_settings_wal_buffers_bytes") == 4 * MB  # -1 (auto) resolved, in 8kB units
+    assert value(families, "pg_settings_pg_stat_statements_max") == 5000  # dots become underscores
+    assert value(families, "pg_settings_autovacuum") == 1  # bool
+    names = {f.name for f in families}
+    expected = {setting_name(name, unit) for name, unit in postgres_any_version.query(
+        "SELECT name, unit FROM pg_settings WHERE vartype IN ('bool', 'integer', 'real')")}
+    assert expected <= names and len(expected) > 200
+    assert not any(n.startswith("pg_settings_") and "." in n for n in names)
+    major, minor = str(postgres_any_version.version // 10000), str(postgres_any_version.version % 10000)
+    static = values(families, "pg_static")
+    [(labels, one)] = static.items()
+    assert one == 1 and dict(labels)["short_version"] == f"{major}.{int(minor)}.0"
+    assert dict(labels)["version"].startswith(f"PostgreSQL {major}.")
 
 
 def test_custom_values(postgres_any_version: PostgresServer, postgres_factory) -> None:
@@ -56,6 +76,9 @@ def test_custom_values(postgres_any_version: PostgresServer, postgres_factory) -
     ("-1", "ms", "integer", -1),
     ("60", "s", "integer", 60),
     ("100", None, "integer", 100),
+    ("2", "16MB", "integer", 32 * MB),
+    ("4", "32kB", "integer", 128 * 1024),
+    ("0.5", "min", "real", 30),
     ("on", None, "bool", 1),
     ("off", None, "bool", 0),
 ])

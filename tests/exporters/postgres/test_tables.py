@@ -96,6 +96,40 @@ def test_every_table_of_every_database_with_exact_counters(server: PostgresServe
     assert value(families, "pg_stat_user_tables_n_live_tup", datname=DB, schemaname="public", relname="big") == 5000
 
 
+PEER_SQL = """
+SELECT s.relname, coalesce(s.idx_tup_fetch, 0), s.n_tup_ins, s.n_tup_upd, s.n_tup_del, s.n_tup_hot_upd, s.n_mod_since_analyze,
+       s.vacuum_count, s.autovacuum_count, s.analyze_count, s.autoanalyze_count,
+       extract(epoch FROM s.last_vacuum)::float8, extract(epoch FROM s.last_analyze)::float8,
+       pg_table_size(s.relid), pg_indexes_size(s.relid), io.heap_blks_read, io.heap_blks_hit, io.idx_blks_hit
+FROM pg_stat_user_tables s JOIN pg_statio_user_tables io ON io.relid = s.relid
+"""
+PEER_FAMILIES = ("pg_stat_user_tables_idx_tup_fetch", "pg_stat_user_tables_n_tup_ins", "pg_stat_user_tables_n_tup_upd",
+                 "pg_stat_user_tables_n_tup_del", "pg_stat_user_tables_n_tup_hot_upd",
+                 "pg_stat_user_tables_n_mod_since_analyze", "pg_stat_user_tables_vacuum_count",
+                 "pg_stat_user_tables_autovacuum_count", "pg_stat_user_tables_analyze_count",
+                 "pg_stat_user_tables_autoanalyze_count", "pg_stat_user_tables_last_vacuum",
+                 "pg_stat_user_tables_last_analyze", "pg_stat_user_tables_table_size_bytes",
+                 "pg_stat_user_tables_index_size_bytes", "pg_statio_user_tables_heap_blocks_read",
+                 "pg_statio_user_tables_heap_blocks_hit", "pg_statio_user_tables_idx_blocks_hit")
+
+
+def test_postgres_exporter_table_families_match_the_views(server: PostgresServer) -> None:
+    families = collect(server, top_n=1000)
+    for relname, *expected in server.query(PEER_SQL, dbname=DB):
+        labels = {"datname": DB, "schemaname": "public", "relname": relname}
+        for name, want in zip(PEER_FAMILIES, expected):
+            assert value(families, name, **labels) == (None if want is None else pytest.approx(float(want))), name
+    indexed = {"datname": DB, "schemaname": "public", "relname": "indexed"}
+    assert value(families, "pg_stat_user_tables_n_tup_ins", **indexed) == 5000
+    assert value(families, "pg_stat_user_tables_vacuum_count", **indexed) == 1
+    assert value(families, "pg_stat_user_tables_last_vacuum", datname=DB, schemaname="public", relname="tiny") is None
+    # the size the ranking uses is the sum of the two halves postgres_exporter exports
+    assert value(families, "pg_stat_user_tables_size_bytes", **indexed) == \
+        value(families, "pg_stat_user_tables_table_size_bytes", **indexed) + \
+        value(families, "pg_stat_user_tables_index_size_bytes", **indexed)
+    assert value(families, "pg_stat_user_tables_index_size_bytes", **indexed) > 0
+
+
 def test_vacuum_and_analyze_age(server: PostgresServer) -> None:
     families = collect(server, top_n=1000)
     indexed = {"datname": DB, "schemaname": "public", "relname": "indexed"}
@@ -116,6 +150,8 @@ def test_top_n_by_size_and_an_other_rollup_per_database(server: PostgresServer) 
     assert value(families, "pg_stat_user_tables_size_bytes", **other) == first["tiny"][6] + first["dead"][6]
     assert value(families, "pg_stat_user_tables_seq_scan", **other) == first["tiny"][0] + first["dead"][0]
     assert value(families, "pg_stat_user_tables_n_dead_tup", **other) == 120
+    assert value(families, "pg_stat_user_tables_n_tup_ins", **other) == 10 + 300  # tiny + dead
+    assert value(families, "pg_stat_user_tables_last_vacuum", **other) is None  # no timestamp for a rollup
     assert value(families, "pg_stat_user_tables_n_live_tup",
                  datname=DB2, schemaname="pg_other", relname="other") == second["elsewhere"][4]
     assert len(sizes) == 4  # 2 tables + one rollup per database

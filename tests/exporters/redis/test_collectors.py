@@ -12,10 +12,12 @@ from stackwatch.exporters.redis.commands import CommandsCollector
 from stackwatch.exporters.redis.config import ConfigCollector
 from stackwatch.exporters.redis.keyspace import KeyspaceCollector
 from stackwatch.exporters.redis.latency import LatencyCollector
+from stackwatch.exporters.redis.latency_histogram import LatencyHistogramCollector
 from stackwatch.exporters.redis.memory import MemoryCollector
 from stackwatch.exporters.redis.persistence import PersistenceCollector
 from stackwatch.exporters.redis.replication import ReplicationCollector
 from stackwatch.exporters.redis.slowlog import SlowlogCollector
+from stackwatch.exporters.redis.source import CONFIG_KEYS
 from stackwatch.exporters.redis.stats import StatsCollector
 from tests.fixtures.procs import wait_until
 
@@ -92,7 +94,7 @@ def test_commands_and_latency_percentiles(redis_server) -> None:
     client.config_get("maxmemory")
     with real_source(redis_server.url) as source:
         commands = poll(source, CommandsCollector())
-        latency = poll(source, LatencyCollector())
+        latency = poll(source, LatencyCollector()) + poll(source, LatencyHistogramCollector())
     assert sample(commands, "redis_commands_total", cmd="set") >= 20
     assert sample(commands, "redis_commands_duration_seconds_total", cmd="set") > 0
     assert sample(commands, "redis_commands_total", cmd="config|get") >= 1
@@ -100,6 +102,24 @@ def test_commands_and_latency_percentiles(redis_server) -> None:
     for quantile in ("0.5", "0.99", "0.999"):
         value = sample(latency, "redis_command_latency_seconds", cmd="set", quantile=quantile)
         assert value is not None and 0 < value < 1
+    # redis_exporter's summary: microseconds, its quantile labels, calls and time from commandstats
+    for percent, quantile in (("50", "0.5"), ("99", "0.99"), ("99.9", "0.999")):
+        usec = sample(latency, "redis_latency_percentiles_usec", cmd="set", quantile=percent)
+        assert usec == pytest.approx(sample(latency, "redis_command_latency_seconds", cmd="set",
+                                            quantile=quantile) * 1e6)
+    assert sample(latency, "redis_latency_percentiles_usec_count", cmd="set") == \
+        sample(commands, "redis_commands_total", cmd="set")
+    assert sample(latency, "redis_latency_percentiles_usec_sum", cmd="set") == \
+        pytest.approx(sample(commands, "redis_commands_duration_seconds_total", cmd="set") * 1e6)
+    # redis_exporter 1.88's histogram (LATENCY HISTOGRAM): cumulative buckets, as Redis reports them
+    buckets = {float(dict(k)["le"]): v for k, v in samples(latency, "redis_commands_latencies_usec_bucket").items()
+               if dict(k)["cmd"] == "set"}
+    calls = sample(latency, "redis_commands_latencies_usec_count", cmd="set")
+    assert calls == sample(commands, "redis_commands_total", cmd="set") and buckets[float("inf")] == calls
+    counts = [buckets[bound] for bound in sorted(buckets)]
+    assert counts == sorted(counts) and len(buckets) >= 2 and min(buckets) >= 1
+    assert sample(latency, "redis_commands_latencies_usec_sum", cmd="set") == \
+        sample(latency, "redis_latency_percentiles_usec_sum", cmd="set")
 
 
 def test_latency_tracking_off_gives_an_empty_family(redis_factory) -> None:
@@ -146,6 +166,14 @@ def test_slowlog_counts_new_entries_per_command(redis_factory) -> None:
     assert sample(window, "redis_slowlog_length") > 0
     assert sample(window, "redis_slowlog_last_id") > sample(baseline, "redis_slowlog_last_id")
     assert sample(window, "redis_last_slow_execution_duration_seconds") >= 0
+
+
+def test_empty_slowlog_reports_zero_like_redis_exporter(redis_factory) -> None:
+    server = redis_factory(slowlog_log_slower_than="-1")  # nothing is ever logged
+    with real_source(server.url) as source:
+        families = poll(source, SlowlogCollector())
+    assert sample(families, "redis_slowlog_last_id") == 0
+    assert sample(families, "redis_last_slow_execution_duration_seconds") == 0
 
 
 def test_slowlog_after_a_restart_counts_the_new_log(redis_factory) -> None:
@@ -208,8 +236,40 @@ def test_config_reads_only_its_keys(redis_factory) -> None:
     assert sample(families, "redis_config_maxclients") == 123
     assert sample(families, "redis_config_slowlog_log_slower_than_seconds") == pytest.approx(0.0025)
     assert sample(families, "redis_config_maxmemory_policy_info", policy="noeviction") == 1
+    # Redis 7's defaults: "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+    assert sample(families, "redis_config_client_output_buffer_limit_bytes", **{"class": "slave", "limit": "hard"}) \
+        == 256 * 1024 * 1024
+    assert sample(families, "redis_config_client_output_buffer_limit_bytes", **{"class": "pubsub", "limit": "soft"}) \
+        == 8 * 1024 * 1024
+    assert sample(families, "redis_config_client_output_buffer_limit_overcome_seconds",
+                  **{"class": "pubsub", "limit": "soft"}) == 60
     stats = server.client().info("commandstats")
-    assert stats["cmdstat_config|get"]["calls"] == 5  # one call per key, never CONFIG GET *
+    assert stats["cmdstat_config|get"]["calls"] == len(CONFIG_KEYS)  # one call per key, never CONFIG GET *
+
+
+def test_redis_7_info_fields_under_redis_exporters_names(redis_factory) -> None:
+    server = redis_factory(maxclients="123")
+    server.client().execute_command("SAVE")
+    with real_source(server.url) as source:
+        families = poll(source, ClientsCollector()) + poll(source, PersistenceCollector()) + \
+            poll(source, StatsCollector()) + poll(source, MemoryCollector())
+    assert sample(families, "redis_max_clients") == 123
+    assert sample(families, "redis_rdb_saves_total") == 1
+    assert sample(families, "redis_evicted_clients_total") == 0
+    assert sample(families, "redis_mem_total_replication_buffers_bytes") == 0
+    assert sample(families, "redis_cpu_user_main_thread_seconds_total") > 0
+
+
+def test_latency_histogram_without_permission_disables_only_itself(redis_factory) -> None:
+    server = redis_factory()
+    server.client().execute_command("ACL", "SETUSER", "nohist", "on", ">pw", "-@all", "+info", "+ping",
+                                    "+client|setname")
+    with real_source(f"redis://nohist:pw@{server.host}:{server.port}/0") as source:
+        with pytest.raises(CollectorDisabled) as raised:
+            poll(source, LatencyHistogramCollector())
+        percentiles = poll(source, LatencyCollector())  # INFO latencystats still works
+    assert raised.value.reason == "permission"
+    assert samples(percentiles, "redis_command_latency_seconds") != {}
 
 
 def test_config_unavailable_disables_the_collector(redis_factory) -> None:
