@@ -27,7 +27,7 @@ def counter(name: str, documentation: str, labels: Sequence[str] = ()) -> Counte
     return _Untyped(name, documentation + " (counter)", labels)
 
 
-def untyped(name: str, documentation: str, labels: Sequence[str] = ()) -> Metric:
+def untyped(name: str, documentation: str, labels: Sequence[str] = ()) -> _Untyped:
     """An ``unknown`` (untyped) family, for community names the peer exports untyped."""
     return _Untyped(name, documentation, labels)
 

@@ -26,7 +26,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.exporters.peer_families import DATA as OUT, parse  # noqa: E402
+from tests.exporters.peer_families import DATA as OUT  # noqa: E402
+from tests.exporters.peer_families import parse  # noqa: E402
 from tests.fixtures.postgres import DEFAULT_BINDIR, MONITOR_USER, PostgresServer  # noqa: E402
 from tests.fixtures.procs import free_port, require_binary, stop_process, wait_until  # noqa: E402
 from tests.fixtures.redis import RedisServer  # noqa: E402

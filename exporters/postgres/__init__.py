@@ -29,8 +29,8 @@ from .settings import SettingsCollector
 from .source import PostgresOptions, PostgresSource
 from .statements import StatementsCollector
 from .tables import TablesCollector
-from .wal import WalCollector
 from .target import PostgresTarget
+from .wal import WalCollector
 
 __all__ = ["KIND", "COLLECTORS", "PostgresTarget", "PostgresOptions"]
 

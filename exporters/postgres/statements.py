@@ -194,7 +194,8 @@ class StatementsCollector(Collector[PostgresSource]):
         self._fetch_texts(source, schema, source.options.query_text_max_bytes)
         options = source.options
         slow = sum(1 for key in self._sticky
-                   if self._command(key) not in UNJUDGED_COMMANDS and windows[key].calls >= options.slow_statement_min_calls
+                   if self._command(key) not in UNJUDGED_COMMANDS
+                   and windows[key].calls >= options.slow_statement_min_calls
                    and windows[key].seconds / windows[key].calls > options.slow_statement_seconds)
         return self._families(statements, slow)
 

@@ -19,7 +19,8 @@ from redis.retry import Retry
 
 from ..redact import redact, redact_text
 
-__all__ = ["ConnectionSettings", "InvalidURL", "classify_error", "connect", "checked_url", "parse_redis_url", "url_name"]
+__all__ = ["ConnectionSettings", "InvalidURL", "checked_url", "classify_error", "connect", "parse_redis_url",
+           "url_name"]
 
 _SCHEMES = ("redis", "rediss")
 

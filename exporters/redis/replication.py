@@ -73,8 +73,10 @@ def _primary_link(info: Info) -> list[Metric]:
         family.add_metric(labels, float(link_up == "up"))
         out.append(family)
     for key, name, help in (
-        ("master_last_io_seconds_ago", "redis_master_last_io_seconds_ago", "Seconds since the last I/O with the primary."),
-        ("master_sync_in_progress", "redis_master_sync_in_progress", "Whether a full sync from the primary is running."),
+        ("master_last_io_seconds_ago", "redis_master_last_io_seconds_ago",
+         "Seconds since the last I/O with the primary."),
+        ("master_sync_in_progress", "redis_master_sync_in_progress",
+         "Whether a full sync from the primary is running."),
         ("slave_repl_offset", "redis_slave_repl_offset", "Replication offset processed by this replica."),
         ("master_link_down_since_seconds", "redis_master_link_down_since_seconds",
          "Seconds the link to the primary has been down."),

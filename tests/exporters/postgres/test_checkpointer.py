@@ -75,9 +75,9 @@ def test_postgres_exporter_names_units_and_fsyncs(server: PostgresServer) -> Non
         fsync_sql = "SELECT buffers_backend_fsync FROM pg_stat_bgwriter"
     families = collect(server)
     assert value(families, PREFIX + "buffers_backend_fsync_total") == server.query(fsync_sql)[0][0]
-    for time in ("write", "sync"):  # postgres_exporter's names are in milliseconds
-        assert value(families, PREFIX + f"checkpoint_{time}_time_total") == \
-            pytest.approx(value(families, PREFIX + f"checkpoint_{time}_time_seconds_total") * 1000)
+    for kind in ("write", "sync"):  # postgres_exporter's names are in milliseconds
+        assert value(families, PREFIX + f"checkpoint_{kind}_time_total") == \
+            pytest.approx(value(families, PREFIX + f"checkpoint_{kind}_time_seconds_total") * 1000)
     reset = server.query("SELECT extract(epoch FROM stats_reset)::float8 FROM pg_stat_bgwriter")[0][0]
     assert value(families, PREFIX + "stats_reset_total") == pytest.approx(reset)
 
