@@ -13,7 +13,7 @@ from rq import SimpleWorker
 
 from tests.fixtures.redis import RedisServer
 
-__all__ = ["ARQ_PYTHON", "BULLMQ", "RqWorker", "enqueue_arq", "enqueue_bull", "fail", "succeed"]
+__all__ = ["ARQ_PYTHON", "BULLMQ", "RqWorker", "enqueue_arq", "enqueue_bull", "fail", "linger", "succeed"]
 
 ROOT = Path(__file__).resolve().parents[3]
 ARQ_PYTHON = ROOT / ".tmp" / "venv-arq" / "bin" / "python"
@@ -78,3 +78,10 @@ def enqueue_bull(server: RedisServer, queue: str, jobs: int) -> None:
     assert (BULLMQ / "node_modules" / "bullmq").exists(), "BullMQ is missing: run `make deps`"
     subprocess.run(["node", "-e", _BULL, str(server.port), queue, str(jobs)], check=True, timeout=60,
                    env={"NODE_PATH": str(BULLMQ / "node_modules"), "PATH": "/usr/bin:/bin"})
+
+
+def linger(seconds: float) -> None:
+    """A job that is still running when its worker is killed."""
+    import time
+
+    time.sleep(seconds)

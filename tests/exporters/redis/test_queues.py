@@ -18,7 +18,7 @@ from stackwatch.exporters.redis.source import RedisOptions
 from tests.fixtures.redis import RedisServer
 
 from .collect import poll, real_source, sample, samples
-from .queue_jobs import RqWorker, enqueue_arq, enqueue_bull, fail, succeed
+from .queue_jobs import RqWorker, enqueue_arq, enqueue_bull, fail, linger, succeed
 
 
 @pytest.fixture
@@ -217,3 +217,34 @@ def test_redis_gone_fails_the_poll_for_the_target_to_report_and_the_next_recover
             poll(source, collector)
         server.start()  # empty: the server keeps no data across restarts here
         assert _depth(poll(source, collector), "rq", "emails", "queued") == 0  # remembered, so it reads 0
+
+
+def test_a_killed_worker_leaves_its_job_visible(server: RedisServer) -> None:
+    """SIGKILL a real `rq worker` mid-job: the job stays in RQ's started registry, and so in the series."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    client = server.client()
+    Queue("emails", connection=client).enqueue(linger, 60)
+    worker = subprocess.Popen([sys.executable, "-m", "rq.cli", "worker", "--url", server.url, "emails"],
+                              cwd=Path(__file__).resolve().parents[3], start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    collector = QueuesCollector()
+    try:
+        with real_source(server.url, _options("rq:rq:queue:*")) as source:
+            deadline = time.monotonic() + 30
+            while _depth(poll(source, collector), "rq", "emails", "started") != 1:
+                assert time.monotonic() < deadline, "the worker never started the job"
+                time.sleep(0.2)
+            os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, no cleanup
+            worker.wait(10)
+            time.sleep(0.5)
+            families = poll(source, collector)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+    assert _depth(families, "rq", "emails", "started") == 1  # not silently gone
+    assert _depth(families, "rq", "emails", "queued") == 0
