@@ -3,6 +3,7 @@ statements from a real PostgreSQL inside them."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -75,6 +76,7 @@ def celery_app(redis_server: RedisServer, registry: CollectorRegistry, provider:
                dsn: str) -> Iterator[Celery]:
     app = Celery("stackwatch-test", broker=f"redis://{redis_server.host}:{redis_server.port}/6")
     app.conf.task_default_queue = "emails"
+    app.conf.worker_hijack_root_logger = False
 
     @app.task(name="send_email", shared=False)
     def send_email(n: int) -> int:
@@ -92,7 +94,9 @@ def celery_app(redis_server: RedisServer, registry: CollectorRegistry, provider:
 
     instrument_celery(app, registry=registry, tracer_provider=provider)
     instrument_celery(app, registry=registry, tracer_provider=provider)  # idempotent
+    root_level = logging.getLogger().level  # Celery's test worker sets the root logger to ERROR
     yield app
+    logging.getLogger().setLevel(root_level)
     uninstrument_celery(app)
 
 
