@@ -2,7 +2,10 @@
 
 Each stat shows the measure the matching alert watches, colored by the same threshold from
 ``stackwatch.thresholds`` (green passes, orange warns, red fails), and links to the dashboard
-that explains it. ``stackwatch check`` evaluates the same items from the command line.
+that explains it, keeping the time range and the selected variables. Stats are instant queries, so
+a series that vanished (exporter down, collector disabled) is not shown at its last value: a
+required item that measures nothing reads a red "no data", never a stale green. ``stackwatch
+check`` evaluates the same items from the command line.
 """
 
 from __future__ import annotations
