@@ -8,30 +8,38 @@ exporter carry ``job``, ``instance`` and ``server``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from stackwatch.promql import (
     cache_request_rate,
+    le_matcher,
     n_plus_one_detections,
     pool_wait_mean,
     redis_lookup_rate,
     statement_mean_seconds,
 )
 from stackwatch.thresholds import (
+    ALERTING,
     CACHE,
     EVENT_WINDOW,
-    EXPORTER_JOB,
     FOR,
     HTTP,
     JOBS,
     POOL,
     POSTGRES,
+    PRESENCE_WINDOW,
     PROCESS,
     RATE_WINDOW,
     REDIS,
+    SELECTORS,
+    SLO_PERIOD,
+    SLOS,
     SLOW_TIER_WINDOW,
+    ServiceSlo,
 )
 
 from .rules import (
-    VALUE,
     Alert,
     Group,
     Record,
@@ -44,17 +52,20 @@ from .rules import (
     value_as,
 )
 
-__all__ = ["GROUPS", "QUANTILES", "alerts", "records"]
+__all__ = ["GROUPS", "QUANTILES", "alerts", "records", "slo_problems"]
 
 W = RATE_WINDOW
 EW = EVENT_WINDOW
 PCT = value_as("humanizePercentage")
 SECS = value_as("humanizeDuration")
 COUNT = '{{ $value | printf "%.0f" }}'
-EXPORTER = f'job="{EXPORTER_JOB}"'
+EXPORTER = SELECTORS.exporter
+SERVICES = SELECTORS.services
 PG = f"PostgreSQL {label('server')}"
 PG_DB = f"{label('server')}/{label('datname')}"
 REDIS_SRV = f"Redis {label('server')}"
+#: Redis servers whose eviction policy makes memory at the limit and evictions the normal state
+CACHE_POLICY = f'redis_config_maxmemory_policy_info{{policy=~"{"|".join(REDIS.cache_policies)}"}}'
 
 #: latency quantiles recorded for every service and route
 QUANTILES: tuple[str, ...] = ("0.5", "0.95", "0.99")
@@ -76,6 +87,31 @@ CACHE_HIT_RATIO = f"job_cache:cache_requests_hits:ratio_rate{W}"
 PG_SATURATION = "instance:pg_connections:saturation_ratio"
 
 _PG_BY = "job, instance, server"
+
+
+def _settled_increase(series: str, window: str) -> str:
+    """``increase()`` of a server-side counter, left out for series younger than ``window``.
+
+    A counter the exporter starts serving (exporter restart, new database, fresh store) already
+    holds the target's history; VictoriaMetrics counts a new series' first value as an increase,
+    so an unguarded alert fires on every restart. Unlike NPlusOneQueriesDetected's counter (born
+    at its first event), these start at whatever happened since the server started.
+    """
+    return f"(increase({series}[{window}]) and {series} offset {window})"
+
+
+def _target_absent(prefix: str) -> str:
+    """Targets of kind ``prefix`` an exporter instance served within PRESENCE_WINDOW and whose
+    ``<prefix>_up`` is gone while that instance is scraped fine.
+
+    Per instance and server, so several exporters never hide each other (``absent()`` is
+    job-wide), and driven by ``stackwatch_exporter_target_info``, so an exporter configured
+    without this kind (a Redis-only one) is never expected to serve it.
+    """
+    served = f'stackwatch_exporter_target_info{{{EXPORTER}, kind="{prefix}"}}'
+    return (f"max by (job, instance, server) (max_over_time({served}[{PRESENCE_WINDOW}]))"
+            f" unless on (job, instance, server) {prefix}_up"
+            f" and on (job, instance) up{{{EXPORTER}}} == 1")
 
 
 def _recording() -> tuple[Record, ...]:
@@ -171,6 +207,28 @@ def _exporter() -> tuple[Alert, ...]:
             meaning="an exporter sub-collector fails while its target is up",
         ),
         Alert(
+            alert="StackwatchCollectorDisabled",
+            expr=(
+                # no process groups configured is a choice, an old Redis without LATENCY blinds no alert
+                'label_replace({__name__=~"(pg|redis|process)_scrape_collector_disabled", '
+                'reason!~"no_groups_configured|unsupported_version"}, '
+                '"target", "$1", "__name__", "(.+)_scrape_collector_disabled") == 1'
+            ),
+            for_=FOR.collector_disabled,
+            severity="warning",
+            summary=f"Collector {label('collector')} of {label('target')} target {label('server')} cannot run "
+                    f"({label('reason')})",
+            description=(
+                f"The {label('collector')} collector of the {label('target')} target {label('server')} on "
+                f"{label('instance')} has been disabled for {FOR.collector_disabled} (reason: {label('reason')}): "
+                "it serves nothing, so the alerts built on it are silently blind (without pg_stat_statements, "
+                "PostgresSlowStatements can never fire). Install what it needs, or turn the collector off "
+                "explicitly with --disable-collector."
+            ),
+            runbook="stackwatch", dashboard="checklist", threshold="disabled == 1",
+            meaning="an exporter sub-collector cannot run on its target (e.g. pg_stat_statements missing)",
+        ),
+        Alert(
             alert="Watchdog",
             expr="vector(1)",
             for_=FOR.watchdog,
@@ -208,17 +266,21 @@ def _postgres() -> tuple[Alert, ...]:
     return (
         Alert(
             alert="PostgresMetricsAbsent",
-            expr=f"absent(pg_up{{{EXPORTER}}}) unless on() (up{{{EXPORTER}}} == 0)",
+            expr=_target_absent("pg"),
             for_=FOR.postgres_metrics_absent,
             severity="warning",
-            summary="No PostgreSQL metrics arrive from the stackwatch exporter",
+            summary=f"No PostgreSQL metrics for {label('server')} arrive from exporter {label('instance')}",
             description=(
-                f"The {label('job')} job is scraped but has served no pg_up series for "
-                f"{FOR.postgres_metrics_absent}: the exporter has no PostgreSQL target configured, or the "
-                "scrape configuration changed. PostgreSQL could be down without any alert."
+                f"The exporter {label('instance')} of job {label('job')} served PostgreSQL target "
+                f"{label('server')} within the last {PRESENCE_WINDOW} but has served no pg_up for it for "
+                f"{FOR.postgres_metrics_absent}, though it is scraped fine: its configuration lost the target "
+                "(an emptied STACKWATCH_POSTGRES_DSN, a removed targets-file entry) or a relabelling drops "
+                f"the series. PostgreSQL could be down without any alert. A target removed on purpose "
+                f"resolves after {PRESENCE_WINDOW}."
             ),
-            runbook="postgres", dashboard="postgres", threshold="absent(pg_up)",
-            meaning="second layer of PostgreSQL down: the exporter is up but serves no pg_up",
+            runbook="postgres", dashboard="postgres", threshold=f"pg_up gone (target served in {PRESENCE_WINDOW})",
+            meaning="second layer of PostgreSQL down: an exporter instance no longer serves a PostgreSQL "
+                    "target it was configured with",
         ),
         Alert(
             alert="PostgresDown",
@@ -321,7 +383,7 @@ def _postgres() -> tuple[Alert, ...]:
         Alert(
             alert="PostgresDeadlocks",
             expr=(
-                f"sum by ({_PG_BY}, datname) (increase(pg_stat_database_deadlocks[{EW}]))"
+                f"sum by ({_PG_BY}, datname) {_settled_increase('pg_stat_database_deadlocks', EW)}"
                 f" > {num(POSTGRES.deadlocks)}"
             ),
             for_=FOR.postgres_deadlocks,
@@ -330,7 +392,8 @@ def _postgres() -> tuple[Alert, ...]:
             description=(
                 f"{PG} aborted about {COUNT} transaction(s) in database {label('datname')} to break deadlocks in "
                 f"the last {EW}. The server log shows both statements of each deadlock: make the code paths "
-                "lock rows in the same order."
+                f"lock rows in the same order. (Counted once the series is {EW} old, so a restarted exporter "
+                "does not report the server's past deadlocks.)"
             ),
             runbook="postgres", dashboard="postgres", threshold=f"> {POSTGRES.deadlocks} in {EW}",
             meaning=f"deadlocks detected in the last {EW}, by database",
@@ -355,6 +418,127 @@ def _postgres() -> tuple[Alert, ...]:
             threshold=f"> {duration(POSTGRES.replication_lag_seconds)}",
             meaning="replay lag seen on a replica, or per standby on the primary",
         ),
+        *_postgres_health(),
+    )
+
+
+def _postgres_health() -> tuple[Alert, ...]:
+    table = f"{label('schemaname')}.{label('relname')}"
+    dead, live = "pg_stat_user_tables_n_dead_tup", "pg_stat_user_tables_n_live_tup"
+    cluster = SELECTORS.cluster_label
+    return (
+        Alert(
+            alert="PostgresVacuumBehind",
+            expr=(
+                f"{dead} / ({dead} + {live}) > {num(POSTGRES.dead_tuple_ratio)}"
+                f" and {dead} > {num(POSTGRES.dead_tuple_min_rows)}"
+                f" unless pg_stat_user_tables_last_vacuum_age_seconds < {num(POSTGRES.vacuum_age_seconds)}"
+            ),
+            for_=FOR.postgres_vacuum_behind,
+            severity="warning",
+            summary=f"Table {table} on {PG_DB} is {PCT} dead rows",
+            description=(
+                f"{PCT} of the rows of {table} in database {label('datname')} on {PG} are dead (threshold "
+                f"{percent(POSTGRES.dead_tuple_ratio)} with more than {POSTGRES.dead_tuple_min_rows} dead rows) and "
+                f"it has not been vacuumed for {duration(POSTGRES.vacuum_age_seconds)} (or ever). Scans read the "
+                "dead rows and the table bloats: look for a long transaction or an abandoned replication slot "
+                "holding the xmin horizon, or autovacuum workers too few or too throttled."
+            ),
+            runbook="postgres", dashboard="postgres",
+            threshold=(f"> {percent(POSTGRES.dead_tuple_ratio)} dead, > {POSTGRES.dead_tuple_min_rows} rows, "
+                       f"no vacuum in {duration(POSTGRES.vacuum_age_seconds)}"),
+            meaning="a table's dead-row share is high and (auto)vacuum has not run on it for a long time",
+        ),
+        Alert(
+            alert="PostgresXidWraparound",
+            expr=f"pg_database_datfrozenxid_age > {num(POSTGRES.xid_age)}",
+            for_=FOR.postgres_xid_wraparound,
+            severity="warning",
+            summary=f"The oldest unfrozen XID of {PG_DB} is {value_as('humanize')} transactions old",
+            description=(
+                f"The oldest unfrozen transaction ID of database {label('datname')} on {PG} is "
+                f"{value_as('humanize')} transactions old (threshold {POSTGRES.xid_age:,}); at 2^31 (about 2.1 "
+                "billion) PostgreSQL stops accepting writes to avoid wraparound. Autovacuum should have frozen "
+                "it from 200 million: find what holds it back (a long transaction, an abandoned replication "
+                "slot or prepared transaction) and run VACUUM (FREEZE) on the oldest tables."
+            ),
+            runbook="postgres", dashboard="postgres", threshold=f"> {POSTGRES.xid_age:,} transactions",
+            meaning="age(datfrozenxid) of a database (transaction ID wraparound)",
+        ),
+        Alert(
+            alert="PostgresMoreThanOnePrimary",
+            expr=f'count by ({cluster}) (pg_replication_is_replica{{{cluster}!=""}} == 0) > 1',
+            for_=FOR.postgres_more_than_one_primary,
+            severity="critical",
+            summary=f"Cluster {label(cluster)} has {COUNT} PostgreSQL primaries",
+            description=(
+                f"{COUNT} servers of cluster {label(cluster)} are out of recovery at once: a failover promoted a "
+                "standby while the old primary still accepts writes (split brain). Writes to either are lost "
+                "to the other: fence the old primary now. Only targets labelled "
+                f"{cluster}=\"...\" in the scrape configuration are watched."
+            ),
+            runbook="postgres", dashboard="postgres", threshold="> 1 primary per cluster",
+            meaning=f"servers not in recovery, counted per `{cluster}` label",
+        ),
+        *_postgres_replication(),
+    )
+
+
+def _postgres_replication() -> tuple[Alert, ...]:
+    """Broken replication that the lag alone hides: a standby whose receiver is gone replays what
+    it has and reports 0, and the primary's row of it vanishes."""
+    streams = f"count by ({_PG_BY}) (pg_stat_replication_replay_lag_bytes)"
+    primaries = "(pg_replication_is_replica == 0) * 0"
+    slot = f"{label('slot_name')}"
+    return (
+        Alert(
+            alert="PostgresWalReceiverDown",
+            expr="pg_stat_wal_receiver_streaming == 0",
+            for_=FOR.postgres_wal_receiver_down,
+            severity="warning",
+            summary=f"Standby {PG} does not receive WAL",
+            description=(
+                f"The WAL receiver of standby {PG} has not been streaming for {FOR.postgres_wal_receiver_down}: "
+                "it replays what it has and then reports a replication lag of 0 while it falls behind. "
+                "Its log says why (primary unreachable, authentication, a slot or WAL segment gone)."
+            ),
+            runbook="postgres", dashboard="postgres", threshold="streaming == 0",
+            meaning="a standby's WAL receiver is not streaming (pg_stat_wal_receiver)",
+        ),
+        Alert(
+            alert="PostgresReplicationSlotInactive",
+            expr=(f'pg_replication_slot_retained_wal_bytes{{active="false"}}'
+                  f" > {num(POSTGRES.inactive_slot_wal_bytes)}"),
+            for_=FOR.postgres_replication_slot_inactive,
+            severity="warning",
+            summary=f"Inactive replication slot {slot} on {PG} retains {value_as('humanize1024')}B of WAL",
+            description=(
+                f"No client uses replication slot {slot} on {PG}, yet it keeps {value_as('humanize1024')}B of "
+                f"WAL (threshold {size(POSTGRES.inactive_slot_wal_bytes)}), and keeps more with every write "
+                "until the disk is full. Reconnect its standby or consumer, or drop the slot with "
+                "pg_drop_replication_slot()."
+            ),
+            runbook="postgres", dashboard="postgres", threshold=f"> {size(POSTGRES.inactive_slot_wal_bytes)}",
+            meaning="WAL retained by a replication slot no client is using",
+        ),
+        Alert(
+            alert="PostgresReplicasMissing",
+            expr=(
+                f"({streams} or on ({_PG_BY}) {primaries}) < {POSTGRES.expected_replicas}"
+                f" and on ({_PG_BY}) max_over_time(({streams})[{PRESENCE_WINDOW}:1m]) > 0"
+            ),
+            for_=FOR.postgres_replicas_missing,
+            severity="warning",
+            summary=f"Primary {PG} streams to {COUNT} standby(s)",
+            description=(
+                f"Primary {PG} streams WAL to {COUNT} standby(s), fewer than the {POSTGRES.expected_replicas} "
+                f"expected, and it had one within the last {PRESENCE_WINDOW}: a standby disconnected (its "
+                "pg_stat_replication row is gone) and is falling behind or down. Check the standby and its "
+                f"PostgresWalReceiverDown alert. Resolves after {PRESENCE_WINDOW} without any standby."
+            ),
+            runbook="postgres", dashboard="postgres", threshold=f"< {POSTGRES.expected_replicas} standby(s)",
+            meaning="standbys streaming from a primary that had some recently, against the expected count",
+        ),
     )
 
 
@@ -375,7 +559,8 @@ def _redis() -> tuple[Alert, ...]:
         ),
         Alert(
             alert="RedisHitRatioLow",
-            expr=f"{REDIS_HIT_RATIO} < {num(REDIS.hit_ratio)} and {REDIS_LOOKUPS} > {num(REDIS.min_lookups_per_second)}",
+            expr=(f"{REDIS_HIT_RATIO} < {num(REDIS.hit_ratio)}"
+                  f" and {REDIS_LOOKUPS} > {num(REDIS.min_lookups_per_second)}"),
             for_=FOR.redis_hit_ratio_low,
             severity="warning",
             summary=f"Only {PCT} of lookups hit on {REDIS_SRV}",
@@ -391,42 +576,48 @@ def _redis() -> tuple[Alert, ...]:
         ),
         Alert(
             alert="RedisMemoryNearLimit",
-            expr=f"redis_memory_used_bytes / (redis_memory_max_bytes > 0) > {num(REDIS.memory_saturation)}",
+            expr=f"redis_memory_used_bytes / (redis_memory_max_bytes > 0) > {num(REDIS.memory_saturation)}"
+                 f" unless on ({_PG_BY}) {CACHE_POLICY}",
             for_=FOR.redis_memory_near_limit,
             severity="warning",
             summary=f"{REDIS_SRV} uses {PCT} of maxmemory",
             description=(
                 f"{REDIS_SRV} uses {PCT} of its maxmemory (threshold {percent(REDIS.memory_saturation)}). "
-                "At the limit it evicts keys or, with noeviction, refuses writes: raise maxmemory or find the "
-                "keys that grow (keys without TTL, big values)."
+                f"Its maxmemory-policy is not one of {', '.join(REDIS.cache_policies)}, so at the limit it "
+                "refuses writes (noeviction) or evicts only keys with a TTL (volatile-*): raise maxmemory or "
+                "find the keys that grow (keys without TTL, big values)."
             ),
             runbook="redis", dashboard="redis", threshold=f"> {percent(REDIS.memory_saturation)}",
-            meaning="used memory over maxmemory (when maxmemory is set)",
+            meaning="used memory over maxmemory (when maxmemory is set), unless the policy evicts any key "
+                    "(an LRU/LFU cache at capacity is healthy)",
         ),
         Alert(
             alert="RedisEvictingKeys",
-            expr=f"rate(redis_evicted_keys_total[{W}]) > {num(REDIS.evictions_per_second)}",
+            expr=(f"rate(redis_evicted_keys_total[{W}]) > {num(REDIS.evictions_per_second)}"
+                  f" unless on ({_PG_BY}) {CACHE_POLICY}"),
             for_=FOR.redis_evicting_keys,
             severity="warning",
             summary=f"{REDIS_SRV} evicts keys",
             description=(
                 f"{REDIS_SRV} has been evicting keys for {FOR.redis_evicting_keys} ({value_as('humanize')} keys/s "
-                f"now) to stay under maxmemory. The working set no longer fits and hot keys are dropped, which "
-                "the hit ratio will show: raise maxmemory or shorten the TTLs of cold keys."
+                f"now) to stay under maxmemory under a volatile-* policy: keys with a TTL, which the application "
+                "expects to keep until they expire, are dropped while keys without one stay: raise maxmemory, "
+                "give every key a TTL, or switch a pure cache to allkeys-lru."
             ),
             runbook="redis", dashboard="redis", threshold=f"> {num(REDIS.evictions_per_second)} keys/s",
-            meaning=f"keys evicted per second, {W} rate",
+            meaning=f"keys evicted per second, {W} rate, unless the policy is an allkeys-* cache policy",
         ),
         Alert(
             alert="RedisRejectedConnections",
-            expr=f"increase(redis_rejected_connections_total[{EW}]) > {num(REDIS.rejected_connections)}",
+            expr=f"{_settled_increase('redis_rejected_connections_total', EW)} > {num(REDIS.rejected_connections)}",
             for_=FOR.redis_rejected_connections,
-            severity="critical",
+            severity="warning",
             summary=f"{REDIS_SRV} rejects connections",
             description=(
                 f"{REDIS_SRV} rejected about {COUNT} connection(s) in the last {EW} because maxclients was "
                 "reached: those clients got errors. Look for connection leaks or pools without a maximum "
-                "before raising maxclients."
+                f"before raising maxclients. (Counted once the series is {EW} old, so a restarted exporter "
+                "does not report the server's past rejections.)"
             ),
             runbook="redis", dashboard="redis", threshold=f"> {REDIS.rejected_connections} in {EW}",
             meaning=f"connections rejected in the last {EW}",
@@ -445,6 +636,61 @@ def _redis() -> tuple[Alert, ...]:
             runbook="redis", dashboard="redis", threshold="maxmemory == 0",
             meaning="Redis memory is unbounded",
         ),
+        *_redis_health(),
+    )
+
+
+def _redis_health() -> tuple[Alert, ...]:
+    return (
+        Alert(
+            alert="RedisMetricsAbsent",
+            expr=_target_absent("redis"),
+            for_=FOR.redis_metrics_absent,
+            severity="warning",
+            summary=f"No Redis metrics for {label('server')} arrive from exporter {label('instance')}",
+            description=(
+                f"The exporter {label('instance')} of job {label('job')} served Redis target {label('server')} "
+                f"within the last {PRESENCE_WINDOW} but has served no redis_up for it for "
+                f"{FOR.redis_metrics_absent}, though it is scraped fine: its configuration lost the target or a "
+                f"relabelling drops the series. Redis could be down without any alert. A target removed on "
+                f"purpose resolves after {PRESENCE_WINDOW}."
+            ),
+            runbook="redis", dashboard="redis", threshold=f"redis_up gone (target served in {PRESENCE_WINDOW})",
+            meaning="an exporter instance no longer serves a Redis target it was configured with",
+        ),
+        Alert(
+            alert="RedisMasterLinkDown",
+            expr="redis_master_link_up == 0",
+            for_=FOR.redis_master_link_down,
+            severity="warning",
+            summary=f"Replica {REDIS_SRV} has lost its primary {label('master_host')}:{label('master_port')}",
+            description=(
+                f"The replica {REDIS_SRV} has had no link to its primary {label('master_host')}:"
+                f"{label('master_port')} for {FOR.redis_master_link_down}: it serves data that grows staler and "
+                "cannot take over cleanly. redis_master_link_down_since_seconds says since when; check the "
+                "primary, the network and the replica's log (a full resync that keeps failing)."
+            ),
+            runbook="redis", dashboard="redis", threshold="master_link_up == 0",
+            meaning="a replica's replication link to its primary is down",
+        ),
+        Alert(
+            alert="RedisPersistenceFailing",
+            expr=(
+                'label_replace(redis_rdb_last_bgsave_status == 0, "persistence", "rdb", "", "")'
+                ' or label_replace(redis_aof_last_write_status == 0, "persistence", "aof", "", "")'
+            ),
+            for_=FOR.redis_persistence_failing,
+            severity="critical",
+            summary=f"{REDIS_SRV} fails to write its {label('persistence')} file",
+            description=(
+                f"The last {label('persistence')} write of {REDIS_SRV} failed and has not succeeded for "
+                f"{FOR.redis_persistence_failing}. A restart loses what was written since the last good save, and "
+                "with stop-writes-on-bgsave-error (the default) Redis refuses every write: the log says why "
+                "(disk full, permissions, fork failing for lack of memory)."
+            ),
+            runbook="redis", dashboard="redis", threshold="last status != ok",
+            meaning="the last RDB snapshot or AOF write failed",
+        ),
     )
 
 
@@ -456,7 +702,8 @@ def _service() -> tuple[Alert, ...]:
             alert="HttpErrorRatioHigh",
             expr=f"{ERROR_RATIO_BY_ROUTE} > {num(HTTP.error_ratio)} and {guard}",
             for_=FOR.http_error_ratio_high,
-            severity="critical",
+            # one route is a lead for the day: paging is the service-wide budget burn's (HttpErrorBudgetBurn)
+            severity="warning",
             summary=f"{PCT} of requests to {route} fail",
             description=(
                 f"{PCT} of the requests to route {label('http_route')} of {label('job')} were answered with a 5xx "
@@ -501,36 +748,25 @@ def _service() -> tuple[Alert, ...]:
             ),
             runbook="service", dashboard="service",
             threshold=f"> {HTTP.n_plus_one_detections} in {EW}",
-            meaning=f"N+1 detections (a statement repeated {HTTP.n_plus_one_repeat_count}+ times in one request) in {EW}",
+            meaning=(f"N+1 detections (a statement repeated {HTTP.n_plus_one_repeat_count}+ times in one request) "
+                     f"in {EW}"),
         ),
-        Alert(
-            alert="HealthCheckFailing",
-            expr="health_check_status == 0",
-            for_=FOR.health_check_failing,
-            severity="critical",
-            summary=f"Health check {label('check')} of {label('job')} fails",
-            description=(
-                f"The {label('check')} check of {label('job')} on {label('instance')} has reported failure on "
-                f"/health for {FOR.health_check_failing}: load balancers take the instance out of rotation. The "
-                "/health response body says which dependency is failing."
-            ),
-            runbook="service", dashboard="service", threshold="status == 0",
-            meaning="a dependency check of the service's /health fails",
-        ),
+        *_health_checks(),
         Alert(
             alert="DbPoolRequestsWaiting",
-            expr=f"db_client_connection_pending_requests > {num(POOL.pending_requests)}",
+            expr=f"avg_over_time(db_client_connection_pending_requests[{W}]) > {num(POOL.pending_requests)}",
             for_=FOR.pool_requests_waiting,
             severity="warning",
             summary=f"Requests wait for a connection from pool {label('pool_name')} of {label('job')}",
             description=(
-                f"{VALUE} request(s) of {label('job')} on {label('instance')} were waiting for a connection from "
-                f"pool {label('pool_name')} at every evaluation for {FOR.pool_requests_waiting}: the pool is "
-                "exhausted. Look for slow queries or connections held across slow work first; size pools as "
+                f"On average {value_as('humanize')} request(s) of {label('job')} on {label('instance')} waited for "
+                f"a connection from pool {label('pool_name')} over the last {W}, and requests have kept waiting "
+                f"for {FOR.pool_requests_waiting}: the pool is exhausted much of the time. Look for slow queries or "
+                "connections held across slow work first; size pools as "
                 "(cores x 2) + spindles and keep their total under max_connections."
             ),
-            runbook="service", dashboard="service", threshold=f"> {num(POOL.pending_requests)}",
-            meaning="requests queued for a connection from the client pool",
+            runbook="service", dashboard="service", threshold=f"> {num(POOL.pending_requests)} mean over {W}",
+            meaning=f"requests queued for a connection from the client pool, averaged over {W}",
         ),
         Alert(
             alert="DbPoolWaitTimeHigh",
@@ -548,7 +784,8 @@ def _service() -> tuple[Alert, ...]:
         ),
         Alert(
             alert="CacheHitRatioLow",
-            expr=f"{CACHE_HIT_RATIO} < {num(CACHE.hit_ratio)} and {CACHE_REQUESTS} > {num(CACHE.min_requests_per_second)}",
+            expr=(f"{CACHE_HIT_RATIO} < {num(CACHE.hit_ratio)}"
+                  f" and {CACHE_REQUESTS} > {num(CACHE.min_requests_per_second)}"),
             for_=FOR.cache_hit_ratio_low,
             severity="warning",
             summary=f"Only {PCT} of lookups in cache {label('cache')} of {label('job')} hit",
@@ -561,6 +798,44 @@ def _service() -> tuple[Alert, ...]:
             runbook="service", dashboard="service",
             threshold=f"< {percent(CACHE.hit_ratio)} (with > {num(CACHE.min_requests_per_second)} lookup/s)",
             meaning=f"application cache hits over lookups, by service and cache, {W} rate",
+        ),
+    )
+
+
+def _health_checks() -> tuple[Alert, ...]:
+    """Page when a service has no healthy instance left for a check; one failing instance is the
+    load balancer's business and a warning. (Alertmanager holds the page back while the dependency's
+    own alert, RedisDown or PostgresDown, fires: one cause, one page.)"""
+    every_instance = "max by (job, check) (health_check_status) == 0"
+    check = f"{label('check')} of {label('job')}"
+    return (
+        Alert(
+            alert="HealthCheckFailing",
+            expr=every_instance,
+            for_=FOR.health_check_failing,
+            severity="critical",
+            summary=f"Health check {check} fails on every instance",
+            description=(
+                f"Every instance of {label('job')} has reported its {label('check')} check failing on /health for "
+                f"{FOR.health_check_failing}: load balancers have no instance left to send traffic to. The "
+                "/health response body says which dependency is failing."
+            ),
+            runbook="service", dashboard="service", threshold="status == 0 on every instance",
+            meaning="a dependency check of the service's /health fails on all its instances",
+        ),
+        Alert(
+            alert="HealthCheckFailing",
+            expr=f"health_check_status == 0 unless on (job, check) ({every_instance})",
+            for_=FOR.health_check_failing_instance,
+            severity="warning",
+            summary=f"Health check {check} fails on {label('instance')}",
+            description=(
+                f"The {label('check')} check of {label('job')} on {label('instance')} has reported failure on "
+                f"/health for {FOR.health_check_failing_instance} while other instances pass: load balancers "
+                "take this one out of rotation. Its /health response body says which dependency is failing."
+            ),
+            runbook="service", dashboard="service", threshold="status == 0 on some instances",
+            meaning="a dependency check of the service's /health fails on some of its instances",
         ),
     )
 
@@ -588,19 +863,19 @@ def _processes() -> tuple[Alert, ...]:
         Alert(
             alert="ProcessMemoryNearLimit",
             expr=(
-                "process_cgroup_memory_current_bytes / process_cgroup_memory_max_bytes"
+                "process_cgroup_memory_working_set_bytes / process_cgroup_memory_max_bytes"
                 f" > {num(PROCESS.memory_limit_ratio)}"
             ),
             for_=FOR.process_memory_near_limit,
             severity="warning",
             summary=f"{cgroup} uses {PCT} of its memory limit",
             description=(
-                f"The processes of {cgroup} on {label('server')} use {PCT} of their memory limit (threshold "
-                f"{percent(PROCESS.memory_limit_ratio)}). At the limit the OOM killer ends one of them: raise the "
-                "limit or find the growth."
+                f"The working set of {cgroup} on {label('server')} is {PCT} of its memory limit (threshold "
+                f"{percent(PROCESS.memory_limit_ratio)}; page cache the kernel can reclaim is left out). At the "
+                "limit the OOM killer ends one of its processes: raise the limit or find the growth."
             ),
             runbook="processes", dashboard="processes", threshold=f"> {percent(PROCESS.memory_limit_ratio)}",
-            meaning="cgroup memory in use over memory.max",
+            meaning="cgroup working set (usage minus inactive page cache) over memory.max",
         ),
         Alert(
             alert="ProcessResourceLimitMissing",
@@ -618,6 +893,37 @@ def _processes() -> tuple[Alert, ...]:
             ),
             runbook="processes", dashboard="processes", threshold="limited == 0",
             meaning="a monitored cgroup has no CPU or memory limit",
+        ),
+        Alert(
+            alert="ProcessCpuThrottled",
+            expr=f"rate(process_cgroup_cpu_throttled_seconds_total[{W}]) > {num(PROCESS.cpu_throttled_ratio)}",
+            for_=FOR.process_cpu_throttled,
+            severity="warning",
+            summary=f"{cgroup} is throttled {PCT} of the time",
+            description=(
+                f"The kernel has throttled the processes of {cgroup} on {label('server')} for {PCT} of the "
+                f"time over the last {W} (threshold {percent(PROCESS.cpu_throttled_ratio)}; throttled seconds per "
+                f"second, summed over CPUs), for {FOR.process_cpu_throttled}. Bursts wait for the next CFS "
+                "period even when average usage looks fine: raise the CPU limit, or lower the processes' "
+                "parallelism to fit it."
+            ),
+            runbook="processes", dashboard="processes",
+            threshold=f"> {percent(PROCESS.cpu_throttled_ratio)} of the time",
+            meaning=f"time the cgroup was throttled by its CPU quota per second, {W} rate",
+        ),
+        Alert(
+            alert="ProcessOomKilled",
+            expr=f"{_settled_increase('process_cgroup_oom_kills_total', EW)} > 0",
+            for_=FOR.process_oom_killed,
+            severity="warning",
+            summary=f"The OOM killer ended {COUNT} process(es) of {cgroup}",
+            description=(
+                f"The kernel killed {COUNT} process(es) of {cgroup} on {label('server')} in the last {EW} because "
+                "the cgroup reached its memory limit. A killed PostgreSQL backend makes the server restart "
+                "every connection: raise the limit or find what grew (see the working set on the dashboard)."
+            ),
+            runbook="processes", dashboard="processes", threshold=f"> 0 in {EW}",
+            meaning=f"OOM kills in the cgroup (memory.events oom_kill) in the last {EW}",
         ),
     )
 
@@ -716,10 +1022,277 @@ def _jobs() -> tuple[Alert, ...]:
     )
 
 
+def _availability() -> tuple[Alert, ...]:
+    """Scrape targets and services that stop answering: their own metrics go stale with them, so
+    every other alert about them is blind."""
+    service_down = f"max by (job) (up{{{SERVICES}}}) == 0"
+    return (
+        Alert(
+            alert="ServiceDown",
+            expr=service_down,
+            for_=FOR.service_down,
+            severity="critical",
+            summary=f"Every instance of {label('job')} is down",
+            description=(
+                f"Prometheus has failed to scrape every target of job {label('job')} for {FOR.service_down}. "
+                "Its requests, errors and health checks are no longer measured, so HttpErrorRatioHigh and "
+                "HealthCheckFailing cannot fire: the service is probably down for its users. Prometheus → "
+                "Status → Targets shows the scrape error."
+            ),
+            runbook="service", dashboard="service", threshold="max(up) == 0 per job",
+            meaning="no target of an instrumented service's job can be scraped",
+        ),
+        Alert(
+            alert="TargetDown",
+            expr=f"up == 0 unless on (job) up{{{EXPORTER}}} unless on (job) ({service_down})",
+            for_=FOR.target_down,
+            severity="warning",
+            summary=f"Target {label('instance')} of {label('job')} is down",
+            description=(
+                f"Prometheus has failed to scrape {label('instance')} of job {label('job')} for "
+                f"{FOR.target_down}; its metrics and the alerts built on them are missing. (When every target "
+                "of an instrumented service is down ServiceDown fires instead, and the exporter has "
+                "StackwatchExporterDown.)"
+            ),
+            runbook="stackwatch", dashboard="checklist", threshold="up == 0",
+            meaning="one scrape target is down (not the exporter's, nor a whole service)",
+        ),
+        Alert(
+            alert="HttpTrafficAbsent",
+            expr=(
+                f"max_over_time({REQUESTS_BY_JOB}[{PRESENCE_WINDOW}]) > {num(HTTP.min_requests_per_second)}"
+                f" unless {REQUESTS_BY_JOB} > 0"
+                f" unless on (job) ({service_down})"
+            ),
+            for_=FOR.http_traffic_absent,
+            severity="warning",
+            summary=f"{label('job')} receives no requests",
+            description=(
+                f"{label('job')} served more than {num(HTTP.min_requests_per_second)} req/s within the last "
+                f"{PRESENCE_WINDOW} and none for {FOR.http_traffic_absent} (or its request metrics vanished), "
+                "though its targets are not all down: traffic no longer reaches it (load balancer, DNS, "
+                f"ingress) or its instances left service discovery. Resolves after {PRESENCE_WINDOW} without "
+                "traffic."
+            ),
+            runbook="service", dashboard="service",
+            threshold=f"0 req/s after > {num(HTTP.min_requests_per_second)} req/s in {PRESENCE_WINDOW}",
+            meaning="a service that had traffic receives none",
+        ),
+    )
+
+
+def _pipeline() -> tuple[Alert, ...]:
+    """The alerting pipeline watching itself (the Watchdog proves it end to end)."""
+    prom, am = SELECTORS.prometheus, SELECTORS.alertmanager
+    ratio = num(ALERTING.notification_error_ratio)
+    return (
+        Alert(
+            alert="PrometheusRuleFailures",
+            expr=f"increase(prometheus_rule_evaluation_failures_total{{{prom}}}[{W}]) > 0",
+            for_=FOR.prometheus_rule_failures,
+            severity="critical",
+            summary=f"Prometheus {label('instance')} fails to evaluate rules of {label('rule_group')}",
+            description=(
+                f"Prometheus {label('instance')} failed {value_as('humanize')} rule evaluation(s) of group "
+                f"{label('rule_group')} in the last {W}, for {FOR.prometheus_rule_failures}: the alerts of that "
+                "group cannot fire. Status → Rules shows each rule's last error (a query timeout, "
+                "\"many-to-many matching\", a label set that became duplicate)."
+            ),
+            runbook="stackwatch", dashboard="checklist", threshold="> 0",
+            meaning=f"rule evaluation failures, {W} increase",
+        ),
+        Alert(
+            alert="PrometheusNotConnectedToAlertmanagers",
+            expr=f"max_over_time(prometheus_notifications_alertmanagers_discovered{{{prom}}}[{W}]) < 1",
+            for_=FOR.prometheus_alertmanager_missing,
+            severity="critical",
+            summary=f"Prometheus {label('instance')} has no Alertmanager to send alerts to",
+            description=(
+                f"Prometheus {label('instance')} has discovered no Alertmanager for "
+                f"{FOR.prometheus_alertmanager_missing}: every alert it evaluates goes nowhere (this one can only "
+                "be seen in its own UI or through the Watchdog's dead man's switch). Check the `alerting` "
+                "section of prometheus.yml."
+            ),
+            runbook="stackwatch", dashboard="checklist", threshold="< 1 Alertmanager",
+            meaning="Alertmanagers Prometheus has discovered",
+        ),
+        Alert(
+            alert="PrometheusErrorSendingAlertsToAnyAlertmanager",
+            expr=(
+                f"min without (alertmanager) (rate(prometheus_notifications_errors_total{{{prom}}}[{W}])"
+                f" / rate(prometheus_notifications_sent_total{{{prom}}}[{W}])) > {ratio}"
+            ),
+            for_=FOR.prometheus_notifications_failing,
+            severity="critical",
+            summary=f"Prometheus {label('instance')} fails to send {PCT} of its alerts",
+            description=(
+                f"{PCT} of the alerts Prometheus {label('instance')} sent to every Alertmanager failed over the "
+                f"last {W} (threshold {percent(ALERTING.notification_error_ratio)}): alerts are lost before "
+                "routing. Its log names the Alertmanager and the error."
+            ),
+            runbook="stackwatch", dashboard="checklist",
+            threshold=f"> {percent(ALERTING.notification_error_ratio)} to every Alertmanager",
+            meaning=f"failed over sent alert notifications, the best Alertmanager, {W} rate",
+        ),
+        Alert(
+            alert="AlertmanagerFailedToSendAlerts",
+            expr=(
+                # newer Alertmanagers add a `reason` label to the failures only
+                f"sum without (reason) (rate(alertmanager_notifications_failed_total{{{am}}}[{W}]))"
+                f" / rate(alertmanager_notifications_total{{{am}}}[{W}]) > {ratio}"
+            ),
+            for_=FOR.alertmanager_notifications_failing,
+            severity="warning",
+            summary=f"Alertmanager {label('instance')} fails to deliver {PCT} of its {label('integration')} "
+                    "notifications",
+            description=(
+                f"{PCT} of the {label('integration')} notifications of Alertmanager {label('instance')} failed "
+                f"over the last {W} (threshold {percent(ALERTING.notification_error_ratio)}): nobody receives "
+                "those pages. Its log names the receiver and the error (a placeholder webhook URL, a revoked "
+                "token, an unreachable endpoint)."
+            ),
+            runbook="stackwatch", dashboard="checklist",
+            threshold=f"> {percent(ALERTING.notification_error_ratio)}",
+            meaning=f"failed over attempted notifications, by integration, {W} rate",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _BurnRate:
+    """One row of the SRE workbook's multi-window table: a burn this fast over ``long`` (and still
+    over ``short``) spends ``budget_share`` of the error budget within ``long``."""
+
+    long: str
+    short: str
+    factor: float
+
+
+#: page: 2% of a 30-day budget in 1h, or 5% in 6h; ticket: 10% in 1d, or 10% in 3d
+_BURN_RATES: dict[Severity, tuple[_BurnRate, ...]] = {
+    "critical": (_BurnRate("1h", "5m", 14.4), _BurnRate("6h", "30m", 6.0)),
+    "warning": (_BurnRate("1d", "2h", 3.0), _BurnRate("3d", "6h", 1.0)),
+}
+_SLO_WINDOWS: tuple[str, ...] = tuple(dict.fromkeys(
+    w for rows in _BURN_RATES.values() for row in rows for w in (row.short, row.long)))
+
+
+def _slo_requests(window: str) -> str:
+    return f"job:slo_http_requests:rate{window}"
+
+
+def _slo_errors(window: str) -> str:
+    return f"job:slo_http_request_errors:ratio_rate{window}"
+
+
+def _slo_slow(window: str) -> str:
+    return f"job:slo_http_requests_slow:ratio_rate{window}"
+
+
+def _slo_jobs(index: int) -> str:
+    """Matchers of the jobs SLOS[index] governs: the first entry whose ``jobs`` matches wins."""
+    earlier = "|".join(slo.jobs for slo in SLOS[:index])
+    return f'job=~"{SLOS[index].jobs}"' + (f', job!~"{earlier}"' if earlier else "")
+
+
+def _slo_selector(index: int) -> str:
+    """Matchers of the requests SLOS[index] counts (its jobs, without its excluded routes)."""
+    excluded = SLOS[index].excluded_routes
+    return _slo_jobs(index) + (f', http_route!~"{excluded}"' if excluded else "")
+
+
+def slo_problems(slos: tuple[ServiceSlo, ...], boundaries: tuple[float, ...]) -> list[str]:
+    """Why ``slos`` cannot be turned into rules (empty when they can): latency targets must be
+    histogram bucket boundaries, objectives strictly between 0 and 1."""
+    problems = []
+    for slo in slos:
+        if float(slo.latency_seconds) not in {float(b) for b in boundaries}:
+            problems.append(f"SLO for jobs {slo.jobs!r}: latency_seconds={slo.latency_seconds:g} is not a bucket "
+                            f"boundary of http_server_request_duration_seconds "
+                            f"({', '.join(f'{b:g}' for b in boundaries)})")
+        for name in ("availability", "latency_target"):
+            if not 0 < getattr(slo, name) < 1:
+                problems.append(f"SLO for jobs {slo.jobs!r}: {name}={getattr(slo, name)!r} must be between 0 and 1")
+    return problems
+
+
+def _slo_recording() -> tuple[Record, ...]:
+    """Per-service request rates, error ratios and slow ratios over every burn-rate window, each
+    service counted by the SLO that governs it (see ``_slo_jobs``)."""
+    family = "http_server_request_duration_seconds"
+    entries = range(len(SLOS))
+    rules: list[Record] = []
+    for w in _SLO_WINDOWS:
+        requests, errors, slow = _slo_requests(w), _slo_errors(w), _slo_slow(w)
+        rules.append(Record(requests, " or ".join(
+            f"sum by (job) (rate({family}_count{{{_slo_selector(i)}}}[{w}]))" for i in entries),
+            meaning=f"requests per second by service, its SLO's excluded routes left out, {w} rate"))
+        failed = " or ".join(
+            f'sum by (job) (rate({family}_count{{{_slo_selector(i)}, http_response_status_code=~"5.."}}[{w}]))'
+            for i in entries)
+        rules.append(Record(errors, f"({failed}) / {requests} or {requests} * 0",
+                            meaning=f"share of a service's SLO requests answered 5xx (0 when none), {w} rate"))
+        fast = " or ".join(
+            f"sum by (job) (rate({family}_bucket{{{_slo_selector(i)}, {le_matcher(SLOS[i].latency_seconds)}}}[{w}]))"
+            for i in entries)
+        rules.append(Record(slow, f"1 - ({fast}) / {requests}",
+                            meaning=f"share of a service's SLO requests slower than its SLO latency, {w} rate"))
+    return tuple(rules)
+
+
+def _budget_burn(slo_budget: float, ratio: Callable[[str], str], severity: Severity, jobs: str) -> str:
+    guard = num(HTTP.min_requests_per_second)
+    return " or ".join(
+        f"({ratio(row.long)}{{{jobs}}} > {num(round(row.factor * slo_budget, 12))}"
+        f" and {ratio(row.short)} > {num(round(row.factor * slo_budget, 12))}"
+        f" and {_slo_requests(row.long)} > {guard})"
+        for row in _BURN_RATES[severity])
+
+
+def _slo_alerts() -> tuple[Alert, ...]:
+    tiers = {"critical": "page", "warning": "ticket"}
+    out = []
+    for severity, tier in tiers.items():
+        rows = _BURN_RATES[severity]
+        windows = " or ".join(f"{r.long} (confirmed over {r.short})" for r in rows)
+        speeds = " / ".join(f"{r.factor:g}x over {r.long}" for r in rows)
+        guard = f"checked above {num(HTTP.min_requests_per_second)} req/s"
+        for sli, ratio, objective, what in (
+            ("Error", _slo_errors, lambda slo: slo.availability, "answered with a 5xx"),
+            ("Latency", _slo_slow, lambda slo: slo.latency_target, "slower than their SLO latency"),
+        ):
+            expr = " or ".join(_budget_burn(1 - objective(slo), ratio, severity, _slo_jobs(i))
+                               for i, slo in enumerate(SLOS))
+            out.append(Alert(
+                alert=f"Http{sli}BudgetBurn",
+                expr=expr,
+                for_=getattr(FOR, f"slo_{sli.lower()}_budget_{tier}"),
+                severity=severity,
+                summary=f"{label('job')} burns its {sli.lower()} budget too fast ({PCT} {what})",
+                description=(
+                    f"{PCT} of the requests to {label('job')} were {what} over the last {windows}: the "
+                    f"{SLO_PERIOD} {sli.lower()} budget of its SLO is being spent at least {speeds} the "
+                    f"sustainable rate ({guard}). "
+                    + ("At this pace it is gone within days: find what changed (deploy, dependency, load). "
+                       if tier == "page" else
+                       "Not urgent, but the budget will not last the period: plan the fix. ")
+                    + "The service dashboard shows which routes contribute."
+                ),
+                runbook="service", dashboard="service",
+                threshold=f"burn {speeds}",
+                meaning=f"multi-window {sli.lower()} budget burn of the service SLO ({tier} tier)",
+            ))
+    return tuple(out)
+
+
 def _groups() -> tuple[Group, ...]:
     return (
         Group("stackwatch.recording", _recording()),
+        Group("stackwatch.slo.recording", _slo_recording()),
         Group("stackwatch.exporter", _exporter()),
+        Group("stackwatch.availability", _availability()),
+        Group("stackwatch.pipeline", _pipeline()),
+        Group("stackwatch.slo", _slo_alerts()),
         Group("stackwatch.postgres", _postgres()),
         Group("stackwatch.redis", _redis()),
         Group("stackwatch.service", _service()),

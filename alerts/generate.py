@@ -18,9 +18,10 @@ from typing import Any
 
 import yaml
 
-from stackwatch.thresholds import DASHBOARD_UIDS, GRAFANA_BASE_URL, RUNBOOK_BASE_URL
+from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS
+from stackwatch.thresholds import DASHBOARD_UIDS, GRAFANA_BASE_URL, RUNBOOK_BASE_URL, SLOS
 
-from .catalog import GROUPS, alerts, records
+from .catalog import GROUPS, alerts, records, slo_problems
 from .rules import Alert, Group, Record, runbook_anchor
 
 __all__ = ["ALERTING_FILE", "DOCS_FILE", "RECORDING_FILE", "ROOT", "main", "render_files", "write_files"]
@@ -95,11 +96,21 @@ def _docs(runbook_base: str) -> str:
     for r in records():
         added = ", ".join(f'{k}="{v}"' for k, v in r.labels.items())
         lines.append(f"| `{r.record}` | {_cell(added)} | {_cell(r.meaning)} |")
+    lines += ["", "## What the demo fires by design", "",
+              "The demo service (`docker compose up` without the monitoring-only override) fails on purpose so",
+              "that every panel has something to show. Expect these alerts while it runs:", ""]
+    lines += [f"- `{name}` ({where}): {why}" for name, where, why in _DEMO_FIRES]
+    lines += ["", "## Checklist items with no alert, and why", ""]
+    lines += [f"- **{item}**: {why}" for item, why in _NOT_ALERTED]
     lines += [
         "",
         "## Changing a threshold or a link",
         "",
-        "1. Edit the value in `src/stackwatch/thresholds.py` (or a rule in `alerts/catalog.py`).",
+        "1. Edit the value in `src/stackwatch/thresholds.py` (or a rule in `alerts/catalog.py`). Job names are",
+        "   settings there too (`SELECTORS`, like the monitoring mixins' `_config`): the exporter's jobs",
+        "   (`stackwatch-exporter` and the /probe job `stackwatch-probe` by default), which jobs are",
+        "   instrumented services, Prometheus' and Alertmanager's jobs, and the label naming a PostgreSQL",
+        "   cluster. The services' objectives are `SLOS` (latency targets must be histogram bucket bounds).",
         "2. Run `python -m alerts.generate` from the repository root: it rewrites `alerts/rules/*.yml`",
         "   and this file. `python -m alerts.generate --check` only reports drift (exit 1).",
         "3. Adjust the promtool cases in `alerts/tests/` whose inputs sit near the old value, and run",
@@ -113,12 +124,66 @@ def _docs(runbook_base: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: what the demo stack fires while nothing is wrong (alertname, where, why and where it goes)
+_DEMO_FIRES: tuple[tuple[str, str, str], ...] = (
+    ("Watchdog", "none", "always, by design; Alertmanager sends it to the `null` receiver (point it at a dead "
+     "man's switch)."),
+    ("HttpErrorRatioHigh", "warning, `job=\"demo\"`, `http_route=\"/error\"`", "GET /error answers 500 on purpose; "
+     "Alertmanager routes the demo's /error alerts to `null`, and the demo's SLO (`SLOS`) leaves that route "
+     "out, so no HttpErrorBudgetBurn follows."),
+    ("NPlusOneQueriesDetected", "warning, `http_route=\"/authors/{author_id}/books\"`", "the N+1 loop the load "
+     "generator calls; routed to `null` like /error."),
+    ("PostgresSlowStatements", "warning", "GET /reports/slow runs `pg_sleep(0.3)`, above the 250 ms mean; it "
+     "notifies (a real slow statement looks the same)."),
+    ("AlertmanagerFailedToSendAlerts", "warning, `integration=\"webhook\"`", "as long as "
+     "`ALERTMANAGER_WEBHOOK_URL` is unset: the placeholder URL cannot be resolved, so no notification is "
+     "delivered. Set it and the alert resolves."),
+)
+
+#: checklist items (reference/backend-performance-checklist.txt) that no alert watches, and why
+_NOT_ALERTED: tuple[tuple[str, str], ...] = (
+    ("Query execution plans analyzed", "a review, not a state: `stackwatch check` (`pg.plans`) shows the "
+     "generic plan of the top statements; the slow-statement and missing-index alerts point at which to read."),
+    ("Cache TTL configured appropriately", "TTL hygiene is a slow-moving finding from a sampled estimate: "
+     "`stackwatch check` (`redis.keys_without_ttl`) and the Redis dashboard report it; RedisMaxmemoryNotSet "
+     "and the hit-ratio alerts catch its consequences."),
+    ("Cache invalidation on writes", "not observable from metrics: stale reads look like hits. Only the "
+     "application's tests can prove it."),
+    ("CDN for static assets", "outside this stack: the CDN's own monitoring watches it."),
+    ("Async processing for long tasks", "no queue metrics exist yet; synchronous long work shows as latency "
+     "(HttpLatencyBudgetBurn, HttpLatencyP99High)."),
+    ("Response compression enabled (gzip)", "a configuration fact, not an incident: `stackwatch check` "
+     "(`app.compression`) verifies it."),
+    ("Load balancing configured", "its configuration is not visible to Prometheus; its failures are: "
+     "TargetDown, ServiceDown and HttpTrafficAbsent."),
+    ("Unbounded queries (no LIMIT)", "many rows per call is legitimate for exports and reports, so it is a "
+     "review item (`stackwatch check` `pg.unbounded_queries`, the PostgreSQL dashboard), not a page."),
+    ("Buffer cache hit ratio", "a cold start or one analytics query drops it with no user impact; the "
+     "dashboard shows it, and the latency SLO alerts fire when it matters."),
+    ("Typical 20-30 connections per app instance", "a sizing guideline: `stackwatch check` "
+     "(`pg.connections_per_app`) reports it; saturation and pool waits are alerted."),
+    ("APM, error tracking (Sentry), distributed tracing, dashboards", "configuration of the stack itself: "
+     "`stackwatch check` (`app.metrics`, `ops.*`) verifies it; the Watchdog and the pipeline alerts watch "
+     "that alerting works."),
+    ("Read replicas, sharding, horizontal or vertical scaling", "design decisions; their symptoms are alerted "
+     "(replication lag, saturation, CPU and memory near limits)."),
+    ("Host disk space", "not yet: the stack runs no node_exporter; a full disk shows as PostgresDown or "
+     "RedisPersistenceFailing."),
+)
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
 def render_files(runbook_base: str = RUNBOOK_BASE_URL, grafana_url: str = GRAFANA_BASE_URL) -> dict[str, str]:
-    """Repository-relative path -> content of every generated file."""
+    """Repository-relative path -> content of every generated file.
+
+    Raises ValueError naming what is wrong when the SLOs in the thresholds cannot become rules.
+    """
+    problems = slo_problems(SLOS, HTTP_DURATION_BUCKETS)
+    if problems:
+        raise ValueError("; ".join(problems))
     recording = tuple(g for g in GROUPS if all(isinstance(r, Record) for r in g.rules))
     alerting = tuple(g for g in GROUPS if g not in recording)
     return {
@@ -147,7 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runbook-base-url", default=RUNBOOK_BASE_URL, help="base of the runbook links")
     parser.add_argument("--grafana-url", default=GRAFANA_BASE_URL, help="base of the dashboard links")
     args = parser.parse_args(argv)
-    files = render_files(args.runbook_base_url, args.grafana_url)
+    try:
+        files = render_files(args.runbook_base_url, args.grafana_url)
+    except ValueError as error:
+        print(f"python -m alerts.generate: {error}", file=sys.stderr)
+        return 2
     if args.check:
         drift = [rel for rel, content in files.items()
                  if not (args.root / rel).exists() or (args.root / rel).read_text(encoding="utf-8") != content]

@@ -86,11 +86,16 @@ class Query(Target):
 
     exemplar: bool = attr.ib(default=False, validator=instance_of(bool))
     empty_reason: str = attr.ib(default="", validator=instance_of(str))
+    #: render ``(expr) or on() vector(NaN)``: a required stat whose series vanished (exporter down,
+    #: collector disabled) then shows NaN, which :data:`NO_DATA_RED` paints red
+    nan_when_empty: bool = attr.ib(default=False, validator=instance_of(bool))
 
     def to_json_data(self) -> dict[str, Any]:
         data: dict[str, Any] = super().to_json_data()
         data["exemplar"] = self.exemplar
         data["range"] = not self.instant
+        if self.nan_when_empty:
+            data["expr"] = data["query"] = f"({self.expr}) or on() vector(NaN)"
         return data
 
 
@@ -200,16 +205,31 @@ def state_mapping(ok_value: int, ok_text: str, bad_text: str) -> list[StatValueM
                               StatValueMappingItem(bad_text, str(bad_value), RED))]
 
 
+#: a required stat that measures nothing is blind, not fine: red "no data" (see Query.nan_when_empty)
+NO_DATA_RED: dict[str, Any] = {"type": "special",
+                               "options": {"match": "null+nan", "result": {"text": "no data", "color": RED}}}
+
+
 def stat(title: str, description: str, expr: str | Query, unit: str, thresholds: list[dict[str, Any]], *,
          links: Sequence[str] = (), no_value: str = "no data", **kwargs: Any) -> Stat:
-    """One number colored by ``thresholds``; ``links`` are dashboard keys to drill into."""
+    """One number colored by ``thresholds``; ``links`` are dashboard keys to drill into.
+
+    The query is instant (what is true now: a range reduced with lastNotNull kept showing a
+    vanished series' last value), and unless it may legitimately be empty (``empty_reason``) no
+    data shows as a red "no data".
+    """
     query = expr if isinstance(expr, Query) else q(expr)
+    required = not query.empty_reason
+    query = attr.evolve(query, instant=True, nan_when_empty=required)
     kwargs.setdefault("textMode", "value")
+    kwargs["mappings"] = [*kwargs.get("mappings", []), *([NO_DATA_RED] if required else [])]
     return Stat(
         title=title, description=description, dataSource=DATASOURCE, targets=_targets([query]), format=unit,
         thresholds=thresholds, color={"mode": "thresholds"}, colorMode="background", graphMode="none",
-        reduceCalc="lastNotNull", noValue=no_value, maxDataPoints=None,
-        links=[{"title": TITLES[key], "url": dashboard_url(key) + "?${__url_time_range}"} for key in links],
+        reduceCalc="last", noValue=no_value, maxDataPoints=None,
+        # the time range and every variable travel along: drilling in keeps the job, instance, server
+        links=[{"title": TITLES[key], "url": dashboard_url(key) + "?${__url_time_range}&${__all_variables}"}
+               for key in links],
         **kwargs)
 
 
@@ -280,7 +300,7 @@ def dashboard_url(key: str) -> str:
 
 def _links(current: str) -> list[DashboardLink]:
     return [DashboardLink(title=TITLES[key].split(" / ")[-1], type="link", uri=dashboard_url(key),
-                          icon="dashboard", keepTime=True, tooltip=TITLES[key])
+                          icon="dashboard", keepTime=True, includeVars=True, tooltip=TITLES[key])
             for key in TITLES if key != current]
 
 

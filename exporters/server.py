@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
 
-from .families import relabel
+from .families import info, relabel
 from .target import Poller, Target
 from .webconfig import ActiveWebConfig, WebConfigFile
 
@@ -128,7 +128,7 @@ class Exporter:
     def _families(targets: Sequence[Target[Any]]) -> list[Metric]:
         families: list[Metric] = []
         for target in targets:
-            families.extend(relabel(target.families(), {"server": target.name}))
+            families.extend(relabel([*target.families(), _target_info(target)], {"server": target.name}))
         return merge(families)
 
     def _encoded(self, key: tuple[str, ...], targets: Sequence[Target[Any]],
@@ -143,6 +143,15 @@ class Exporter:
         with self._cache_lock:
             self._cache[key] = (generations, body)
         return body
+
+
+def _target_info(target: Target[Any]) -> Metric:
+    """Which kind of target this is: lets absent-style alerts watch, per instance, only the
+    kinds an exporter was configured with (a Redis-only exporter serves no ``pg_up``)."""
+    family = info("stackwatch_exporter_target", "A target this exporter was configured with, by kind "
+                  "(the prefix of its families: pg, redis, process).", ["kind"])
+    family.add_metric([target.prefix], {})
+    return family
 
 
 def _registry(families: list[Metric]) -> CollectorRegistry:

@@ -2,7 +2,10 @@
 
 Each stat shows the measure the matching alert watches, colored by the same threshold from
 ``stackwatch.thresholds`` (green passes, orange warns, red fails), and links to the dashboard
-that explains it. ``stackwatch check`` evaluates the same items from the command line.
+that explains it, keeping the time range and the selected variables. Stats are instant queries, so
+a series that vanished (exporter down, collector disabled) is not shown at its last value: a
+required item that measures nothing reads a red "no data", never a stale green. ``stackwatch
+check`` evaluates the same items from the command line.
 """
 
 from __future__ import annotations
@@ -131,7 +134,8 @@ def build() -> Dashboard:
                "s", too_high(JOBS.oldest_age_seconds), links=["jobs"], no_value="no queues"), w=w, h=h)
     g.add(stat("Slowest route p95", "Synchronous processing pitfall: the highest p95 of any route; past the "
                "line its work belongs in a background job.",
-               f'max(job_http_route:http_server_request_duration_seconds:quantile_rate5m{{{selector("job", quantile="0.95")}}})',
+               "max(job_http_route:http_server_request_duration_seconds:quantile_rate5m"
+               f'{{{selector("job", quantile="0.95")}}})',
                "s", too_high(JOBS.synchronous_route_p95_seconds), links=["jobs"]), w=w, h=h)
 
     g.row("Resources")

@@ -174,7 +174,8 @@ def build() -> Dashboard:
                      "cannot keep up or a long transaction blocks it.", [
         (f"topk(5, pg_stat_user_tables_n_dead_tup{{{S}}})", "{{datname}}.{{relname}}"),
     ], "short"), w=8)
-    g.add(timeseries("Sequential vs index scans", f"Scans per second over all tables ({SLOW}: the exporter reads them on its slow tier).", [
+    g.add(timeseries("Sequential vs index scans", f"Scans per second over all tables ({SLOW}: the exporter reads "
+                     "them on its slow tier).", [
         (f"sum(rate(pg_stat_user_tables_seq_scan{{{S}}}[{SLOW}]))", "sequential"),
         (f"sum(rate(pg_stat_user_tables_idx_scan{{{S}}}[{SLOW}]))", "index"),
     ], "ops"), w=8)

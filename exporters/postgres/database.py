@@ -6,7 +6,9 @@ joined in the same query...) and so stay untyped (no ``_total``). The hit ratio 
 between two consecutive polls rather than since the last stats reset, so it shows what the cache
 does now, not a lifetime average that hides a regression. Sizes walk every file of every
 database, so they live in their own slow-tier collector: one query for all databases, never one
-per database.
+per database. The same query reads each database's transaction ID age (``age(datfrozenxid)``):
+at 2^31 PostgreSQL stops accepting writes to avoid wraparound, and the age only moves as fast as
+the slow tier needs.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ WHERE d.datname IS NOT NULL ORDER BY d.datname
 """
 
 
-SIZE_SQL = "SELECT datname, pg_database_size(oid) AS bytes FROM pg_database ORDER BY datname"
+SIZE_SQL = ("SELECT datname, pg_database_size(oid) AS bytes, age(datfrozenxid)::float8 AS xid_age "
+            "FROM pg_database ORDER BY datname")
 
 _HELP = {
     "xact_commit": "Transactions committed",
@@ -172,6 +175,10 @@ class DatabaseSizeCollector(Collector[PostgresSource]):
 
     def collect(self, source: PostgresSource) -> list[Metric]:
         size = gauge("pg_database_size_bytes", "Disk space used by the database.", ["datname"])
+        xid_age = gauge("pg_database_datfrozenxid_age", "Transactions since the database's oldest unfrozen "
+                        "transaction ID (age(datfrozenxid)); wraparound protection stops writes at 2^31.",
+                        ["datname"])
         for row in source.rows(SIZE_SQL):
             size.add_metric([row["datname"]], row["bytes"])
-        return [size]
+            xid_age.add_metric([row["datname"]], row["xid_age"])
+        return [size, xid_age]

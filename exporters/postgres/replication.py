@@ -4,8 +4,11 @@ On a replica, ``now() - pg_last_xact_replay_timestamp()`` alone grows forever wh
 is idle (nothing to replay, so the last replay time stands still); the lag is therefore 0
 whenever everything received has been replayed, as postgres_exporter does. On a primary the
 ``*_lag`` intervals of pg_stat_replication turn NULL once a caught-up replica sees no new WAL,
-which is exported as 0. Three small queries: this server's state, its replicas, its slots (also
-under postgres_exporter's ``pg_replication_slots_*`` names).
+which is exported as 0. A standby whose WAL receiver is gone (primary unreachable, bad
+``primary_conninfo``) replays what it received and then reports a lag of 0 too, so the receiver's
+state is exported on its own (``pg_stat_wal_receiver_streaming``). Four small queries: this
+server's state, its WAL receiver (standbys only), its replicas, its slots (also under
+postgres_exporter's ``pg_replication_slots_*`` names).
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ SELECT pg_is_in_recovery() AS is_replica,
        END::float8 AS lag_seconds,
        extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS last_replay_seconds
 """
+
+# no row at all while no WAL receiver runs (it is restarted every wal_retrieve_retry_interval)
+WAL_RECEIVER_SQL = "SELECT status FROM pg_stat_wal_receiver"
 
 REPLICAS_SQL = f"""
 SELECT coalesce(application_name, '') AS application_name,
@@ -144,6 +150,13 @@ class ReplicationCollector(Collector[PostgresSource]):
         if state["last_replay_seconds"] is not None:
             last_replay.add_metric([], max(0.0, state["last_replay_seconds"]))
         families: list[Metric] = [is_replica, lag, last_replay]
+        if state["is_replica"]:
+            receiver = gauge("pg_stat_wal_receiver_streaming",
+                             "1 while this standby's WAL receiver streams from its upstream, 0 when it does not "
+                             "(no receiver process, or starting up, stopping, waiting).")
+            streaming = any(row["status"] == "streaming" for row in source.rows(WAL_RECEIVER_SQL))
+            receiver.add_metric([], 1.0 if streaming else 0.0)
+            families.append(receiver)
         labels = ["application_name", "client_addr"]
         lag_families = {
             "write_lag": gauge("pg_stat_replication_write_lag_seconds",

@@ -12,10 +12,13 @@ sub-tree (its ``root`` field) resolve correctly. Controllers mounted as v1 (``me
 ``cpu``, ``cpuacct``) win over the unified v2 mount: on a hybrid host the v2 tree then holds
 no memory or cpu controller.
 
-Files read, v2: ``memory.current``, ``memory.max``, ``cpu.max``, ``cpu.stat``
-(``usage_usec``, ``throttled_usec``); v1: ``memory.usage_in_bytes``,
-``memory.limit_in_bytes``, ``cpu.cfs_quota_us``, ``cpu.cfs_period_us``, ``cpu.stat``
-(``throttled_time``, ns), ``cpuacct.usage`` (ns). Only the cgroup's own files are read:
+Files read, v2: ``memory.current``, ``memory.max``, ``memory.stat`` (``inactive_file``),
+``memory.events`` (``oom_kill``), ``cpu.max``, ``cpu.stat`` (``usage_usec``,
+``throttled_usec``); v1: ``memory.usage_in_bytes``, ``memory.limit_in_bytes``, ``memory.stat``
+(``total_inactive_file``), ``memory.oom_control`` (``oom_kill``), ``cpu.cfs_quota_us``,
+``cpu.cfs_period_us``, ``cpu.stat`` (``throttled_time``, ns), ``cpuacct.usage`` (ns). The working
+set is usage minus inactive file pages, as cAdvisor computes it: page cache the kernel reclaims
+before it OOM-kills anything does not bring the cgroup nearer its limit. Only the cgroup's own files are read:
 a tighter limit set on an ancestor is not reflected.
 """
 
@@ -77,7 +80,9 @@ class CgroupUsage:
     """What was read; ``None`` means the file was absent (controller not enabled or mounted)."""
 
     memory_current: float | None = None
+    memory_working_set: float | None = None
     memory_max: float | None = None
+    oom_kills: float | None = None
     memory_limited: bool | None = None
     cpu_limit_cores: float | None = None
     cpu_limited: bool | None = None
@@ -186,6 +191,12 @@ def _stat(text: str | None) -> dict[str, float]:
     return {p[0]: float(p[1]) for p in pairs if len(p) == 2}
 
 
+def _working_set(current: str | None, inactive_file: float | None) -> float | None:
+    if current is None or inactive_file is None:
+        return None
+    return max(0.0, float(current) - inactive_file)
+
+
 def read_usage(dirs: CgroupDirs) -> CgroupUsage:
     """Current usage and limits of the cgroup in base units (bytes, seconds, cores)."""
     return _read_v2(dirs) if dirs.version == 2 else _read_v1(dirs)
@@ -193,6 +204,7 @@ def read_usage(dirs: CgroupDirs) -> CgroupUsage:
 
 def _read_v2(dirs: CgroupDirs) -> CgroupUsage:
     current, limit = _read(dirs.memory, "memory.current"), _read(dirs.memory, "memory.max")
+    memory_stat = _stat(_read(dirs.memory, "memory.stat"))
     cpu_max = _read(dirs.cpu, "cpu.max")
     stat = _stat(_read(dirs.cpu, "cpu.stat"))
     cores: float | None = None
@@ -201,7 +213,9 @@ def _read_v2(dirs: CgroupDirs) -> CgroupUsage:
         cores = None if quota == "max" else float(quota) / float(period or 100000)
     return CgroupUsage(
         memory_current=None if current is None else float(current),
+        memory_working_set=_working_set(current, memory_stat.get("inactive_file")),
         memory_max=None if limit in (None, "max") else float(limit),
+        oom_kills=_stat(_read(dirs.memory, "memory.events")).get("oom_kill"),
         memory_limited=None if limit is None else limit != "max",
         cpu_limit_cores=cores,
         cpu_limited=None if cpu_max is None else cores is not None,
@@ -214,6 +228,7 @@ def _read_v1(dirs: CgroupDirs) -> CgroupUsage:
     current, limit = _read(dirs.memory, "memory.usage_in_bytes"), _read(dirs.memory, "memory.limit_in_bytes")
     quota, period = _read(dirs.cpu, "cpu.cfs_quota_us"), _read(dirs.cpu, "cpu.cfs_period_us")
     usage = _read(dirs.cpuacct, "cpuacct.usage")
+    memory_stat = _stat(_read(dirs.memory, "memory.stat"))
     stat = _stat(_read(dirs.cpu, "cpu.stat"))
     limited_memory = None if limit is None else float(limit) < _V1_UNLIMITED
     cores = None
@@ -221,7 +236,9 @@ def _read_v1(dirs: CgroupDirs) -> CgroupUsage:
         cores = float(quota) / float(period)
     return CgroupUsage(
         memory_current=None if current is None else float(current),
+        memory_working_set=_working_set(current, memory_stat.get("total_inactive_file")),
         memory_max=float(limit) if limit is not None and limited_memory else None,
+        oom_kills=_stat(_read(dirs.memory, "memory.oom_control")).get("oom_kill"),
         memory_limited=limited_memory,
         cpu_limit_cores=cores,
         cpu_limited=None if quota is None else cores is not None,
@@ -261,6 +278,11 @@ def _families(name: str, usage: CgroupUsage) -> list[Metric]:
 
     add(gauge("process_cgroup_memory_current_bytes", "Memory charged to the cgroup.", ["cgroup"]),
         usage.memory_current)
+    add(gauge("process_cgroup_memory_working_set_bytes",
+              "Memory charged to the cgroup minus inactive file pages the kernel can reclaim.", ["cgroup"]),
+        usage.memory_working_set)
+    add(counter("process_cgroup_oom_kills_total", "Processes of the cgroup killed by the OOM killer.", ["cgroup"]),
+        usage.oom_kills)
     add(gauge("process_cgroup_memory_max_bytes", "Memory limit of the cgroup (absent when unlimited).",
               ["cgroup"]), usage.memory_max)
     add(gauge("process_cgroup_memory_limited", "1 when the cgroup has a memory limit, 0 when none is set.",

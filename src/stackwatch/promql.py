@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from stackwatch.thresholds import POSTGRES, UNJUDGED_COMMANDS
 
-__all__ = ["TTL_COMMANDS", "cache_request_rate", "job_queue_oldest_age", "n_plus_one_detections", "pool_wait_mean",
-           "redis_lookup_rate", "statement_mean_seconds"]
+__all__ = ["TTL_COMMANDS", "cache_request_rate", "job_queue_oldest_age", "le_matcher", "n_plus_one_detections",
+           "pool_wait_mean", "redis_lookup_rate", "statement_mean_seconds"]
 
 
 #: commands that read a key's TTL: stackwatch's TTL sampling (the exporter's sampler and
@@ -95,3 +95,15 @@ def job_queue_oldest_age(by: str, matchers: str = "") -> str:
     queued = ",".join(m for m in (matchers, 'state="queued"') if m)
     return (f"max by ({by}) (job_queue_oldest_age_seconds{{{matchers}}})"
             f" or max by ({by}) (job_queue_depth{{{queued}}}) * 0")
+
+
+def le_matcher(boundary: float) -> str:
+    """A matcher selecting the histogram bucket whose upper bound is ``boundary``.
+
+    Clients spell bounds differently (Go and Prometheus 2 write ``1``, client_python and
+    Prometheus 3, which normalises classic histograms on ingestion, write ``1.0``), so an exact
+    ``le="1"`` finds nothing on one side: the regex accepts both spellings.
+    """
+    text = repr(float(boundary))
+    spellings = [text, text.removesuffix(".0")] if text.endswith(".0") else [text]
+    return 'le=~"' + "|".join(s.replace(".", "\\\\.") for s in spellings) + '"'

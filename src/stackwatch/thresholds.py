@@ -30,6 +30,7 @@ __all__ = [
     "OVERRIDES_ENV",
     "ThresholdsError",
     "load_overrides",
+    "ALERTING",
     "CACHE",
     "DASHBOARD_UIDS",
     "EVENT_WINDOW",
@@ -39,12 +40,17 @@ __all__ = [
     "HTTP",
     "POOL",
     "POSTGRES",
+    "PRESENCE_WINDOW",
     "PROCESS",
     "RATE_WINDOW",
     "REDIS",
     "RUNBOOK_BASE_URL",
+    "SELECTORS",
+    "SLOS",
+    "SLO_PERIOD",
     "SLOW_TIER_WINDOW",
     "UNJUDGED_COMMANDS",
+    "AlertingThresholds",
     "CacheThresholds",
     "ForDurations",
     "HttpThresholds",
@@ -54,6 +60,8 @@ __all__ = [
     "PostgresThresholds",
     "ProcessThresholds",
     "RedisThresholds",
+    "Selectors",
+    "ServiceSlo",
 ]
 
 MiB: Final = 1024 * 1024
@@ -95,6 +103,20 @@ class PostgresThresholds:
     rows_per_call: float = 1000.0
     #: the checklist's "typical: 20-30 connections per app instance"; more rarely helps throughput.
     pool_connections_per_instance: int = 30
+    #: a fifth of a table's rows dead is past autovacuum's default 20% scale factor: vacuum is behind.
+    dead_tuple_ratio: float = 0.20
+    #: under 10,000 dead rows a table is too small for its bloat to matter.
+    dead_tuple_min_rows: int = 10_000
+    #: a table with that backlog and no (auto)vacuum for a day has autovacuum blocked or starved.
+    vacuum_age_seconds: float = 86_400.0
+    #: autovacuum freezes from 200M (autovacuum_freeze_max_age); at 1B it has fallen far behind, with
+    #: the 2^31 stop (and 1.6B vacuum_failsafe_age) still ahead: time to find what blocks it.
+    xid_age: int = 1_000_000_000
+    #: an unused slot keeping 1 GiB of WAL (max_wal_size's default) grows until the disk is full.
+    inactive_slot_wal_bytes: int = 1024 * MiB
+    #: standbys each primary streams to; fewer pages a ticket (only on primaries that had standbys
+    #: within PRESENCE_WINDOW, so a single server is never expected to have one).
+    expected_replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -123,6 +145,9 @@ class RedisThresholds:
     rejected_connections: int = 0
     #: cache keys should all expire; over 10% of keys without TTL means some writer forgot one.
     keys_without_ttl_ratio: float = 0.10
+    #: maxmemory-policy values under which memory near the limit and evictions are healthy (an LRU/LFU
+    #: cache at capacity); the memory and eviction alerts only watch the others (noeviction, volatile-*).
+    cache_policies: tuple[str, ...] = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
 
 
 @dataclass(frozen=True)
@@ -176,8 +201,19 @@ class ProcessThresholds:
 
     #: at 90% of the CPU quota the kernel starts throttling bursts, which shows up as latency.
     cpu_limit_ratio: float = 0.90
-    #: at 90% of memory.max the OOM killer is one allocation spike away.
+    #: at 90% of memory.max the OOM killer is one allocation spike away (working set: page cache the
+    #: kernel can reclaim is left out, as cAdvisor's container_memory_working_set_bytes does).
     memory_limit_ratio: float = 0.90
+    #: throttled a quarter of the wall-clock time: requests stall for whole CFS periods (100 ms).
+    cpu_throttled_ratio: float = 0.25
+
+
+@dataclass(frozen=True)
+class AlertingThresholds:
+    """The alerting pipeline itself: Prometheus evaluating and sending, Alertmanager delivering."""
+
+    #: one notification in a hundred failing loses pages over a day; fewer is a network blip.
+    notification_error_ratio: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -200,7 +236,9 @@ class ForDurations:
     postgres_unused_index: str = "1h"
     postgres_deadlocks: str = "0m"
     postgres_replication_lag: str = "5m"
-    pool_requests_waiting: str = "5m"
+    #: longer than the rate window, so one burst of waiters (which stays in the window for its
+    #: length) cannot fire it alone
+    pool_requests_waiting: str = "10m"
     pool_wait_time_high: str = "5m"
     redis_down: str = "1m"
     redis_hit_ratio_low: str = "10m"
@@ -213,6 +251,7 @@ class ForDurations:
     http_latency_p99_high: str = "10m"
     n_plus_one_detected: str = "0m"
     health_check_failing: str = "2m"
+    health_check_failing_instance: str = "5m"
     process_cpu_near_limit: str = "15m"
     process_memory_near_limit: str = "10m"
     process_limit_missing: str = "1h"
@@ -222,7 +261,32 @@ class ForDurations:
     job_queue_no_workers: str = "5m"
     http_route_should_be_background_job: str = "30m"
     collector_failing: str = "10m"
+    collector_disabled: str = "15m"
     watchdog: str = "0m"
+    target_down: str = "5m"
+    service_down: str = "2m"
+    http_traffic_absent: str = "10m"
+    #: the SRE workbook's multi-window alerts need no long "for": the short window already
+    #: confirms the burn is still going on
+    slo_error_budget_page: str = "2m"
+    slo_error_budget_ticket: str = "15m"
+    slo_latency_budget_page: str = "2m"
+    slo_latency_budget_ticket: str = "15m"
+    redis_metrics_absent: str = "5m"
+    prometheus_rule_failures: str = "15m"
+    prometheus_notifications_failing: str = "10m"
+    prometheus_alertmanager_missing: str = "10m"
+    alertmanager_notifications_failing: str = "10m"
+    postgres_vacuum_behind: str = "1h"
+    postgres_more_than_one_primary: str = "1m"
+    redis_master_link_down: str = "2m"
+    redis_persistence_failing: str = "5m"
+    process_cpu_throttled: str = "15m"
+    process_oom_killed: str = "0m"
+    postgres_wal_receiver_down: str = "2m"
+    postgres_xid_wraparound: str = "15m"
+    postgres_replication_slot_inactive: str = "10m"
+    postgres_replicas_missing: str = "5m"
 
 
 POSTGRES: Final = PostgresThresholds()
@@ -232,6 +296,7 @@ CACHE: Final = CacheThresholds()
 HTTP: Final = HttpThresholds()
 PROCESS: Final = ProcessThresholds()
 JOBS: Final = JobThresholds()
+ALERTING: Final = AlertingThresholds()
 FOR: Final = ForDurations()
 
 #: window of the recording rules' rates: 20 scrapes at 15 s, short enough to see an incident start.
@@ -241,6 +306,9 @@ EVENT_WINDOW: Final = "10m"
 #: window for rates of families the exporter refreshes on its slow tier (every 300 s by default,
 #: e.g. pg_stat_statements): it must span at least two polls.
 SLOW_TIER_WINDOW: Final = "15m"
+#: how long absent-style alerts remember a series that vanished (a target the exporter no longer
+#: serves, a service that stopped receiving requests): they fire, then resolve after this long.
+PRESENCE_WINDOW: Final = "1h"
 
 #: statement kinds (the exporter's ``command`` label) never judged as the application's slow or
 #: unbounded statements: maintenance and DDL (VACUUM, CREATE INDEX, COPY of backups...) and
@@ -249,6 +317,59 @@ UNJUDGED_COMMANDS: Final = ("utility", "monitoring")
 
 #: the Prometheus job that scrapes the stackwatch exporter (provisioning/prometheus.yml).
 EXPORTER_JOB: Final = "stackwatch-exporter"
+
+
+@dataclass(frozen=True)
+class Selectors:
+    """Which scrape jobs are what, as PromQL label matchers (the monitoring mixins' ``_config``).
+
+    Change them to your job names and regenerate the rules; nothing else in the catalog names a job.
+    """
+
+    #: the jobs that scrape `stackwatch exporter`: /metrics (compose) and /probe (docs/stack.md)
+    exporter: str = f'job=~"{EXPORTER_JOB}|stackwatch-probe"'
+    #: the instrumented services: every job that is not a part of the monitoring stack itself
+    services: str = (f'job!~"{EXPORTER_JOB}|stackwatch-probe|prometheus|alertmanager|otel-collector'
+                     '|tempo|grafana|node"')
+    #: Prometheus' own scrape job (rule evaluation, notifications)
+    prometheus: str = 'job="prometheus"'
+    #: Alertmanager's scrape job (notification deliveries)
+    alertmanager: str = 'job="alertmanager"'
+    #: the target label that names a PostgreSQL cluster (a primary and its standbys); the
+    #: several-primaries alert only watches targets that carry it
+    cluster_label: str = "cluster"
+
+
+SELECTORS: Final = Selectors()
+
+
+@dataclass(frozen=True)
+class ServiceSlo:
+    """Service level objectives of the services whose job matches ``jobs`` (a regex).
+
+    Two SLIs per request: answered without a 5xx (``availability``), and answered within
+    ``latency_seconds`` (``latency_target``). ``latency_seconds`` must be a bucket boundary of
+    ``http_server_request_duration_seconds`` (the generator refuses others: a count of requests
+    faster than a value between boundaries cannot be read from a histogram). A service is governed
+    by the first entry of ``SLOS`` whose ``jobs`` matches its job.
+    """
+
+    #: regex over the job label; the default covers every instrumented service
+    jobs: str = ".+"
+    #: regex over http_route: routes that count in neither SLI (health probes, deliberate faults)
+    excluded_routes: str = ""
+    #: 99.9% of requests answered without a 5xx: 43 minutes of full outage per 30 days.
+    availability: float = 0.999
+    #: the checklist's p99 latency, as an objective: 99% of requests within 1 s.
+    latency_seconds: float = 1.0
+    latency_target: float = 0.99
+
+
+#: the services' SLOs (the multi-window, multi-burn-rate alerts of the SRE workbook are built on
+#: them), first match wins. The demo's GET /error fails on purpose: it is no part of its SLO.
+SLOS: Final[tuple[ServiceSlo, ...]] = (ServiceSlo(jobs="demo", excluded_routes="/error"), ServiceSlo())
+#: the period each error budget is spent over
+SLO_PERIOD: Final = "30d"
 
 #: fixed Grafana dashboard uids, shared by the dashboards, the alerts' dashboard links and links.
 DASHBOARD_UIDS: Final[Mapping[str, str]] = MappingProxyType({

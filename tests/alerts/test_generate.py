@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from alerts import generate
-from alerts.catalog import alerts
-from stackwatch.thresholds import POSTGRES
+from alerts.catalog import alerts, slo_problems
+from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS
+from stackwatch.thresholds import POSTGRES, SLOS, ServiceSlo
 from tests.fixtures.prometheus import REPO_ROOT
 
 FILES = generate.render_files()
@@ -64,3 +65,25 @@ def test_alert_table_lists_every_alert() -> None:
     table = FILES[generate.DOCS_FILE]
     for alert in alerts():
         assert f"| `{alert.alert}` | {alert.severity} | {alert.for_} |" in table
+
+
+def test_slo_latency_targets_must_be_bucket_boundaries() -> None:
+    assert slo_problems(SLOS, HTTP_DURATION_BUCKETS) == []
+    problems = slo_problems((ServiceSlo(jobs="checkout", latency_seconds=0.3), ServiceSlo(availability=1.0)),
+                            HTTP_DURATION_BUCKETS)
+    assert problems == [
+        "SLO for jobs 'checkout': latency_seconds=0.3 is not a bucket boundary of "
+        "http_server_request_duration_seconds (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, "
+        "5, 7.5, 10)",
+        "SLO for jobs '.+': availability=1.0 must be between 0 and 1",
+    ]
+
+
+def test_generation_refuses_an_slo_off_the_bucket_boundaries(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             tmp_path: Path) -> None:
+    monkeypatch.setattr(generate, "SLOS", (ServiceSlo(latency_seconds=0.3),))
+    assert generate.main(["--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "latency_seconds=0.3 is not a bucket boundary" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS
 from stackwatch.thresholds import (
     DASHBOARD_UIDS,
     FOR,
@@ -76,6 +77,14 @@ def test_rules_avoid_what_prometheus_2_42_or_3_lack(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert "keep_firing_for" not in text  # 2.42 lacks it
     assert "holt_winters" not in text  # renamed in 3.0
-    assert not re.search(r"\ble\s*=~?\s*\"", text)  # 3.x normalises le="1" to le="1.0"
+    # 3.x normalises le="1" to le="1.0": an exact le matcher misses one side, a regex must take both
+    assert not re.search(r"\ble\s*=\s*\"", text)
+    for quoted in re.findall(r"\ble\s*=~\s*\"((?:[^\"\\\\]|\\\\.)*)\"", text):
+        pattern = quoted.replace("\\\\", "\\")
+        boundaries = [b for b in HTTP_DURATION_BUCKETS if re.fullmatch(pattern, repr(float(b)))]
+        assert boundaries, f"le=~{quoted!r} matches no bucket boundary"
+        for boundary in boundaries:
+            go_spelling = repr(float(boundary)).removesuffix(".0")
+            assert re.fullmatch(pattern, go_spelling), f"le=~{quoted!r} misses the spelling {go_spelling!r}"
     assert not re.search(r"\{\s*\"", text)  # quoted UTF-8 metric names are 3.x only
     assert "limit_ratio(" not in text and "limitk(" not in text  # experimental in 3.x, absent in 2.42

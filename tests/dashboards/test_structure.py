@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from grafanalib.core import Stat
 
-from dashboards.common import PROMETHEUS_UID
-from dashboards.generate import JSON_DIR, ROOT
+from dashboards.common import NO_DATA_RED, PROMETHEUS_UID
+from dashboards.generate import JSON_DIR, ROOT, build_all
 from stackwatch.thresholds import DASHBOARD_UIDS
 
 from .conftest import BOARDS
 
 DATASOURCES_DIR = ROOT / "provisioning" / "grafana" / "datasources"
 #: Grafana's built-in variables and interval macros
-GRAFANA_MACROS = {"__rate_interval", "__interval", "__range", "__url_time_range"}
+GRAFANA_MACROS = {"__rate_interval", "__interval", "__range", "__url_time_range", "__all_variables"}
 
 
 def provisioned_datasource_uids() -> set[str]:
@@ -137,6 +138,11 @@ def test_links_resolve(board: dict[str, Any]) -> None:
         match = re.match(r"/d/([\w-]+)", url)
         assert match, f"link {url!r} is not a dashboard link"
         assert match.group(1) in BOARDS, f"link {url!r} names no generated dashboard"
+    # drilling in keeps the time range and the variables (a PostgreSQL server picked stays picked)
+    assert all(link["keepTime"] and link["includeVars"] for link in board["links"])
+    for panel in content_panels(board):
+        for link in panel.get("links", []):
+            assert "${__url_time_range}" in link["url"] and "${__all_variables}" in link["url"], link["url"]
 
 
 def test_latency_panels_request_exemplars() -> None:
@@ -187,3 +193,19 @@ def test_sources_type_no_threshold_numbers() -> None:
 
 def test_json_dir_holds_only_dashboards() -> None:
     assert {p.suffix for p in Path(JSON_DIR).iterdir()} == {".json"}
+
+
+def test_stats_show_now_and_a_required_one_without_data_is_red() -> None:
+    """A range reduced with lastNotNull kept a vanished series' last value (a green hit ratio with the
+    exporter down): stats are instant, and a required one that measures nothing reads red "no data"."""
+    stats = [panel for board in build_all() for panel in board.panels if isinstance(panel, Stat)]
+    assert len(stats) >= 30
+    for panel in stats:
+        data = panel.to_json_data()
+        assert data["options"]["reduceOptions"]["calcs"] == ["last"], panel.title
+        for target in panel.targets:
+            rendered = target.to_json_data()
+            assert rendered["instant"] and not rendered["range"], panel.title
+            required = not target.empty_reason
+            assert rendered["expr"] == (f"({target.expr}) or on() vector(NaN)" if required else target.expr)
+            assert (NO_DATA_RED in data["fieldConfig"]["defaults"]["mappings"]) == required, panel.title

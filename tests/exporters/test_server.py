@@ -137,6 +137,19 @@ def test_probe_serves_only_the_named_target_labelled_with_its_name(full: Running
     assert "process_group_processes" not in families
 
 
+def test_each_target_publishes_its_kind_on_metrics_and_probe(full: Running) -> None:
+    """stackwatch_exporter_target_info lets the absent-style alerts watch, per exporter
+    instance, only the kinds it was configured with (here PostgreSQL and process, no Redis)."""
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(full.url + "/metrics").text)}
+    kinds = {(s.labels["kind"], s.labels["server"]) for s in families["stackwatch_exporter_target_info"].samples}
+    assert kinds == {(t.prefix, t.name) for t in full.exporter.targets}
+    assert {kind for kind, _ in kinds} == {"pg", "process"}
+    probed = {f.name: f for f in text_string_to_metric_families(
+        httpx.get(full.url + "/probe", params={"target": "orders-db"}).text)}
+    assert [(s.name, s.labels, s.value) for s in probed["stackwatch_exporter_target_info"].samples] == [
+        ("stackwatch_exporter_target_info", {"kind": "pg", "server": "orders-db"}, 1.0)]
+
+
 @pytest.mark.parametrize("query", ["?target=nope", "", "?target="])
 def test_probe_unknown_or_missing_target_lists_the_known_ones(full: Running, query: str) -> None:
     response = httpx.get(full.url + "/probe" + query)

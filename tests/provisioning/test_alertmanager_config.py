@@ -31,6 +31,14 @@ def test_amtool_checks_the_config(amtool: str) -> None:
     (["alertname=PostgresDown", "severity=critical"], "webhook-critical"),
     (["alertname=PostgresConnectionsSaturated", "severity=warning"], "webhook"),
     (["alertname=PostgresUnusedIndex", "severity=info"], "webhook"),
+    # the demo's deliberate faults notify nobody; the same alerts on its other routes, or on
+    # another service's same route, still do
+    (["alertname=HttpErrorRatioHigh", "severity=warning", "job=demo", "http_route=/error"], "null"),
+    (["alertname=NPlusOneQueriesDetected", "severity=warning", "job=demo",
+      "http_route=/authors/{author_id}/books"], "null"),
+    (["alertname=HttpErrorRatioHigh", "severity=warning", "job=demo", "http_route=/books"], "webhook"),
+    (["alertname=HttpErrorRatioHigh", "severity=warning", "job=shop", "http_route=/error"], "webhook"),
+    (["alertname=ServiceDown", "severity=critical", "job=demo"], "webhook-critical"),
 ])
 def test_routes_by_severity(amtool: str, labels: list[str], receiver: str) -> None:
     result = subprocess.run([amtool, "config", "routes", "test", f"--config.file={CONFIG}", *labels],
@@ -39,7 +47,7 @@ def test_routes_by_severity(amtool: str, labels: list[str], receiver: str) -> No
 
 
 def test_critical_inhibits_warning_of_the_same_alert_and_target() -> None:
-    (rule,) = load_yaml(CONFIG)["inhibit_rules"]
+    rule = load_yaml(CONFIG)["inhibit_rules"][0]
     assert rule["source_matchers"] == ['severity = "critical"']
     assert rule["target_matchers"] == ['severity = "warning"']
     assert sorted(rule["equal"]) == ["alertname", "instance", "job", "server"]
@@ -63,6 +71,27 @@ def test_critical_on_one_server_does_not_silence_another_servers_warning(alertma
                    "the inhibition of db-a's warning")
         assert states() == {("critical", "db-a"): "active", ("warning", "db-a"): "suppressed",
                             ("warning", "db-b"): "active"}
+
+
+def test_a_down_dependency_pages_once_not_again_per_service_health_check(alertmanager_binary: str) -> None:
+    """RedisDown holds back the services' failing redis checks; an unrelated failing check still pages."""
+    alerts = [
+        {"labels": {"alertname": "RedisDown", "severity": "critical", "job": "stackwatch-exporter",
+                    "instance": "stackwatch-exporter:9188", "server": "redis:6379"}},
+        {"labels": {"alertname": "HealthCheckFailing", "severity": "critical", "job": "demo", "check": "redis"}},
+        {"labels": {"alertname": "HealthCheckFailing", "severity": "critical", "job": "demo", "check": "payments"}},
+    ]
+    with AlertmanagerServer(CONFIG, alertmanager_binary) as am:
+        request = urllib.request.Request(f"{am.url}/api/v2/alerts", json.dumps(alerts).encode(),
+                                         {"Content-Type": "application/json"}, method="POST")
+        urllib.request.urlopen(request, timeout=10).close()
+
+        def states() -> dict[str, str]:
+            return {a["labels"].get("check", a["labels"]["alertname"]): a["status"]["state"] for a in am.alerts()}
+
+        wait_until(lambda: len(states()) == 3 and states()["redis"] == "suppressed", 30,
+                   "the inhibition of the redis health check")
+        assert states() == {"RedisDown": "active", "redis": "suppressed", "payments": "active"}
 
 
 def test_every_webhook_uses_the_placeholder_the_entrypoint_replaces() -> None:

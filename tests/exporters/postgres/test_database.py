@@ -1,5 +1,5 @@
 """The database collectors against real work in a fresh database: exact counter deltas, the
-window hit ratio and sizes."""
+window hit ratio, sizes and transaction ID ages."""
 
 from __future__ import annotations
 
@@ -180,3 +180,23 @@ def test_sizes_of_all_databases_in_one_poll(server: PostgresServer) -> None:
     expected = dict(server.query("SELECT datname, pg_database_size(datname) FROM pg_database"))
     assert sizes == expected
     assert sizes[DB] > 7 * 1024 * 1024  # a real database directory, not a placeholder
+
+
+def xid_ages(server: PostgresServer) -> dict[str, float]:
+    with monitor_source(server) as source:
+        families = DatabaseSizeCollector().collect(source)
+    return {dict(k)["datname"]: v for k, v in values(families, "pg_database_datfrozenxid_age").items()}
+
+
+def test_transaction_id_age_grows_with_transactions_and_drops_with_a_freeze(server: PostgresServer) -> None:
+    before = xid_ages(server)
+    assert set(before) == {name for (name,) in server.query("SELECT datname FROM pg_database")}
+    with server.connect(dbname=DB) as conn:
+        for _ in range(200):  # each call assigns (consumes) one transaction ID
+            conn.execute("SELECT txid_current()")
+    grown = xid_ages(server)
+    assert grown[DB] >= before[DB] + 200
+    server.query("VACUUM (FREEZE)", dbname=DB)  # advances datfrozenxid of this database only
+    frozen = xid_ages(server)
+    assert frozen[DB] < grown[DB] - 150
+    assert frozen["postgres"] >= grown["postgres"]

@@ -159,6 +159,33 @@ def test_paused_replay_shows_lag_on_both_ends_then_recovers_while_primary_idles(
     assert replica.query("SELECT extract(epoch FROM now() - pg_last_xact_replay_timestamp())")[0][0] > 1.5
 
 
+def set_upstream(replica: Replica, conninfo: str) -> None:
+    """Point the standby's WAL receiver at ``conninfo`` (reloadable since PostgreSQL 13) and restart it."""
+    replica.query(f"ALTER SYSTEM SET primary_conninfo = '{conninfo}'")
+    replica.query("SELECT pg_reload_conf()")
+    replica.query("SELECT pg_terminate_backend(pid) FROM pg_stat_wal_receiver")
+
+
+def test_standby_reports_whether_its_wal_receiver_streams(pair: tuple[PostgresServer, Replica]) -> None:
+    """Receiver gone, lag 0 all the same: only the receiver's state tells broken replication apart."""
+    primary, replica = pair
+    assert value(collect(replica), "pg_stat_wal_receiver_streaming") == 1
+    assert value(collect(primary), "pg_stat_wal_receiver_streaming") is None  # a primary has no receiver
+    working = replica.query("SHOW primary_conninfo")[0][0]
+    set_upstream(replica, f"host={primary.host} port={free_port()} user=postgres connect_timeout=2")
+    try:
+        wait_until(lambda: value(collect(replica), "pg_stat_wal_receiver_streaming") == 0, 30,
+                   "the receiver to stop streaming")
+        families = collect(replica)
+        assert value(families, "pg_replication_lag_seconds") == 0  # why the lag alone cannot tell
+        assert value(families, "pg_replication_is_replica") == 1
+    finally:
+        replica.query("ALTER SYSTEM RESET primary_conninfo")
+        replica.query("SELECT pg_reload_conf()")
+    assert replica.query("SHOW primary_conninfo")[0][0] == working
+    wait_until(lambda: value(collect(replica), "pg_stat_wal_receiver_streaming") == 1, 60, "streaming again")
+
+
 def test_replicas_sharing_name_and_address_keep_the_worst_lag() -> None:
     rows = [
         {"application_name": "walreceiver", "client_addr": "10.0.0.2", "write_lag": 0.1, "flush_lag": 0.2,

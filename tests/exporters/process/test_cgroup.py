@@ -53,7 +53,8 @@ def _collect(source: ProcessSource) -> dict[str, float | None]:
     return {name: registry.get_sample_value(name, label) for name in (
         "process_cgroup_memory_current_bytes", "process_cgroup_memory_max_bytes", "process_cgroup_memory_limited",
         "process_cgroup_cpu_limit_cores", "process_cgroup_cpu_limited", "process_cgroup_cpu_usage_seconds_total",
-        "process_cgroup_cpu_throttled_seconds_total")}
+        "process_cgroup_cpu_throttled_seconds_total", "process_cgroup_memory_working_set_bytes",
+        "process_cgroup_oom_kills_total")}
 
 
 def _own_label(source: ProcessSource) -> str:
@@ -117,6 +118,17 @@ def test_v2_limits_and_usage(tmp_path: Path) -> None:
     assert (usage.cpu_usage_seconds, usage.cpu_throttled_seconds) == (2.5, 0.75)
 
 
+def test_v2_working_set_leaves_out_reclaimable_page_cache_and_oom_kills_are_counted(tmp_path: Path) -> None:
+    _write(tmp_path, {"memory.current": str(300 * MiB), "memory.max": str(512 * MiB),
+                      "memory.stat": f"anon {100 * MiB}\nfile {200 * MiB}\nactive_file {20 * MiB}\n"
+                                     f"inactive_file {180 * MiB}",
+                      "memory.events": "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2"})
+    values = _collect_tree(tmp_path, "0::/\n", _mountinfo_v2(tmp_path))
+    assert values["process_cgroup_memory_current_bytes"] == 300 * MiB
+    assert values["process_cgroup_memory_working_set_bytes"] == 120 * MiB
+    assert values["process_cgroup_oom_kills_total"] == 2
+
+
 def test_v2_unlimited_has_flags_0_and_no_limit_values(tmp_path: Path) -> None:
     _write(tmp_path, {"memory.current": "4096", "memory.max": "max", "cpu.max": "max 100000",
                       "cpu.stat": "usage_usec 10\nthrottled_usec 0"})
@@ -139,9 +151,13 @@ def test_v1_limits_and_usage(tmp_path: Path) -> None:
     _write(tmp_path / "cpu" / "svc", {"cpu.cfs_quota_us": "50000", "cpu.cfs_period_us": "100000",
                                       "cpu.stat": "nr_periods 5\nnr_throttled 2\nthrottled_time 1500000000"})
     _write(tmp_path / "cpuacct" / "svc", {"cpuacct.usage": "3000000000"})
+    _write(tmp_path / "memory" / "svc", {"memory.stat": f"cache {8 * MiB}\ninactive_file {MiB}\n"
+                                                        f"total_inactive_file {6 * MiB}",
+                                         "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 1"})
     values = _collect_tree(tmp_path, "4:memory:/svc\n2:cpuacct:/svc\n1:cpu:/svc\n", _mountinfo_v1(tmp_path))
     assert values == {
-        "process_cgroup_memory_current_bytes": 20 * MiB, "process_cgroup_memory_max_bytes": 64 * MiB,
+        "process_cgroup_memory_current_bytes": 20 * MiB, "process_cgroup_memory_working_set_bytes": 14 * MiB,
+        "process_cgroup_oom_kills_total": 1, "process_cgroup_memory_max_bytes": 64 * MiB,
         "process_cgroup_memory_limited": 1, "process_cgroup_cpu_limit_cores": 0.5,
         "process_cgroup_cpu_limited": 1, "process_cgroup_cpu_usage_seconds_total": 3.0,
         "process_cgroup_cpu_throttled_seconds_total": 1.5}
@@ -251,6 +267,29 @@ def test_real_child_cgroup_with_limits(limited_cgroup: tuple[str, int]) -> None:
     finally:
         worker.kill()
         worker.wait(10)
+
+
+def test_real_oom_kill_is_counted_and_the_working_set_stays_under_usage(limited_cgroup: tuple[str, int]) -> None:
+    name, memory_limit = limited_cgroup
+    proc = Path("/proc/self")
+    dirs = locate(name, (proc / "cgroup").read_text(), (proc / "mountinfo").read_text())
+    assert _collect(ProcessSource(cgroup=name))["process_cgroup_oom_kills_total"] == 0
+    # a worker joins the cgroup, then allocates three times its memory limit: the kernel kills it
+    script = f"import sys\nsys.stdin.readline()\nheld = bytearray({3 * memory_limit})\nprint('survived')"
+    worker = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert worker.stdin is not None
+    try:
+        assert dirs.memory is not None
+        (dirs.memory / "cgroup.procs").write_text(str(worker.pid))
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+        assert worker.wait(30) == -9
+    finally:
+        worker.kill()
+        worker.wait(10)
+    values = _collect(ProcessSource(cgroup=name))
+    assert values["process_cgroup_oom_kills_total"] == 1
+    assert 0 <= values["process_cgroup_memory_working_set_bytes"] <= values["process_cgroup_memory_current_bytes"]  # type: ignore[operator]
 
 
 @given(st.text())
