@@ -21,6 +21,7 @@ __all__ = [
     "CACHE",
     "DASHBOARD_UIDS",
     "EVENT_WINDOW",
+    "EXPORTER",
     "EXPORTER_JOB",
     "FOR",
     "GRAFANA_BASE_URL",
@@ -34,6 +35,7 @@ __all__ = [
     "SLOW_TIER_WINDOW",
     "UNJUDGED_COMMANDS",
     "CacheThresholds",
+    "ExporterThresholds",
     "ForDurations",
     "HttpThresholds",
     "JOBS",
@@ -159,6 +161,14 @@ class JobThresholds:
 
 
 @dataclass(frozen=True)
+class ExporterThresholds:
+    """The exporter's own health."""
+
+    #: a snapshot older than three intervals has missed two polls in a row: its tier is stuck or starved.
+    stale_snapshot_intervals: float = 3.0
+
+
+@dataclass(frozen=True)
 class ProcessThresholds:
     """Monitored processes against their cgroup limits (checklist: "resource limits set")."""
 
@@ -210,6 +220,7 @@ class ForDurations:
     job_queue_no_workers: str = "5m"
     http_route_should_be_background_job: str = "30m"
     collector_failing: str = "10m"
+    collector_stale: str = "5m"
     watchdog: str = "0m"
 
 
@@ -220,6 +231,7 @@ CACHE: Final = CacheThresholds()
 HTTP: Final = HttpThresholds()
 PROCESS: Final = ProcessThresholds()
 JOBS: Final = JobThresholds()
+EXPORTER: Final = ExporterThresholds()
 FOR: Final = ForDurations()
 
 #: window of the recording rules' rates: 20 scrapes at 15 s, short enough to see an incident start.
