@@ -217,3 +217,15 @@ def test_redis_gone_fails_the_poll_for_the_target_to_report_and_the_next_recover
             poll(source, collector)
         server.start()  # empty: the server keeps no data across restarts here
         assert _depth(poll(source, collector), "rq", "emails", "queued") == 0  # remembered, so it reads 0
+
+
+def test_an_rq_queue_drained_before_the_first_poll_is_found(server: RedisServer) -> None:
+    """A worker faster than the poll leaves no list to SCAN: RQ's own rq:queues set still names it."""
+    client = server.client()
+    reports = Queue("reports", connection=client)
+    reports.enqueue(succeed, 1)
+    RqWorker([reports], connection=client).work(burst=True)
+    assert not client.exists("rq:queue:reports")
+    with real_source(server.url, _options("rq:rq:queue:*")) as source:
+        families = poll(source, QueuesCollector())
+    assert _depth(families, "rq", "reports", "queued") == 0
