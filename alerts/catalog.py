@@ -38,6 +38,7 @@ from stackwatch.thresholds import (
     SLOW_TIER_WINDOW,
     ServiceSlo,
 )
+from stackwatch.thresholds import EXPORTER as EXPORTER_HEALTH
 
 from .rules import (
     Alert,
@@ -168,6 +169,12 @@ def _recording() -> tuple[Record, ...]:
     return (*latency, *errors, *caches, *saturation)
 
 
+def _self_metric(suffix: str) -> str:
+    """``<prefix>_scrape_collector_<suffix>`` of every target kind, with the prefix as ``target``."""
+    return (f'label_replace({{__name__=~"(pg|redis|process)_scrape_collector_{suffix}"}}, '
+            f'"target", "$1", "__name__", "(.+)_scrape_collector_{suffix}")')
+
+
 def _exporter() -> tuple[Alert, ...]:
     return (
         Alert(
@@ -227,6 +234,28 @@ def _exporter() -> tuple[Alert, ...]:
             ),
             runbook="stackwatch", dashboard="checklist", threshold="disabled == 1",
             meaning="an exporter sub-collector cannot run on its target (e.g. pg_stat_statements missing)",
+        ),
+        Alert(
+            alert="StackwatchCollectorStale",
+            # a failing collector (or a target that is down) reports success 0: that is
+            # StackwatchCollectorFailing's or PostgresDown/RedisDown's business, not a stuck tier
+            expr=(
+                f"{_self_metric('snapshot_age_seconds')} > on (job, instance, server, target, collector) "
+                f"{num(EXPORTER_HEALTH.stale_snapshot_intervals)} * {_self_metric('interval_seconds')}"
+                f" and on (job, instance, server, target, collector) {_self_metric('success')} == 1"
+            ),
+            for_=FOR.collector_stale,
+            severity="warning",
+            summary=f"Collector {label('collector')} of {label('target')} target {label('server')} is stale",
+            description=(
+                f"The {label('collector')} collector of the {label('target')} target {label('server')} on "
+                f"{label('instance')} last polled successfully {SECS} ago, more than "
+                f"{num(EXPORTER_HEALTH.stale_snapshot_intervals)} times its interval: its tier is stuck or starved "
+                "(a query that runs for minutes, a lock wait) and its metrics are out of date."
+            ),
+            runbook="stackwatch", dashboard="checklist",
+            threshold=f"age > {num(EXPORTER_HEALTH.stale_snapshot_intervals)} x interval",
+            meaning="an exporter sub-collector's snapshot is older than its tier should allow",
         ),
         Alert(
             alert="Watchdog",

@@ -60,3 +60,15 @@ class Collector(abc.ABC, Generic[S]):
     @abc.abstractmethod
     def collect(self, source: S) -> list[Metric]:
         """Query ``source`` and return fresh metric families."""
+
+    def degrade(self, reason: str, detail: str) -> None:
+        """Say, during ``collect``, that this poll's data is incomplete: ``reason`` (a word from a
+        small fixed vocabulary: it becomes a label) is exported as
+        ``<prefix>_scrape_collector_degraded``, ``detail`` (what is missing and how to fix it) is
+        logged once when the reason appears."""
+        self.__dict__.setdefault("_degraded", {})[reason] = detail
+
+    def take_degraded(self) -> dict[str, str]:
+        """The reasons given by ``degrade`` since the last call (the target reads them per poll)."""
+        taken: dict[str, str] = self.__dict__.pop("_degraded", {})
+        return taken

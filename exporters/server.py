@@ -21,7 +21,9 @@ import json
 import logging
 import socket
 import ssl
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from http import HTTPStatus
@@ -84,9 +86,10 @@ class Exporter:
 
     def start(self) -> None:
         for target in self.all_targets():
-            poller = Poller(target, self.stop_event)
-            poller.start()
-            self._pollers.append(poller)
+            for tier in target.tiers():
+                poller = Poller(target, tier, self.stop_event)
+                poller.start()
+                self._pollers.append(poller)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop polling and close every connection (waits for in-flight polls up to ``timeout``)."""
@@ -100,21 +103,21 @@ class Exporter:
 
     def metrics_registry(self) -> CollectorRegistry:
         """Everything ``/metrics`` serves, as a registry (the exporter's own process metrics too)."""
-        return _registry(list(self._own.collect()) + self._families(self.targets))
+        return _registry(list(self._own.collect()) + self._families(self.targets)
+                         + self._freshness(self.targets))
 
     def render_metrics(self, accept: str) -> tuple[bytes, str]:
         """The ``/metrics`` body for an ``Accept`` header, and its content type."""
         encoder, content_type = choose_encoder(accept)
         targets = self._encoded(("metrics", content_type), self.targets, encoder)
-        own = encoder(self._own)
-        if content_type.startswith("application/openmetrics-text"):
-            own = own.removesuffix(b"# EOF\n")  # one terminator, at the very end
-        return own + targets, content_type
+        own = _unterminated(encoder(self._own), content_type)
+        fresh = _unterminated(encoder(_registry(self._freshness(self.targets))), content_type)
+        return own + fresh + targets, content_type
 
     def probe_registry(self, name: str) -> CollectorRegistry | None:
         """What ``/probe?target=NAME`` serves, as a registry (None for an unknown target)."""
         target = self.probe_targets.get(name)
-        return None if target is None else _registry(self._families([target]))
+        return None if target is None else _registry(self._families([target]) + self._freshness([target]))
 
     def render_probe(self, name: str, accept: str) -> tuple[bytes, str] | None:
         """The ``/probe?target=NAME`` body and content type, or None for an unknown target."""
@@ -122,7 +125,8 @@ class Exporter:
         if target is None:
             return None
         encoder, content_type = choose_encoder(accept)
-        return self._encoded(("probe", name, content_type), [target], encoder), content_type
+        fresh = _unterminated(encoder(_registry(self._freshness([target]))), content_type)
+        return fresh + self._encoded(("probe", name, content_type), [target], encoder), content_type
 
     @staticmethod
     def _families(targets: Sequence[Target[Any]]) -> list[Metric]:
@@ -130,6 +134,11 @@ class Exporter:
         for target in targets:
             families.extend(relabel([*target.families(), _target_info(target)], {"server": target.name}))
         return merge(families)
+
+    @staticmethod
+    def _freshness(targets: Sequence[Target[Any]]) -> list[Metric]:
+        """The snapshot ages: computed for every scrape, outside the cached encoding."""
+        return merge(m for t in targets for m in relabel(t.freshness(), {"server": t.name}))
 
     def _encoded(self, key: tuple[str, ...], targets: Sequence[Target[Any]],
                  encoder: Callable[[CollectorRegistry], bytes]) -> bytes:
@@ -152,6 +161,13 @@ def _target_info(target: Target[Any]) -> Metric:
                   "(the prefix of its families: pg, redis, process).", ["kind"])
     family.add_metric([target.prefix], {})
     return family
+
+
+def _unterminated(body: bytes, content_type: str) -> bytes:
+    """``body`` without its OpenMetrics ``# EOF``: one terminator, at the very end of a response."""
+    if content_type.startswith("application/openmetrics-text"):
+        return body.removesuffix(b"# EOF\n")
+    return body
 
 
 def _registry(families: list[Metric]) -> CollectorRegistry:
@@ -226,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    do_HEAD = do_GET
+    do_HEAD = do_GET  # noqa: N815 - http.server's naming
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
@@ -240,14 +256,27 @@ _LANDING = b"""<!doctype html><html><head><title>stackwatch exporter</title></he
 
 
 _PLAIN = ActiveWebConfig()
+_REFUSAL_BODY = b"too many connections to the exporter; retry later\n"
+_REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Connection: close\r\nRetry-After: 1\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(_REFUSAL_BODY), _REFUSAL_BODY))
 
 
 class ExporterHTTPServer(ThreadingHTTPServer):
-    """A threading HTTP server bound to one exporter, with optional TLS and basic auth."""
+    """A threading HTTP server bound to one exporter, with optional TLS and basic auth.
+
+    Each connection is served by a thread of its own, up to :attr:`max_connections` at once:
+    beyond that a new connection is answered ``503`` and closed at once (no thread), so a flood
+    of idle or half-open connections cannot grow the exporter without bound.
+    """
 
     daemon_threads = True
     #: seconds a client gets to complete the TLS handshake
     handshake_timeout = 10.0
+    #: most connections served at once (one thread each)
+    max_connections = 100
+    #: seconds between two warnings about refused connections
+    refusal_log_interval = 60.0
 
     def __init__(self, address: tuple[str, int], exporter: Exporter, web: WebConfigFile | None = None) -> None:
         self._web = web
@@ -255,6 +284,10 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self.scheme = "https" if web is not None and web.config.tls is not None else "http"
         self._busy = 0
         self._idle = threading.Condition()
+        self._connections = 0
+        self._connections_lock = threading.Lock()
+        self._refused = 0
+        self._refusal_logged = -self.refusal_log_interval
         self.draining = False
         # an IPv6 host (--listen [::1]:9188 or [::]:9188) needs an IPv6 socket
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -282,6 +315,55 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self.draining = True
         with self._idle:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in a thread of its own, or refuse it when at the cap."""
+        with self._connections_lock:
+            full = self._connections >= self.max_connections
+            if not full:
+                self._connections += 1
+        if full:
+            self._refuse(request, client_address)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # the thread did not start: it will not count itself out
+            with self._connections_lock:
+                self._connections -= 1
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections -= 1
+
+    def _refuse(self, request: socket.socket, client_address: Any) -> None:
+        """Answer 503 without reading the request (plain HTTP only) and close, never blocking."""
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._refusal_logged >= self.refusal_log_interval:
+            self._refusal_logged = now
+            log.warning("refusing connections: %d are open (the most served at once); %d refused so far",
+                        self.max_connections, self._refused)
+        if self.active().tls is None:
+            try:
+                request.setblocking(False)
+                request.send(_REFUSAL)
+            except OSError:
+                pass
+        self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request is routine (a debug line); anything else is logged
+        with its traceback through logging, never printed to stderr."""
+        error = sys.exc_info()[1]
+        peer = client_address[0] if isinstance(client_address, tuple) and client_address else client_address
+        if isinstance(error, OSError):  # reset, broken pipe, timeout, TLS errors
+            log.debug("%s: connection closed: %s", peer, error)
+        else:
+            log.error("%s: error while serving a request", peer, exc_info=error)
 
     def active(self) -> ActiveWebConfig:
         """The web config in force now (re-read when its files change)."""

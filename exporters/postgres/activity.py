@@ -9,6 +9,11 @@ slots outside ``max_connections``. The saturation ratio's capacity is ``max_conn
 superuser_reserved_connections - reserved_connections`` (the last exists from PostgreSQL 16
 and reserves slots for ``pg_use_reserved_connections`` members): slots an application role can
 never use are not capacity, so the ratio reaches 1 exactly when ordinary roles get refused.
+
+A role without ``pg_read_all_stats`` (``pg_monitor`` includes it) sees other roles' sessions in
+``pg_stat_activity`` without their type, state or times: they are counted (state ``unknown``) so
+the saturation stays right, but states and ages cover its own sessions only, so the collector
+reports itself ``degraded{reason="insufficient_privilege"}`` and says what to grant.
 """
 
 from __future__ import annotations
@@ -47,11 +52,14 @@ SELECT coalesce(datname, '') AS datname,
        coalesce(max(extract(epoch FROM now() - state_change)), 0)::float8 AS max_state_seconds
 FROM pg_stat_activity
 WHERE backend_type = 'client backend'
+   -- another role's session, as a role without pg_read_all_stats sees it: no type, no state
+   OR (backend_type IS NULL AND datname IS NOT NULL AND usesysid IS NOT NULL)
 GROUP BY 1, 2, 3, 4
 """
 
 LIMITS_SQL = """
-SELECT current_setting('max_connections')::int AS max_connections,
+SELECT current_user AS role, pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS sees_all_sessions,
+       current_setting('max_connections')::int AS max_connections,
        current_setting('superuser_reserved_connections')::int AS superuser_reserved,
        coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved,
        (SELECT coalesce(json_agg(json_build_array(datname, datconnlimit) ORDER BY datname), '[]')
@@ -132,6 +140,12 @@ class ActivityCollector(Collector[PostgresSource]):
     def collect(self, source: PostgresSource) -> list[Metric]:
         groups = [Group.from_row(r) for r in source.rows(ACTIVITY_SQL, {"own": OWN_APPLICATION})]
         limits = source.rows(LIMITS_SQL, {"max_roles": self.max_roles})[0]
+        if not limits["sees_all_sessions"]:
+            self.degrade("insufficient_privilege",
+                         "pg_stat_activity hides the state and times of other roles' sessions from role "
+                         f"{limits['role']!r}: they count as state 'unknown', and idle-in-transaction "
+                         "and ages cover its own sessions only; "
+                         f"GRANT pg_monitor (or pg_read_all_stats) TO {limits['role']}")
         return self.backend_families(groups) + self.limit_families(groups, limits)
 
     def backend_families(self, groups: Sequence[Group]) -> list[Metric]:

@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from ..options import SafeValueError
 from .commands import marked
 
-__all__ = ["ConnectionSettings", "connect", "parse_dsn", "checked_dsn", "InvalidDSN"]
+__all__ = ["ConnectionSettings", "InvalidDSN", "checked_dsn", "classify_error", "connect", "lost_reason", "parse_dsn"]
 
 
 class InvalidDSN(SafeValueError):
@@ -110,7 +110,49 @@ def connect(dsn: str, settings: ConnectionSettings, dbname: str | None = None) -
     # the settings collector reports, while this session runs with the exporter's bounds.
     conn.execute(marked(f"SET statement_timeout = {int(settings.statement_timeout_ms)}"))
     conn.execute(marked(f"SET lock_timeout = {int(settings.lock_timeout_ms)}"))
+    if conn.info.server_version >= 140000:
+        # the fast tier's connection idles between polls: a server-wide idle_session_timeout
+        # shorter than the interval would close it every time (pg_up flapping, a reconnect per poll)
+        conn.execute(marked("SET idle_session_timeout = 0"))
     return conn
+
+
+# What libpq and the server say (connection failures carry no SQLSTATE in psycopg) -> reason.
+# The order matters: a pg_hba.conf rejection may mention SSL, and a missing role "does not exist".
+_REASONS = (
+    ("too_many_connections", ("too many clients", "remaining connection slots are reserved",
+                              "too many connections")),
+    ("authentication", ("password authentication failed", "no password supplied", "authentication failed",
+                        "pg_hba.conf", "role \"")),
+    ("tls", ("ssl", "certificate", "gssencmode")),
+    ("permission", ("permission denied",)),
+    ("database_missing", ("does not exist",)),
+)
+
+
+def classify_error(error: BaseException) -> str:
+    """The ``pg_connection_error`` reason of a failed connection attempt (see docs/runbooks)."""
+    if isinstance(error, InvalidDSN):
+        return "invalid_dsn"
+    if not isinstance(error, psycopg.Error):
+        return "error"
+    sqlstate = getattr(error, "sqlstate", None) or ""
+    if sqlstate == "53300":
+        return "too_many_connections"
+    text = str(error).lower()
+    for reason, needles in _REASONS:
+        if any(needle in text for needle in needles):
+            return reason
+    return "unreachable" if isinstance(error, psycopg.OperationalError) else "error"
+
+
+def lost_reason(error: BaseException | None) -> str:
+    """The reason exported when a connection is lost mid-poll: ``idle_session_timeout`` when the
+    server closed an idle session (SQLSTATE 57P05), ``connection_lost`` otherwise."""
+    text = str(error).lower() if error is not None else ""
+    if getattr(error, "sqlstate", None) == "57P05" or "idle-session timeout" in text:
+        return "idle_session_timeout"
+    return "connection_lost"
 
 
 @contextmanager

@@ -84,8 +84,8 @@ class IndexesCollector(Collector[PostgresSource]):
     tier = Tier.SLOW
 
     def collect(self, source: PostgresSource) -> list[Metric]:
-        rows, databases = rows_per_database(source, SQL)
-        found = classify(rows)
+        read = rows_per_database(source, SQL)
+        found = classify(read.rows)
         families: list[Metric] = []
         for kind, meaning in KINDS.items():
             sizes = gauge(f"pg_index_{kind}_size_bytes", f"Size of {meaning} (the largest N of the instance).",
@@ -93,10 +93,10 @@ class IndexesCollector(Collector[PostgresSource]):
             for row in split_top(found[kind], source.options.top_n, key=lambda r: float(r["size_bytes"]))[0]:
                 sizes.add_metric([row[k] for k in _LABELS], float(row["size_bytes"]))
             counts = gauge(f"pg_indexes_{kind}", f"Number of {kind} indexes in the database.", ["datname"])
-            per_db = {name: 0 for name in databases}
+            per_db = {name: 0 for name in read.read}
             for row in found[kind]:
                 per_db[row["datname"]] += 1
             for name, count in per_db.items():
                 counts.add_metric([name], count)
             families += [sizes, counts]
-        return families
+        return families + [read.skipped_family(self, source.options.top_n)]

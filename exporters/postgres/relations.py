@@ -2,6 +2,9 @@
 
 * :func:`rows_per_database` runs one query in each database the options select, on a
   short-lived connection each (one at a time), retrying once when a DDL lock raced the query.
+  A database it cannot read (no CONNECT privilege, a statement timeout...) is skipped, and
+  :meth:`PerDatabase.skipped_family` exports which and why (``pg_database_skipped``) and marks
+  the collector degraded, logged once rather than on every poll.
 * :data:`BLOCKED_TABLES` is a CTE naming the tables this poll must not touch because an
   ``AccessExclusiveLock`` is granted or requested on the table or one of its indexes: size
   functions take ``AccessShareLock`` and would queue behind that DDL (and make everything
@@ -14,19 +17,22 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from prometheus_client.core import Metric
 from psycopg.rows import dict_row
 
+from ..collector import Collector
+from ..families import gauge
+from . import connection
 from .commands import marked
 from .source import PostgresSource
 
-__all__ = ["BLOCKED_TABLES", "OTHER", "OTHER_SCHEMA", "Row", "rollup", "rows_per_database", "split_top"]
-
-log = logging.getLogger("stackwatch.exporters")
+__all__ = ["BLOCKED_TABLES", "OTHER", "OTHER_SCHEMA", "PerDatabase", "Row", "rollup", "rows_per_database",
+           "split_top"]
 
 Row = dict[str, Any]
 
@@ -50,29 +56,65 @@ blocked AS (
 )"""
 
 
-def rows_per_database(source: PostgresSource, sql: str) -> tuple[list[Row], list[str]]:
-    """Rows of ``sql`` from every selected database (each row should carry its ``datname``),
-    and the names of the databases read.
+@dataclass
+class PerDatabase:
+    """What :func:`rows_per_database` read: the rows, the databases read, and those skipped."""
 
-    A database that cannot be read (no CONNECT privilege, dropped meanwhile...) is logged and
-    skipped so the others still report; if none can be read the last error is raised.
+    rows: list[Row] = field(default_factory=list)
+    read: list[str] = field(default_factory=list)
+    #: database -> why it was skipped (a fixed word: ``permission``, ``statement_timeout``...)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def skipped_family(self, collector: Collector[Any], limit: int) -> Metric:
+        """``pg_database_skipped{collector,datname,reason}`` for the first ``limit`` skipped
+        databases by name; any skip also marks ``collector`` degraded (logged once)."""
+        family = gauge("pg_database_skipped", "1 for a database the collector could not read this poll, "
+                       "with why (the first N by name).", ["collector", "datname", "reason"])
+        names = sorted(self.skipped)
+        for name in names[:limit]:
+            family.add_metric([collector.name, name, self.skipped[name]], 1)
+        if names:
+            shown = ", ".join(f"{name} ({self.skipped[name]})" for name in names[:10])
+            more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+            collector.degrade("databases_skipped", f"{len(names)} database(s) skipped: {shown}{more}; "
+                              "grant CONNECT on them to the exporter's role, raise --pg-statement-timeout-ms, "
+                              "or leave them out with --pg-exclude-databases")
+        return family
+
+
+def rows_per_database(source: PostgresSource, sql: str) -> PerDatabase:
+    """Rows of ``sql`` from every selected database (each row should carry its ``datname``).
+
+    A database that cannot be read (no CONNECT privilege, a statement timeout, dropped
+    meanwhile...) is skipped so the others still report; if none can be read the last error is
+    raised.
     """
-    rows: list[Row] = []
-    read: list[str] = []
+    result = PerDatabase()
     error: psycopg.Error | None = None
     for name in source.databases():
         try:
             with source.database(name) as conn:
-                rows.extend(_query(conn, sql))
-            read.append(name)
+                result.rows.extend(_query(conn, sql))
+            result.read.append(name)
         except psycopg.Error as failure:
             if source.conn.broken:
                 raise
             error = failure
-            log.warning("database %s skipped: %s", name, str(failure).strip().splitlines()[0])
-    if error is not None and not read:
+            result.skipped[name] = _skip_reason(failure)
+    if error is not None and not result.read:
         raise error
-    return rows, read
+    return result
+
+
+def _skip_reason(error: psycopg.Error) -> str:
+    """Why a database was skipped, as a fixed word."""
+    if isinstance(error, psycopg.errors.QueryCanceled):
+        return "statement_timeout"
+    if isinstance(error, psycopg.errors.LockNotAvailable):
+        return "lock_timeout"
+    if isinstance(error, psycopg.errors.InsufficientPrivilege):
+        return "permission"
+    return connection.classify_error(error)
 
 
 def _query(conn: psycopg.Connection, sql: str) -> list[Row]:

@@ -6,6 +6,8 @@ underscores) with ``_seconds`` or ``_bytes`` appended when the setting has a tim
 unit, converted to that base unit (-1, "disabled", is kept as -1). About 300 unlabelled series
 per server, read in one query on the slow tier. Values are ``reset_val``: the server's (or
 database's/role's) setting, not the exporter session's own ``statement_timeout``/``lock_timeout``.
+Each setting stands alone: one that cannot be converted is left out (and reported as
+``degraded``), the others are still exported.
 """
 
 from __future__ import annotations
@@ -76,22 +78,33 @@ class SettingsCollector(Collector[PostgresSource]):
 
     def collect(self, source: PostgresSource) -> list[Metric]:
         families: list[Metric] = []
+        bad: list[str] = []
         for row in source.rows(SQL):
             try:
                 value = to_base_unit(row["setting"], row["unit"], row["vartype"])
-            except ValueError:  # a value that is no number (seen on managed services): skip, never fail
+            except (TypeError, ValueError):  # a value that is no number (seen on managed services)
+                bad.append(f"{row['name']}={row['setting']!r}")
                 continue
             family = gauge(setting_name(row["name"], row["unit"]),
                            f"Server Parameter: {row['name']}: {row['short_desc'] or ''} (pg_settings, base units).")
             family.add_metric([], value)
             families.append(family)
-        preload = gauge("pg_settings_pg_stat_statements_loaded",
-                        "1 when pg_stat_statements is in shared_preload_libraries.")
-        preload.add_metric([], 1.0 if source.preloaded("pg_stat_statements") else 0.0)
+        if bad:
+            self.degrade("setting_unreadable", f"settings left out (not a number in their unit): {', '.join(bad)}")
+        loaded = source.preloaded("pg_stat_statements")
+        if loaded is None:
+            self.degrade("insufficient_privilege", "shared_preload_libraries is hidden from this role, so "
+                         "pg_settings_pg_stat_statements_loaded is left out: GRANT pg_read_all_settings "
+                         "(or pg_monitor) TO the exporter's role")
+        else:
+            preload = gauge("pg_settings_pg_stat_statements_loaded",
+                            "1 when pg_stat_statements is in shared_preload_libraries.")
+            preload.add_metric([], 1.0 if loaded else 0.0)
+            families.append(preload)
         version = gauge("pg_server_version_num", "server_version_num of the instance.")
         version.add_metric([], source.version)
         static = source.rows(STATIC_SQL)[0]
         info = untyped("pg_static", "Version string of the server (value 1; postgres_exporter's name).",
                      ["short_version", "version"])
         info.add_metric([short_version(static["server_version"]), static["version"]], 1)
-        return families + [preload, version, info]
+        return families + [version, info]

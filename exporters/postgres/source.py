@@ -56,11 +56,15 @@ class PostgresSource:
             cur.execute(marked(query) if isinstance(query, str) else sql.SQL(marked("")) + query, params)
             return cur.fetchall()
 
-    def preloaded(self, library: str) -> bool:
+    def preloaded(self, library: str) -> bool | None:
         """Whether ``library`` is in ``shared_preload_libraries`` (a list item, not a substring;
-        given by name or by path, ``$libdir/pg_stat_statements`` or ``...pg_stat_statements.so``)."""
-        text = self.rows("SELECT current_setting('shared_preload_libraries') AS libs")[0]["libs"]
-        names = {_LIBRARY_SUFFIX.sub("", item.strip().strip('"').rsplit("/", 1)[-1]) for item in text.split(",")}
+        given by name or by path, ``$libdir/pg_stat_statements`` or ``...pg_stat_statements.so``);
+        None when the role may not read that setting (it needs ``pg_read_all_settings``)."""
+        found = self.rows("SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'")
+        if not found:  # pg_settings hides superuser-only settings instead of raising
+            return None
+        names = {_LIBRARY_SUFFIX.sub("", item.strip().strip('"').rsplit("/", 1)[-1])
+                 for item in found[0]["setting"].split(",")}
         return library in names
 
     def databases(self) -> list[str]:

@@ -205,7 +205,7 @@ class StatementsCollector(Collector[PostgresSource]):
     # -- queries ------------------------------------------------------------------------
     @staticmethod
     def _extension(source: PostgresSource) -> tuple[str, set[str]]:
-        if not source.preloaded("pg_stat_statements"):
+        if source.preloaded("pg_stat_statements") is False:  # None: hidden from this role; try the view
             raise CollectorDisabled("extension_missing")
         found = source.rows(EXTENSION_SQL)
         if not found:

@@ -171,7 +171,8 @@ class TablesCollector(Collector[PostgresSource]):
         self.other = OtherCounters()
 
     def collect(self, source: PostgresSource) -> list[Metric]:
-        rows, _ = rows_per_database(source, SQL)
+        read = rows_per_database(source, SQL)
+        rows = read.rows
         for row in rows:
             row["size_bytes"] = row["table_size_bytes"] + row["index_size_bytes"]
         limit = source.options.top_n
@@ -194,4 +195,4 @@ class TablesCollector(Collector[PostgresSource]):
         scored = [r for r in rows if suspect_score(r) > 0]
         for row in split_top(scored, limit, key=suspect_score)[0]:
             suspects.add_metric([row[k] for k in _LABELS], suspect_score(row))
-        return families + [suspects]
+        return families + [suspects, read.skipped_family(self, limit)]

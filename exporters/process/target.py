@@ -38,11 +38,9 @@ class ProcessTarget(Target[ProcessSource]):
         super().__init__(name or socket.gethostname(), collectors, intervals)
         self.source = source
 
-    def connect(self) -> ProcessSource:
+    def open(self) -> ProcessSource:
+        """Nothing to connect to: the source is the local /proc and /sys."""
         return self.source
-
-    def disconnect(self) -> None:
-        """Nothing to close: the source is the local /proc and /sys."""
 
     def describe_target(self) -> dict[str, Any]:
         return {**super().describe_target(), "groups": [g.name for g in self.source.groups],

@@ -1,4 +1,4 @@
-"""Redis URLs and the one long-lived client per target.
+"""Redis URLs and the exporter's clients (one per tier, see ``target.py``).
 
 The client is built to fail fast and let the target decide: socket timeouts, no built-in
 retries (the target reconnects with backoff and says why in ``redis_connection_error``), the

@@ -8,7 +8,8 @@ Payloads are parsed only where they are JSON (never unpickled).
 
 Which keys to read comes from ``--redis-queue SYSTEM:PATTERN`` (:class:`QueueSpec`); the key a
 pattern names per system is :data:`MAIN_KEY`. A pattern with glob characters is expanded with
-``SCAN MATCH`` within the TTL sampler's key and time budgets (never ``KEYS``); a queue once seen is
+``SCAN MATCH`` within the TTL sampler's key and time budgets (never ``KEYS``), and for RQ also from
+its ``rq:queues`` set, which lists a queue even while it is empty; a queue once seen is
 remembered, so a drained queue reads 0 instead of vanishing (Redis deletes empty lists). Every
 queue costs a fixed handful of O(1)/O(log N) commands, pipelined into two round trips per poll
 whatever the number of queues, and a queue of a million jobs costs what an empty one does. The
@@ -38,6 +39,8 @@ __all__ = ["OTHER", "QueuesCollector"]
 
 log = logging.getLogger(__name__)
 
+#: the set in which RQ records the key of every queue it enqueued to (kept when the queue drains)
+RQ_QUEUES = "rq:queues"
 #: the rollup of the queues past ``queues_max``; parentheses keep it apart from any real queue name.
 OTHER = "(other)"
 
@@ -278,6 +281,11 @@ class QueuesCollector(Collector[RedisSource]):
         if not spec.is_glob:
             self._remember(spec, pattern, limit)
             return
+        if spec.system == "rq":  # RQ lists every queue it ever used: found even while it is empty
+            for key in source.client.sscan_iter(RQ_QUEUES, match=pattern, count=source.options.ttl_scan_count):
+                self._remember(spec, _text(key), limit)
+                if len(self._known) >= limit:
+                    break
         options = source.options
         deadline = time.monotonic() + options.ttl_sample_seconds
         cursor, scanned = self._cursors.get(spec, 0), 0

@@ -24,28 +24,21 @@ class RedisTarget(Target[RedisSource]):
         super().__init__(name, collectors, intervals)
         self.url = url
         self.options = options
-        self._source: RedisSource | None = None
         self._own = OwnLookups()
 
-    def connect(self) -> RedisSource:
-        if self._source is None:
-            client = connection.connect(self.url, self.options.connection)
-            self._source = RedisSource(client, self.options, self._own)
-        self._source.new_poll()
-        return self._source
+    def open(self) -> RedisSource:
+        return RedisSource(connection.connect(self.url, self.options.connection), self.options, self._own)
 
-    def disconnect(self) -> None:
-        if self._source is not None:
-            try:
-                self._source.client.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection may fail; it is gone anyway
-                pass
-            self._source = None
+    def close_source(self, source: RedisSource) -> None:
+        source.client.close()
+
+    def start_tick(self, source: RedisSource) -> None:
+        source.new_poll()  # one INFO per tick, shared by the lane's collectors
 
     def classify_error(self, error: BaseException) -> str:
         return connection.classify_error(error)
 
-    def is_connection_lost(self, error: BaseException) -> bool:
+    def is_connection_lost(self, error: BaseException, source: RedisSource) -> bool:
         return isinstance(error, (redis.ConnectionError, redis.TimeoutError))
 
     def describe_target(self) -> dict[str, object]:

@@ -34,6 +34,7 @@ __all__ = [
     "CACHE",
     "DASHBOARD_UIDS",
     "EVENT_WINDOW",
+    "EXPORTER",
     "EXPORTER_JOB",
     "FOR",
     "GRAFANA_BASE_URL",
@@ -52,6 +53,7 @@ __all__ = [
     "UNJUDGED_COMMANDS",
     "AlertingThresholds",
     "CacheThresholds",
+    "ExporterThresholds",
     "ForDurations",
     "HttpThresholds",
     "JOBS",
@@ -196,6 +198,14 @@ class JobThresholds:
 
 
 @dataclass(frozen=True)
+class ExporterThresholds:
+    """The exporter's own health."""
+
+    #: a snapshot older than three intervals has missed two polls in a row: its tier is stuck or starved.
+    stale_snapshot_intervals: float = 3.0
+
+
+@dataclass(frozen=True)
 class ProcessThresholds:
     """Monitored processes against their cgroup limits (checklist: "resource limits set")."""
 
@@ -262,6 +272,7 @@ class ForDurations:
     http_route_should_be_background_job: str = "30m"
     collector_failing: str = "10m"
     collector_disabled: str = "15m"
+    collector_stale: str = "5m"
     watchdog: str = "0m"
     target_down: str = "5m"
     service_down: str = "2m"
@@ -297,6 +308,7 @@ HTTP: Final = HttpThresholds()
 PROCESS: Final = ProcessThresholds()
 JOBS: Final = JobThresholds()
 ALERTING: Final = AlertingThresholds()
+EXPORTER: Final = ExporterThresholds()
 FOR: Final = ForDurations()
 
 #: window of the recording rules' rates: 20 scrapes at 15 s, short enough to see an incident start.

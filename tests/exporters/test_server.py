@@ -425,3 +425,76 @@ def test_an_unencoded_at_in_the_password_stays_in_the_password(
                    60, "postgres_exporter to connect with the same DSN")
     finally:
         stop_process(peer)
+
+
+def _reset_after_request(url: str, path: str = "/metrics") -> None:
+    """Send a request and close the connection at once with a reset (a client that gave up)."""
+    import socket
+    import struct
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    sock.close()
+
+
+def test_clients_that_disconnect_mid_response_print_no_traceback(
+        serve: Callable[..., Running], capfd: pytest.CaptureFixture[str]) -> None:
+    running = serve(["--process-group", "py=python"])
+    for _ in range(30):
+        _reset_after_request(running.url)
+    time.sleep(0.5)
+    assert httpx.get(running.url + "/metrics").status_code == 200  # still serving
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_connections_beyond_the_cap_are_refused_without_a_thread(serve: Callable[..., Running]) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    running = serve(["--process-group", "py=python"])
+    running.server.max_connections = 5
+    parts = urlsplit(running.url)
+    threads_before = threading.active_count()
+    idle = [socket.create_connection((parts.hostname, parts.port), timeout=5) for _ in range(5)]
+    try:
+        wait_until(lambda: threading.active_count() >= threads_before + 5, 5, "a thread per idle connection")
+        for _ in range(20):
+            with socket.create_connection((parts.hostname, parts.port), timeout=5) as extra:
+                reply = extra.recv(4096)
+                assert reply.startswith(b"HTTP/1.1 503 ") and b"too many connections" in reply
+        assert threading.active_count() <= threads_before + 5
+    finally:
+        for sock in idle:
+            sock.close()
+    wait_until(lambda: httpx.get(running.url + "/metrics").status_code == 200, 5, "room for a new connection")
+
+
+def test_snapshot_age_is_computed_for_every_scrape(postgres) -> None:
+    """The age grows between polls even though the cached encoding is reused."""
+    from stackwatch.exporters.collector import Intervals
+    from stackwatch.exporters.postgres import PostgresOptions
+    from stackwatch.exporters.postgres.settings import SettingsCollector
+    from stackwatch.exporters.postgres.target import PostgresTarget
+
+    target = PostgresTarget("db", postgres.monitor_dsn, [SettingsCollector()], Intervals(slow=3600),
+                            PostgresOptions())
+    target.refresh()
+    exporter = Exporter([target], {"db": target})
+
+    def age(body: bytes) -> float:
+        families = text_string_to_metric_families(body.decode())
+        return next(s.value for f in families for s in f.samples
+                    if s.name == "pg_scrape_collector_snapshot_age_seconds")
+
+    first = age(exporter.render_metrics("")[0])
+    time.sleep(0.3)
+    second = age(exporter.render_metrics("")[0])
+    assert second >= first + 0.25
+    probe = exporter.render_probe("db", "")
+    assert probe is not None and age(probe[0]) >= second
+    body, _ = exporter.render_metrics(OPENMETRICS)
+    assert body.count(b"# EOF") == 1 and body.endswith(b"# EOF\n")
+    target.close()

@@ -16,6 +16,7 @@ class Source:
     def __init__(self) -> None:
         self.reachable = True
         self.calls: dict[str, int] = {}
+        self.ticks = 0
 
 
 class Counting(Collector[Source]):
@@ -58,14 +59,14 @@ class InMemoryTarget(Target[Source]):
         self.source = Source()
         self.connects = 0
 
-    def connect(self) -> Source:
+    def open(self) -> Source:
         self.connects += 1
         if not self.source.reachable:
             raise ConnectionError("unreachable")
         return self.source
 
-    def disconnect(self) -> None:
-        pass
+    def start_tick(self, source: Source) -> None:
+        source.ticks += 1
 
     def classify_error(self, error: BaseException) -> str:
         return "unreachable"
@@ -124,7 +125,7 @@ def test_unreachable_target_reports_down_then_recovers() -> None:
 def test_poller_thread_stops_on_event() -> None:
     target = InMemoryTarget([Counting()], Intervals(fast=0.01))
     stop = threading.Event()
-    poller = Poller(target, stop)
+    poller = Poller(target, Tier.FAST, stop)
     poller.start()
     assert target.polled.wait(5)
     stop.set()
@@ -134,17 +135,17 @@ def test_poller_thread_stops_on_event() -> None:
 
 
 class Reading(Collector[Source]):
-    """Reports which connect() (which shared reading, e.g. Redis's one INFO) it was given."""
+    """Reports which tick (which shared reading, e.g. Redis's one INFO) it was given."""
 
     name = "reading_a"
     tier = Tier.FAST
 
-    def __init__(self, target: InMemoryTarget, name: str, seconds: float = 0.0) -> None:
-        self.target, self.name, self.seconds = target, name, seconds
+    def __init__(self, name: str, seconds: float = 0.0) -> None:
+        self.name, self.seconds = name, seconds
 
     def collect(self, source: Source) -> list[Metric]:
-        family = gauge(f"t_{self.name}_reading", "which connect() this poll used")
-        family.add_metric([], self.target.connects)
+        family = gauge(f"t_{self.name}_reading", "which tick this poll was part of")
+        family.add_metric([], source.ticks)
         threading.Event().wait(self.seconds)
         return [family]
 
@@ -153,9 +154,7 @@ def test_a_tiers_collectors_share_one_reading_and_reach_the_snapshot_together() 
     """Two collectors of the fast tier must keep reading the same INFO poll after poll (the Redis
     hit ratio subtracts one from the other), and a scrape must never see one of them updated and
     not the other."""
-    target = InMemoryTarget([], Intervals(fast=0.2))
-    target.collectors = [Reading(target, "a", seconds=0.1), Reading(target, "b")]
-    target._next_due = {"a": 0.0, "b": 0.0}
+    target = InMemoryTarget([Reading("a", seconds=0.1), Reading("b")], Intervals(fast=0.2))
     torn: list[tuple[float, float]] = []
     stop = threading.Event()
 
@@ -173,5 +172,5 @@ def test_a_tiers_collectors_share_one_reading_and_reach_the_snapshot_together() 
     scraper.join(5)
     readings = samples(target)
     assert readings[("t_a_reading", ())] == readings[("t_b_reading", ())]
-    assert target.connects == 6, target.connects  # one connect() per refresh, both collectors due in each
+    assert target.source.ticks == 6, target.source.ticks  # one tick per refresh, both collectors in each
     assert torn == []

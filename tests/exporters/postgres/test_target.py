@@ -81,13 +81,18 @@ def test_malformed_dsn_fails_before_start_without_the_password() -> None:
 
 
 def test_exporter_connection_is_tagged_and_bounded(postgres: PostgresServer) -> None:
-    target = make_target(postgres.monitor_dsn)
+    """Each tier keeps its own connection between polls, tagged and bounded."""
+    from stackwatch.exporters.postgres.activity import ActivityCollector
+
+    target = PostgresTarget("t", postgres.monitor_dsn, [ActivityCollector(), SettingsCollector()],
+                            Intervals(fast=0.05, slow=0.05), PostgresOptions())
     target.refresh()
     rows = postgres.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'stackwatch'")
-    assert rows[0][0] == 1
-    source = target.connect()
+    assert rows[0][0] == 2
+    source = target.open()
     assert source.rows("SHOW statement_timeout")[0]["statement_timeout"] == "5s"
     assert source.rows("SHOW lock_timeout")[0]["lock_timeout"] == "100ms"
+    target.close_source(source)
     target.close()
 
 
@@ -139,8 +144,96 @@ def test_concurrent_scrapes_send_no_query(postgres: PostgresServer) -> None:
         for thread in scrapers:
             thread.join(60)
         assert not failures
-        assert len(before) == 1 and exporter_backends() == before
+        assert len(before) == 2 and exporter_backends() == before  # the fast and the slow tier's
     finally:
         http.shutdown()
         http.server_close()
         exporter.stop()
+
+
+def test_a_full_server_is_reported_as_too_many_connections(postgres_factory, caplog) -> None:
+    """Every slot taken (max_connections 3, none reserved): the reason the runbook names."""
+    server: PostgresServer = postgres_factory(max_connections=3, superuser_reserved_connections=0)
+    holders = [server.connect() for _ in range(3)]
+    try:
+        target = make_target(server.monitor_dsn)
+        target.refresh()
+        assert value(target, "pg_up") == 0
+        assert value(target, "pg_connection_error", reason="too_many_connections") == 1
+        assert "monitor-secret" not in caplog.text
+    finally:
+        for conn in holders:
+            conn.close()
+
+
+def test_a_connection_limit_of_the_role_is_reported_as_too_many_connections(postgres: PostgresServer) -> None:
+    postgres.query("DROP ROLE IF EXISTS stackwatch_limited")
+    postgres.query("CREATE ROLE stackwatch_limited LOGIN PASSWORD 'limited-pw' CONNECTION LIMIT 0 IN ROLE pg_monitor")
+    target = make_target(postgres.dsn(user="stackwatch_limited", password="limited-pw"))
+    target.refresh()
+    assert value(target, "pg_connection_error", reason="too_many_connections") == 1
+
+
+def test_ssl_required_by_the_client_but_not_offered_is_reported_as_tls(postgres: PostgresServer) -> None:
+    target = make_target(postgres.monitor_dsn + "?sslmode=require")
+    target.refresh()
+    assert value(target, "pg_up") == 0
+    assert value(target, "pg_connection_error", reason="tls") == 1
+
+
+def test_collectors_report_failure_while_the_target_is_down(postgres_factory) -> None:
+    server: PostgresServer = postgres_factory()
+    target = make_target(server.monitor_dsn)
+    target.refresh()
+    assert value(target, "pg_scrape_collector_success", collector="settings") == 1
+    server.stop()
+    try:
+        time.sleep(0.1)
+        target.refresh()
+        assert value(target, "pg_up") == 0
+        assert value(target, "pg_scrape_collector_success", collector="settings") == 0
+        assert value(target, "pg_settings_max_connections") is None
+    finally:
+        server.start()
+    target.refresh()
+    assert value(target, "pg_scrape_collector_success", collector="settings") == 1
+    target.close()
+
+
+def test_a_full_server_keeps_the_fast_tier_and_its_saturation(postgres_factory, caplog) -> None:
+    """The slow tier's session is gone and every slot is taken: the fast tier keeps its
+    connection, so pg_up stays 1 and the saturation it measures is served; only the slow tier,
+    which cannot reconnect, fails (success 0) until a slot frees up."""
+    from stackwatch.exporters.collector import Tier
+    from stackwatch.exporters.postgres.activity import ActivityCollector
+
+    server: PostgresServer = postgres_factory(max_connections=5, superuser_reserved_connections=0)
+    target = PostgresTarget("t", server.monitor_dsn, [ActivityCollector(), SettingsCollector()],
+                            Intervals(fast=0.05, slow=0.05), PostgresOptions())
+    target.refresh()
+    slow = target._lanes[Tier.SLOW].source
+    assert slow is not None
+    server.query("SELECT pg_terminate_backend(%s)", (slow.conn.info.backend_pid,))
+    holders = []
+    try:
+        while True:
+            try:
+                holders.append(server.connect())
+            except Exception:  # noqa: BLE001 - the server is full
+                break
+        for _ in range(2):  # the slow tier meets its lost session, then cannot reconnect
+            time.sleep(0.6)
+            target.refresh()
+        assert value(target, "pg_up") == 1
+        assert value(target, "pg_connections_saturation_ratio") == 1
+        assert value(target, "pg_scrape_collector_success", collector="activity") == 1
+        assert value(target, "pg_scrape_collector_success", collector="settings") == 0
+        assert value(target, "pg_settings_max_connections") is None
+        assert "slow tier cannot poll (too_many_connections)" in caplog.text
+    finally:
+        for conn in holders:
+            conn.close()
+    time.sleep(0.6)
+    target.refresh()
+    assert value(target, "pg_scrape_collector_success", collector="settings") == 1
+    target.close()

@@ -248,3 +248,15 @@ def test_a_killed_worker_leaves_its_job_visible(server: RedisServer) -> None:
             os.killpg(worker.pid, signal.SIGKILL)
     assert _depth(families, "rq", "emails", "started") == 1  # not silently gone
     assert _depth(families, "rq", "emails", "queued") == 0
+
+
+def test_an_rq_queue_drained_before_the_first_poll_is_found(server: RedisServer) -> None:
+    """A worker faster than the poll leaves no list to SCAN: RQ's own rq:queues set still names it."""
+    client = server.client()
+    reports = Queue("reports", connection=client)
+    reports.enqueue(succeed, 1)
+    RqWorker([reports], connection=client).work(burst=True)
+    assert not client.exists("rq:queue:reports")
+    with real_source(server.url, _options("rq:rq:queue:*")) as source:
+        families = poll(source, QueuesCollector())
+    assert _depth(families, "rq", "reports", "queued") == 0

@@ -9,11 +9,12 @@ import time
 
 import pytest
 
-from stackwatch.exporters.collector import Intervals
+from stackwatch.exporters.collector import Collector, Intervals, Tier
 from stackwatch.exporters.kinds import Common
 from stackwatch.exporters.options import OptionError
 from stackwatch.exporters.redis import COLLECTORS, KIND, RedisOptions, RedisTarget
 from stackwatch.exporters.redis.connection import InvalidURL, parse_redis_url, url_name
+from stackwatch.exporters.redis.source import RedisSource
 from stackwatch.exporters.server import Exporter
 from tests.fixtures.procs import free_port
 
@@ -221,6 +222,43 @@ def test_one_info_per_poll_shared_by_every_collector(redis_factory) -> None:
         _poll(target)
         assert info_calls() - before - 1 == 1  # minus this test's own INFO commandstats
     target.close()
+
+
+class TickCounter(Collector[RedisSource]):
+    """A fast-tier collector that only counts the ticks it runs in."""
+
+    name = "tick_counter"
+    tier = Tier.FAST
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    def collect(self, source: RedisSource) -> list:
+        self.ticks += 1
+        return []
+
+
+def test_one_info_per_tick_over_real_scheduling(redis_factory) -> None:
+    """The pollers run for seconds at a short interval: every tick sends exactly one INFO, shared by
+    all the INFO-based collectors (their schedules never drift apart)."""
+    server = redis_factory()
+    admin = server.client()
+    counter = TickCounter()
+    target = RedisTarget("t", server.url, [cls() for cls in COLLECTORS] + [counter],
+                         Intervals(fast=0.1, slow=0.7), RedisOptions())
+    exporter = Exporter([target], {})
+
+    def info_calls() -> int:
+        return int(admin.info("commandstats").get("cmdstat_info", {}).get("calls", 0))
+
+    before = info_calls()
+    exporter.start()
+    time.sleep(4.0)
+    exporter.stop()
+    calls = info_calls() - before - 1  # minus this test's first INFO commandstats
+    assert counter.ticks >= 10
+    assert calls == counter.ticks
+    assert sample(target.families(), "redis_scrape_collector_success", collector="config") == 1
 
 
 def test_user_without_ping_is_a_permission_error(redis_factory) -> None:
