@@ -1,7 +1,7 @@
 """Background jobs measured where they run, and traced from the request that enqueued them.
 
-The library adapters (:mod:`.jobs_celery`, :mod:`.jobs_rq`, :mod:`.jobs_dramatiq`) only translate
-their hooks into the two calls here: :meth:`JobTracker.carrier` when a job is enqueued (the W3C
+The library adapters (:mod:`.jobs_celery`, :mod:`.jobs_rq`, :mod:`.jobs_dramatiq`, :mod:`.jobs_arq`)
+only translate their hooks into the two calls here: :meth:`JobTracker.carrier` when a job is enqueued (the W3C
 trace context and the enqueue time travel in the job's headers or metadata) and
 :meth:`JobTracker.start` / :meth:`JobRun.finish` around its execution. That gives, in the same
 registry and multiprocess mode as the HTTP metrics:
@@ -12,7 +12,9 @@ registry and multiprocess mode as the HTTP metrics:
 * one ``CONSUMER`` span per run whose parent is the enqueuing request's span, so one trace shows
   request -> queue wait -> job -> its SQL;
 * the N+1 detector and ``db_client_queries_per_request`` inside jobs, with the task name as the
-  ``http_route`` (so ``NPlusOneQueriesDetected`` names the task).
+  ``http_route`` (so ``NPlusOneQueriesDetected`` names the task);
+* with an active Sentry client, a scope per run whose events carry the run's trace id
+  (:mod:`.jobs_sentry`).
 
 No job id ever becomes a label.
 """
@@ -32,6 +34,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import DEFAULT_N_PLUS_ONE_THRESHOLD
+from .jobs_sentry import SentryJob
 from .metrics import Metrics, get_metrics, multiprocess_active, observe
 from .queries import NPlusOnePolicy, RequestQueries, request_queries
 
@@ -99,14 +102,19 @@ class JobRun:
     context_token: object
     queries: RequestQueries
     queries_token: Token[RequestQueries | None]
+    sentry: SentryJob | None = None
     finished: bool = False
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.time() - self.started
 
     def finish(self, result: Result, error: BaseException | None = None) -> None:
         if self.finished:
             return
         self.finished = True
         tracker = self.tracker
-        elapsed = time.time() - self.started
+        elapsed = self.elapsed()
         ctx = self.span.get_span_context()
         exemplar = ({"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
                     if ctx.trace_flags.sampled and tracker.exemplars else None)
@@ -121,6 +129,8 @@ class JobRun:
             self.span.record_exception(error)
         if result == "failure":
             self.span.set_status(Status(StatusCode.ERROR, type(error).__name__ if error else None))
+        if self.sentry is not None:
+            self.sentry.end(result == "failure", error)
         request_queries.reset(self.queries_token)
         otel_context.detach(self.context_token)  # type: ignore[arg-type]
         self.span.end()
@@ -177,4 +187,5 @@ class JobTracker:
         })
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         queries = RequestQueries(self.n_plus_one)
-        return JobRun(self, queue, task, now, span, token, queries, request_queries.set(queries))
+        return JobRun(self, queue, task, now, span, token, queries, request_queries.set(queries),
+                      SentryJob.begin(self.system, queue, task, span))

@@ -4,7 +4,8 @@ The fenced ``python`` blocks are extracted verbatim. A block that defines a Fast
 served by a real uvicorn (its lifespan runs) against the real PostgreSQL and Redis fixtures,
 given as ``DATABASE_URL`` / ``REDIS_URL``; its ``/health`` must be 200 with every check ok, its
 ``/metrics`` must answer, and every GET route it declares must answer 200 for the id 1. Any other
-block must run as a script without error.
+block must run as a script without error (one that imports arq in arq's own environment, as
+arq pins redis-py < 6).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.exporters.redis.queue_jobs import ARQ_PYTHON
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import free_port, stop_process, wait_until
 from tests.fixtures.redis import RedisServer
@@ -63,7 +65,8 @@ def environment(postgres: PostgresServer, redis_server: RedisServer) -> dict[str
 def test_example_runs_as_written(where: str, code: str, environment: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "example.py").write_text(code)
     if "app = FastAPI(" not in code:
-        done = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=environment,
+        python = str(ARQ_PYTHON) if re.search(r"^(from|import) arq\b", code, re.MULTILINE) else sys.executable
+        done = subprocess.run([python, "example.py"], cwd=tmp_path, env=environment,
                               capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, f"{where} failed:\n{done.stderr}"
         return

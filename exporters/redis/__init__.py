@@ -81,7 +81,7 @@ OPTIONS: Sequence[Option] = (
            parse=_delimiter, metavar="TEXT"),
     Option("--redis-queue", "STACKWATCH_REDIS_QUEUES",
            f"job queues to read, as SYSTEM:PATTERN (SYSTEM one of {', '.join(SYSTEMS)}; PATTERN a key or a "
-           "glob such as rq:queue:*); one per line in the environment (repeatable)",
+           "glob such as rq:queue:*); one per line in the environment",
            repeat=True, parse=parse_queue_spec, metavar="SYSTEM:PATTERN"),
     Option("--redis-queues-max", "STACKWATCH_REDIS_QUEUES_MAX",
            "queues per system exported by name before the `(other)` rollup", default=50, parse=positive_int,

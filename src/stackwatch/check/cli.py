@@ -105,7 +105,7 @@ OPTIONS: Sequence[Option] = (
            metavar="SECONDS"),
     Option("--redis-queue", "STACKWATCH_REDIS_QUEUES", "job queues to judge, as SYSTEM:PATTERN like the "
            "exporter's (default: RQ, arq, Dramatiq, Bull and Celery's default queue); one per line in the "
-           "environment (repeatable)", repeat=True, parse=_queue_spec, metavar="SYSTEM:PATTERN"),
+           "environment", repeat=True, parse=_queue_spec, metavar="SYSTEM:PATTERN"),
     Option("--redis-sample-keys", "STACKWATCH_CHECK_REDIS_SAMPLE_KEYS", "most keys whose TTL is sampled "
            "(SCAN + PTTL)", default=1000, parse=positive_int, metavar="N"),
     Option("--app-health-path", "STACKWATCH_CHECK_APP_HEALTH_PATH", "health endpoint of the service",
