@@ -23,7 +23,7 @@ from .latency import LatencyCollector
 from .latency_histogram import LatencyHistogramCollector
 from .memory import MemoryCollector
 from .persistence import PersistenceCollector
-from .queue_spec import SYSTEMS, parse_queue_spec
+from .queue_spec import SYSTEMS, parse_queue_option, queue_specs
 from .queues import QueuesCollector
 from .replication import ReplicationCollector
 from .slowlog import SlowlogCollector
@@ -81,8 +81,9 @@ OPTIONS: Sequence[Option] = (
            parse=_delimiter, metavar="TEXT"),
     Option("--redis-queue", "STACKWATCH_REDIS_QUEUES",
            f"job queues to read, as SYSTEM:PATTERN (SYSTEM one of {', '.join(SYSTEMS)}; PATTERN a key or a "
-           "glob such as rq:queue:*); one per line in the environment",
-           repeat=True, parse=parse_queue_spec, metavar="SYSTEM:PATTERN"),
+           "glob such as rq:queue:*), or `auto` for the layouts whose key names their library fixes (RQ, "
+           "arq, Dramatiq, Bull, Celery's default queue; within the SCAN budgets); one per line in the "
+           "environment", repeat=True, parse=parse_queue_option, metavar="SYSTEM:PATTERN"),
     Option("--redis-queues-max", "STACKWATCH_REDIS_QUEUES_MAX",
            "queues per system exported by name before the `(other)` rollup", default=50, parse=positive_int,
            metavar="N"),
@@ -103,7 +104,7 @@ class _RedisKind:
             ttl_sample_seconds=values.get("redis_ttl_sample_seconds") or 2.0,
             ttl_prefixes_max=values.get("redis_ttl_prefixes_max") or 20,
             ttl_prefix_delimiter=values.get("redis_ttl_prefix_delimiter") or ":",
-            queues=tuple(values.get("redis_queue") or ()),
+            queues=queue_specs(values.get("redis_queue")),
             queues_max=values.get("redis_queues_max") or 50,
             connection=ConnectionSettings(socket_timeout=timeout, connect_timeout=timeout),
         )

@@ -3,9 +3,11 @@ reading of a queue holds (standard library only: ``stackwatch check`` judges rea
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["MAIN_KEY", "SYSTEMS", "QueueReading", "QueueSpec", "parse_queue_spec"]
+__all__ = ["AUTO", "KNOWN_LAYOUTS", "MAIN_KEY", "SYSTEMS", "QueueReading", "QueueSpec", "parse_queue_option",
+           "parse_queue_spec", "queue_specs"]
 
 #: what ``PATTERN`` names for each system: the key that identifies one queue.
 MAIN_KEY = {
@@ -27,6 +29,8 @@ class QueueSpec:
 
     system: str
     pattern: str
+    #: found by ``auto``: a literal key counts only once it exists (no series for absent libraries)
+    auto: bool = False
 
     @property
     def is_glob(self) -> bool:
@@ -41,6 +45,22 @@ def parse_queue_spec(text: str) -> QueueSpec:
     if system not in MAIN_KEY:
         raise ValueError(f"unknown system {system!r}; one of {', '.join(SYSTEMS)}")
     return QueueSpec(system, pattern)
+
+
+#: ``--redis-queue auto``: the layouts whose key names their library fixes
+AUTO = "auto"
+KNOWN_LAYOUTS = tuple(QueueSpec(s.system, s.pattern, auto=True) for s in map(parse_queue_spec, (
+    "rq:rq:queue:*", "arq:arq:queue", "dramatiq:dramatiq:*", "bull:bull:*", "celery:celery")))
+
+
+def parse_queue_option(text: str) -> tuple[QueueSpec, ...]:
+    """One ``--redis-queue`` value: ``auto`` (:data:`KNOWN_LAYOUTS`) or ``SYSTEM:PATTERN``."""
+    return KNOWN_LAYOUTS if text.strip() == AUTO else (parse_queue_spec(text),)
+
+
+def queue_specs(values: Iterable[tuple[QueueSpec, ...]] | None) -> tuple[QueueSpec, ...]:
+    """The specs of every ``--redis-queue`` value, in order, each once."""
+    return tuple(dict.fromkeys(spec for specs in values or () for spec in specs))
 
 
 @dataclass

@@ -9,7 +9,9 @@ Payloads are parsed only where they are JSON (never unpickled).
 Which keys to read comes from ``--redis-queue SYSTEM:PATTERN`` (:class:`QueueSpec`); the key a
 pattern names per system is :data:`MAIN_KEY`. A pattern with glob characters is expanded with
 ``SCAN MATCH`` within the TTL sampler's key and time budgets (never ``KEYS``), and for RQ also from
-its ``rq:queues`` set, which lists a queue even while it is empty; a queue once seen is
+its ``rq:queues`` set, which lists a queue even while it is empty; ``auto`` names the layouts whose
+key names their library fixes (:data:`KNOWN_LAYOUTS`, literal keys only once they exist, so a
+library that is not used adds no series). A queue once seen is
 remembered, so a drained queue reads 0 instead of vanishing (Redis deletes empty lists). Every
 queue costs a fixed handful of O(1)/O(log N) commands, pipelined into two round trips per poll
 whatever the number of queues, and a queue of a million jobs costs what an empty one does. The
@@ -279,7 +281,8 @@ class QueuesCollector(Collector[RedisSource]):
         across polls within the TTL sampler's key and time budgets."""
         pattern = f"{spec.pattern}:id" if spec.system == "bull" else spec.pattern
         if not spec.is_glob:
-            self._remember(spec, pattern, limit)
+            if not spec.auto or pattern in self._known or source.client.exists(pattern):
+                self._remember(spec, pattern, limit)
             return
         if spec.system == "rq":  # RQ lists every queue it ever used: found even while it is empty
             for key in source.client.sscan_iter(RQ_QUEUES, match=pattern, count=source.options.ttl_scan_count):

@@ -8,10 +8,9 @@ from collections.abc import Callable
 
 from rq import Queue, Worker
 
-from stackwatch.check.jobs import DEFAULT_QUEUES
 from stackwatch.check.redis import RedisCheck
 from stackwatch.check.runner import Budget
-from stackwatch.exporters.redis.queue_spec import parse_queue_spec
+from stackwatch.exporters.redis.queue_spec import KNOWN_LAYOUTS, parse_queue_spec
 from stackwatch.thresholds import JOBS, JobThresholds
 from tests.exporters.redis.queue_jobs import succeed
 from tests.fixtures.redis import RedisServer
@@ -72,7 +71,7 @@ def test_no_queues_is_unknown_and_says_how_to_name_them(redis_factory) -> None: 
     server.client().set("user:1", "x")
     result = _queues(server)
     assert result["status"] == "unknown" and "no job queues found" in result["evidence"]
-    assert all(spec.split(":", 1)[0] in result["evidence"] for spec in DEFAULT_QUEUES)
+    assert all(spec.system in result["evidence"] for spec in KNOWN_LAYOUTS)
 
 
 def test_named_queues_are_read_with_the_exporters_layouts(redis_factory) -> None:  # type: ignore[no-untyped-def]

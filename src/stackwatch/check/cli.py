@@ -56,10 +56,10 @@ def _dsn(text: str) -> str:
 
 
 def _queue_spec(text: str) -> Any:
-    """The exporter's ``SYSTEM:PATTERN`` parser, imported when used (its package imports redis)."""
-    from stackwatch.exporters.redis.queue_spec import parse_queue_spec
+    """The exporter's ``--redis-queue`` parser, imported when used (its package imports redis)."""
+    from stackwatch.exporters.redis.queue_spec import parse_queue_option
 
-    return parse_queue_spec(text)
+    return parse_queue_option(text)
 
 
 def _redis_url(text: str) -> str:
@@ -104,7 +104,7 @@ OPTIONS: Sequence[Option] = (
            "rate is measured over when Prometheus has no Redis rate", default=5.0, parse=positive_float,
            metavar="SECONDS"),
     Option("--redis-queue", "STACKWATCH_REDIS_QUEUES", "job queues to judge, as SYSTEM:PATTERN like the "
-           "exporter's (default: RQ, arq, Dramatiq, Bull and Celery's default queue); one per line in the "
+           "exporter's, or auto (the default: RQ, arq, Dramatiq, Bull and Celery's default queue); one per line in the "
            "environment", repeat=True, parse=_queue_spec, metavar="SYSTEM:PATTERN"),
     Option("--redis-sample-keys", "STACKWATCH_CHECK_REDIS_SAMPLE_KEYS", "most keys whose TTL is sampled "
            "(SCAN + PTTL)", default=1000, parse=positive_int, metavar="N"),
@@ -165,12 +165,14 @@ def sources(values: dict[str, Any], budget: Budget) -> list[Source]:
 
         pg = PostgresSeriesCheck(prom_url).run
     if values["redis_url"]:
+        from stackwatch.exporters.redis.queue_spec import queue_specs
+
         from . import redis
         from .promapi import Prometheus
 
         redis_check = redis.RedisCheck(values["redis_url"], window=values["redis_window"],
                                        sample_keys=values["redis_sample_keys"],
-                                       queues=tuple(values["redis_queue"] or ()),
+                                       queues=queue_specs(values["redis_queue"]),
                                        prometheus=Prometheus(prom_url, budget) if prom_url else None).run
     elif prom_url:
         from .redis_series import RedisSeriesCheck

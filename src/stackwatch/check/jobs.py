@@ -19,10 +19,8 @@ from .items import ASYNC, QUEUES
 from .model import Finding, Status
 from .promapi import Prometheus
 
-__all__ = ["DEFAULT_QUEUES", "async_processing_finding", "queues_finding", "queues_from_prometheus"]
+__all__ = ["async_processing_finding", "queues_finding", "queues_from_prometheus"]
 
-#: what ``check --redis-url`` reads when no ``--redis-queue`` is given: the layouts with fixed names
-DEFAULT_QUEUES = ("rq:rq:queue:*", "arq:arq:queue", "dramatiq:dramatiq:*", "bull:bull:*", "celery:celery")
 QUEUE_FIX = ("start (or scale) the workers of those queues and check they listen to the queue's name; give "
              "long jobs a queue of their own")
 

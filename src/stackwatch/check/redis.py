@@ -23,7 +23,7 @@ import redis
 from stackwatch.exporters.redact import redact, redact_text
 from stackwatch.exporters.redis.connection import ConnectionSettings, InvalidURL, connect, url_name
 from stackwatch.exporters.redis.info import Info
-from stackwatch.exporters.redis.queue_spec import QueueSpec, parse_queue_spec
+from stackwatch.exporters.redis.queue_spec import KNOWN_LAYOUTS, QueueSpec
 from stackwatch.exporters.redis.queues import QueuesCollector
 from stackwatch.exporters.redis.source import RedisOptions, RedisSource
 from stackwatch.exporters.redis.stats import client_lookups, ttl_lookups
@@ -32,7 +32,7 @@ from stackwatch.exporters.redis.ttl_sampler import sample_ttls
 from ..thresholds import JOBS, RATE_WINDOW, REDIS, JobThresholds, RedisThresholds
 from .items import HIT_RATE, MAXMEMORY, QUEUES, TTL
 from .items import REDIS_ITEMS as ITEMS
-from .jobs import DEFAULT_QUEUES, queues_finding, queues_from_prometheus
+from .jobs import queues_finding, queues_from_prometheus
 from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
 from .redis_series import HIT_FIX, hit_rate_from_prometheus, maxmemory_finding, ttl_finding, ttl_from_prometheus
@@ -115,7 +115,7 @@ class RedisCheck:
         exported = self._from_prometheus(lambda prom: queues_from_prometheus(prom, self.jobs))
         if exported is not None:
             return exported
-        specs = self.queues or tuple(parse_queue_spec(s) for s in DEFAULT_QUEUES)
+        specs = self.queues or KNOWN_LAYOUTS
         readings = QueuesCollector().read(RedisSource(client, RedisOptions(queues=specs)))
         if not self.queues:  # a default layout counts where it holds something, not merely by its name
             readings = [r for r in readings if any(r.depth.values()) or r.workers]

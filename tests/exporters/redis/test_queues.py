@@ -12,7 +12,13 @@ import redis
 from celery import Celery
 from rq import Queue
 
-from stackwatch.exporters.redis.queue_spec import QueueSpec, parse_queue_spec
+from stackwatch.exporters.redis.queue_spec import (
+    KNOWN_LAYOUTS,
+    QueueSpec,
+    parse_queue_option,
+    parse_queue_spec,
+    queue_specs,
+)
 from stackwatch.exporters.redis.queues import OTHER, QueuesCollector
 from stackwatch.exporters.redis.source import RedisOptions
 from tests.fixtures.redis import RedisServer
@@ -44,6 +50,31 @@ def test_spec_errors_name_what_is_wrong() -> None:
         parse_queue_spec("sidekiq:queue:*")
     with pytest.raises(ValueError, match="expected SYSTEM:PATTERN"):
         parse_queue_spec("rq")
+
+
+def test_auto_expands_to_the_known_layouts_once() -> None:
+    assert parse_queue_option(" auto ") == KNOWN_LAYOUTS
+    assert {s.system for s in KNOWN_LAYOUTS} == {"rq", "arq", "dramatiq", "bull", "celery"}
+    specs = queue_specs([parse_queue_option("list:jobs"), parse_queue_option("auto"), parse_queue_option("auto")])
+    assert specs == (QueueSpec("list", "jobs"), *KNOWN_LAYOUTS)
+
+
+def test_auto_finds_the_queues_in_use_and_adds_no_series_for_unused_libraries(server: RedisServer) -> None:
+    client = server.client()
+    Queue("emails", connection=client).enqueue(succeed, 1)
+    enqueue_arq(server, jobs=2)
+    collector = QueuesCollector()
+    with real_source(server.url, RedisOptions(queues=KNOWN_LAYOUTS)) as source:
+        families = poll(source, collector)
+        assert _depth(families, "rq", "emails", "queued") == 1
+        assert _depth(families, "arq", "arq:queue", "queued") == 2
+        assert {dict(k)["system"] for k in samples(families, "job_queue_depth")} == {"rq", "arq"}
+
+        Celery(broker=server.url).send_task("shop.build_report", queue="celery")  # a library starts being used
+        client.delete("arq:queue")  # and a drained queue keeps its series at 0
+        families = poll(source, collector)
+    assert _depth(families, "celery", "celery", "queued") == 1
+    assert _depth(families, "arq", "arq:queue", "queued") == 0
 
 
 def test_rq_depth_age_workers_and_a_drained_queue_reads_zero(server: RedisServer) -> None:
