@@ -90,15 +90,21 @@ PG_SATURATION = "instance:pg_connections:saturation_ratio"
 _PG_BY = "job, instance, server"
 
 
-def _settled_increase(series: str, window: str) -> str:
-    """``increase()`` of a server-side counter, left out for series younger than ``window``.
+def _settled(expr: str, series: str, window: str) -> str:
+    """``expr`` (a rate or increase of the server-side counter ``series``), left out for series
+    younger than ``window``.
 
     A counter the exporter starts serving (exporter restart, new database, fresh store) already
     holds the target's history; VictoriaMetrics counts a new series' first value as an increase,
     so an unguarded alert fires on every restart. Unlike NPlusOneQueriesDetected's counter (born
     at its first event), these start at whatever happened since the server started.
     """
-    return f"(increase({series}[{window}]) and {series} offset {window})"
+    return f"({expr} and {series} offset {window})"
+
+
+def _settled_increase(series: str, window: str) -> str:
+    """``increase()`` of a server-side counter, left out for series younger than ``window``."""
+    return _settled(f"increase({series}[{window}])", series, window)
 
 
 def _target_absent(prefix: str) -> str:
@@ -362,7 +368,9 @@ def _postgres() -> tuple[Alert, ...]:
         ),
         Alert(
             alert="PostgresSlowStatements",
-            expr=f"{statement_mean_seconds(SLOW_TIER_WINDOW)} > {num(POSTGRES.slow_statement_mean_seconds)}",
+            # a statement's counters hold its history since the statistics reset (see _settled)
+            expr=(f"{_settled(statement_mean_seconds(SLOW_TIER_WINDOW), 'pg_stat_statements_calls_total', SLOW_TIER_WINDOW)}"
+                  f" > {num(POSTGRES.slow_statement_mean_seconds)}"),
             for_=FOR.postgres_slow_statements,
             severity="warning",
             summary=f"Statement {label('queryid')} on {PG_DB} averages {SECS} per call",
@@ -454,7 +462,7 @@ def _postgres() -> tuple[Alert, ...]:
 def _postgres_health() -> tuple[Alert, ...]:
     table = f"{label('schemaname')}.{label('relname')}"
     dead, live = "pg_stat_user_tables_n_dead_tup", "pg_stat_user_tables_n_live_tup"
-    cluster = SELECTORS.cluster_label
+    cluster = SELECTORS.postgres_cluster_label
     return (
         Alert(
             alert="PostgresVacuumBehind",

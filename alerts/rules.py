@@ -1,6 +1,7 @@
 """Building blocks of the rule catalog: recording rules, alerts, groups, and how they render.
 
-A rule is data (a frozen dataclass); rendering turns it into the mapping Prometheus loads. The
+A rule is data (a frozen dataclass); rendering turns it into the mapping Prometheus loads, with
+the cluster label kept through every grouping (:mod:`alerts.cluster`). The
 annotation helpers produce Go template snippets so that the catalog reads like prose and every
 threshold in a text comes from :mod:`stackwatch.thresholds`, never a retyped number.
 """
@@ -9,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from stackwatch.thresholds import SELECTORS
+
+from .cluster import keep_label
 
 __all__ = [
     "VALUE",
@@ -86,7 +91,7 @@ class Record:
     meaning: str = ""
 
     def render(self) -> dict[str, Any]:
-        rule: dict[str, Any] = {"record": self.record, "expr": self.expr}
+        rule: dict[str, Any] = {"record": self.record, "expr": keep_label(self.expr, SELECTORS.cluster_label)}
         if self.labels:
             rule["labels"] = dict(self.labels)
         return rule
@@ -117,7 +122,7 @@ class Alert:
     def render(self, runbook_base: str, dashboard_urls: dict[str, str]) -> dict[str, Any]:
         return {
             "alert": self.alert,
-            "expr": self.expr,
+            "expr": keep_label(self.expr, SELECTORS.cluster_label),
             "for": self.for_,
             "labels": {"severity": self.severity},
             "annotations": {

@@ -347,9 +347,18 @@ class Selectors:
     prometheus: str = 'job="prometheus"'
     #: Alertmanager's scrape job (notification deliveries)
     alertmanager: str = 'job="alertmanager"'
-    #: the target label that names a PostgreSQL cluster (a primary and its standbys); the
-    #: several-primaries alert only watches targets that carry it
+    #: the label that tells Prometheus servers' series apart in a shared store (the mixins'
+    #: ``clusterLabel``: an ``external_labels`` entry per Kubernetes cluster or region). Every
+    #: aggregation and vector match of the rules keeps it, so central evaluation (Mimir, Thanos,
+    #: vmalert) never merges two clusters; series without it aggregate as before.
     cluster_label: str = "cluster"
+    #: show the dashboards' cluster variable (the mixins' ``showMultiCluster``); hidden by default,
+    #: where one Prometheus holds one cluster (docker compose), shown in the Helm chart's dashboards
+    multi_cluster: bool = False
+    #: the target label that names a PostgreSQL replication cluster (a primary and its standbys);
+    #: the several-primaries alert only watches targets that carry it. Not ``cluster``: that one
+    #: names a whole Prometheus cluster, whose PostgreSQL servers are often unrelated primaries.
+    postgres_cluster_label: str = "pg_cluster"
 
 
 SELECTORS: Final = Selectors()
