@@ -369,8 +369,8 @@ def _postgres() -> tuple[Alert, ...]:
         Alert(
             alert="PostgresSlowStatements",
             # a statement's counters hold its history since the statistics reset (see _settled)
-            expr=(f"{_settled(statement_mean_seconds(SLOW_TIER_WINDOW), 'pg_stat_statements_calls_total', SLOW_TIER_WINDOW)}"
-                  f" > {num(POSTGRES.slow_statement_mean_seconds)}"),
+            expr=(_settled(statement_mean_seconds(SLOW_TIER_WINDOW), "pg_stat_statements_calls_total", SLOW_TIER_WINDOW)
+                  + f" > {num(POSTGRES.slow_statement_mean_seconds)}"),
             for_=FOR.postgres_slow_statements,
             severity="warning",
             summary=f"Statement {label('queryid')} on {PG_DB} averages {SECS} per call",

@@ -33,7 +33,7 @@ from grafanalib.core import (
     TimeSeries,
 )
 
-from stackwatch.thresholds import DASHBOARD_UIDS
+from stackwatch.thresholds import DASHBOARD_UIDS, SELECTORS
 
 __all__ = [
     "PROMETHEUS_UID",
@@ -43,6 +43,7 @@ __all__ = [
     "q",
     "Grid",
     "datasource_variable",
+    "cluster_variable",
     "label_variable",
     "selector",
     "too_high",
@@ -129,13 +130,25 @@ def datasource_variable() -> Template:
                     default=PROMETHEUS_UID, refresh=1)
 
 
+def cluster_variable() -> Template:
+    """``$cluster``: the cluster label's values (``SELECTORS.cluster_label``), "All" by default.
+
+    "All" is ``.*``, which also matches series without the label, so one Prometheus without it
+    shows everything. Hidden unless ``SELECTORS.multi_cluster`` (the mixins' showMultiCluster):
+    Grafana cannot hide a variable by its number of values, so the setting says it.
+    """
+    return Template(name="cluster", label="cluster", query=f"label_values(up, {SELECTORS.cluster_label})",
+                    dataSource=DATASOURCE, includeAll=True, multi=False, allValue=".*", refresh=2, sort=1,
+                    default="$__all", hide=0 if SELECTORS.multi_cluster else 2)
+
+
 def label_variable(name: str, label: str, metric: str, *, parents: Sequence[str] = ()) -> Template:
     """A multi-value ``$name`` listing the values of ``label`` on ``metric``; "All" is ``.*``.
 
-    ``parents`` are the variables this one is filtered by (``instance`` by ``job``...).
+    ``parents`` are the variables this one is filtered by (``instance`` by ``job``...); every
+    one is filtered by ``$cluster``.
     """
-    match = selector(*parents)
-    query = f"label_values({metric}{{{match}}}, {label})" if match else f"label_values({metric}, {label})"
+    query = f"label_values({metric}{{{selector(*parents)}}}, {label})"
     variable = Template(name=name, label=name, query=query, dataSource=DATASOURCE,
                         includeAll=True, multi=True, allValue=".*", refresh=2, sort=1)
     # grafanalib derives `current` from `default` as a single value; a multi-value variable
@@ -145,10 +158,11 @@ def label_variable(name: str, label: str, metric: str, *, parents: Sequence[str]
 
 
 def selector(*variables: str, **fixed: str) -> str:
-    """A label matcher list: each variable as ``name=~"$name"`` (the ``route`` variable matches
-    ``http_route``), then fixed ``label="value"`` pairs."""
-    labels = {"route": "http_route"}
-    parts = [f'{labels.get(v, v)}=~"${v}"' for v in variables]
+    """A label matcher list: the ``$cluster`` variable and each of ``variables`` as
+    ``name=~"$name"`` (the ``route`` variable matches ``http_route``), then fixed
+    ``label="value"`` pairs."""
+    labels = {"route": "http_route", "cluster": SELECTORS.cluster_label}
+    parts = [f'{labels.get(v, v)}=~"${v}"' for v in ("cluster", *variables)]
     parts += [f'{k}="{v}"' for k, v in fixed.items()]
     return ",".join(parts)
 
@@ -308,7 +322,7 @@ def dashboard(key: str, description: str, grid: Grid, variables: Sequence[Templa
     """The dashboard ``key`` with its fixed uid, links to the others and numbered panels."""
     return Dashboard(
         title=TITLES[key], uid=DASHBOARD_UIDS[key], description=description, tags=["stackwatch"],
-        panels=grid.panels, templating=Templating(list=[datasource_variable(), *variables]),
+        panels=grid.panels, templating=Templating(list=[datasource_variable(), cluster_variable(), *variables]),
         links=_links(key), time=Time("now-1h", "now"), refresh="30s", schemaVersion=39,
         timezone="browser", graphTooltip=1, editable=True,
     ).auto_panel_ids()

@@ -156,11 +156,12 @@ def build() -> Dashboard:
 
     g.row("Monitoring")
     g.add(_ok("Alerting pipeline", "Alerting on key metrics: the always-firing Watchdog alert is active, so "
-              "rules are evaluated.", 'max(ALERTS{alertname="Watchdog", alertstate="firing"}) or vector(0)',
+              "rules are evaluated.",
+              f'max(ALERTS{{{selector(alertname="Watchdog", alertstate="firing")}}}) or vector(0)',
               "working", "BROKEN", "checklist"), w=w, h=h)
     g.add(stat("Critical alerts firing", "Critical alerts firing right now.",
-               'count(ALERTS{severity="critical", alertstate="firing"}) or vector(0)', "short", too_high(0),
-               links=["checklist"]), w=w, h=h)
+               f'count(ALERTS{{{selector(severity="critical", alertstate="firing")}}}) or vector(0)', "short",
+               too_high(0), links=["checklist"]), w=w, h=h)
     g.add(_ok("Exporter collectors", "Every exporter sub-collector succeeded on its last poll.",
               f'min({{__name__=~"(pg|redis|process)_scrape_collector_success",{S}}})', "ok", "FAILING",
               "checklist"), w=w, h=h)

@@ -89,7 +89,7 @@ def build() -> Dashboard:
     g.add(timeseries("Routes' p95 latency against the background-job line", "Routes above the dashed line "
                      "keep their typical client waiting for long work (the checklist's synchronous-processing "
                      "pitfall): enqueue it as a job and answer 202.", [
-        (f'max by (job, http_route) ({LATENCY_BY_ROUTE}{{quantile="0.95"}})', "{{job}} {{http_route}}"),
+        (f'max by (job, http_route) ({LATENCY_BY_ROUTE}{{{selector(quantile="0.95")}}})', "{{job}} {{http_route}}"),
     ], "s", thresholds=too_high(JOBS.synchronous_route_p95_seconds)), w=24)
 
     return dashboard("jobs", __doc__.split("\n")[0], g, [
