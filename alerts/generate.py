@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import yaml
 
 from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS
@@ -24,7 +25,8 @@ from stackwatch.thresholds import DASHBOARD_UIDS, GRAFANA_BASE_URL, RUNBOOK_BASE
 from .catalog import GROUPS, alerts, records, slo_problems
 from .rules import Alert, Group, Record, runbook_anchor
 
-__all__ = ["ALERTING_FILE", "DOCS_FILE", "RECORDING_FILE", "ROOT", "main", "render_files", "write_files"]
+__all__ = ["ALERTING_FILE", "DOCS_FILE", "RECORDING_FILE", "ROOT", "check_expressions", "dump_yaml", "main", "render_files", "rule_groups",
+           "write_files"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDING_FILE = "alerts/rules/recording.yml"
@@ -51,15 +53,40 @@ def dashboard_urls(grafana_url: str) -> dict[str, str]:
     return {key: f"{grafana_url.rstrip('/')}/d/{uid}" for key, uid in DASHBOARD_UIDS.items()}
 
 
-def _rules_yaml(groups: Sequence[Group], runbook_base: str, grafana_url: str) -> str:
+def rule_groups(groups: Sequence[Group], runbook_base: str = RUNBOOK_BASE_URL,
+                grafana_url: str = GRAFANA_BASE_URL) -> list[dict[str, Any]]:
+    """``groups`` as the mappings a rule file (or a PrometheusRule's spec) lists."""
     urls = dashboard_urls(grafana_url)
-    doc: dict[str, Any] = {"groups": [
-        {"name": group.name,
-         "rules": [r.render(runbook_base.rstrip("/"), urls) if isinstance(r, Alert) else r.render()
-                   for r in group.rules]}
-        for group in groups
-    ]}
-    return _HEADER + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1_000_000, allow_unicode=True)
+    return [{"name": group.name,
+             "rules": [r.render(runbook_base.rstrip("/"), urls) if isinstance(r, Alert) else r.render()
+                       for r in group.rules]}
+            for group in groups]
+
+
+def check_expressions(groups: list[dict[str, Any]]) -> None:
+    """Raise ValueError naming the group and rule of every expression that does not parse: a
+    broken rule fails here, not later in a Prometheus, a ruler or an operator's reconcile loop."""
+    problems = []
+    for group in groups:
+        for rule in group["rules"]:
+            try:
+                promql_parser.parse(rule["expr"])
+            except ValueError as error:
+                name = rule.get("alert") or rule.get("record")
+                problems.append(f"group {group['name']}, rule {name}: the expression does not parse: {error}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def dump_yaml(document: Any) -> str:
+    """YAML as the committed rule files have it: block strings, keys in order, no folding."""
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1_000_000, allow_unicode=True)
+
+
+def _rules_yaml(groups: Sequence[Group], runbook_base: str, grafana_url: str) -> str:
+    rendered = rule_groups(groups, runbook_base, grafana_url)
+    check_expressions(rendered)
+    return _HEADER + dump_yaml({"groups": rendered})
 
 
 def _docs(runbook_base: str) -> str:
@@ -179,7 +206,8 @@ def _cell(text: str) -> str:
 def render_files(runbook_base: str = RUNBOOK_BASE_URL, grafana_url: str = GRAFANA_BASE_URL) -> dict[str, str]:
     """Repository-relative path -> content of every generated file.
 
-    Raises ValueError naming what is wrong when the SLOs in the thresholds cannot become rules.
+    Raises ValueError naming what is wrong when the SLOs in the thresholds cannot become rules or
+    an expression does not parse.
     """
     problems = slo_problems(SLOS, HTTP_DURATION_BUCKETS)
     if problems:
