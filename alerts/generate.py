@@ -25,8 +25,8 @@ from stackwatch.thresholds import DASHBOARD_UIDS, GRAFANA_BASE_URL, RUNBOOK_BASE
 from .catalog import GROUPS, alerts, records, slo_problems
 from .rules import Alert, Group, Record, runbook_anchor
 
-__all__ = ["ALERTING_FILE", "DOCS_FILE", "RECORDING_FILE", "ROOT", "check_expressions", "dump_yaml", "main", "render_files", "rule_groups",
-           "write_files"]
+__all__ = ["ALERTING_FILE", "DOCS_FILE", "RECORDING_FILE", "ROOT", "check_expressions", "dump_yaml", "main",
+           "render_files", "rule_groups", "write_files"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDING_FILE = "alerts/rules/recording.yml"
