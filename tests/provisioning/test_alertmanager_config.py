@@ -50,27 +50,30 @@ def test_critical_inhibits_warning_of_the_same_alert_and_target() -> None:
     rule = load_yaml(CONFIG)["inhibit_rules"][0]
     assert rule["source_matchers"] == ['severity = "critical"']
     assert rule["target_matchers"] == ['severity = "warning"']
-    assert sorted(rule["equal"]) == ["alertname", "instance", "job", "server"]
+    assert sorted(rule["equal"]) == ["alertname", "cluster", "instance", "job", "server"]
 
 
 def test_critical_on_one_server_does_not_silence_another_servers_warning(alertmanager_binary: str) -> None:
-    """One exporter instance watches several databases (targets file, /probe): each is its own."""
+    """One exporter instance watches several databases (targets file, /probe): each is its own; so
+    is the same-named server of another cluster."""
     common = {"alertname": "PostgresConnectionsSaturated", "job": "stackwatch-exporter",
               "instance": "stackwatch-exporter:9188"}
     alerts = [{"labels": {**common, "severity": severity, "server": server}}
               for severity, server in (("critical", "db-a"), ("warning", "db-a"), ("warning", "db-b"))]
+    alerts.append({"labels": {**common, "severity": "warning", "server": "db-a", "cluster": "us"}})
     with AlertmanagerServer(CONFIG, alertmanager_binary) as am:
         request = urllib.request.Request(f"{am.url}/api/v2/alerts", json.dumps(alerts).encode(),
                                          {"Content-Type": "application/json"}, method="POST")
         urllib.request.urlopen(request, timeout=10).close()
 
         def states() -> dict[tuple[str, str], str]:
-            return {(a["labels"]["severity"], a["labels"]["server"]): a["status"]["state"] for a in am.alerts()}
+            return {(a["labels"]["severity"], a["labels"].get("cluster", "") + a["labels"]["server"]):
+                    a["status"]["state"] for a in am.alerts()}
 
-        wait_until(lambda: len(states()) == 3 and states()[("warning", "db-a")] == "suppressed", 30,
+        wait_until(lambda: len(states()) == 4 and states()[("warning", "db-a")] == "suppressed", 30,
                    "the inhibition of db-a's warning")
         assert states() == {("critical", "db-a"): "active", ("warning", "db-a"): "suppressed",
-                            ("warning", "db-b"): "active"}
+                            ("warning", "db-b"): "active", ("warning", "usdb-a"): "active"}
 
 
 def test_a_down_dependency_pages_once_not_again_per_service_health_check(alertmanager_binary: str) -> None:
@@ -80,6 +83,9 @@ def test_a_down_dependency_pages_once_not_again_per_service_health_check(alertma
                     "instance": "stackwatch-exporter:9188", "server": "redis:6379"}},
         {"labels": {"alertname": "HealthCheckFailing", "severity": "critical", "job": "demo", "check": "redis"}},
         {"labels": {"alertname": "HealthCheckFailing", "severity": "critical", "job": "demo", "check": "payments"}},
+        # the same service in another cluster, whose Redis is up
+        {"labels": {"alertname": "HealthCheckFailing", "severity": "critical", "job": "demo", "check": "redis",
+                    "cluster": "us"}},
     ]
     with AlertmanagerServer(CONFIG, alertmanager_binary) as am:
         request = urllib.request.Request(f"{am.url}/api/v2/alerts", json.dumps(alerts).encode(),
@@ -87,11 +93,12 @@ def test_a_down_dependency_pages_once_not_again_per_service_health_check(alertma
         urllib.request.urlopen(request, timeout=10).close()
 
         def states() -> dict[str, str]:
-            return {a["labels"].get("check", a["labels"]["alertname"]): a["status"]["state"] for a in am.alerts()}
+            return {a["labels"].get("cluster", "") + a["labels"].get("check", a["labels"]["alertname"]):
+                    a["status"]["state"] for a in am.alerts()}
 
-        wait_until(lambda: len(states()) == 3 and states()["redis"] == "suppressed", 30,
+        wait_until(lambda: len(states()) == 4 and states()["redis"] == "suppressed", 30,
                    "the inhibition of the redis health check")
-        assert states() == {"RedisDown": "active", "redis": "suppressed", "payments": "active"}
+        assert states() == {"RedisDown": "active", "redis": "suppressed", "payments": "active", "usredis": "active"}
 
 
 def test_every_webhook_uses_the_placeholder_the_entrypoint_replaces() -> None:
