@@ -107,6 +107,13 @@ def test_namespaces_and_labels_are_configurable() -> None:
     assert all(b["metadata"]["labels"]["grafana_dashboard_stackwatch"] == "yes" for b in boards)
     assert all(b["metadata"]["annotations"]["k8s-sidecar-target-directory"] == "/tmp/dashboards/Stackwatch"
                for b in boards)
+    # grafana-operator's form reads each ConfigMap's JSON
+    operator = by_kind(objects, "GrafanaDashboard")
+    assert sorted((d["spec"]["configMapRef"]["name"], d["spec"]["configMapRef"]["key"]) for d in operator) == \
+        sorted((b["metadata"]["name"], next(iter(b["data"]))) for b in boards)
+    assert {d["metadata"]["namespace"] for d in operator} == {"grafana"}
+    assert operator[0]["spec"]["instanceSelector"] == {"matchLabels": {"dashboards": "shared-grafana"}}
+    assert not by_kind(render(CI["default"]), "GrafanaDashboard")
 
 
 def test_the_prometheus_rule_holds_the_catalog_rules() -> None:
