@@ -116,6 +116,9 @@ class PostgresThresholds:
     xid_age: int = 1_000_000_000
     #: an unused slot keeping 1 GiB of WAL (max_wal_size's default) grows until the disk is full.
     inactive_slot_wal_bytes: int = 1024 * MiB
+    #: the checklist's read replicas are for "read-heavy workloads (90%+ reads)": a primary whose
+    #: statements are at least that share SELECTs can move reads to a replica.
+    read_heavy_share: float = 0.90
     #: standbys each primary streams to; fewer pages a ticket (only on primaries that had standbys
     #: within PRESENCE_WINDOW, so a single server is never expected to have one).
     expected_replicas: int = 1
