@@ -93,6 +93,15 @@ class PostgresThresholds:
     #: an index pays off when the filter keeps at most ~5% of the table: above that (a column of a few
     #: values) the planner reads the table anyway, and the fix is a LIMIT, not an index.
     index_max_filter_share: float = 0.05
+    #: a B-tree holds every key whole: from ~100 bytes on average (URLs, tokens, hex digests) a Hash
+    #: index's 4-byte codes make it several times smaller, for the equality lookups that are all it serves.
+    hash_index_min_avg_width: int = 100
+    #: an index scan whose matches a sort under a LIMIT orders: from 1000 matches on (more than any page
+    #: shows) the sort reads rows an index holding the sort key would skip; below, sorting is cheap.
+    sorted_scan_min_rows: int = 1000
+    #: "when NOT to index": a table written more than read that has this many indexes pays for each
+    #: one on every write; a further index is suggested with that cost spelled out.
+    write_heavy_table_indexes: int = 5
     #: below 1 MiB an unused index costs next to nothing in writes, vacuum or cache.
     unused_index_min_bytes: int = 1 * MiB
     #: any deadlock is a lock-ordering bug in the application; one in the window is worth a look.

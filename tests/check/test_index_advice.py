@@ -5,9 +5,9 @@ from __future__ import annotations
 from stackwatch.check.index_advice import (
     ScanFilter,
     candidates,
-    filtered_seq_scans,
     is_plannable_select,
     parameter_count,
+    scans_to_index,
     suggest_index,
     without_typed_literals,
 )
@@ -47,7 +47,7 @@ def test_seq_scans_with_filters_are_found_in_nested_plans() -> None:
         {"Node Type": "Hash", "Plans": [{"Node Type": "Seq Scan", "Relation Name": "customers",
                                           "Schema": "s", "Alias": "c", "Plan Rows": 9}]},
     ]}
-    assert filtered_seq_scans(plan) == [ScanFilter("s", "orders", "o", "(o.customer_id = $1)", 5.0)]
+    assert scans_to_index(plan) == [ScanFilter("s", "orders", "o", "(o.customer_id = $1)", 5.0)]
 
 
 def test_only_single_selects_are_planned() -> None:
@@ -62,12 +62,11 @@ def test_only_single_selects_are_planned() -> None:
 def test_like_and_ilike_get_a_trigram_candidate_never_a_btree() -> None:
     scan = _scan("((o.note ~~ $1) AND (o.region ~~* $2))")
     assert suggest_index(scan) is None
-    assert [c.sql() for c in candidates(scan, trigram=True)] == [
+    assert [c.sql() for c in candidates(scan)] == [
         "CREATE EXTENSION IF NOT EXISTS pg_trgm; CREATE INDEX CONCURRENTLY ON public.orders USING gin (note gin_trgm_ops);",
         "CREATE EXTENSION IF NOT EXISTS pg_trgm; CREATE INDEX CONCURRENTLY ON public.orders USING gin (region gin_trgm_ops);",
     ]
-    assert candidates(scan, trigram=False) == []
-    mixed = candidates(_scan("((o.customer_id = $1) AND (o.note ~~ $2))"), trigram=True)
+    mixed = candidates(_scan("((o.customer_id = $1) AND (o.note ~~ $2))"))
     assert [c.method for c in mixed] == ["btree", "gin"] and mixed[0].columns == ("customer_id",)
 
 

@@ -20,7 +20,8 @@ __all__ = ["error_ratio_finding", "latency_finding", "throughput_finding"]
 _QUANTILES = (0.5, 0.95, 0.99)
 _SERVICE = "job"
 _ROUTE = "job, http_route"
-_NO_TRAFFIC = "instrument the service with stackwatch.instrumentation, have Prometheus scrape it and let it serve traffic"
+_NO_TRAFFIC = ("instrument the service with stackwatch.instrumentation, have Prometheus scrape it and let it serve "
+               "traffic")
 
 
 def _name(labels: dict[str, str]) -> str:

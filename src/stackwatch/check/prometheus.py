@@ -45,11 +45,11 @@ from .items import (
 from .items import PROMETHEUS_ITEMS as ITEMS
 from .jobs import async_processing_finding
 from .key_metrics import error_ratio_finding, latency_finding, throughput_finding
-from .read_share import read_share_finding
-from .tooling import apm_finding, error_tracking_finding, tracing_finding
 from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
+from .read_share import read_share_finding
 from .runner import Budget
+from .tooling import apm_finding, error_tracking_finding, tracing_finding
 from .web import get
 
 __all__ = ["ITEMS", "PrometheusCheck"]
