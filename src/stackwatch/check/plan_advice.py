@@ -107,6 +107,7 @@ class PlanAdvisor:
     lost: Callable[[psycopg.Error], None]
     pgss_view: sql.Composable | None = None
     suggestions: list[Suggestion] = field(default_factory=list)
+    writes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # table -> its write figures
 
     # -- planning -------------------------------------------------------------------------
     def generic_plan(self, query: str, setup: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -158,10 +159,11 @@ class PlanAdvisor:
         where = f"`{short(row['query'], 60)}`: {what} {scan.schema}.{scan.table} filtering {short(scan.filter, 80)}"
         share = scan.plan_rows / table_rows if table_rows else 1.0
         if share <= t.index_max_filter_share:
+            cost = self._write_cost(scan)  # before a candidate's build reads the table
             found, updated = self._index_for(row, scan)
             if found is not None:
                 self.suggestions.append(found)
-                return Advice(f"{where}; {found.outcome()}{self._write_cost(scan)}", found.fix())
+                return Advice(f"{where}; {found.outcome()}{cost}", found.fix())
             if updated:
                 return Advice(f"{where}; not indexed: {updated}", judged=False)
         if scan.indexed:
@@ -233,11 +235,15 @@ class PlanAdvisor:
         return found
 
     def _write_cost(self, scan: ScanFilter) -> str:
-        """A caution when the table is write-heavy and already carries many indexes."""
-        rows = self.rows(_WRITES_SQL, (scan.schema, scan.table))
-        if not rows:
+        """A caution when the table is write-heavy and already carries many indexes, read once per
+        table and check: the candidates built to prove an index read the table too."""
+        key = (scan.schema, scan.table)
+        if key not in self.writes:
+            rows = self.rows(_WRITES_SQL, key)
+            self.writes[key] = rows[0] if rows else {}
+        r = self.writes[key]
+        if not r:
             return ""
-        r = rows[0]
         writes, reads = float(r["writes"] or 0), float(r["reads"] or 0)
         if r["indexes"] < self.thresholds.write_heavy_table_indexes or writes <= reads:
             return ""
