@@ -154,6 +154,12 @@ def test_a_write_heavy_table_with_many_indexes_gets_the_cost_spelled_out(seeded:
     assert "mind the cost: public.audit is write-heavy" in plans["evidence"]
     assert "already has 5 indexes that every write maintains" in plans["evidence"]
     assert "public.docs is write-heavy" not in plans["evidence"]
+    # the same table, as the checklist's "when NOT to index" for the indexes it already has
+    unused = seeded.outcome.finding("pg.unused_indexes")
+    assert unused["status"] == "warn", unused
+    assert "write-heavy table(s) with >= 5 indexes, each maintained on every write: public.audit (5 indexes; " \
+        "60000 rows written vs 40000 read)" in unused["evidence"], unused
+    assert "leave frequently updated columns unindexed" in unused["fix"]
 
 
 def test_a_trigram_index_this_role_cannot_build_says_why(seeded: Seeded) -> None:

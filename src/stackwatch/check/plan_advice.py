@@ -107,7 +107,7 @@ class PlanAdvisor:
     lost: Callable[[psycopg.Error], None]
     pgss_view: sql.Composable | None = None
     suggestions: list[Suggestion] = field(default_factory=list)
-    writes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # table -> its write figures
+    heavy: dict[tuple[str, str], dict[str, Any]] | None = None  # see write_heavy()
 
     # -- planning -------------------------------------------------------------------------
     def generic_plan(self, query: str, setup: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -159,7 +159,7 @@ class PlanAdvisor:
         where = f"`{short(row['query'], 60)}`: {what} {scan.schema}.{scan.table} filtering {short(scan.filter, 80)}"
         share = scan.plan_rows / table_rows if table_rows else 1.0
         if share <= t.index_max_filter_share:
-            cost = self._write_cost(scan)  # before a candidate's build reads the table
+            cost = self._write_cost(scan)
             found, updated = self._index_for(row, scan)
             if found is not None:
                 self.suggestions.append(found)
@@ -234,21 +234,22 @@ class PlanAdvisor:
                     found[column] = (int(r["calls"]), r["query"])
         return found
 
+    def write_heavy(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Tables written more than read (rows) that carry ``write_heavy_table_indexes`` indexes or
+        more, read once per check: the candidates built to prove an index read the tables too."""
+        if self.heavy is None:
+            t = self.thresholds
+            self.heavy = {(r["schemaname"], r["relname"]): r for r in self.rows(
+                _WRITE_HEAVY_SQL, {"indexes": t.write_heavy_table_indexes, "min_rows": t.missing_index_min_live_rows})}
+        return self.heavy
+
     def _write_cost(self, scan: ScanFilter) -> str:
-        """A caution when the table is write-heavy and already carries many indexes, read once per
-        table and check: the candidates built to prove an index read the table too."""
-        key = (scan.schema, scan.table)
-        if key not in self.writes:
-            rows = self.rows(_WRITES_SQL, key)
-            self.writes[key] = rows[0] if rows else {}
-        r = self.writes[key]
-        if not r:
+        """A caution when the scanned table is write-heavy and already carries many indexes."""
+        r = self.write_heavy().get((scan.schema, scan.table))
+        if r is None:
             return ""
-        writes, reads = float(r["writes"] or 0), float(r["reads"] or 0)
-        if r["indexes"] < self.thresholds.write_heavy_table_indexes or writes <= reads:
-            return ""
-        return (f" (mind the cost: {scan.schema}.{scan.table} is write-heavy, {writes:.0f} rows written vs "
-                f"{reads:.0f} read, and already has {r['indexes']} indexes that every write maintains)")
+        return (f" (mind the cost: {scan.schema}.{scan.table} is write-heavy, {r['writes']:.0f} rows written vs "
+                f"{r['reads']:.0f} read, and already has {r['indexes']} indexes that every write maintains)")
 
     def _distinct_values(self, scan: ScanFilter) -> str:
         suggestion = index_advice.suggest_index(scan)
@@ -335,11 +336,13 @@ LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname AND
 WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
 """
 
-_WRITES_SQL = """
-SELECT s.n_tup_ins + s.n_tup_upd + s.n_tup_del AS writes,
-       s.seq_tup_read + coalesce(s.idx_tup_fetch, 0) AS reads,
-       (SELECT count(*) FROM pg_index i WHERE i.indrelid = s.relid) AS indexes
-FROM pg_stat_user_tables s WHERE s.schemaname = %s AND s.relname = %s
+_WRITE_HEAVY_SQL = """
+SELECT * FROM (
+    SELECT s.schemaname::text AS schemaname, s.relname::text AS relname,
+           s.n_tup_ins + s.n_tup_upd + s.n_tup_del AS writes, s.seq_tup_read + coalesce(s.idx_tup_fetch, 0) AS reads,
+           s.n_tup_upd, s.n_tup_hot_upd, (SELECT count(*) FROM pg_index i WHERE i.indrelid = s.relid) AS indexes
+    FROM pg_stat_user_tables s WHERE s.n_live_tup >= %(min_rows)s
+) t WHERE writes > reads AND indexes >= %(indexes)s ORDER BY writes DESC LIMIT 50
 """
 
 _N_DISTINCT_SQL = """

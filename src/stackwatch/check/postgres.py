@@ -10,6 +10,7 @@ With Prometheus, slow statements are judged on the exporter's windowed series, a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -136,6 +137,8 @@ class PostgresCheck:
         self._pgss_missing = self._statements_missing()
         self._advisor = PlanAdvisor(conn, self.thresholds, self._rows, lambda: int(budget.seconds() * 1000),
                                     self._raise_if_lost, None if self._pgss_missing else self._pgss_view)
+        with contextlib.suppress(psycopg.Error):  # before any index candidate is built (its reads count too)
+            self._advisor.write_heavy()
 
     def _connect(self, budget: Budget) -> psycopg.Connection:
         where = redact(self.dsn)
@@ -242,15 +245,31 @@ class PostgresCheck:
         minimum = self.thresholds.unused_index_min_bytes
         rows = [r for r in self._index_rows()["unused"] if r["size_bytes"] >= minimum]
         rows.sort(key=lambda r: -r["size_bytes"])
-        if not rows:
+        heavy = self._write_heavy_note()
+        if not rows and not heavy:
             return UNUSED_INDEXES.finding(Status.PASS, f"every index of >= {_gib(minimum)} has been scanned "
                                           "since statistics were last reset (or enforces a constraint)")
+        if not rows:
+            return UNUSED_INDEXES.finding(Status.WARN, heavy.lstrip("; "), _WRITE_HEAVY_FIX)
         held = sum(r["size_bytes"] for r in rows)
         names = ", ".join(f"{r['schemaname']}.{r['indexrelname']} ({_gib(r['size_bytes'])})" for r in rows[:10])
         return UNUSED_INDEXES.finding(
-            Status.WARN, f"{len(rows)} index(es) never scanned hold {_gib(held)}: {names}",
+            Status.WARN, f"{len(rows)} index(es) never scanned hold {_gib(held)}: {names}{heavy}",
             "after confirming on every replica (idx_scan counts per server): "
-            + " ".join(f"DROP INDEX CONCURRENTLY {r['schemaname']}.{r['indexrelname']};" for r in rows[:10]))
+            + " ".join(f"DROP INDEX CONCURRENTLY {r['schemaname']}.{r['indexrelname']};" for r in rows[:10])
+            + (f" {_WRITE_HEAVY_FIX}" if heavy else ""))
+
+    def _write_heavy_note(self) -> str:
+        """The checklist's "when NOT to index" for tables: those written more than read that carry many indexes."""
+        tables = sorted(self._advisor.write_heavy().items(), key=lambda kv: -float(kv[1]["writes"]))
+        if not tables:
+            return ""
+        listed = ", ".join(
+            f"{schema}.{table} ({r['indexes']} indexes; {r['writes']:.0f} rows written vs {r['reads']:.0f} read"
+            + (f"; {r['n_tup_hot_upd'] / r['n_tup_upd']:.0%} of updates HOT" if r["n_tup_upd"] else "") + ")"
+            for (schema, table), r in tables[:10])
+        return (f"; write-heavy table(s) with >= {self.thresholds.write_heavy_table_indexes} indexes, each "
+                f"maintained on every write: {listed}")
 
     def _duplicates(self) -> Finding:
         rows = sorted(self._index_rows()["duplicate"], key=lambda r: -r["size_bytes"])
@@ -448,6 +467,8 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_WRITE_HEAVY_FIX = ("on write-heavy tables keep only the indexes their reads need, and leave frequently updated "
+                    "columns unindexed so updates stay HOT")
 _SLOW_FIX = ("see pg.plans and pg.missing_indexes for their plans and indexes; EXPLAIN (ANALYZE, BUFFERS) one "
              "with real parameters on a replica")
 
