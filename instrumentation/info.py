@@ -78,4 +78,5 @@ class InfoSeries:
         self.owners[key] -= 1
         if self.owners[key] <= 0:
             del self.owners[key]
+            self.gauge.labels(*key).set(0)  # what a multiprocess file keeps after remove()
             self.gauge.remove(*key)

@@ -28,7 +28,7 @@ Verdict = Callable[[dict[str, str]], tuple[Status, str]]
 
 
 def _judge(prom: Prometheus, item: Item, verdict: Verdict, fix: str) -> Finding:
-    rows = [labels for labels, _ in prom.query(f"max by ({_LABELS}) ({INFO_FAMILY})")]
+    rows = [labels for labels, _ in prom.query(f"max by ({_LABELS}) ({INFO_FAMILY}) == 1")]
     if not rows:
         return item.finding(Status.UNKNOWN, f"no {INFO_FAMILY} series in Prometheus", "instrument the services "
                             "with stackwatch.instrumentation and have Prometheus scrape their /metrics")
