@@ -3,14 +3,19 @@ array containment, GiST for ranges and geometry, Hash for equality on a wide col
 index for a constant predicate, the composite with the ORDER BY key (with and without an index
 already serving the filter) -- each proven on the generic plan and switching it when applied for
 real. And "when NOT to index": a small table, a column the application updates more often than it
-filters on, a write-heavy table that already carries many indexes, and a trigram index this role
-cannot build (pg_trgm not creatable here), shown with that reason instead of silently.
+filters on, a write-heavy table that already carries many indexes; and a trigram index that cannot
+be built (pg_trgm not creatable by this role, or not installed on the server), shown with that
+reason and the install step instead of silently.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -168,3 +173,44 @@ def test_a_trigram_index_this_role_cannot_build_says_why(seeded: Seeded) -> None
             "(not proven: this role may not create the pg_trgm extension here") in plans["evidence"], plans
     assert ("CREATE EXTENSION IF NOT EXISTS pg_trgm; CREATE INDEX CONCURRENTLY ON public.notes USING gin "
             "(body gin_trgm_ops);") in plans["fix"]
+
+
+def _without_pg_trgm(bindir: str) -> tuple[str, str]:
+    """``(bindir, root)`` of a copy of the PostgreSQL installation at ``bindir`` whose contrib lacks
+    pg_trgm: a server without the contrib package, as some installs have. PostgreSQL finds its
+    share directory relative to its binaries, so the copy keeps their relative layout (Debian's
+    ``lib/postgresql/N/bin`` + ``share/postgresql/N``, the npm builds' ``bin`` + ``share/postgresql``)."""
+    source = Path(bindir).resolve()
+    share = next(p for p in (source.parents[3] / "share" / "postgresql" / source.parents[0].name,
+                             source.parent / "share" / "postgresql") if (p / "extension" / "plpgsql.control").exists())
+    top = Path(os.path.commonpath([source, share]))
+    root = Path(tempfile.mkdtemp(prefix="stackwatch-no-trgm-"))
+    shutil.copytree(source, root / source.relative_to(top), symlinks=True)
+    shutil.copytree(share, root / share.relative_to(top), symlinks=True,
+                    ignore=shutil.ignore_patterns("pg_trgm*"))
+    (root / source.relative_to(top)).parent.joinpath("lib").symlink_to(source.parent / "lib")
+    for path in [root, *root.rglob("*")]:  # readable by the server's unprivileged user
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o055)
+    return str(root / source.relative_to(top)), str(root)
+
+
+def test_without_pg_trgm_on_the_server_the_advice_says_to_install_it(postgres_any_version: PostgresServer) -> None:
+    bindir, root = _without_pg_trgm(postgres_any_version.bindir)
+    server = PostgresServer(bindir)
+    try:
+        assert not server.query("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
+        server.create_database("no_trgm")
+        with psycopg.connect(server.dsn("no_trgm"), autocommit=True) as conn:
+            conn.execute("CREATE TABLE notes (id bigserial PRIMARY KEY, body text NOT NULL); INSERT INTO notes (body) "
+                         "SELECT 'note ' || md5(g::text) FROM generate_series(1, 5000) g; ANALYZE notes")
+            for _ in range(6):
+                conn.execute(STATEMENTS["trigram"], PARAMS["trigram"]).fetchall()
+        plans = run_check("--format", "json", "--postgres-dsn", server.dsn("no_trgm")).finding("pg.plans")
+    finally:
+        server.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+    assert ("CREATE INDEX CONCURRENTLY ON public.notes USING gin (body gin_trgm_ops) should serve it "
+            "(not proven: pg_trgm is not installed on the server)") in plans["evidence"], plans
+    assert plans["fix"].startswith("install PostgreSQL's contrib modules on the server"), plans
+    assert "then CREATE EXTENSION IF NOT EXISTS pg_trgm; CREATE INDEX CONCURRENTLY ON public.notes" in plans["fix"]

@@ -114,9 +114,8 @@ class PostgresCheck:
 
     # -- plumbing -------------------------------------------------------------------------
     def run(self, budget: Budget) -> Iterator[Finding]:
-        self._begin(budget)
-        assert self.conn is not None
         try:
+            self._begin(budget)
             # statistics before plans: PostgreSQL 13 counts an EXPLAINed statement as one more call
             for item, check in ((SLOW, self._slow), (UNBOUNDED, self._unbounded), (PLANS, self._plans),
                                 (MISSING_INDEXES, self._missing_indexes), (UNUSED_INDEXES, self._unused),
@@ -125,7 +124,8 @@ class PostgresCheck:
                                 (SLOW_LOG, self._slow_log), (STATEMENTS, self._statements)):
                 yield self._guarded(item, check)
         finally:
-            self.conn.close()
+            if self.conn is not None:
+                self.conn.close()
 
     def _begin(self, budget: Budget) -> None:
         """Connect and start this run's state afresh (a check object may run more than once)."""
