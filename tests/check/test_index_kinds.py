@@ -50,29 +50,29 @@ PARAMS: dict[str, tuple[object, ...]] = {
 
 SEED = """
 CREATE TABLE docs (id bigserial PRIMARY KEY, attrs jsonb NOT NULL, tags text[] NOT NULL);
-INSERT INTO docs (attrs, tags) SELECT jsonb_build_object('k', g % 4000, 'color', 'c' || g % 7), ARRAY['t' || g % 4000]
-  FROM generate_series(1, 20000) g;
+INSERT INTO docs (attrs, tags) SELECT jsonb_build_object('k', g % 1000, 'color', 'c' || g % 7), ARRAY['t' || g % 1000]
+  FROM generate_series(1, 5000) g;
 CREATE TABLE bookings (id bigserial PRIMARY KEY, during tstzrange NOT NULL, spot point NOT NULL);
 INSERT INTO bookings (during, spot) SELECT tstzrange('2030-01-01'::timestamptz + g * interval '1 hour',
-  '2030-01-01'::timestamptz + (g + 1) * interval '1 hour'), point(g % 1000, g / 1000) FROM generate_series(1, 20000) g;
+  '2030-01-01'::timestamptz + (g + 1) * interval '1 hour'), point(g % 100, g / 100) FROM generate_series(1, 5000) g;
 CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL, token text NOT NULL, deleted_at timestamptz);
 INSERT INTO users (email, token, deleted_at) SELECT 'u' || g || '@example.com', repeat(md5(g::text), 5),
-  CASE WHEN g % 10 = 0 THEN now() END FROM generate_series(1, 20000) g;
+  CASE WHEN g % 10 = 0 THEN now() END FROM generate_series(1, 5000) g;
 CREATE TABLE orders (id bigserial PRIMARY KEY, user_id int NOT NULL, created_at timestamptz NOT NULL);
-INSERT INTO orders (user_id, created_at) SELECT g % 20, now() - g * interval '1 minute' FROM generate_series(1, 30000) g;
+INSERT INTO orders (user_id, created_at) SELECT g % 25, now() - g * interval '1 minute' FROM generate_series(1, 5000) g;
 CREATE TABLE events (id bigserial PRIMARY KEY, account_id int NOT NULL, at timestamptz NOT NULL);
-INSERT INTO events (account_id, at) SELECT g % 20, now() - g * interval '1 minute' FROM generate_series(1, 30000) g;
+INSERT INTO events (account_id, at) SELECT g % 20, now() - g * interval '1 minute' FROM generate_series(1, 24000) g;
 CREATE INDEX events_account ON events (account_id);
 CREATE TABLE tiny (id serial PRIMARY KEY, code text NOT NULL);
 INSERT INTO tiny (code) SELECT 'c' || g FROM generate_series(1, 500) g;
 CREATE TABLE counters (id bigserial PRIMARY KEY, hits int NOT NULL);
-INSERT INTO counters (hits) SELECT g FROM generate_series(1, 20000) g;
+INSERT INTO counters (hits) SELECT g FROM generate_series(1, 5000) g;
 CREATE TABLE audit (id bigserial PRIMARY KEY, ref int NOT NULL, a int, b int, c int, d int);
 CREATE INDEX audit_a ON audit (a); CREATE INDEX audit_b ON audit (b); CREATE INDEX audit_c ON audit (c);
 CREATE INDEX audit_d ON audit (d);
-INSERT INTO audit (ref, a, b, c, d) SELECT g, g, g, g, g FROM generate_series(1, 40000) g;
+INSERT INTO audit (ref, a, b, c, d) SELECT g, g, g, g, g FROM generate_series(1, 4000) g;
 CREATE TABLE notes (id bigserial PRIMARY KEY, body text NOT NULL);
-INSERT INTO notes (body) SELECT 'note ' || md5(g::text) FROM generate_series(1, 20000) g;
+INSERT INTO notes (body) SELECT 'note ' || md5(g::text) FROM generate_series(1, 5000) g;
 ANALYZE;
 """
 
@@ -105,12 +105,12 @@ def seeded(postgres_any_version: PostgresServer) -> Iterator[Seeded]:
         for _ in range(10):  # the counter is bumped more often than it is searched
             conn.execute("UPDATE counters SET hits = hits + 1 WHERE id = %s", (1,))
         conn.execute("SELECT id FROM audit WHERE ref = %s", (5,)).fetchall()
-        # written more than read: 40,000 + 20,000 rows in, 40,000 read by the one scan
-        conn.execute("INSERT INTO audit (ref, a, b, c, d) SELECT g, g, g, g, g FROM generate_series(1, 20000) g")
+        # written more than read: 4,000 + 2,000 rows in, 4,000 read by the one scan
+        conn.execute("INSERT INTO audit (ref, a, b, c, d) SELECT g, g, g, g, g FROM generate_series(1, 2000) g")
         conn.execute("ANALYZE audit")
     # the statistics of a session reach pg_stat_user_tables shortly after it ends
     wait_until(lambda: server.query("SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'audit'",
-                                    dbname=DB) == [(60000,)], 30, "the audit table's write counts")
+                                    dbname=DB) == [(6000,)], 30, "the audit table's write counts")
     yield Seeded(server, run_check("--format", "json", "--postgres-dsn",
                                    server.dsn(DB, user=OWNER, password=PASSWORD), "--plans", "20"))
 
@@ -163,7 +163,7 @@ def test_a_write_heavy_table_with_many_indexes_gets_the_cost_spelled_out(seeded:
     unused = seeded.outcome.finding("pg.unused_indexes")
     assert unused["status"] == "warn", unused
     assert "write-heavy table(s) with >= 5 indexes, each maintained on every write: public.audit (5 indexes; " \
-        "60000 rows written vs 40000 read)" in unused["evidence"], unused
+        "6000 rows written vs 4000 read)" in unused["evidence"], unused
     assert "leave frequently updated columns unindexed" in unused["fix"]
 
 
