@@ -24,6 +24,7 @@ import pytest
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry
 
+from stackwatch.check import tooling
 from stackwatch.check.model import Finding
 from stackwatch.check.prometheus import PrometheusCheck
 from stackwatch.check.runner import Budget
@@ -172,3 +173,16 @@ def test_without_prometheus_they_are_unknown_naming_the_flag(setups: tuple[Setup
     for item in (*ITEMS, "pg.read_share"):
         finding = outcome.finding(item)
         assert finding["status"] == "unknown" and "--prometheus-url" in finding["fix"], finding
+
+
+@pytest.mark.parametrize(("labels", "tracing", "apm"), [
+    ({"tracing": "true", "traces_exporter": "otlp", "apm": "none"}, "pass", "pass"),
+    ({"tracing": "true", "traces_exporter": "service", "apm": "none"}, "pass", "pass"),
+    ({"tracing": "true", "traces_exporter": "none", "apm": "none"}, "warn", "fail"),
+    ({"tracing": "true", "traces_exporter": "none", "apm": "datadog"}, "warn", "pass"),
+    ({"tracing": "false", "traces_exporter": "none", "apm": "sentry"}, "fail", "pass"),
+])
+def test_verdicts_of_each_label_set(labels: dict[str, str], tracing: str, apm: str) -> None:
+    """The label sets the live setups above do not produce (spans exported nowhere, agents only)."""
+    assert tooling._tracing(labels)[0].value == tracing
+    assert tooling._apm(labels)[0].value == apm
