@@ -108,6 +108,7 @@ class PlanAdvisor:
     pgss_view: sql.Composable | None = None
     suggestions: list[Suggestion] = field(default_factory=list)
     heavy: dict[tuple[str, str], dict[str, Any]] | None = None  # see write_heavy()
+    updates: list[dict[str, Any]] | None = None  # the application's UPDATE statements, most called first
 
     # -- planning -------------------------------------------------------------------------
     def generic_plan(self, query: str, setup: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -223,8 +224,10 @@ class PlanAdvisor:
         """Columns the application's UPDATE statements on ``table`` set: the most calls and that statement."""
         if self.pgss_view is None:
             return {}
+        if self.updates is None:  # one read of pg_stat_statements per check
+            self.updates = self.rows(sql.SQL(_UPDATES_SQL).format(self.pgss_view))
         found: dict[str, tuple[int, str]] = {}
-        for r in self.rows(sql.SQL(_UPDATES_SQL).format(self.pgss_view)):
+        for r in self.updates:
             target = _UPDATE.match(r["query"])
             if target is None or _bare(target["table"]) != table or (
                     target["schema"] and _bare(target["schema"]) != schema):
