@@ -58,6 +58,7 @@ from .db_sqlalchemy import instrument_sqlalchemy
 from .errors import ConfigError, InstrumentationError, NPlusOneError
 from .exposition import MetricsServer, exposition_registry, metrics_response
 from .health import Check, Health, database_check, redis_check
+from .info import instrumentation_info
 from .logs import install_log_correlation
 from .metrics import Metrics, get_metrics, multiprocess_active
 from .middleware import ServerRequestHook, ServerResponseHook, StackwatchMiddleware
@@ -150,6 +151,9 @@ class Instrumentation:
             else:
                 self.metrics_server = self._metrics_server(scrape_registry)
         self.sentry = SentryReporter.create(settings, sentry_options)
+        self.info = instrumentation_info(settings, self.tracer_provider, self.sentry)
+        if self.metrics is not None:
+            self.metrics.instrumentation_info.add(self.info)
         self.server_request_hook = server_request_hook
         self.server_response_hook = server_response_hook
         self.middleware: StackwatchMiddleware | None = None
@@ -229,6 +233,8 @@ class Instrumentation:
         """Stop the metrics server, flush and stop what this instrumentation created."""
         if self.metrics_server is not None:
             self.metrics_server.close()
+        if self.metrics is not None:
+            self.metrics.instrumentation_info.remove(self.info)
         if self._owned_provider is not None:
             # It is the process-global provider now (that cannot be undone): flush, keep it serving.
             self._owned_provider.force_flush(5000)

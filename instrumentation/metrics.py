@@ -27,6 +27,8 @@ from prometheus_client import (
 )
 from prometheus_client.samples import Exemplar
 
+from .info import InfoSeries
+
 __all__ = [
     "BODY_SIZE_BUCKETS",
     "DB_DURATION_BUCKETS",
@@ -220,6 +222,7 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemostrecent",
         )
+        self.instrumentation_info = InfoSeries(registry)
 
     def db_duration_child(self, system: str, operation: str) -> Any:
         """The ``db_client_operation_duration_seconds`` child for a label pair, cached (hot path)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import warnings
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "build_sampler",
     "build_tracer_provider",
     "current_ids",
+    "built_exporter",
     "extract_context",
     "outgoing_headers",
     "resolve_tracer_provider",
@@ -40,6 +42,7 @@ __all__ = [
 
 logger = logging.getLogger("stackwatch.instrumentation")
 _GRPC_EXPORTER = "opentelemetry.exporter.otlp.proto.grpc"
+_built: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()  # built provider -> its exporter
 
 
 def build_sampler(name: str, arg: float) -> sampling.Sampler:
@@ -62,7 +65,17 @@ def build_tracer_provider(settings: Settings) -> TracerProvider:
     exporter = _otlp_exporter(settings)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
+    _built[provider] = "none" if exporter is None else "otlp"
     return provider
+
+
+def built_exporter(provider: Any) -> str | None:
+    """Where a provider :func:`build_tracer_provider` built exports spans (``otlp`` or ``none``);
+    None for a provider the service (or another library) configured."""
+    try:
+        return _built.get(provider)
+    except TypeError:  # not weakly referenceable: not one of ours
+        return None
 
 
 def _otlp_exporter(settings: Settings) -> SpanExporter | None:

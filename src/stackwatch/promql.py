@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from stackwatch.thresholds import POSTGRES, UNJUDGED_COMMANDS
 
-__all__ = ["TTL_COMMANDS", "cache_request_rate", "job_queue_oldest_age", "le_matcher", "n_plus_one_detections",
-           "pool_wait_mean", "redis_lookup_rate", "statement_mean_seconds"]
+__all__ = ["TTL_COMMANDS", "cache_request_rate", "http_request_quantile", "http_request_rate", "job_queue_oldest_age",
+           "le_matcher", "n_plus_one_detections", "pool_wait_mean", "redis_lookup_rate", "statement_mean_seconds"]
 
 
 #: commands that read a key's TTL: stackwatch's TTL sampling (the exporter's sampler and
@@ -86,6 +86,18 @@ def statement_mean_seconds(window: str, selector: str = "") -> str:
     calls = f"pg_stat_statements_calls_total{judged}"
     return (f"(rate(pg_stat_statements_seconds_total{judged}[{window}]) / rate({calls}[{window}])"
             f" and increase({calls}[{window}]) >= {POSTGRES.slow_statement_min_calls})")
+
+
+def http_request_rate(by: str, window: str, selector: str = "") -> str:
+    """Requests per second the instrumented services answered over ``window``, summed ``by``."""
+    return f"sum by ({by}) (rate(http_server_request_duration_seconds_count{selector}[{window}]))"
+
+
+def http_request_quantile(quantile: float, by: str, window: str, min_rate: float) -> str:
+    """The ``quantile`` of the request duration over ``window``, ``by``, where more than
+    ``min_rate`` requests per second were answered (fewer let a couple of requests decide)."""
+    buckets = f"sum by ({by}, le) (rate(http_server_request_duration_seconds_bucket[{window}]))"
+    return f"histogram_quantile({quantile:g}, {buckets}) and on ({by}) ({http_request_rate(by, window)} > {min_rate:g})"
 
 
 def job_queue_oldest_age(by: str, matchers: str = "") -> str:

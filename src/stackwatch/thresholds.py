@@ -93,6 +93,15 @@ class PostgresThresholds:
     #: an index pays off when the filter keeps at most ~5% of the table: above that (a column of a few
     #: values) the planner reads the table anyway, and the fix is a LIMIT, not an index.
     index_max_filter_share: float = 0.05
+    #: a B-tree holds every key whole: from ~100 bytes on average (URLs, tokens, hex digests) a Hash
+    #: index's 4-byte codes make it several times smaller, for the equality lookups that are all it serves.
+    hash_index_min_avg_width: int = 100
+    #: an index scan whose matches a sort under a LIMIT orders: from 1000 matches on (more than any page
+    #: shows) the sort reads rows an index holding the sort key would skip; below, sorting is cheap.
+    sorted_scan_min_rows: int = 1000
+    #: "when NOT to index": a table written more than read that has this many indexes pays for each
+    #: one on every write; a further index is suggested with that cost spelled out.
+    write_heavy_table_indexes: int = 5
     #: below 1 MiB an unused index costs next to nothing in writes, vacuum or cache.
     unused_index_min_bytes: int = 1 * MiB
     #: any deadlock is a lock-ordering bug in the application; one in the window is worth a look.
@@ -116,6 +125,9 @@ class PostgresThresholds:
     xid_age: int = 1_000_000_000
     #: an unused slot keeping 1 GiB of WAL (max_wal_size's default) grows until the disk is full.
     inactive_slot_wal_bytes: int = 1024 * MiB
+    #: the checklist's read replicas are for "read-heavy workloads (90%+ reads)": a primary whose
+    #: statements are at least that share SELECTs can move reads to a replica.
+    read_heavy_share: float = 0.90
     #: standbys each primary streams to; fewer pages a ticket (only on primaries that had standbys
     #: within PRESENCE_WINDOW, so a single server is never expected to have one).
     expected_replicas: int = 1

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from stackwatch.check.index_advice import (
+    Column,
     ScanFilter,
     candidates,
-    filtered_seq_scans,
     is_plannable_select,
     parameter_count,
+    scans_to_index,
     suggest_index,
     without_typed_literals,
 )
@@ -47,7 +48,7 @@ def test_seq_scans_with_filters_are_found_in_nested_plans() -> None:
         {"Node Type": "Hash", "Plans": [{"Node Type": "Seq Scan", "Relation Name": "customers",
                                           "Schema": "s", "Alias": "c", "Plan Rows": 9}]},
     ]}
-    assert filtered_seq_scans(plan) == [ScanFilter("s", "orders", "o", "(o.customer_id = $1)", 5.0)]
+    assert scans_to_index(plan) == [ScanFilter("s", "orders", "o", "(o.customer_id = $1)", 5.0)]
 
 
 def test_only_single_selects_are_planned() -> None:
@@ -62,12 +63,11 @@ def test_only_single_selects_are_planned() -> None:
 def test_like_and_ilike_get_a_trigram_candidate_never_a_btree() -> None:
     scan = _scan("((o.note ~~ $1) AND (o.region ~~* $2))")
     assert suggest_index(scan) is None
-    assert [c.sql() for c in candidates(scan, trigram=True)] == [
+    assert [c.sql() for c in candidates(scan)] == [
         "CREATE EXTENSION IF NOT EXISTS pg_trgm; CREATE INDEX CONCURRENTLY ON public.orders USING gin (note gin_trgm_ops);",
         "CREATE EXTENSION IF NOT EXISTS pg_trgm; CREATE INDEX CONCURRENTLY ON public.orders USING gin (region gin_trgm_ops);",
     ]
-    assert candidates(scan, trigram=False) == []
-    mixed = candidates(_scan("((o.customer_id = $1) AND (o.note ~~ $2))"), trigram=True)
+    mixed = candidates(_scan("((o.customer_id = $1) AND (o.note ~~ $2))"))
     assert [c.method for c in mixed] == ["btree", "gin"] and mixed[0].columns == ("customer_id",)
 
 
@@ -77,3 +77,52 @@ def test_typed_literals_become_casts() -> None:
             == "SELECT 1 WHERE ts > $1::timestamp with time zone AND d = $3::DATE")
     for untouched in ("SELECT extract($3 FROM now())", "SELECT t.date $1", "SELECT a FROM t LIMIT $1"):
         assert without_typed_literals(untouched) == untouched
+
+
+def test_constant_predicates_make_a_partial_index_first() -> None:
+    scan = _scan("(o.active AND (o.deleted_at IS NULL) AND (NOT o.archived) AND (o.email = $1))")
+    first = candidates(scan)[0]
+    assert first.sql() == ("CREATE INDEX CONCURRENTLY ON public.orders (email) "
+                           "WHERE active AND deleted_at IS NULL AND NOT archived;")
+    only = candidates(_scan("(NOT o.done)"))[0]
+    assert only.sql() == "CREATE INDEX CONCURRENTLY ON public.orders (done) WHERE NOT done;"
+
+
+def test_the_sort_key_above_a_scan_joins_the_index() -> None:
+    plan = {"Node Type": "Limit", "Plans": [{"Node Type": "Sort", "Sort Key": ["o.created_at DESC", "o.id"],
+                                              "Plans": [{"Node Type": "Seq Scan", "Relation Name": "orders",
+                                                         "Alias": "o", "Filter": "(o.user_id = $1)",
+                                                         "Plan Rows": 30}]}]}
+    [scan] = scans_to_index(plan)
+    assert scan.order == (("created_at", "DESC"), ("id", ""))
+    assert candidates(scan)[0].sql() == "CREATE INDEX CONCURRENTLY ON public.orders (user_id, created_at DESC, id);"
+    # a sort on an expression, or on another table's column, is not served by this table's index
+    expression = {**plan["Plans"][0], "Sort Key": ["lower(o.name)"]}
+    assert scans_to_index(expression)[0].order == ()
+
+
+def test_an_index_scan_is_only_news_when_a_limited_sort_sits_on_it() -> None:
+    index_scan = {"Node Type": "Bitmap Heap Scan", "Relation Name": "events", "Alias": "e",
+                  "Recheck Cond": "(e.account_id = $1)", "Plan Rows": 1500,
+                  "Plans": [{"Node Type": "Bitmap Index Scan", "Index Name": "events_account"}]}
+    sort = {"Node Type": "Sort", "Sort Key": ["e.at DESC"], "Plans": [index_scan]}
+    assert scans_to_index(sort) == []  # sorting every match is the result: no LIMIT to stop early
+    [scan] = scans_to_index({"Node Type": "Limit", "Plans": [sort]})
+    assert scan.indexed and [c.sql() for c in candidates(scan)] == [
+        "CREATE INDEX CONCURRENTLY ON public.events (account_id, at DESC);"]
+
+
+def test_operators_pick_gin_gist_or_hash_by_the_columns_kind() -> None:
+    kinds = {"attrs": Column("jsonb"), "tags": Column("array"), "during": Column("range"),
+             "spot": Column("geometric"), "token": Column("scalar", 160.0), "code": Column("scalar", 8.0)}
+
+    def methods(filter_text: str) -> list[str]:
+        return [c.method for c in candidates(_scan(filter_text), kinds, hash_min_width=100)]
+
+    assert methods("(o.attrs @> $1)") == methods("(o.attrs ? $1)") == ["gin"]
+    assert methods("(o.tags && $1)") == ["gin"]
+    assert methods("(o.during && tstzrange($1, $2))") == ["gist"]
+    assert methods("(o.spot <@ box(point($1, $2), point($3, $4)))") == ["gist"]
+    assert methods("(o.token = $1)") == ["hash", "btree"]
+    assert methods("(o.code = $1)") == ["btree"]  # narrow keys: a B-tree is as small and serves ranges too
+    assert methods("((o.token = $1) AND (o.code = $2))") == ["btree"]  # a Hash index serves one column

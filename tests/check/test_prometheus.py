@@ -63,6 +63,21 @@ class Endpoint:
             2 if healthy else 0)
         Gauge("job_queue_oldest_age_seconds", "Age.", ["system", "queue"], registry=r).labels("rq", "emails").set(
             3 if healthy else 900)
+        # the exporter's statement and replication series: a read-heavy primary with a replica that
+        # keeps up and one not read-heavy (healthy), or a read-heavy one with no replica and one whose
+        # replica is a minute behind (broken)
+        self.calls = Counter("pg_stat_statements_calls", "Calls.", ["server", "command"], registry=r)
+        self.statements = {("main", "select"): 95, ("main", "insert"): 5, ("main", "utility"): 50,
+                           ("orders" if healthy else "reporting", "select"): 50,
+                           ("orders" if healthy else "reporting", "update"): 50}
+        lag = Gauge("pg_stat_replication_replay_lag_seconds", "Lag.", ["server", "application_name"], registry=r)
+        if healthy:
+            lag.labels("main", "replica1").set(0.5)
+        else:
+            lag.labels("reporting", "replica1").set(60)
+        standby = Gauge("pg_replication_is_replica", "Standby.", ["server"], registry=r)
+        for server in ("main", "orders" if healthy else "reporting"):
+            standby.labels(server).set(0)
         self.port = free_port()
         self.server, _ = start_http_server(self.port, addr="127.0.0.1", registry=r)
         self.stop = threading.Event()
@@ -74,6 +89,8 @@ class Endpoint:
             self.wait.observe(self.wait_seconds)
             for _ in range(10):
                 self.request.observe(self.request_seconds)
+            for (server, command), calls in self.statements.items():
+                self.calls.labels(server, command).inc(calls)
             self.hits.inc(100 * self.hit_share)
             self.misses.inc(100 * (1 - self.hit_share))
 
@@ -142,7 +159,7 @@ def _outcome(setup: Setup) -> Outcome:
 
 @pytest.mark.parametrize("item", ["app.pool_waiting", "app.n_plus_one", "ops.resource_limits",
                                   "ops.alert_rules", "ops.alertmanager", "ops.targets", "app.async_processing",
-                                  "redis.queues"])
+                                  "redis.queues", "pg.read_share"])
 def test_item_passes_when_healthy_and_fails_when_broken(healthy: Setup, broken: Setup, item: str) -> None:
     assert _outcome(healthy).status(item) == "pass", _outcome(healthy).finding(item)
     assert _outcome(broken).status(item) == "fail", _outcome(broken).finding(item)
@@ -161,6 +178,10 @@ def test_evidence_names_what_is_wrong(broken: Setup) -> None:
     assert "/reports in demo" in outcome.finding("app.async_processing")["evidence"]
     assert "no worker for rq emails (40 waiting)" in outcome.finding("redis.queues")["evidence"]
     assert "rq emails (900s)" in outcome.finding("redis.queues")["evidence"]
+    read_share = outcome.finding("pg.read_share")["evidence"]
+    assert re.search(r"main: 95% of [\d.]+ statement calls/s are SELECTs, and no replica streams from it", read_share)
+    assert re.search(r"reporting: 50% of [\d.]+ statement calls/s are SELECTs; 1 replica\(s\), replay lag up to 60.0s",
+                     read_share), read_share
     assert outcome.code == 1
 
 
@@ -179,7 +200,8 @@ def test_redis_hit_rate_comes_from_prometheus_when_given(healthy: Setup, broken:
 def test_absent_families_are_unknown_with_what_would_produce_them() -> None:
     with PrometheusServer({"global": {"scrape_interval": "1s"}, "scrape_configs": []}) as prom:
         outcome = run_check("--format", "json", "--prometheus-url", prom.url)
-    for item in ("app.pool_waiting", "app.n_plus_one", "ops.resource_limits"):
+    for item in ("app.pool_waiting", "app.n_plus_one", "ops.resource_limits", "app.latency", "app.error_ratio",
+                 "app.throughput", "app.tracing", "app.error_tracking", "app.apm", "pg.read_share"):
         finding = outcome.finding(item)
         assert finding["status"] == "unknown" and finding["fix"], finding
     assert outcome.status("ops.targets") == "fail"

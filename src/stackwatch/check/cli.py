@@ -80,7 +80,8 @@ OPTIONS: Sequence[Option] = (
     Option("--redis-url", "STACKWATCH_REDIS_URL", "Redis URL to check (redis:// or rediss://; /N selects the "
            "database whose keys are sampled)", secret=True, parse=_redis_url, metavar="URL"),
     Option("--prometheus-url", "STACKWATCH_PROMETHEUS_URL", "Prometheus base URL, for pool waiting, N+1, "
-           "alerting, targets, resource limits and the cache hit rate; without --postgres-dsn/--redis-url/--app-url "
+           "alerting, targets, resource limits, the cache hit rate, the services' key metrics, tracing, error "
+           "tracking and APM, and the read share; without --postgres-dsn/--redis-url/--app-url "
            "it also judges those systems' items from the exporter's series", secret=True, parse=_http_url,
            metavar="URL"),
     Option("--app-url", "STACKWATCH_APP_URL", "base URL of the service, for its health endpoint, compression "

@@ -6,8 +6,17 @@ cannot be run -- but they can be planned: ``PREPARE`` the text, force the generi
 plan is the one the server uses for any parameter values, and nothing is executed: there is no
 ``ANALYZE``, only ``SELECT`` texts are planned, inside a ``READ ONLY`` transaction bounded by
 ``statement_timeout``. A ``Seq Scan`` with a ``Filter`` on a large table then names the columns
-an index should lead with: equality columns first, then one range column; a B-tree cannot serve
-``LIKE``/``ILIKE`` with a parameter pattern, a trigram GIN index (pg_trgm) can.
+an index should lead with: equality columns first, then the ``ORDER BY`` key of a sort right above
+the scan (``(user_id, created_at DESC)`` serves ``WHERE user_id = $1 ORDER BY created_at DESC``
+without sorting) or one range column. The other index types go where a B-tree cannot serve the
+operator: ``LIKE``/``ILIKE`` with a parameter pattern -> a trigram GIN index (pg_trgm); jsonb
+containment and key tests, array containment and overlap, full-text ``@@`` -> GIN; range and
+geometric operators (overlap ``&&``, containment ``@>``/``<@``) -> GiST; equality alone on a
+wide column -> Hash (4-byte codes instead of whole keys). Predicates that survive
+pg_stat_statements' normalization as constants (``deleted_at IS NULL``, a bare ``active`` or
+``NOT archived``) make a partial index (``... WHERE deleted_at IS NULL``); ``active = true`` is
+recorded as ``active = $2`` and cannot be told from a parameter. A ``LIMIT`` over a sort of
+index-scanned rows gets the composite index with the sort key too.
 
 A candidate is only advice once it is shown to help: :func:`generic_plan` can build it first
 (``setup``) inside the same transaction, which is always rolled back, and the candidate counts
@@ -19,8 +28,9 @@ rewritten to ``$2::interval`` first. Texts that still do not parse are "not plan
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,18 +39,29 @@ from psycopg import sql
 
 from stackwatch.exporters.postgres.commands import marked, without_comments
 
-__all__ = ["ScanFilter", "IndexSuggestion", "is_plannable_select", "parameter_count", "generic_plan",
-           "filtered_seq_scans", "suggest_index", "candidates", "uses_index", "without_typed_literals"]
+__all__ = ["Column", "ScanFilter", "IndexSuggestion", "is_plannable_select", "parameter_count", "generic_plan",
+           "scans_to_index", "suggest_index", "candidates", "uses_index", "without_typed_literals"]
 
 _PREPARED_NAME = "stackwatch_check_plan"
 _PARAM = re.compile(r"\$(\d+)")
 _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 # one conjunct of a Filter: "(alias.col op ...)" or "((alias.col)::type op ...)"
 _CONJUNCT = re.compile(rf"^\(*(?P<alias>{_IDENT})\.(?P<col>{_IDENT})\)?(?:::[\w\s\[\]\"]+?)?\s*"
-                       r"(?P<op>=|<>|<=|>=|<|>|~~\*?|!~~\*?|IS NOT NULL|IS NULL)\s*")
+                       r"(?P<op>=|<>|<=|>=|<<|>>|<@|@>|&&|@@|@\?|\?\||\?&|\?|-\|-|<|>|~~\*?|!~~\*?"
+                       r"|IS NOT NULL|IS NULL)\s*")
+# a boolean column on its own, or negated: "o.active", "(NOT o.archived)"
+_BARE = re.compile(rf"^(?P<neg>NOT\s+)?\(*(?P<alias>{_IDENT})\.(?P<col>{_IDENT})\)*$")
+# one key of a Sort node: "o.created_at DESC", "o.name NULLS FIRST"
+_SORT_KEY = re.compile(rf"^(?P<alias>{_IDENT})\.(?P<col>{_IDENT})(?P<dir>(?:\s+(?:DESC|NULLS FIRST|NULLS LAST))*)$")
 _EQUALITY = {"=", "IS NULL"}
 _RANGE = {"<", ">", "<=", ">="}
 _PATTERN = {"~~", "~~*"}  # LIKE, ILIKE: a B-tree serves only a constant prefix, never a parameter
+#: predicates pg_stat_statements leaves as written (no constant to normalize): a partial index's WHERE
+_CONSTANT = {"IS NULL": "{} IS NULL", "IS NOT NULL": "{} IS NOT NULL", "TRUE": "{}", "FALSE": "NOT {}"}
+#: operators each column kind's GIN or GiST operator class serves (the default classes)
+_GIN = {"jsonb": {"@>", "?", "?|", "?&", "@?", "@@"}, "array": {"@>", "<@", "&&"}, "tsvector": {"@@"}}
+_GIST = {"range": {"&&", "@>", "<@", "<<", ">>", "-|-"}, "geometric": {"&&", "@>", "<@", "<<", ">>"}}
+_SCANS = {"Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan"}
 # a typed literal as pg_stat_statements normalizes it: "interval '2 seconds'" -> "interval $2"
 _TYPE_NAMES = (r"(?:timestamp|time)(?:\s*\(\d+\))?(?:\s+with(?:out)?\s+time\s+zone)?|timestamptz|timetz|interval|date"
                r"|numeric|decimal|bigint|smallint|integer|int[248]?|real|float[48]?|double\s+precision|boolean|bool"
@@ -57,26 +78,46 @@ class ScanFilter:
     alias: str
     filter: str
     plan_rows: float
+    #: ``(column, direction)`` keys of a sort right above the scan (``direction``: "", "DESC"...)
+    order: tuple[tuple[str, str], ...] = ()
+    #: an index already serves the scan: only an index that also serves the sort is news
+    indexed: bool = False
+
+
+@dataclass(frozen=True)
+class Column:
+    """What the catalog says of a filtered column: its kind (``jsonb``, ``array``, ``tsvector``,
+    ``range``, ``geometric`` or ``scalar``) and its average width in bytes (pg_stats)."""
+
+    kind: str = "scalar"
+    avg_width: float = 0.0
 
 
 @dataclass(frozen=True)
 class IndexSuggestion:
-    """An index that may turn the scan into an index scan: ``columns`` in index order; a trigram
-    GIN index (``opclass`` ``gin_trgm_ops``) for pattern matches."""
+    """An index that may turn the scan into an index scan: ``columns`` in index order (``order``:
+    each one's direction, ``DESC`` for a descending sort key); a trigram GIN index (``opclass``
+    ``gin_trgm_ops``) for pattern matches; ``where``: the predicate of a partial index."""
 
     schema: str
     table: str
     columns: tuple[str, ...]
     method: str = "btree"
     opclass: str = ""
+    order: tuple[str, ...] = ()
+    where: tuple[tuple[str, str], ...] = ()  # (column, operator of _CONSTANT)
 
     def definition(self, name: str = "", concurrently: bool = True) -> str:
         """``CREATE INDEX`` of this index (``name``d, not concurrent: the form built to verify it)."""
         table = f"{_quote(self.schema)}.{_quote(self.table)}"
         using = "" if self.method == "btree" else f" USING {self.method}"
-        columns = ", ".join(_quote(c) + (f" {self.opclass}" if self.opclass else "") for c in self.columns)
+        directions = self.order or ("",) * len(self.columns)
+        columns = ", ".join(_quote(c) + (f" {self.opclass}" if self.opclass else "") + (f" {d}" if d else "")
+                            for c, d in zip(self.columns, directions))
         head = "CREATE INDEX CONCURRENTLY" if concurrently else "CREATE INDEX"
-        return f"{head}{' ' + _quote(name) if name else ''} ON {table}{using} ({columns})"
+        where = " AND ".join(_CONSTANT[op].format(_quote(column)) for column, op in self.where)
+        return f"{head}{' ' + _quote(name) if name else ''} ON {table}{using} ({columns})" + (
+            f" WHERE {where}" if where else "")
 
     def sql(self) -> str:
         needs = "CREATE EXTENSION IF NOT EXISTS pg_trgm; " if self.opclass == "gin_trgm_ops" else ""
@@ -165,11 +206,38 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _nodes(child)
 
 
-def filtered_seq_scans(plan: dict[str, Any]) -> list[ScanFilter]:
-    """Every ``Seq Scan`` node of ``plan`` that has a ``Filter``."""
-    return [ScanFilter(node.get("Schema", "public"), node["Relation Name"], node.get("Alias", node["Relation Name"]),
-                       node["Filter"], float(node.get("Plan Rows", 0)))
-            for node in _nodes(plan) if node.get("Node Type") == "Seq Scan" and node.get("Filter")]
+def scans_to_index(plan: dict[str, Any]) -> list[ScanFilter]:
+    """Every ``Seq Scan`` of ``plan`` that has a ``Filter`` (with the keys of a sort right above
+    it), and every index scan whose rows a sort under a ``LIMIT`` orders: an index that also holds
+    the sort key would read the first rows in order and stop."""
+    found: list[ScanFilter] = []
+    _collect(plan, None, False, found)
+    return found
+
+
+def _collect(node: dict[str, Any], sort: list[str] | None, limited: bool, found: list[ScanFilter]) -> None:
+    kind = node.get("Node Type", "")
+    if kind in _SCANS and "Relation Name" in node:
+        alias = node.get("Alias", node["Relation Name"])
+        order = _sort_keys(sort or [], alias)
+        conditions = [node[k] for k in ("Index Cond", "Recheck Cond", "Filter") if node.get(k)]
+        if kind == "Seq Scan" and node.get("Filter"):
+            found.append(ScanFilter(node.get("Schema", "public"), node["Relation Name"], alias, node["Filter"],
+                                    float(node.get("Plan Rows", 0)), order))
+        elif kind != "Seq Scan" and limited and order and conditions:
+            found.append(ScanFilter(node.get("Schema", "public"), node["Relation Name"], alias,
+                                    " AND ".join(conditions), float(node.get("Plan Rows", 0)), order, indexed=True))
+    sorting = kind in ("Sort", "Incremental Sort")
+    for child in node.get("Plans", []):
+        _collect(child, node.get("Sort Key") if sorting else None, kind == "Limit" or (sorting and limited), found)
+
+
+def _sort_keys(keys: list[str], alias: str) -> tuple[tuple[str, str], ...]:
+    """``(column, direction)`` of sort ``keys`` when every one is a plain column of ``alias``."""
+    parsed = [_SORT_KEY.match(key.strip()) for key in keys]
+    if not parsed or not all(m and _unquote(m["alias"]) == alias for m in parsed):
+        return ()
+    return tuple((_unquote(m["col"]), " ".join(m["dir"].split())) for m in parsed if m)
 
 
 def _strip_parens(text: str) -> str:
@@ -210,16 +278,21 @@ def _split_top_level(text: str, word: str) -> list[str]:
 
 
 def _conjuncts(scan: ScanFilter) -> list[tuple[str, str]] | None:
-    """``(column, operator)`` of each conjunct of ``scan``'s filter on its own table's columns;
-    ``None`` for OR filters (no single index serves them)."""
+    """``(column, operator)`` of each conjunct of ``scan``'s filter on its own table's columns
+    (``TRUE``/``FALSE`` for a bare boolean column); ``None`` for OR filters (no single index serves them)."""
     expression = _strip_parens(scan.filter)
     if len(_split_top_level(expression, "OR")) > 1:
         return None
     found = []
     for conjunct in _split_top_level(expression, "AND"):
-        match = _CONJUNCT.match(_strip_parens(conjunct))
+        text = _strip_parens(conjunct)
+        match = _CONJUNCT.match(text)
         if match and _unquote(match["alias"]) == scan.alias:
             found.append((_unquote(match["col"]), match["op"]))
+            continue
+        bare = _BARE.match(text)
+        if bare and _unquote(bare["alias"]) == scan.alias:
+            found.append((_unquote(bare["col"]), "FALSE" if bare["neg"] else "TRUE"))
     return found
 
 
@@ -242,13 +315,43 @@ def suggest_index(scan: ScanFilter) -> IndexSuggestion | None:
     return IndexSuggestion(scan.schema, scan.table, columns) if columns else None
 
 
-def candidates(scan: ScanFilter, trigram: bool) -> list[IndexSuggestion]:
-    """Indexes worth trying for ``scan``, the most specific first: the B-tree of
-    :func:`suggest_index`, then (``trigram``: pg_trgm can be used) a trigram GIN index for each
-    ``LIKE``/``ILIKE`` column, which a B-tree cannot serve with a parameter pattern."""
-    btree = suggest_index(scan)
-    found = [btree] if btree is not None else []
-    if trigram:
-        patterns = dict.fromkeys(column for column, op in _conjuncts(scan) or [] if op in _PATTERN)
+def candidates(scan: ScanFilter, columns: Mapping[str, Column] | None = None,
+               hash_min_width: float = math.inf) -> list[IndexSuggestion]:
+    """Indexes worth trying for ``scan``, the most specific first: a partial index on the
+    predicates that are constants, the B-tree holding the sort key, a Hash index for equality alone
+    on a column at least ``hash_min_width`` bytes wide, the B-tree of :func:`suggest_index`, GIN
+    or GiST for the operators of the filtered ``columns``' kinds, a trigram GIN index (pg_trgm) for
+    ``LIKE``/``ILIKE``. An index scan already sorted by a sort above it only gets the first two."""
+    conjuncts = _conjuncts(scan)
+    if conjuncts is None:
+        return []
+    kinds = columns or {}
+    equality = list(dict.fromkeys(c for c, op in conjuncts if op == "="))
+    ranges = [c for c, op in conjuncts if op in _RANGE and c not in equality]
+    constants = tuple(dict.fromkeys((c, op) for c, op in conjuncts if op in _CONSTANT))
+    sort = [(c, d) for c, d in scan.order if c not in equality]
+
+    def index(keys: list[tuple[str, str]], **kind: Any) -> IndexSuggestion:
+        return IndexSuggestion(scan.schema, scan.table, tuple(c for c, _ in keys),
+                               order=tuple(d for _, d in keys) if any(d for _, d in keys) else (), **kind)
+
+    lead = [(c, "") for c in equality]
+    keyed = lead + (sort if scan.order else [(c, "") for c in ranges[:1]])
+    found: list[IndexSuggestion] = []
+    if constants:
+        found.append(index(keyed or [(constants[0][0], "")], where=constants))
+    if scan.order:
+        found.append(index([(c, "") for c in dict.fromkeys(c for c, op in conjuncts if op in _EQUALITY)] + sort))
+    if not scan.indexed:
+        single = conjuncts[0] if len(conjuncts) == 1 else None
+        if single and single[1] == "=" and kinds.get(single[0], Column()).avg_width >= hash_min_width:
+            found.append(index([(single[0], "")], method="hash"))
+        btree = suggest_index(scan)
+        found += [btree] if btree is not None else []
+        for column, op in conjuncts:
+            kind = kinds.get(column, Column()).kind
+            if op in _GIN.get(kind, ()) or op in _GIST.get(kind, ()):
+                found.append(index([(column, "")], method="gin" if kind in _GIN else "gist"))
+        patterns = dict.fromkeys(column for column, op in conjuncts if op in _PATTERN)
         found += [IndexSuggestion(scan.schema, scan.table, (column,), "gin", "gin_trgm_ops") for column in patterns]
-    return found
+    return list(dict.fromkeys(found))

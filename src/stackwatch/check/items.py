@@ -42,7 +42,15 @@ RULES = Item("ops.alert_rules", "Monitoring", "Alerting on key metrics: alert ru
 ALERTMANAGER = Item("ops.alertmanager", "Monitoring", "Alerting on key metrics: Alertmanager reachable")
 TARGETS = Item("ops.targets", "Monitoring", "Exporters' scrape targets up")
 ASYNC = Item("app.async_processing", _ASYNC, "Async processing for long tasks: no long synchronous requests")
-PROMETHEUS_ITEMS = (POOL_WAITING, N_PLUS_ONE, LIMITS, RULES, ALERTMANAGER, TARGETS, ASYNC)
+LATENCY = Item("app.latency", "Application", "Key metrics: response time (p50, p95, p99)")
+ERROR_RATIO = Item("app.error_ratio", "Application", "Key metrics: error rate")
+THROUGHPUT = Item("app.throughput", "Application", "Key metrics: throughput (requests/second)")
+TRACING = Item("app.tracing", "Monitoring", "Distributed tracing for microservices")
+ERROR_TRACKING = Item("app.error_tracking", "Monitoring", "Error tracking (Sentry)")
+APM = Item("app.apm", "Monitoring", "APM tool configured")
+READ_SHARE = Item("pg.read_share", _DB, "Read replicas for read-heavy workloads (90%+ reads)")
+PROMETHEUS_ITEMS = (POOL_WAITING, N_PLUS_ONE, LIMITS, RULES, ALERTMANAGER, TARGETS, ASYNC, LATENCY, ERROR_RATIO,
+                    THROUGHPUT, TRACING, ERROR_TRACKING, APM, READ_SHARE)
 
 HEALTH = Item("app.health", "Application", "Health checks implemented")
 COMPRESSION = Item("app.compression", "Application", "Response compression enabled (gzip)")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from stackwatch.exporters.redis.queue_spec import QueueReading
 
+from ..promql import http_request_quantile
 from ..thresholds import HTTP, JOBS, RATE_WINDOW, HttpThresholds, JobThresholds
 from .items import ASYNC, QUEUES
 from .model import Finding, Status
@@ -88,10 +89,7 @@ def queues_from_prometheus(prom: Prometheus, jobs: JobThresholds = JOBS) -> Find
 
 def async_processing_finding(prom: Prometheus, http: HttpThresholds = HTTP, jobs: JobThresholds = JOBS) -> Finding:
     """Routes whose p95 over the rules' window stays above the background-job line."""
-    busy = f"sum by (job, http_route) (rate(http_server_request_duration_seconds_count[{RATE_WINDOW}]))"
-    p95 = (f"histogram_quantile(0.95, sum by (job, http_route, le) "
-           f"(rate(http_server_request_duration_seconds_bucket[{RATE_WINDOW}])))"
-           f" and on (job, http_route) ({busy} > {http.min_requests_per_second:g})")
+    p95 = http_request_quantile(0.95, "job, http_route", RATE_WINDOW, http.min_requests_per_second)
     routes = sorted(((v, f"{m.get('http_route', '?')} in {m.get('job', '?')}") for m, v in prom.query(p95)
                      if v == v), reverse=True)  # NaN: no requests in a bucket range
     if not routes:

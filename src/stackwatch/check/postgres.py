@@ -10,6 +10,7 @@ With Prometheus, slow statements are judged on the exporter's windowed series, a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -23,7 +24,6 @@ from psycopg.conninfo import make_conninfo
 from stackwatch.exporters.postgres import activity, indexes, statements, tables
 from stackwatch.exporters.postgres.commands import MONITORING_ROLES_SQL, classify, marked
 from stackwatch.exporters.postgres.connection import ConnectionSettings, InvalidDSN, connect, parse_dsn
-from stackwatch.exporters.postgres.query_text import normalize_query
 from stackwatch.exporters.postgres.settings import to_base_unit
 from stackwatch.exporters.postgres.source import PostgresOptions, PostgresSource
 from stackwatch.exporters.redact import redact, redact_text
@@ -47,6 +47,7 @@ from .items import (
 )
 from .items import POSTGRES_ITEMS as ITEMS
 from .model import Finding, Item, SourceUnavailable, Status
+from .plan_advice import UNBOUNDED_FIX, PlanAdvisor, first_line, short
 from .postgres_series import POOLER_FIX, saturation_status, slow_log_finding
 from .promapi import Prometheus, PrometheusError
 from .runner import Budget
@@ -91,11 +92,6 @@ def _gib(size: float) -> str:
     return str(size)
 
 
-def _short(query: str, limit: int = 100) -> str:
-    """Whitespace collapsed, passwords redacted, cut to ``limit`` bytes (the exporter's rules)."""
-    return normalize_query(query, limit)
-
-
 @dataclass
 class PostgresCheck:
     """The PostgreSQL items for one DSN (``plans``: how many of the slowest SELECTs to explain;
@@ -108,17 +104,18 @@ class PostgresCheck:
     thresholds: PostgresThresholds = POSTGRES
     prometheus: Prometheus | None = None
     conn: psycopg.Connection | None = field(default=None, init=False, repr=False)
+    _budget: Budget = field(init=False, repr=False)
+    source: PostgresSource = field(init=False, repr=False)
+    _classified: dict[str, list[dict[str, Any]]] | None = field(default=None, init=False, repr=False)
+    _statement_rows: list[dict[str, Any]] | None = field(default=None, init=False, repr=False)
+    _pgss_missing: str = field(default="", init=False, repr=False)
+    _pgss_view: sql.Identifier = field(init=False, repr=False)
+    _advisor: PlanAdvisor = field(init=False, repr=False)
 
     # -- plumbing -------------------------------------------------------------------------
     def run(self, budget: Budget) -> Iterator[Finding]:
-        self.conn = self._connect(budget)
         try:
-            self._budget = budget
-            self.source = PostgresSource(self.conn, self.dsn, int(self.conn.info.server_version), PostgresOptions())
-            self._classified: dict[str, list[dict[str, Any]]] | None = None
-            self._suggestions: list[tuple[str, index_advice.IndexSuggestion]] = []  # (statement, verified index)
-            self._statement_rows: list[dict[str, Any]] | None = None
-            self._pgss_missing = self._statements_missing()
+            self._begin(budget)
             # statistics before plans: PostgreSQL 13 counts an EXPLAINed statement as one more call
             for item, check in ((SLOW, self._slow), (UNBOUNDED, self._unbounded), (PLANS, self._plans),
                                 (MISSING_INDEXES, self._missing_indexes), (UNUSED_INDEXES, self._unused),
@@ -127,7 +124,21 @@ class PostgresCheck:
                                 (SLOW_LOG, self._slow_log), (STATEMENTS, self._statements)):
                 yield self._guarded(item, check)
         finally:
-            self.conn.close()
+            if self.conn is not None:
+                self.conn.close()
+
+    def _begin(self, budget: Budget) -> None:
+        """Connect and start this run's state afresh (a check object may run more than once)."""
+        self.conn = conn = self._connect(budget)
+        self._budget = budget
+        self.source = PostgresSource(conn, self.dsn, int(conn.info.server_version), PostgresOptions())
+        self._classified = None
+        self._statement_rows = None
+        self._pgss_missing = self._statements_missing()
+        self._advisor = PlanAdvisor(conn, self.thresholds, self._rows, lambda: int(budget.seconds() * 1000),
+                                    self._raise_if_lost, None if self._pgss_missing else self._pgss_view)
+        with contextlib.suppress(psycopg.Error):  # before any index candidate is built (its reads count too)
+            self._advisor.write_heavy()
 
     def _connect(self, budget: Budget) -> psycopg.Connection:
         where = redact(self.dsn)
@@ -143,7 +154,7 @@ class PostgresCheck:
         except InvalidDSN as error:
             raise SourceUnavailable(f"--postgres-dsn: {error}") from None
         except psycopg.Error as error:
-            raise SourceUnavailable(f"cannot connect to {where}: {_first_line(error)}") from None
+            raise SourceUnavailable(f"cannot connect to {where}: {first_line(error)}") from None
 
     def _guarded(self, item: Item, check: Callable[[], Finding]) -> Finding:
         """Run one item; a timeout or an error makes it ``unknown`` (a lost connection ends the source)."""
@@ -156,14 +167,14 @@ class PostgresCheck:
                                 "raise --timeout or --deadline")
         except psycopg.Error as error:
             self._raise_if_lost(error)
-            return item.finding(Status.UNKNOWN, f"query failed: {_first_line(error)}",
+            return item.finding(Status.UNKNOWN, f"query failed: {first_line(error)}",
                                 "connect as a role with pg_monitor (and SELECT on the tables for plans)")
 
     def _raise_if_lost(self, error: psycopg.Error) -> None:
         """A broken connection ends the source; any other error (a lock timeout...) ends one item."""
         assert self.conn is not None
         if self.conn.broken or self.conn.closed:
-            raise SourceUnavailable(f"lost the connection to {redact(self.dsn)}: {_first_line(error)}") from None
+            raise SourceUnavailable(f"lost the connection to {redact(self.dsn)}: {first_line(error)}") from None
 
     def _rows(self, query: str | sql.Composable, params: Any = None) -> list[dict[str, Any]]:
         return self.source.rows(query, params)
@@ -195,8 +206,9 @@ class PostgresCheck:
                           key=lambda pair: -pair[0])
         suspects = [(score, r) for score, r in suspects if score >= t.missing_index_suspect_score]
         foreign_keys = [fix for fix in (self._foreign_key_fix(r) for _, r in suspects) if fix]
-        fixes = sorted({s.sql() for _, s in self._suggestions} | {fix for _, fix in foreign_keys})
-        if not suspects and not self._suggestions:
+        suggestions = self._advisor.suggestions
+        fixes = sorted({s.fix() for s in suggestions} | {fix for _, fix in foreign_keys})
+        if not suspects and not suggestions:
             return MISSING_INDEXES.finding(Status.PASS, "no table of >= "
                                            f"{t.missing_index_min_live_rows} rows is read mostly by sequential scans"
                                            + ("" if not self._pgss_missing else "; slowest statements not planned: "
@@ -205,8 +217,8 @@ class PostgresCheck:
                  f"{r['idx_scan']} index scans, {r['n_live_tup']} live rows (suspect score {score:.1f})"
                  for score, r in suspects[:10]]
         lines += [note for note, _ in foreign_keys]
-        lines += [f"generic plan of `{_short(q, 70)}` scans {s.schema}.{s.table} sequentially; "
-                  f"{s.definition()} turns it into an index scan" for q, s in self._suggestions]
+        lines += [f"generic plan of `{short(s.statement, 70)}` scans {s.index.schema}.{s.index.table}; "
+                  f"{s.outcome()}" for s in suggestions]
         fix = " ".join(fixes) if fixes else ("find the filtering statements in pg_stat_statements and index "
                                              "their columns (pg.plans does this for the slowest SELECTs)")
         return MISSING_INDEXES.finding(Status.FAIL, "; ".join(lines), fix)
@@ -218,7 +230,7 @@ class PostgresCheck:
             candidate = index_advice.IndexSuggestion(fk["schemaname"], fk["relname"], tuple(fk["columns"]))
             lookup = (f"SELECT 1 FROM ONLY {_ident(fk['schemaname'])}.{_ident(fk['relname'])} WHERE "
                       + " AND ".join(f"{_ident(c)} = ${i}" for i, c in enumerate(fk["columns"], 1)))
-            if self._verified(lookup, candidate):
+            if self._advisor.prove(lookup, candidate).switches:
                 return (f"foreign key {fk['conname']} of {fk['schemaname']}.{fk['relname']} "
                         f"({', '.join(fk['columns'])}) has no index: every delete of a referenced row scans the "
                         "table", candidate.sql())
@@ -233,15 +245,31 @@ class PostgresCheck:
         minimum = self.thresholds.unused_index_min_bytes
         rows = [r for r in self._index_rows()["unused"] if r["size_bytes"] >= minimum]
         rows.sort(key=lambda r: -r["size_bytes"])
-        if not rows:
+        heavy = self._write_heavy_note()
+        if not rows and not heavy:
             return UNUSED_INDEXES.finding(Status.PASS, f"every index of >= {_gib(minimum)} has been scanned "
                                           "since statistics were last reset (or enforces a constraint)")
+        if not rows:
+            return UNUSED_INDEXES.finding(Status.WARN, heavy.lstrip("; "), _WRITE_HEAVY_FIX)
         held = sum(r["size_bytes"] for r in rows)
         names = ", ".join(f"{r['schemaname']}.{r['indexrelname']} ({_gib(r['size_bytes'])})" for r in rows[:10])
         return UNUSED_INDEXES.finding(
-            Status.WARN, f"{len(rows)} index(es) never scanned hold {_gib(held)}: {names}",
+            Status.WARN, f"{len(rows)} index(es) never scanned hold {_gib(held)}: {names}{heavy}",
             "after confirming on every replica (idx_scan counts per server): "
-            + " ".join(f"DROP INDEX CONCURRENTLY {r['schemaname']}.{r['indexrelname']};" for r in rows[:10]))
+            + " ".join(f"DROP INDEX CONCURRENTLY {r['schemaname']}.{r['indexrelname']};" for r in rows[:10])
+            + (f" {_WRITE_HEAVY_FIX}" if heavy else ""))
+
+    def _write_heavy_note(self) -> str:
+        """The checklist's "when NOT to index" for tables: those written more than read that carry many indexes."""
+        tables = sorted(self._advisor.write_heavy().items(), key=lambda kv: -float(kv[1]["writes"]))
+        if not tables:
+            return ""
+        listed = ", ".join(
+            f"{schema}.{table} ({r['indexes']} indexes; {r['writes']:.0f} rows written vs {r['reads']:.0f} read"
+            + (f"; {r['n_tup_hot_upd'] / r['n_tup_upd']:.0%} of updates HOT" if r["n_tup_upd"] else "") + ")"
+            for (schema, table), r in tables[:10])
+        return (f"; write-heavy table(s) with >= {self.thresholds.write_heavy_table_indexes} indexes, each "
+                f"maintained on every write: {listed}")
 
     def _duplicates(self) -> Finding:
         rows = sorted(self._index_rows()["duplicate"], key=lambda r: -r["size_bytes"])
@@ -373,7 +401,7 @@ class PostgresCheck:
         rows = [r for r in ranked if r["calls"] >= minimum][:5]  # a slow UPDATE is as slow as a slow SELECT
         one_offs = sum(1 for r in ranked if r["calls"] < minimum and r["mean_s"] > cutoff)
         slow = [r for r in rows if r["mean_s"] > cutoff]
-        listed = "; ".join(f"{r['mean_s']:.3f}s mean x {r['calls']} calls: {_short(r['query'])}" for r in rows[:5])
+        listed = "; ".join(f"{r['mean_s']:.3f}s mean x {r['calls']} calls: {short(r['query'])}" for r in rows[:5])
         scope = (f" (since the statistics were reset; statements called fewer than {minimum} times left out"
                  + (f": {one_offs} slow one-off(s) such as data loads" if one_offs else "") + ")" + note)
         if slow:
@@ -397,7 +425,7 @@ class PostgresCheck:
             sql.SQL("SELECT DISTINCT ON (queryid) queryid, query FROM {} WHERE queryid = ANY(%s)").format(
                 self._pgss_view), ([int(labels.get("queryid", "0")) for labels, _ in means[:5]],))}
         listed = "; ".join(f"{mean:.3f}s mean ({labels.get('server', '?')}, {labels.get('command', '?')}): "
-                           + _short(texts.get(labels.get("queryid", ""), f"queryid {labels.get('queryid', '?')}"))
+                           + short(texts.get(labels.get("queryid", ""), f"queryid {labels.get('queryid', '?')}"))
                            for labels, mean in means[:5])
         scope = (f" over the last {SLOW_TIER_WINDOW} (the exporter's series in Prometheus; utility, monitoring and "
                  f"statements called fewer than {t.slow_statement_min_calls} times left out)")
@@ -415,138 +443,34 @@ class PostgresCheck:
         rows = self._top("rows_per_call", 5, command="select")  # rows an UPDATE changed were not read
         over = [r for r in rows if r["rows_per_call"] > limit]
         if over:
-            listed = "; ".join(f"{r['rows_per_call']:.0f} rows/call x {r['calls']} calls: {_short(r['query'])}"
+            listed = "; ".join(f"{r['rows_per_call']:.0f} rows/call x {r['calls']} calls: {short(r['query'])}"
                                for r in over)
             return UNBOUNDED.finding(Status.WARN, f"{len(over)} SELECT statement(s) return over {limit:g} rows per "
-                                     f"call: {listed}", _UNBOUNDED_FIX)
+                                     f"call: {listed}", UNBOUNDED_FIX)
         top = f"; most: {rows[0]['rows_per_call']:.0f} rows/call" if rows else ""
         return UNBOUNDED.finding(Status.PASS, f"no SELECT returns over {limit:g} rows per call{top}")
 
     # -- plans ----------------------------------------------------------------------------
-    def _plans(self) -> Finding:  # noqa: C901 - to split: plan, classify, judge (issue 11)
+    def _plans(self) -> Finding:
         if self._pgss_missing:
             return self._no_statements(PLANS)
-        assert self.conn is not None
         selects = [r for r in self._top("mean_s", self.plans * 3, command="select")
                    if index_advice.is_plannable_select(r["query"])][:self.plans]
         if not selects:
             return PLANS.finding(Status.UNKNOWN, "no SELECT statement of the application recorded in this "
                                  "database yet", "run the check after the application has served traffic")
-        planned, unplannable, denied, notes, fixes = 0, [], [], [], []
-        for row in selects:
-            try:
-                plan = self._plan(row["query"])
-            except psycopg.errors.QueryCanceled:
-                raise  # out of time: the item is unknown
-            except psycopg.errors.InsufficientPrivilege as error:
-                denied.append(f"`{_short(row['query'], 60)}`: {_first_line(error)}")
-                continue
-            except psycopg.Error as error:  # a text PostgreSQL cannot PREPARE (e.g. extract($1 FROM ...))
-                unplannable.append(f"`{_short(row['query'], 60)}`: {_first_line(error)}")
-                continue
-            planned += 1
-            for scan in index_advice.filtered_seq_scans(plan):
-                rows = self._table_rows(scan.schema, scan.table)
-                if rows < self.thresholds.missing_index_min_live_rows:
-                    continue
-                advice = self._advice(row, scan, rows)
-                if advice is not None:
-                    notes.append(advice[0])
-                    fixes += [advice[1]] if advice[1] else []
-        summary = f"generic plans of the {planned} slowest SELECT statements"
-        if unplannable:
-            summary += f" ({len(unplannable)} not plannable: {'; '.join(unplannable[:3])})"
-        if denied:
-            summary += f" ({len(denied)} not readable by this role: {'; '.join(denied[:3])})"
-        if fixes:
-            return PLANS.finding(Status.WARN, f"{summary}: {'; '.join(notes)}", " ".join(dict.fromkeys(fixes)))
-        if notes:
-            return PLANS.finding(Status.WARN, f"{summary}: {'; '.join(notes)}",
-                                 "rewrite the filter so an index can serve it (e.g. an expression index)")
-        if denied:  # what this role could not read was not judged: no pass on it
-            return PLANS.finding(Status.UNKNOWN, summary, "connect as a role that may read the tables "
-                                 "(GRANT pg_read_all_data on PostgreSQL 14+, or SELECT on them)")
-        if planned == 0:
-            return PLANS.finding(Status.UNKNOWN, summary, "plan them by hand with EXPLAIN and real parameters")
-        return PLANS.finding(Status.PASS, f"{summary}: no sequential scan filters a table of >= "
-                             f"{self.thresholds.missing_index_min_live_rows} rows")
-
-    def _plan(self, query: str, setup: tuple[str, ...] = ()) -> dict[str, Any]:
-        """:func:`index_advice.generic_plan` on this connection and budget (a lost connection ends the source)."""
-        assert self.conn is not None
-        try:
-            return index_advice.generic_plan(self.conn, query, int(self._budget.seconds() * 1000), setup)
-        except psycopg.Error as error:
-            self._raise_if_lost(error)
-            raise
-
-    def _advice(self, row: dict[str, Any], scan: index_advice.ScanFilter,
-                table_rows: float) -> tuple[str, str] | None:
-        """What to say about one filtered sequential scan and the fix shown to help (``""``: none),
-        or ``None`` when the scan is fine.
-
-        An index is only suggested when building it switches the generic plan to it, and only
-        tried when the filter keeps a small share of the table: for a column of a few values
-        the planner reads the table anyway. Then the statement reading too many rows is the
-        problem (LIMIT/pagination fixes it), or nothing is (a bounded result stops the scan early).
-        """
-        t = self.thresholds
-        where = (f"`{_short(row['query'], 60)}`: Seq Scan on {scan.schema}.{scan.table} "
-                 f"filtering {_short(scan.filter, 80)}")
-        share = scan.plan_rows / table_rows if table_rows else 1.0
-        if share <= t.index_max_filter_share:
-            for candidate in index_advice.candidates(scan, self._trigram_available()):
-                if self._verified(row["query"], candidate):
-                    self._suggestions.append((row["query"], candidate))
-                    return f"{where}; {candidate.definition()} turns it into an index scan", candidate.sql()
-        if row["rows_per_call"] > t.rows_per_call:
-            return (f"{where} keeps ~{share:.0%} of {table_rows:.0f} rows{self._distinct_values(scan)} and returns "
-                    f"{row['rows_per_call']:.0f} rows per call: an index would not help, the statement reads too "
-                    "much", f"{_UNBOUNDED_FIX}: `{_short(row['query'], 60)}`;")
-        if share > t.index_max_filter_share:
-            return None
-        return f"{where} (no index tried switches its generic plan)", ""
-
-    def _verified(self, query: str, candidate: index_advice.IndexSuggestion) -> bool:
-        """Whether building ``candidate`` (in a rolled-back transaction) makes the generic plan use it."""
-        name = "stackwatch_check_candidate"
-        setup = (("CREATE EXTENSION IF NOT EXISTS pg_trgm",) if candidate.opclass == "gin_trgm_ops" else ()) + (
-            candidate.definition(name, concurrently=False),)
-        try:
-            return index_advice.uses_index(self._plan(query, setup), name)
-        except psycopg.errors.QueryCanceled:
-            return False  # too large to build within --timeout: not shown to help, not suggested
-        except psycopg.Error:
-            return False  # not the table's owner, pg_trgm not installable: not verified, not suggested
-
-    def _distinct_values(self, scan: index_advice.ScanFilter) -> str:
-        suggestion = index_advice.suggest_index(scan)
-        if suggestion is None:
-            return ""
-        rows = self._rows(_N_DISTINCT_SQL, (scan.schema, scan.table, list(suggestion.columns)))
-        return "".join(f", {r['attname']} has {r['n_distinct']:.0f} distinct values" for r in rows
-                       if 0 < r["n_distinct"] <= 1 / self.thresholds.index_max_filter_share)
-
-    def _trigram_available(self) -> bool:
-        return bool(self._rows("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'"))
-
-    def _table_rows(self, schema: str, table: str) -> float:
-        rows = self._rows("SELECT c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                          "WHERE n.nspname = %s AND c.relname = %s", (schema, table))
-        return float(rows[0]["reltuples"]) if rows else 0.0
+        planned = self._advisor.plan(selects)
+        return self._advisor.verdict(planned, self._advisor.classify(planned))
 
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _first_line(error: BaseException) -> str:
-    return redact_text(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
-
-
+_WRITE_HEAVY_FIX = ("on write-heavy tables keep only the indexes their reads need, and leave frequently updated "
+                    "columns unindexed so updates stay HOT")
 _SLOW_FIX = ("see pg.plans and pg.missing_indexes for their plans and indexes; EXPLAIN (ANALYZE, BUFFERS) one "
              "with real parameters on a replica")
-_UNBOUNDED_FIX = "add LIMIT (keyset pagination) or aggregate in SQL"
 
 _IDLE_SQL = """
 SELECT count(*) FILTER (WHERE state = 'idle') AS idle,
@@ -582,10 +506,3 @@ WHERE c.contype = 'f' AND n.nspname = %s AND t.relname = %s
 ORDER BY c.conname
 """
 
-_N_DISTINCT_SQL = """
-SELECT attname::text AS attname,
-       CASE WHEN n_distinct < 0 THEN -n_distinct * c.reltuples ELSE n_distinct END::float8 AS n_distinct
-FROM pg_stats s JOIN pg_namespace n ON n.nspname = s.schemaname
-JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename
-WHERE s.schemaname = %s AND s.tablename = %s AND s.attname = ANY(%s)
-"""

@@ -1,5 +1,6 @@
 """Items read from Prometheus: client pool waiting, N+1 queries, alert rules, Alertmanager,
-scrape targets and the monitored processes' resource limits.
+scrape targets, the monitored processes' resource limits, the services' key metrics and
+monitoring tools (:mod:`.key_metrics`, :mod:`.tooling`) and the read share (:mod:`.read_share`).
 
 The application-side items rely on the instrumentation's metric names (``db_client_*``), the
 limits on the process exporter's ``process_cgroup_*_limited``; an absent family is ``unknown``
@@ -15,13 +16,40 @@ from dataclasses import dataclass
 from stackwatch.exporters.redact import redact_text
 
 from ..promql import n_plus_one_detections, pool_wait_mean
-from ..thresholds import EVENT_WINDOW, HTTP, POOL, RATE_WINDOW, HttpThresholds, PoolThresholds
-from .items import ALERTMANAGER, ASYNC, LIMITS, N_PLUS_ONE, POOL_WAITING, RULES, TARGETS
+from ..thresholds import (
+    EVENT_WINDOW,
+    HTTP,
+    POOL,
+    POSTGRES,
+    RATE_WINDOW,
+    HttpThresholds,
+    PoolThresholds,
+    PostgresThresholds,
+)
+from .items import (
+    ALERTMANAGER,
+    APM,
+    ASYNC,
+    ERROR_RATIO,
+    ERROR_TRACKING,
+    LATENCY,
+    LIMITS,
+    N_PLUS_ONE,
+    POOL_WAITING,
+    READ_SHARE,
+    RULES,
+    TARGETS,
+    THROUGHPUT,
+    TRACING,
+)
 from .items import PROMETHEUS_ITEMS as ITEMS
 from .jobs import async_processing_finding
+from .key_metrics import error_ratio_finding, latency_finding, throughput_finding
 from .model import Finding, Item, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
+from .read_share import read_share_finding
 from .runner import Budget
+from .tooling import apm_finding, error_tracking_finding, tracing_finding
 from .web import get
 
 __all__ = ["ITEMS", "PrometheusCheck"]
@@ -39,6 +67,7 @@ class PrometheusCheck:
     url: str
     pool: PoolThresholds = POOL
     http: HttpThresholds = HTTP
+    postgres: PostgresThresholds = POSTGRES
 
     def run(self, budget: Budget) -> Iterator[Finding]:
         self.prom = Prometheus(self.url, budget)
@@ -50,7 +79,12 @@ class PrometheusCheck:
         checks: tuple[tuple[Item, Callable[[], Finding]], ...] = (
             (POOL_WAITING, self._pool), (N_PLUS_ONE, self._n_plus_one), (LIMITS, self._limits),
             (RULES, self._rules), (ALERTMANAGER, self._alertmanager), (TARGETS, self._targets),
-            (ASYNC, lambda: async_processing_finding(self.prom, self.http)))
+            (ASYNC, lambda: async_processing_finding(self.prom, self.http)),
+            (LATENCY, lambda: latency_finding(self.prom, self.http)),
+            (ERROR_RATIO, lambda: error_ratio_finding(self.prom, self.http)),
+            (THROUGHPUT, lambda: throughput_finding(self.prom, self.http)),
+            (TRACING, lambda: tracing_finding(self.prom)), (ERROR_TRACKING, lambda: error_tracking_finding(self.prom)),
+            (APM, lambda: apm_finding(self.prom)), (READ_SHARE, lambda: read_share_finding(self.prom, self.postgres)))
         for item, check in checks:
             try:
                 yield check()
