@@ -27,6 +27,12 @@ def waits(registry, pool: str) -> float:
     return gauge(registry, "db_client_connection_wait_time_seconds_count", pool_name=pool) or 0.0
 
 
+def series(registry, name: str, pool: str) -> int:
+    """How many samples ``name`` has for ``pool`` (a pool watched twice would report twice)."""
+    return sum(1 for family in registry.collect() for sample in family.samples
+               if sample.name == name and sample.labels.get("pool_name") == pool)
+
+
 def collect(registry) -> None:
     list(registry.collect())
 
@@ -35,7 +41,7 @@ def test_psycopg_pool_used_idle_max_pending_and_wait(postgres, registry):
     pool = ConnectionPool(postgres.dsn(), min_size=2, max_size=2, open=True, name="orders")
     pool.wait()
     watch = instrument_pool(pool, registry=registry)
-    assert instrument_pool(pool, registry=registry) is watch
+    assert instrument_pool(pool, registry=registry) is watch  # idempotent: the same watcher
     collect(registry)
     assert gauge(registry, "db_client_connection_max", pool_name="orders") == 2
     assert gauge(registry, "db_client_connection_count", pool_name="orders", state="idle") == 2
@@ -62,7 +68,8 @@ def test_psycopg_pool_used_idle_max_pending_and_wait(postgres, registry):
     pool.putconn(got[0])
     collect(registry)
     assert gauge(registry, "db_client_connection_pending_requests", pool_name="orders") == 0
-    assert waits(registry, "orders") == 3
+    assert waits(registry, "orders") == 3  # three checkouts, each measured once although instrumented twice
+    assert series(registry, "db_client_connection_max", "orders") == 1
     assert gauge(registry, "db_client_connection_wait_time_seconds_sum", pool_name="orders") >= 0.05
     pool.close()
 
@@ -119,15 +126,16 @@ def test_sqlalchemy_queue_pool(postgres, registry):
 
 async def test_asyncpg_pool(postgres, registry):
     pool = await asyncpg.create_pool(postgres.dsn(), min_size=2, max_size=4)
-    instrument_pool(pool, name="apg", registry=registry)
-    assert instrument_pool(pool, name="apg", registry=registry) is not None
+    watch = instrument_pool(pool, name="apg", registry=registry)
+    assert instrument_pool(pool, name="apg", registry=registry) is watch  # idempotent: the same watcher
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT 1") == 1
         collect(registry)
         assert gauge(registry, "db_client_connection_count", pool_name="apg", state="used") == 1
         assert gauge(registry, "db_client_connection_count", pool_name="apg", state="idle") == 1
     assert gauge(registry, "db_client_connection_max", pool_name="apg") == 4
-    assert waits(registry, "apg") == 1
+    assert waits(registry, "apg") == 1  # one acquire, measured once although instrumented twice
+    assert series(registry, "db_client_connection_max", "apg") == 1
     await pool.close()
 
 
