@@ -157,22 +157,27 @@ def locate(given: str | None, proc_cgroup: str, mountinfo: str) -> CgroupDirs:
     own = parse_proc_cgroup(proc_cgroup)
     wanted = _as_cgroup_path(given, mounts) if given else None
     v1 = {c: m for m in mounts if m.version == 1 for c in m.controllers}
-    if "memory" in v1 or "cpu" in v1:
-        dirs = {c: _dir_of(m, wanted if wanted is not None else own.get(c, "/")) for c, m in v1.items()}
-        name = wanted if wanted is not None else own.get("memory", own.get("cpu", "/"))
-        found = CgroupDirs(name, 1, dirs.get("memory"), dirs.get("cpu"), dirs.get("cpuacct"))
-        existing = [d for d in (found.memory, found.cpu, found.cpuacct) if d is not None and d.is_dir()]
-    else:
-        unified = next((m for m in mounts if m.version == 2), None)
-        if unified is None:
-            raise CgroupNotFound("no cgroup filesystem is mounted (see /proc/self/mountinfo)")
-        name = wanted if wanted is not None else own.get("", "/")
-        directory = _dir_of(unified, name)
-        found = CgroupDirs(name, 2, directory, directory, None)
-        existing = [directory] if directory.is_dir() else []
-    if not existing:
-        raise CgroupNotFound(f"cgroup {name!r} has no directory under the cgroup mounts")
+    found = _locate_v1(v1, wanted, own) if "memory" in v1 or "cpu" in v1 else _locate_v2(mounts, wanted, own)
+    if not any(d is not None and d.is_dir() for d in (found.memory, found.cpu, found.cpuacct)):
+        raise CgroupNotFound(f"cgroup {found.name!r} has no directory under the cgroup mounts")
     return found
+
+
+def _locate_v1(v1: dict[str, Mount], wanted: str | None, own: dict[str, str]) -> CgroupDirs:
+    """cgroup v1: one hierarchy per controller, each with the process's own path in it."""
+    dirs = {c: _dir_of(m, wanted if wanted is not None else own.get(c, "/")) for c, m in v1.items()}
+    name = wanted if wanted is not None else own.get("memory", own.get("cpu", "/"))
+    return CgroupDirs(name, 1, dirs.get("memory"), dirs.get("cpu"), dirs.get("cpuacct"))
+
+
+def _locate_v2(mounts: list[Mount], wanted: str | None, own: dict[str, str]) -> CgroupDirs:
+    """cgroup v2: one unified hierarchy for every controller."""
+    unified = next((m for m in mounts if m.version == 2), None)
+    if unified is None:
+        raise CgroupNotFound("no cgroup filesystem is mounted (see /proc/self/mountinfo)")
+    name = wanted if wanted is not None else own.get("", "/")
+    directory = _dir_of(unified, name)
+    return CgroupDirs(name, 2, directory, directory, None)
 
 
 def _read(directory: Path | None, filename: str) -> str | None:
