@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stackwatch.core.text import byte_size
 from stackwatch.promql import (
     cache_request_rate,
     le_matcher,
@@ -49,7 +50,6 @@ from .rules import (
     label,
     num,
     percent,
-    size,
     value_as,
 )
 
@@ -414,7 +414,7 @@ def _postgres() -> tuple[Alert, ...]:
                 "maintains it: unless a replica or a rare report needs it, drop it with DROP INDEX CONCURRENTLY."
             ),
             runbook="postgres", dashboard="postgres",
-            threshold=f"> {size(POSTGRES.unused_index_min_bytes)}",
+            threshold=f"> {byte_size(POSTGRES.unused_index_min_bytes)}",
             meaning="size of an index with no scans since the statistics reset",
         ),
         Alert(
@@ -551,11 +551,11 @@ def _postgres_replication() -> tuple[Alert, ...]:
             summary=f"Inactive replication slot {slot} on {PG} retains {value_as('humanize1024')}B of WAL",
             description=(
                 f"No client uses replication slot {slot} on {PG}, yet it keeps {value_as('humanize1024')}B of "
-                f"WAL (threshold {size(POSTGRES.inactive_slot_wal_bytes)}), and keeps more with every write "
+                f"WAL (threshold {byte_size(POSTGRES.inactive_slot_wal_bytes)}), and keeps more with every write "
                 "until the disk is full. Reconnect its standby or consumer, or drop the slot with "
                 "pg_drop_replication_slot()."
             ),
-            runbook="postgres", dashboard="postgres", threshold=f"> {size(POSTGRES.inactive_slot_wal_bytes)}",
+            runbook="postgres", dashboard="postgres", threshold=f"> {byte_size(POSTGRES.inactive_slot_wal_bytes)}",
             meaning="WAL retained by a replication slot no client is using",
         ),
         Alert(

@@ -19,6 +19,8 @@ from typing import Any
 import promql_parser
 import yaml
 
+from stackwatch.core.generated import write, write_or_check
+from stackwatch.core.text import markdown_cell
 from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS
 from stackwatch.thresholds import DASHBOARD_UIDS, GRAFANA_BASE_URL, RUNBOOK_BASE_URL, SLOS
 
@@ -108,8 +110,8 @@ def _docs(runbook_base: str) -> str:
     ]
     for a in alerts():
         link = f"{a.runbook_url('runbooks')}"
-        lines.append(f"| `{a.alert}` | {a.severity} | {a.for_} | {_cell(a.threshold)} | {_cell(a.meaning)} "
-                     f"| [{a.runbook}#{runbook_anchor(a.alert)}]({link}) |")
+        lines.append(f"| `{a.alert}` | {a.severity} | {a.for_} | {markdown_cell(a.threshold)} "
+                     f"| {markdown_cell(a.meaning)} | [{a.runbook}#{runbook_anchor(a.alert)}]({link}) |")
     lines += [
         "",
         ("Every alert carries the annotations `summary`, `description`, `runbook_url` (under "
@@ -122,7 +124,7 @@ def _docs(runbook_base: str) -> str:
     ]
     for r in records():
         added = ", ".join(f'{k}="{v}"' for k, v in r.labels.items())
-        lines.append(f"| `{r.record}` | {_cell(added)} | {_cell(r.meaning)} |")
+        lines.append(f"| `{r.record}` | {markdown_cell(added)} | {markdown_cell(r.meaning)} |")
     lines += ["", "## What the demo fires by design", "",
               "The demo service (`docker compose up` without the monitoring-only override) fails on purpose so",
               "that every panel has something to show. Expect these alerts while it runs:", ""]
@@ -201,10 +203,6 @@ _NOT_ALERTED: tuple[tuple[str, str], ...] = (
 )
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def render_files(runbook_base: str = RUNBOOK_BASE_URL, grafana_url: str = GRAFANA_BASE_URL) -> dict[str, str]:
     """Repository-relative path -> content of every generated file.
 
@@ -225,14 +223,7 @@ def render_files(runbook_base: str = RUNBOOK_BASE_URL, grafana_url: str = GRAFAN
 
 def write_files(root: Path, files: dict[str, str]) -> list[str]:
     """Write ``files`` under ``root``; return the paths whose content changed."""
-    changed = []
-    for rel, content in files.items():
-        path = root / rel
-        if not path.exists() or path.read_text(encoding="utf-8") != content:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content, encoding="utf-8")
-            changed.append(rel)
-    return changed
+    return [str(path.relative_to(root)) for path in write({root / rel: text for rel, text in files.items()})]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,15 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"python -m alerts.generate: {error}", file=sys.stderr)
         return 2
-    if args.check:
-        drift = [rel for rel, content in files.items()
-                 if not (args.root / rel).exists() or (args.root / rel).read_text(encoding="utf-8") != content]
-        for rel in drift:
-            print(f"{rel} differs from the catalog: run `python -m alerts.generate`", file=sys.stderr)
-        return 1 if drift else 0
-    for rel in write_files(args.root, files):
-        print(f"wrote {rel}")
-    return 0
+    return write_or_check({args.root / rel: text for rel, text in files.items()}, args.check,
+                          "python -m alerts.generate", args.root)
 
 
 if __name__ == "__main__":

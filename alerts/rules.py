@@ -26,7 +26,6 @@ __all__ = [
     "num",
     "percent",
     "runbook_anchor",
-    "size",
     "value_as",
 ]
 
@@ -65,14 +64,6 @@ def duration(seconds: float) -> str:
         if seconds % size_s == 0:
             return f"{seconds // size_s:g}{unit}"
     return f"{seconds:g}s"
-
-
-def size(n_bytes: float) -> str:
-    """1048576 -> ``1 MiB`` for texts."""
-    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n_bytes >= factor:
-            return f"{n_bytes / factor:g} {unit}"
-    return f"{n_bytes:g} B"
 
 
 def runbook_anchor(alert_name: str) -> str:

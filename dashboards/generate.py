@@ -22,6 +22,9 @@ from typing import Any
 from grafanalib._gen import DashboardEncoder
 from grafanalib.core import Dashboard
 
+from stackwatch.core import generated
+from stackwatch.core.text import markdown_cell
+
 from .src import checklist, jobs, postgres, processes, redis, service
 
 __all__ = ["ROOT", "JSON_DIR", "DOCS_FILE", "BUILDERS", "build_all", "render", "render_all", "render_docs",
@@ -52,10 +55,6 @@ def render_all() -> dict[str, str]:
     return {f"{board.uid}.json": render(board) for board in build_all()}
 
 
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
-
-
 def _value(value: float, unit: str) -> str:
     if 0 < value < 1e-300:
         return "> 0"
@@ -71,6 +70,11 @@ def _thresholds(panel: Any) -> str:
     unit = getattr(panel, "unit", None) or getattr(panel, "format", "")
     return ", ".join(step["color"] if step["value"] is None else f"{step['color']} {_value(step['value'], unit)}"
                      for step in steps)
+
+
+def _cell(text: str) -> str:
+    """A description as one table cell: its line breaks are only source wrapping."""
+    return markdown_cell(" ".join(text.split()))
 
 
 def render_docs() -> str:
@@ -105,37 +109,29 @@ def _outputs(directory: Path, docs: Path) -> dict[Path, str]:
     return files
 
 
+def _orphans(directory: Path, expected: dict[Path, str]) -> list[Path]:
+    """Dashboard JSON files no source makes any more."""
+    return [p for p in directory.glob("*.json") if p not in expected]
+
+
 def write_all(directory: Path = JSON_DIR, docs: Path = DOCS_FILE) -> list[str]:
     """Write every dashboard and the docs page; returns the names of the files that changed."""
-    directory.mkdir(parents=True, exist_ok=True)
-    changed = []
-    for path, text in _outputs(directory, docs).items():
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            changed.append(path.name)
-    return changed
+    return [path.name for path in generated.write(_outputs(directory, docs))]
 
 
 def stale(directory: Path = JSON_DIR, docs: Path = DOCS_FILE) -> list[str]:
     """Files that differ from the sources, are missing, or belong to no dashboard."""
     expected = _outputs(directory, docs)
-    differ = [p.name for p, text in expected.items() if not p.exists() or p.read_text() != text]
-    orphans = [p.name for p in directory.glob("*.json") if p not in expected]
-    return sorted(differ + orphans)
+    return sorted(p.name for p in [*generated.stale(expected), *_orphans(directory, expected)])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dashboards.generate", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only report files that differ; exit 1 if any")
     args = parser.parse_args(argv)
-    if args.check:
-        drift = stale()
-        for name in drift:
-            print(f"{name} is out of date: run `python -m dashboards.generate`", file=sys.stderr)
-        return 1 if drift else 0
-    for name in write_all():
-        print(f"wrote {name}")
-    return 0
+    expected = _outputs(JSON_DIR, DOCS_FILE)
+    return generated.write_or_check(expected, args.check, "python -m dashboards.generate", ROOT,
+                                    _orphans(JSON_DIR, expected))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from stackwatch.core.options import Option, OptionError
+
 from .collector import Collector, Intervals
-from .options import Option, OptionError
 from .target import Target
 
 __all__ = ["Common", "ExporterKind", "select_collectors"]
@@ -33,6 +34,7 @@ class ExporterKind(Protocol):
     title: str
     options: Sequence[Option]
     collectors: Sequence[type[Collector[Any]]]
+
     #: the key of this kind's targets-file entries (``postgres_dsn``), None when it has none
     @property
     def targets_file_key(self) -> str | None: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from .redact import redact_text
+from stackwatch.core.redact import redact_text
 
 __all__ = ["LOG_FORMAT", "OneLineFormatter"]
 

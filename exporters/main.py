@@ -10,11 +10,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stackwatch.core.options import Option, OptionError, add_options, positive_float, resolve_options
+from stackwatch.core.redact import redact_text
+
 from .collector import Intervals
 from .kinds import Common, ExporterKind, check_collector_names
 from .logformat import LOG_FORMAT, OneLineFormatter
-from .options import Option, OptionError, add_options, positive_float, resolve_options
-from .redact import redact_text
 from .server import Exporter, ExporterHTTPServer
 from .target import Target
 from .targets_file import load_targets_file
@@ -40,7 +41,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:9188")
     return host.strip("[]") or "0.0.0.0", int(port)
-
 
 
 #: the longest polling interval: a week (a longer wait overflows the platform's timers)
@@ -124,30 +124,48 @@ def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
     try:
         values = resolve_options(all_options(), args)
-        handler = logging.StreamHandler()
-        handler.setFormatter(OneLineFormatter(LOG_FORMAT))
-        logging.basicConfig(level=values["log_level"].upper(), handlers=[handler])
+        _configure_logging(values["log_level"])
         web = WebConfigFile(values["web_config_file"]) if values.get("web_config_file") else None
         exporter = build(values)
-        listen = values["listen"]
     except OptionError as error:
         print(f"stackwatch exporter: {redact_text(str(error))}", file=sys.stderr)
         return 2
+    server = _bind(values["listen"], exporter, web)
+    if server is None:
+        return 2
+    _stop_on_signals(server)
+    _log_start(exporter, server, web)
+    _serve(server, exporter)
+    return 0
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter(LOG_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+
+
+def _bind(listen: tuple[str, int], exporter: Exporter, web: WebConfigFile | None) -> ExporterHTTPServer | None:
+    """The server listening on ``listen``, or None once the reason it cannot is printed."""
     try:
-        server = ExporterHTTPServer(listen, exporter, web)
+        return ExporterHTTPServer(listen, exporter, web)
     except OptionError as error:  # the certificate changed since the web config was checked
         print(f"stackwatch exporter: {error}", file=sys.stderr)
-        return 2
     except OSError as error:
         print(f"stackwatch exporter: --listen {listen[0]}:{listen[1]}: {error.strerror}", file=sys.stderr)
-        return 2
+    return None
 
+
+def _stop_on_signals(server: ExporterHTTPServer) -> None:
     def shutdown(signum: int, frame: Any) -> None:
         log.info("received signal %s, shutting down", signum)
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
+
+
+def _log_start(exporter: Exporter, server: ExporterHTTPServer, web: WebConfigFile | None) -> None:
     if not exporter.all_targets():
         log.warning("no targets configured: pass --postgres-dsn, --redis-url or --process-group "
                     "(see --help); serving self-metrics only")
@@ -156,6 +174,10 @@ def run(args: argparse.Namespace) -> int:
     host, port = str(server.server_address[0]), server.server_address[1]
     log.info("listening on %s://%s:%s (basic auth %s)", server.scheme, f"[{host}]" if ":" in host else host, port,
              "on" if web is not None and web.config.users else "off")
+
+
+def _serve(server: ExporterHTTPServer, exporter: Exporter) -> None:
+    """Poll and serve until the server is shut down, then let requests in flight finish."""
     exporter.start()
     try:
         server.serve_forever()
@@ -165,4 +187,3 @@ def run(args: argparse.Namespace) -> int:
             log.warning("shutting down with requests still in flight after 10 s")
         exporter.stop()
         log.info("stopped")
-    return 0

@@ -23,9 +23,10 @@ from typing import Any, Generic, TypeVar
 
 from prometheus_client.core import Metric
 
+from stackwatch.core.redact import redact_text
+
 from .collector import Collector, CollectorDisabled, Intervals, Tier
 from .families import gauge
-from .redact import redact_text
 
 __all__ = ["Target", "Poller"]
 

@@ -20,8 +20,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from .options import OptionError, read_yaml
-from .redact import redact_text
+from stackwatch.core.options import OptionError, read_yaml
+from stackwatch.core.redact import redact_text
 
 __all__ = ["load_targets_file"]
 

@@ -47,7 +47,7 @@ from typing import Any
 
 import bcrypt
 
-from .options import OptionError, read_yaml
+from stackwatch.core.options import OptionError, read_yaml
 
 log = logging.getLogger("stackwatch.exporters")
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from stackwatch.exporters.redact import redact
+from stackwatch.core.redact import redact
 from stackwatch.thresholds import HTTP
 
 from .errors import ConfigError

@@ -15,15 +15,15 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def _exporter_options() -> str:
+    from stackwatch.core.options import markdown_table
     from stackwatch.exporters.main import all_options
-    from stackwatch.exporters.options import markdown_table
 
     return markdown_table(all_options())
 
 
 def _check_options() -> str:
     from stackwatch.check.cli import OPTIONS
-    from stackwatch.exporters.options import markdown_table
+    from stackwatch.core.options import markdown_table
 
     return markdown_table(OPTIONS)
 
@@ -44,12 +44,10 @@ def render(text: str) -> str:
 
 
 def main() -> int:
-    current = README.read_text()
-    fresh = render(current)
-    if "--check" in sys.argv:
-        return 0 if fresh == current else 1
-    README.write_text(fresh)
-    return 0
+    from stackwatch.core.generated import write_or_check
+
+    return write_or_check({README: render(README.read_text())}, "--check" in sys.argv,
+                          "python scripts/render_readme.py", README.parent)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ import pytest
 
 from stackwatch import cli
 from stackwatch.check.cli import OPTIONS as CHECK_OPTIONS
+from stackwatch.core.options import Option
 from stackwatch.exporters.main import all_options
-from stackwatch.exporters.options import Option
 
 SECRET = "Zq-hunter2-pw"
 #: a password in every form a user may paste: URL DSN, key=value DSN, Redis URL, HTTP basic auth

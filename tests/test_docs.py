@@ -11,8 +11,8 @@ import argparse
 import re
 from pathlib import Path
 
+from stackwatch.core.options import resolve_options
 from stackwatch.exporters import main as exporter_main
-from stackwatch.exporters.options import resolve_options
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.redis import RedisServer
 

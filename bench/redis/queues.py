@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from stackwatch.exporters.redis.queue_spec import parse_queue_spec  # noqa: E402
+from stackwatch.core.redis.queue_spec import parse_queue_spec  # noqa: E402
+from stackwatch.core.redis.source import RedisOptions  # noqa: E402
 from stackwatch.exporters.redis.queues import QueuesCollector  # noqa: E402
-from stackwatch.exporters.redis.source import RedisOptions  # noqa: E402
 from tests.exporters.redis.collect import real_source  # noqa: E402
 from tests.fixtures.redis import RedisServer  # noqa: E402
 

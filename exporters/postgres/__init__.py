@@ -1,7 +1,9 @@
 """The PostgreSQL exporter: one collector per concern, declared in :data:`COLLECTORS`.
 
 Each collector file holds its version-aware SQL next to the code that turns rows into
-families, so the SQL behind any metric is found from its collector's name.
+families, so the SQL behind any metric is found from its collector's name; a query that
+``stackwatch check`` makes too lives in :mod:`stackwatch.core.postgres` (activity, tables,
+indexes, settings), imported from there by its collector.
 """
 
 from __future__ import annotations
@@ -10,23 +12,23 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stackwatch import thresholds
+from stackwatch.core.options import Option, OptionError, positive_int, regex
+from stackwatch.core.postgres.connection import ConnectionSettings, InvalidDSN, checked_dsn, parse_dsn
+from stackwatch.core.postgres.source import PostgresOptions, PostgresSource
+from stackwatch.core.redact import redact
 
 from ..collector import Collector
 from ..kinds import Common, select_collectors
-from ..options import Option, OptionError, positive_int, regex
-from ..redact import redact
 from ..target import Target
 from .activity import ActivityCollector
 from .archiver import ArchiverCollector
 from .checkpointer import CheckpointerCollector
-from .connection import ConnectionSettings, InvalidDSN, checked_dsn, parse_dsn
 from .database import DatabaseCollector, DatabaseSizeCollector
 from .indexes import IndexesCollector
 from .locks import LocksCollector
 from .progress_vacuum import ProgressVacuumCollector
 from .replication import ReplicationCollector
 from .settings import SettingsCollector
-from .source import PostgresOptions, PostgresSource
 from .statements import StatementsCollector
 from .tables import TablesCollector
 from .target import PostgresTarget
@@ -50,9 +52,6 @@ COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
     TablesCollector,
     IndexesCollector,
 )
-
-
-
 
 
 OPTIONS: Sequence[Option] = (

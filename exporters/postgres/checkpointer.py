@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from prometheus_client.core import Metric
 
+from stackwatch.core.postgres.source import PostgresSource
+
 from ..collector import Collector, Tier
 from ..families import counter
-from .source import PostgresSource
 
 __all__ = ["CheckpointerCollector", "checkpointer_sql"]
 

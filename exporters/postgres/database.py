@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 from prometheus_client.core import Metric
 
+from stackwatch.core.postgres.source import PostgresSource
+
 from ..collector import Collector, Tier
 from ..families import counter, gauge
-from .source import PostgresSource
 
 __all__ = ["DatabaseCollector", "DatabaseSizeCollector", "HitWindow", "stat_sql"]
 

@@ -5,12 +5,8 @@
   A database it cannot read (no CONNECT privilege, a statement timeout...) is skipped, and
   :meth:`PerDatabase.skipped_family` exports which and why (``pg_database_skipped``) and marks
   the collector degraded, logged once rather than on every poll.
-* :data:`BLOCKED_TABLES` is a CTE naming the tables this poll must not touch because an
-  ``AccessExclusiveLock`` is granted or requested on the table or one of its indexes: size
-  functions take ``AccessShareLock`` and would queue behind that DDL (and make everything
-  behind them wait too). It costs nothing when no such lock exists (index lookups from the
-  few locked relations, never a scan of the catalogs). ``lock_timeout`` stays the backstop
-  for a lock taken between reading ``pg_locks`` and calling the size function.
+* the queries leave out the tables a DDL lock blocks
+  (:data:`stackwatch.core.postgres.relations.BLOCKED_TABLES`).
 * :func:`split_top` and :func:`rollup` bound a per-object family to the top N of the
   instance plus one ``schemaname="pg_other", relname="other"`` row per database.
 """
@@ -25,16 +21,15 @@ import psycopg
 from prometheus_client.core import Metric
 from psycopg.rows import dict_row
 
+from stackwatch.core.postgres import connection
+from stackwatch.core.postgres.commands import marked
+from stackwatch.core.postgres.relations import Row
+from stackwatch.core.postgres.source import PostgresSource
+
 from ..collector import Collector
 from ..families import gauge
-from . import connection
-from .commands import marked
-from .source import PostgresSource
 
-__all__ = ["BLOCKED_TABLES", "OTHER", "OTHER_SCHEMA", "PerDatabase", "Row", "rollup", "rows_per_database",
-           "split_top"]
-
-Row = dict[str, Any]
+__all__ = ["OTHER", "OTHER_SCHEMA", "PerDatabase", "rollup", "rows_per_database", "split_top"]
 
 #: ``schemaname`` of the per-database rollup of the objects past the top N. PostgreSQL reserves
 #: schema names starting with ``pg_`` (CREATE SCHEMA refuses them), so no real table is in it
@@ -42,18 +37,6 @@ Row = dict[str, Any]
 OTHER_SCHEMA = "pg_other"
 #: ``relname`` of that rollup.
 OTHER = "other"
-
-BLOCKED_TABLES = """
-locked AS (
-    SELECT l.relation FROM pg_locks l
-    WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-),
-blocked AS (
-    SELECT relation AS relid FROM locked
-    UNION
-    SELECT i.indrelid FROM locked JOIN pg_index i ON i.indexrelid = locked.relation
-)"""
 
 
 @dataclass

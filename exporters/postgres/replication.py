@@ -18,9 +18,10 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from stackwatch.core.postgres.source import PostgresSource
+
 from ..collector import Collector, Tier
 from ..families import gauge
-from .source import PostgresSource
 
 __all__ = ["ReplicationCollector", "per_replica"]
 

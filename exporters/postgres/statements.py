@@ -36,13 +36,14 @@ import psycopg
 from prometheus_client.core import Metric
 from psycopg import sql
 
+from stackwatch.core.postgres.commands import MONITORING_ROLES_SQL, classify
+from stackwatch.core.postgres.query_text import normalize_query
+from stackwatch.core.postgres.source import PostgresSource
+from stackwatch.core.postgres.statements import EXTENSION_SQL
 from stackwatch.thresholds import UNJUDGED_COMMANDS
 
 from ..collector import Collector, CollectorDisabled, Tier
 from ..families import counter, gauge, info
-from .commands import MONITORING_ROLES_SQL, classify
-from .query_text import normalize_query
-from .source import PostgresSource
 
 __all__ = ["STICKY_WINDOWS", "Counters", "Key", "StatementsCollector", "choose", "window"]
 
@@ -52,14 +53,6 @@ log = logging.getLogger("stackwatch.exporters")
 STICKY_WINDOWS = 3
 
 Key = tuple[int, int, int]  # userid, dbid, queryid
-
-EXTENSION_SQL = """
-SELECT n.nspname AS schema,
-       array(SELECT a.attname::text FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
-             WHERE c.relname = 'pg_stat_statements' AND c.relnamespace = n.oid AND a.attnum > 0) AS columns
-FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-WHERE e.extname = 'pg_stat_statements'
-"""
 
 # {time}/{read_time}: the columns' names in this version of the extension; {toplevel}: a filter
 # for the top-level statements (always true before PostgreSQL 14).

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from stackwatch.core.postgres import connection
+from stackwatch.core.postgres.source import PostgresOptions, PostgresSource
+from stackwatch.core.redact import redact
+
 from ..collector import Collector, Intervals
-from ..redact import redact
 from ..target import Target
-from . import connection
-from .source import PostgresOptions, PostgresSource
 
 __all__ = ["PostgresTarget"]
 

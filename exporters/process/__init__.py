@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stackwatch.core.options import Option, OptionError
+
 from ..collector import Collector
 from ..kinds import Common, select_collectors
-from ..options import Option, OptionError
 from ..target import Target
 from .cgroup import CgroupCollector
 from .groups import GroupsCollector, ProcessGroup, parse_group

@@ -10,24 +10,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stackwatch.core.options import Option, OptionError, positive_float, positive_int
+from stackwatch.core.redis.connection import ConnectionSettings, InvalidURL, parse_redis_url, url_name
+from stackwatch.core.redis.queue_spec import SYSTEMS, parse_queue_option, queue_specs
+from stackwatch.core.redis.source import RedisOptions, RedisSource
+
 from ..collector import Collector
 from ..kinds import Common, select_collectors
-from ..options import Option, OptionError, positive_float, positive_int
 from ..target import Target
 from .clients import ClientsCollector
 from .commands import CommandsCollector
 from .config import ConfigCollector
-from .connection import ConnectionSettings, InvalidURL, parse_redis_url, url_name
 from .keyspace import KeyspaceCollector
 from .latency import LatencyCollector
 from .latency_histogram import LatencyHistogramCollector
 from .memory import MemoryCollector
 from .persistence import PersistenceCollector
-from .queue_spec import SYSTEMS, parse_queue_option, queue_specs
 from .queues import QueuesCollector
 from .replication import ReplicationCollector
 from .slowlog import SlowlogCollector
-from .source import RedisOptions, RedisSource
 from .stats import StatsCollector
 from .target import RedisTarget
 from .ttl_sampler import TtlSamplerCollector
@@ -50,8 +51,6 @@ COLLECTORS: Sequence[type[Collector[RedisSource]]] = (
     TtlSamplerCollector,
     QueuesCollector,
 )
-
-
 
 
 def _delimiter(text: str) -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import redis
 from prometheus_client.core import Metric
 
+from stackwatch.core.redis.info import parse_number
+from stackwatch.core.redis.source import RedisSource
+
 from ..collector import Collector, Tier
 from .fields import Field, families_from, single
-from .info import parse_number
-from .source import RedisSource
 
 __all__ = ["ClientsCollector"]
 

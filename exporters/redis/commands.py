@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from prometheus_client.core import Metric
 
+from stackwatch.core.redis.info import command_stats, parse_number
+from stackwatch.core.redis.source import RedisSource
+
 from ..collector import Collector, Tier
 from ..families import counter
-from .info import Info, parse_fields, parse_number
-from .source import RedisSource
 
-__all__ = ["CommandsCollector", "command_stats"]
+__all__ = ["CommandsCollector"]
 
 # commandstats field -> (family, help, scale)
 _FAMILIES = {
@@ -22,12 +23,6 @@ _FAMILIES = {
     "rejected_calls": ("redis_commands_rejected_calls_total", "Calls rejected before execution (Redis 6.2+).", 1.0),
     "failed_calls": ("redis_commands_failed_calls_total", "Calls that failed during execution (Redis 6.2+).", 1.0),
 }
-
-
-def command_stats(info: Info) -> dict[str, dict[str, str]]:
-    """commandstats fields by command name (``cmdstat_`` stripped)."""
-    return {key[len("cmdstat_"):]: parse_fields(value)
-            for key, value in info.section("commandstats").items() if key.startswith("cmdstat_")}
 
 
 class CommandsCollector(Collector[RedisSource]):

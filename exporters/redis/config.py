@@ -10,12 +10,13 @@ from __future__ import annotations
 import redis
 from prometheus_client.core import Metric
 
+from stackwatch.core.redis.info import parse_number
+from stackwatch.core.redis.source import RedisSource
+
 from ..collector import Collector, CollectorDisabled, Tier
 from ..families import gauge
 from ..families import info as info_family
 from .fields import single
-from .info import parse_number
-from .source import RedisSource
 
 __all__ = ["ConfigCollector", "output_buffer_limits"]
 

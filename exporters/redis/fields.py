@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from prometheus_client.core import Metric
 
+from stackwatch.core.redis.info import Info
+
 from ..families import counter, gauge
-from .info import Info
 
 __all__ = ["Field", "families_from", "single"]
 

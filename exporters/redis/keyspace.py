@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from prometheus_client.core import Metric
 
+from stackwatch.core.redis.info import parse_fields, parse_number
+from stackwatch.core.redis.source import RedisSource
+
 from ..collector import Collector, Tier
 from ..families import gauge
-from .info import parse_fields, parse_number
-from .source import RedisSource
 
 __all__ = ["KeyspaceCollector"]
 

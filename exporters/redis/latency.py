@@ -16,11 +16,11 @@ from decimal import Decimal, InvalidOperation
 
 from prometheus_client.core import Metric
 
+from stackwatch.core.redis.info import command_stats, parse_fields, parse_number
+from stackwatch.core.redis.source import RedisSource
+
 from ..collector import Collector, CollectorDisabled, Tier
 from ..families import gauge
-from .commands import command_stats
-from .info import parse_fields, parse_number
-from .source import RedisSource
 
 __all__ = ["LatencyCollector", "quantile_label"]
 

@@ -17,10 +17,10 @@ from typing import Any
 import redis
 from prometheus_client.core import HistogramMetricFamily, Metric
 
+from stackwatch.core.redis.info import command_stats, parse_number
+from stackwatch.core.redis.source import RedisSource
+
 from ..collector import Collector, CollectorDisabled, Tier
-from .commands import command_stats
-from .info import parse_number
-from .source import RedisSource
 
 __all__ = ["LatencyHistogramCollector", "latency_histograms"]
 

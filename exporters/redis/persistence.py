@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from prometheus_client.core import Metric
 
+from stackwatch.core.redis.source import RedisSource
+
 from ..collector import Collector, Tier
 from .fields import Field, families_from
-from .source import RedisSource
 
 __all__ = ["PersistenceCollector"]
 

@@ -12,11 +12,12 @@ import re
 
 from prometheus_client.core import Metric
 
+from stackwatch.core.redis.info import Info, parse_fields, parse_number
+from stackwatch.core.redis.source import RedisSource
+
 from ..collector import Collector, Tier
 from ..families import gauge
 from .fields import Field, families_from, single
-from .info import Info, parse_fields, parse_number
-from .source import RedisSource
 
 __all__ = ["ReplicationCollector"]
 

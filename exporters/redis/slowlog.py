@@ -14,11 +14,12 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from stackwatch.core.redis.info import command_stats
+from stackwatch.core.redis.source import RedisSource
+
 from ..collector import Collector, Tier
 from ..families import gauge
-from .commands import command_stats
 from .fields import single
-from .source import RedisSource
 
 __all__ = ["SlowlogCollector", "command_label"]
 

@@ -14,16 +14,15 @@ import time
 
 from prometheus_client.core import Metric
 
-from stackwatch.promql import TTL_COMMANDS
+from stackwatch.core.redis.info import Info, parse_fields, parse_number
+from stackwatch.core.redis.lookups import client_lookups, ttl_lookups
+from stackwatch.core.redis.source import RedisSource
 
 from ..collector import Collector, Tier
 from ..families import counter, gauge
-from .commands import command_stats
 from .fields import Field, families_from, single
-from .info import Info, parse_fields, parse_number
-from .source import RedisSource
 
-__all__ = ["StatsCollector", "client_lookups", "ttl_lookups"]
+__all__ = ["StatsCollector"]
 
 FIELDS = (
     Field("uptime_in_seconds", "redis_uptime_in_seconds", "Seconds since the server started."),
@@ -119,22 +118,6 @@ def own_lookups(source: RedisSource) -> list[Metric]:
     misses = counter("redis_exporter_keyspace_misses_total", "Key lookups by the exporter itself that missed.")
     misses.add_metric([], source.own.misses)
     return [hits, misses]
-
-
-def ttl_lookups(info: Info) -> float:
-    """``PTTL`` + ``TTL`` calls since the server started (commandstats of the same INFO)."""
-    stats = command_stats(info)
-    return sum(parse_number(stats.get(cmd, {}).get("calls", "")) or 0.0 for cmd in TTL_COMMANDS)
-
-
-def client_lookups(hits: float, misses: float, ttl: float) -> tuple[float, float] | None:
-    """Hits and misses of a window without its ``ttl`` TTL lookups, or None when counters went
-    down (a restart) or no other lookup happened. Every TTL lookup is taken off the hits: the
-    few that missed (a key gone between SCAN and PTTL) then lower the ratio, never raise it."""
-    if hits < 0 or misses < 0 or ttl < 0:
-        return None
-    hits = max(0.0, hits - ttl)
-    return (hits, misses) if hits + misses > 0 else None
 
 
 class StatsCollector(Collector[RedisSource]):

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 import redis
 
+from stackwatch.core.redact import redact
+from stackwatch.core.redis import connection
+from stackwatch.core.redis.source import OwnLookups, RedisOptions, RedisSource
+
 from ..collector import Collector, Intervals
-from ..redact import redact
 from ..target import Target
-from . import connection
-from .source import OwnLookups, RedisOptions, RedisSource
 
 __all__ = ["RedisTarget"]
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from stackwatch.exporters.options import SafeArgumentParser
+from stackwatch.core.options import SafeArgumentParser
 
 from . import __version__
 

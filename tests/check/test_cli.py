@@ -119,7 +119,7 @@ def test_console_script_wires_the_subcommand() -> None:
 
 def test_docs_list_every_option_as_generated() -> None:
     from stackwatch.check.cli import OPTIONS
-    from stackwatch.exporters.options import markdown_table
+    from stackwatch.core.options import markdown_table
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "check.md").read_text(encoding="utf-8")
     assert markdown_table(OPTIONS) in doc, "regenerate the options table of docs/check.md"

@@ -10,7 +10,7 @@ from rq import Queue, Worker
 
 from stackwatch.check.redis import RedisCheck
 from stackwatch.check.runner import Budget
-from stackwatch.exporters.redis.queue_spec import KNOWN_LAYOUTS, parse_queue_spec
+from stackwatch.core.redis.queue_spec import KNOWN_LAYOUTS, parse_queue_spec
 from stackwatch.thresholds import JOBS, JobThresholds
 from tests.exporters.redis.queue_jobs import succeed
 from tests.fixtures.redis import RedisServer

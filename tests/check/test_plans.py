@@ -17,10 +17,10 @@ import psycopg
 import pytest
 
 from stackwatch.check import index_advice
-from stackwatch.exporters.postgres import connection
+from stackwatch.core.postgres import connection
+from stackwatch.core.postgres.source import PostgresOptions, PostgresSource
 from stackwatch.exporters.postgres.activity import ActivityCollector
 from stackwatch.exporters.postgres.replication import ReplicationCollector
-from stackwatch.exporters.postgres.source import PostgresOptions, PostgresSource
 from tests.check.conftest import Outcome, run_check
 from tests.fixtures.postgres import PostgresServer
 

@@ -17,13 +17,11 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from stackwatch.core.postgres.query_text import normalize_query
+from stackwatch.core.postgres.source import PostgresOptions
 from stackwatch.exporters.collector import Collector, Intervals, Tier
 from stackwatch.exporters.families import gauge
-from stackwatch.exporters.postgres.source import PostgresOptions
-from stackwatch.exporters.postgres.statements import (
-    StatementsCollector,
-    normalize_query,
-)
+from stackwatch.exporters.postgres.statements import StatementsCollector
 from stackwatch.exporters.postgres.target import PostgresTarget
 from stackwatch.exporters.server import Exporter, ExporterHTTPServer
 from tests.fixtures.postgres import PostgresServer

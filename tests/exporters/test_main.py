@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from stackwatch.cli import build_parser, main
+from stackwatch.core.options import Option, resolve_options
 from stackwatch.exporters import main as exporter_main
-from stackwatch.exporters.options import Option, resolve_options
 
 from ..fixtures.postgres import MONITOR_PASSWORD, PostgresServer
 from ..fixtures.procs import wait_until

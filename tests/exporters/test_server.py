@@ -20,8 +20,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stackwatch.cli import build_parser
+from stackwatch.core.options import resolve_options
 from stackwatch.exporters import main
-from stackwatch.exporters.options import resolve_options
 from stackwatch.exporters.server import Exporter, ExporterHTTPServer
 from stackwatch.exporters.webconfig import WebConfigFile
 
@@ -336,7 +336,6 @@ def test_web_config_changes_apply_without_restart(serve: Callable[..., Running],
     assert status("two", trust=rotated) == 200
     with pytest.raises(httpx.HTTPError):
         status("two", trust=pki)  # the old CA no longer vouches for the served certificate
-
 
 
 def test_encoded_targets_are_reused_until_a_poll_changes_them(postgres) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stackwatch.exporters.options import OptionError
+from stackwatch.core.options import OptionError
 from stackwatch.exporters.webconfig import BasicAuth, load_web_config
 
 from .pki import PKI, bcrypt_hash, make_pki

@@ -132,8 +132,8 @@ def test_prometheus_keeps_exemplars_and_loads_the_rules() -> None:
 def test_the_exporter_accepts_the_compose_environment() -> None:
     """The exporter's variables in docker-compose.yml (defaults applied) resolve without errors."""
     from stackwatch.cli import build_parser
+    from stackwatch.core.options import resolve_options
     from stackwatch.exporters.main import all_options
-    from stackwatch.exporters.options import resolve_options
 
     service = services()["stackwatch-exporter"]
     environ = {key: with_defaults(str(value)) for key, value in service["environment"].items()}

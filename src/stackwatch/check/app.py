@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from stackwatch.exporters.redact import redact
+from stackwatch.core.redact import redact
 
 from ..thresholds import HTTP, HttpThresholds
 from .items import APP_ITEMS as ITEMS

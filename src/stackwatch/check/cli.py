@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
-from stackwatch.exporters.options import Option, OptionError, add_options, positive_float, positive_int, resolve_options
-from stackwatch.exporters.redact import redact_text
+from stackwatch.core.options import Option, OptionError, add_options, positive_float, positive_int, resolve_options
+from stackwatch.core.redact import redact_text
 
 from .items import APP_ITEMS, POSTGRES_ITEMS, PROMETHEUS_ITEMS, REDIS_ITEMS
 from .model import Status
@@ -50,20 +50,20 @@ def _choice(*choices: str) -> Any:
 
 
 def _dsn(text: str) -> str:
-    from stackwatch.exporters.postgres.connection import checked_dsn  # psycopg, only when a DSN is given
+    from stackwatch.core.postgres.connection import checked_dsn  # psycopg, only when a DSN is given
 
     return checked_dsn(text)
 
 
 def _queue_spec(text: str) -> Any:
     """The exporter's ``--redis-queue`` parser, imported when used (its package imports redis)."""
-    from stackwatch.exporters.redis.queue_spec import parse_queue_option
+    from stackwatch.core.redis.queue_spec import parse_queue_option
 
     return parse_queue_option(text)
 
 
 def _redis_url(text: str) -> str:
-    from stackwatch.exporters.redis.connection import checked_url  # redis-py, only when a URL is given
+    from stackwatch.core.redis.connection import checked_url  # redis-py, only when a URL is given
 
     return checked_url(text)
 
@@ -136,7 +136,7 @@ def _secrets(values: dict[str, Any]) -> list[str]:
     """Passwords in the given DSN/URLs, scrubbed from the output even where a server echoed them."""
     found: list[str] = []
     if values["postgres_dsn"]:
-        from stackwatch.exporters.postgres.connection import parse_dsn
+        from stackwatch.core.postgres.connection import parse_dsn
 
         found.append(parse_dsn(values["postgres_dsn"]).get("password", ""))
     for key in ("redis_url", "prometheus_url", "app_url"):
@@ -166,7 +166,7 @@ def sources(values: dict[str, Any], budget: Budget) -> list[Source]:
 
         pg = PostgresSeriesCheck(prom_url).run
     if values["redis_url"]:
-        from stackwatch.exporters.redis.queue_spec import queue_specs
+        from stackwatch.core.redis.queue_spec import queue_specs
 
         from . import redis
         from .promapi import Prometheus

@@ -37,7 +37,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from stackwatch.exporters.postgres.commands import marked, without_comments
+from stackwatch.core.postgres.commands import marked, without_comments
 
 __all__ = ["Column", "ScanFilter", "IndexSuggestion", "is_plannable_select", "parameter_count", "generic_plan",
            "scans_to_index", "suggest_index", "candidates", "uses_index", "without_typed_literals"]

@@ -2,7 +2,7 @@
 a background job should (``app.async_processing``).
 
 The queue verdict is the same whether the queues are read from Redis directly (the exporter's
-queue reader, :meth:`~stackwatch.exporters.redis.queues.QueuesCollector.read`) or from the
+queue reader, :meth:`~stackwatch.core.redis.queues.QueueReader.read`) or from the
 exporter's ``job_queue_*`` series in Prometheus: a queue fails when jobs wait and no worker is
 registered for it, or when its oldest job has waited past the threshold; failures by task come
 from the workers' ``jobs_total`` when Prometheus has them. Standard library only.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stackwatch.exporters.redis.queue_spec import QueueReading
+from stackwatch.core.redis.queue_spec import QueueReading
 
 from ..promql import http_request_quantile
 from ..thresholds import HTTP, JOBS, RATE_WINDOW, HttpThresholds, JobThresholds

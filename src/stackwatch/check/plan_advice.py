@@ -25,8 +25,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from stackwatch.exporters.postgres.query_text import normalize_query
-from stackwatch.exporters.redact import redact_text
+from stackwatch.core.postgres.query_text import normalize_query
+from stackwatch.core.redact import redact_text
 from stackwatch.thresholds import PostgresThresholds
 
 from . import index_advice

@@ -4,7 +4,7 @@ Everything runs on one connection to the DSN's database, in ``default_transactio
 mode, with ``statement_timeout`` clipped to the check's deadline before every item; the one
 exception is verifying an index candidate, built inside a transaction that is always rolled back.
 Statement items read pg_stat_statements for that database only (its generic plans must be made
-there) and judge only the application's statements (:mod:`stackwatch.exporters.postgres.commands`).
+there) and judge only the application's statements (:mod:`stackwatch.core.postgres.commands`).
 With Prometheus, slow statements are judged on the exporter's windowed series, as the alert does.
 """
 
@@ -21,12 +21,13 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from stackwatch.exporters.postgres import activity, indexes, statements, tables
-from stackwatch.exporters.postgres.commands import MONITORING_ROLES_SQL, classify, marked
-from stackwatch.exporters.postgres.connection import ConnectionSettings, InvalidDSN, connect, parse_dsn
-from stackwatch.exporters.postgres.settings import to_base_unit
-from stackwatch.exporters.postgres.source import PostgresOptions, PostgresSource
-from stackwatch.exporters.redact import redact, redact_text
+from stackwatch.core.postgres import activity, indexes, statements, tables
+from stackwatch.core.postgres.commands import MONITORING_ROLES_SQL, classify, marked
+from stackwatch.core.postgres.connection import ConnectionSettings, InvalidDSN, connect, parse_dsn
+from stackwatch.core.postgres.settings import to_base_unit
+from stackwatch.core.postgres.source import PostgresOptions, PostgresSource
+from stackwatch.core.redact import redact, redact_text
+from stackwatch.core.text import byte_size
 from stackwatch.promql import statement_mean_seconds
 from stackwatch.thresholds import POSTGRES, SLOW_TIER_WINDOW, UNJUDGED_COMMANDS, PostgresThresholds
 
@@ -82,14 +83,6 @@ def pool_guidance(dsn: str, cores: int | None, spindles: int) -> tuple[int, str]
     else:
         origin = "--db-cores"
     return cores * 2 + spindles, f"{cores * 2 + spindles} = {cores} cores x 2 + {spindles} spindle(s) ({origin})"
-
-
-def _gib(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(size)
 
 
 @dataclass
@@ -247,14 +240,14 @@ class PostgresCheck:
         rows.sort(key=lambda r: -r["size_bytes"])
         heavy = self._write_heavy_note()
         if not rows and not heavy:
-            return UNUSED_INDEXES.finding(Status.PASS, f"every index of >= {_gib(minimum)} has been scanned "
+            return UNUSED_INDEXES.finding(Status.PASS, f"every index of >= {byte_size(minimum)} has been scanned "
                                           "since statistics were last reset (or enforces a constraint)")
         if not rows:
             return UNUSED_INDEXES.finding(Status.WARN, heavy.lstrip("; "), _WRITE_HEAVY_FIX)
         held = sum(r["size_bytes"] for r in rows)
-        names = ", ".join(f"{r['schemaname']}.{r['indexrelname']} ({_gib(r['size_bytes'])})" for r in rows[:10])
+        names = ", ".join(f"{r['schemaname']}.{r['indexrelname']} ({byte_size(r['size_bytes'])})" for r in rows[:10])
         return UNUSED_INDEXES.finding(
-            Status.WARN, f"{len(rows)} index(es) never scanned hold {_gib(held)}: {names}{heavy}",
+            Status.WARN, f"{len(rows)} index(es) never scanned hold {byte_size(held)}: {names}{heavy}",
             "after confirming on every replica (idx_scan counts per server): "
             + " ".join(f"DROP INDEX CONCURRENTLY {r['schemaname']}.{r['indexrelname']};" for r in rows[:10])
             + (f" {_WRITE_HEAVY_FIX}" if heavy else ""))
@@ -277,17 +270,18 @@ class PostgresCheck:
             return DUPLICATE_INDEXES.finding(Status.PASS, "no two indexes share table, columns, opclasses, "
                                              "expressions and predicate")
         held = sum(r["size_bytes"] for r in rows)
-        names = ", ".join(f"{r['schemaname']}.{r['indexrelname']} on {r['relname']} ({_gib(r['size_bytes'])})"
+        names = ", ".join(f"{r['schemaname']}.{r['indexrelname']} on {r['relname']} ({byte_size(r['size_bytes'])})"
                           for r in rows[:10])
         return DUPLICATE_INDEXES.finding(
-            Status.WARN, f"{len(rows)} index(es) duplicate another index of their table and hold {_gib(held)}: {names}",
+            Status.WARN,
+            f"{len(rows)} index(es) duplicate another index of their table and hold {byte_size(held)}: {names}",
             " ".join(f"DROP INDEX CONCURRENTLY {r['schemaname']}.{r['indexrelname']};" for r in rows[:10]))
 
     def _invalid(self) -> Finding:
         rows = sorted(self._index_rows()["invalid"], key=lambda r: -r["size_bytes"])
         if not rows:
             return INVALID_INDEXES.finding(Status.PASS, "every index is valid")
-        names = ", ".join(f"{r['schemaname']}.{r['indexrelname']} ({_gib(r['size_bytes'])}"
+        names = ", ".join(f"{r['schemaname']}.{r['indexrelname']} ({byte_size(r['size_bytes'])}"
                           + (", unique" if r["indisunique"] else "") + ")" for r in rows[:10])
         fixes = []
         for r in rows[:10]:
@@ -299,7 +293,7 @@ class PostgresCheck:
                 fixes.append(f"REINDEX INDEX CONCURRENTLY {name};")
         return INVALID_INDEXES.finding(
             Status.FAIL, f"{len(rows)} invalid index(es) (left by a failed CREATE INDEX CONCURRENTLY; maintained on "
-            f"every write, never used) hold {_gib(sum(r['size_bytes'] for r in rows))}: {names}", " ".join(fixes))
+            f"every write, never used) hold {byte_size(sum(r['size_bytes'] for r in rows))}: {names}", " ".join(fixes))
 
     # -- connections ----------------------------------------------------------------------
     def _activity(self) -> tuple[list[activity.Group], activity.Capacity]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from stackwatch.core.text import byte_size
+
 from ..promql import statement_mean_seconds
 from ..thresholds import POSTGRES, SLOW_TIER_WINDOW, PostgresThresholds
 from .items import (
@@ -68,10 +70,6 @@ POOLER_FIX = ("put a pooler (PgBouncer in transaction mode) in front or shrink t
 _ORDER = (Status.FAIL, Status.WARN, Status.PASS)
 
 
-def _gib(size: float) -> str:
-    return f"{size / 2**20:.1f} MiB"
-
-
 def _name(labels: dict[str, str], *keys: str) -> str:
     """``server/datname schema.table``-style name of a series from its labels."""
     db = "/".join(v for v in (labels.get("server", ""), labels.get("datname", "")) if v)
@@ -122,7 +120,7 @@ class PostgresSeriesCheck:
         return sorted(prom.query(f"pg_index_{kind}_size_bytes >= {minimum:g}"), key=lambda r: -r[1])
 
     def _listed(self, rows: list[Row]) -> str:
-        return ", ".join(f"{_name(m, 'schemaname', 'indexrelname')} ({_gib(v)})" for m, v in rows[:10])
+        return ", ".join(f"{_name(m, 'schemaname', 'indexrelname')} ({byte_size(v)})" for m, v in rows[:10])
 
     @staticmethod
     def _drops(rows: list[Row]) -> str:
@@ -134,10 +132,10 @@ class PostgresSeriesCheck:
         if rows is None:
             return None
         if not rows:
-            return UNUSED_INDEXES.finding(Status.PASS, f"every index of >= {_gib(minimum)} has been scanned since "
+            return UNUSED_INDEXES.finding(Status.PASS, f"every index of >= {byte_size(minimum)} has been scanned since "
                                           "statistics were last reset (or enforces a constraint)")
         return UNUSED_INDEXES.finding(Status.WARN, f"{len(rows)} index(es) never scanned hold "
-                                      f"{_gib(sum(v for _, v in rows))}: {self._listed(rows)}",
+                                      f"{byte_size(sum(v for _, v in rows))}: {self._listed(rows)}",
                                       "after confirming on every replica (idx_scan counts per server): "
                                       + self._drops(rows))
 
@@ -149,7 +147,7 @@ class PostgresSeriesCheck:
             return DUPLICATE_INDEXES.finding(Status.PASS, "no two indexes share table, columns, opclasses, "
                                              "expressions and predicate")
         return DUPLICATE_INDEXES.finding(Status.WARN, f"{len(rows)} index(es) duplicate another index of their "
-                                         f"table and hold {_gib(sum(v for _, v in rows))}: {self._listed(rows)}",
+                                         f"table and hold {byte_size(sum(v for _, v in rows))}: {self._listed(rows)}",
                                          self._drops(rows))
 
     def _invalid(self, prom: Prometheus) -> Finding | None:

@@ -6,7 +6,7 @@ import json
 import urllib.parse
 from typing import Any
 
-from stackwatch.exporters.redact import redact
+from stackwatch.core.redact import redact
 
 from .model import SourceUnavailable
 from .runner import Budget

@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from stackwatch.exporters.redact import redact_text
+from stackwatch.core.redact import redact_text
 
 from ..promql import n_plus_one_detections, pool_wait_mean
 from ..thresholds import (

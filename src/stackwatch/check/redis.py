@@ -20,14 +20,14 @@ from typing import Any
 
 import redis
 
-from stackwatch.exporters.redact import redact, redact_text
-from stackwatch.exporters.redis.connection import ConnectionSettings, InvalidURL, connect, url_name
-from stackwatch.exporters.redis.info import Info
-from stackwatch.exporters.redis.queue_spec import KNOWN_LAYOUTS, QueueSpec
-from stackwatch.exporters.redis.queues import QueuesCollector
-from stackwatch.exporters.redis.source import RedisOptions, RedisSource
-from stackwatch.exporters.redis.stats import client_lookups, ttl_lookups
-from stackwatch.exporters.redis.ttl_sampler import sample_ttls
+from stackwatch.core.redact import redact, redact_text
+from stackwatch.core.redis.connection import ConnectionSettings, InvalidURL, connect, url_name
+from stackwatch.core.redis.info import Info
+from stackwatch.core.redis.lookups import client_lookups, ttl_lookups
+from stackwatch.core.redis.queue_spec import KNOWN_LAYOUTS, QueueSpec
+from stackwatch.core.redis.queues import QueueReader
+from stackwatch.core.redis.source import RedisOptions, RedisSource
+from stackwatch.core.redis.ttl_sampler import sample_ttls
 
 from ..thresholds import JOBS, RATE_WINDOW, REDIS, JobThresholds, RedisThresholds
 from .items import HIT_RATE, MAXMEMORY, QUEUES, TTL
@@ -116,7 +116,7 @@ class RedisCheck:
         if exported is not None:
             return exported
         specs = self.queues or KNOWN_LAYOUTS
-        readings = QueuesCollector().read(RedisSource(client, RedisOptions(queues=specs)))
+        readings = QueueReader().read(RedisSource(client, RedisOptions(queues=specs)))
         if not self.queues:  # a default layout counts where it holds something, not merely by its name
             readings = [r for r in readings if any(r.depth.values()) or r.workers]
         named = ", ".join(f"{s.system}:{s.pattern}" for s in specs)

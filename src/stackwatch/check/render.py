@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
 
-from stackwatch.exporters.redact import redact_text
+from stackwatch.core.redact import redact_text
+from stackwatch.core.text import markdown_cell
 
 from .model import Status
 from .runner import Report
@@ -65,30 +65,15 @@ def _table(report: Report, color: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: code spans (kept as written: backslash escapes do not work inside them) and everything else
-_CODE_SPAN = re.compile(r"(`[^`\n]*`)")
-#: characters CommonMark/GFM would read as emphasis, links, HTML, escapes or strikethrough
-_INLINE = re.compile(r"([\\*_~\[\]<>`])")
-
-
-def _cell(text: str) -> str:
-    """``text`` as literal Markdown inside a GFM table cell: ``***`` (a redacted secret) stays
-    three asterisks, not bold/italic markers; pipes are escaped even inside code spans (the table
-    is split on them first); newlines become ``<br>``."""
-    parts = _CODE_SPAN.split(text)
-    escaped = "".join(part if i % 2 else _INLINE.sub(r"\\\1", part) for i, part in enumerate(parts))
-    return escaped.replace("|", "\\|").replace("\n", "<br>")
-
-
 def _markdown(report: Report) -> str:
     icon = {Status.PASS: "✅ pass", Status.WARN: "⚠️ warn", Status.FAIL: "❌ fail", Status.UNKNOWN: "❔ unknown"}
     lines = ["## stackwatch check", "", ", ".join(f"{n} {s}" for s, n in _summary(report).items()), ""]
     for error in report.errors:  # each its own blockquote: a table right after one would be swallowed
-        lines += [f"> **error:** {_cell(error)}", ""]
+        lines += [f"> **error:** {markdown_cell(error)}", ""]
     lines += ["| status | section | item | evidence | fix |", "|---|---|---|---|---|"]
     for f in report.findings:
-        lines.append(f"| {icon[f.status]} | {f.item.section} | `{f.item.id}` {_cell(f.item.title)} | "
-                     f"{_cell(f.evidence)} | {_cell(f.fix)} |")
+        lines.append(f"| {icon[f.status]} | {f.item.section} | `{f.item.id}` {markdown_cell(f.item.title)} | "
+                     f"{markdown_cell(f.evidence)} | {markdown_cell(f.fix)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from stackwatch.exporters.redact import redact_text
+from stackwatch.core.redact import redact_text
 
 from .model import SECTIONS, Finding, Item, SourceUnavailable, Status
 

@@ -7,17 +7,19 @@ exactly what a poll sees.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import pytest
 from prometheus_client.core import Metric
 
+from stackwatch.core.postgres import connection
+from stackwatch.core.postgres.source import PostgresOptions, PostgresSource
 from stackwatch.exporters.collector import Collector
-from stackwatch.exporters.postgres import connection
-from stackwatch.exporters.postgres.source import PostgresOptions, PostgresSource
 from tests.fixtures.postgres import PostgresServer
 
-__all__ = ["collect_once", "monitor_source", "value", "values"]
+__all__ = ["collect_once", "collector", "monitor_source", "server_with", "value", "values"]
 
 
 @contextmanager
@@ -33,12 +35,36 @@ def monitor_source(server: PostgresServer, options: PostgresOptions | None = Non
         conn.close()
 
 
-
 def collect_once(collector: Collector[PostgresSource], server: PostgresServer,
                  options: PostgresOptions | None = None) -> list[Metric]:
     """One poll of ``collector`` on the monitor role's connection."""
     with monitor_source(server, options) as source:
         return collector.collect(source)
+
+
+def server_with(database: str, *statements: str) -> Any:
+    """A module-scoped ``server`` fixture: ``postgres_any_version`` (every major in turn) with
+    ``database`` created (pg_stat_statements in it) and ``statements`` run there."""
+    @pytest.fixture(scope="module")
+    def server(postgres_any_version: PostgresServer) -> PostgresServer:
+        postgres_any_version.create_database(database)
+        for statement in statements:
+            postgres_any_version.query(statement, dbname=database)
+        return postgres_any_version
+
+    return server
+
+
+def collector(make: Callable[[], Collector[PostgresSource]], **defaults: Any) -> Callable[..., list[Metric]]:
+    """``collect(server, collector=None, **options)``: one poll of ``collector`` (a fresh ``make()``
+    when not given, so state between polls is the test's choice) with ``PostgresOptions(**defaults,
+    **options)`` on the monitor role's connection."""
+    def collect(server: PostgresServer, collector: Collector[PostgresSource] | None = None,
+                **options: Any) -> list[Metric]:
+        return collect_once(collector or make(), server, PostgresOptions(**{**defaults, **options}))
+
+    return collect
+
 
 def values(families: Iterable[Metric], name: str) -> dict[frozenset[tuple[str, str]], float]:
     """Every sample called ``name``, keyed by its label set."""

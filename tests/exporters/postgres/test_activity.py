@@ -10,24 +10,17 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from stackwatch.exporters.postgres.activity import ActivityCollector, Group, cap_clients
-from tests.exporters.postgres.collect import monitor_source, value, values
+from stackwatch.core.postgres.activity import Group
+from stackwatch.exporters.postgres.activity import ActivityCollector, cap_clients
+from tests.exporters.postgres.collect import collector, server_with, value, values
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until
 
 DB = "sw_activity"
 
 
-@pytest.fixture(scope="module")
-def server(postgres_any_version: PostgresServer) -> PostgresServer:
-    postgres_any_version.create_database(DB)
-    postgres_any_version.query("CREATE TABLE IF NOT EXISTS locked (id int)", dbname=DB)
-    return postgres_any_version
-
-
-def collect(server: PostgresServer, collector: ActivityCollector | None = None) -> list:
-    with monitor_source(server) as source:
-        return (collector or ActivityCollector()).collect(source)
+server = server_with(DB, "CREATE TABLE IF NOT EXISTS locked (id int)")
+collect = collector(ActivityCollector)
 
 
 @contextmanager

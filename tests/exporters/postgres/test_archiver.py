@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from stackwatch.exporters.postgres.archiver import ArchiverCollector
-from tests.exporters.postgres.collect import collect_once, value
+from tests.exporters.postgres.collect import collector, value
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until
 
-
-def collect(server: PostgresServer) -> list:
-    return collect_once(ArchiverCollector(), server)
+collect = collector(ArchiverCollector)
 
 
 def switch_wal(server: PostgresServer) -> None:

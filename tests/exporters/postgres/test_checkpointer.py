@@ -7,7 +7,7 @@ import time
 import pytest
 
 from stackwatch.exporters.postgres.checkpointer import SQL_17, SQL_BEFORE_17, CheckpointerCollector, checkpointer_sql
-from tests.exporters.postgres.collect import collect_once, value
+from tests.exporters.postgres.collect import collector, server_with, value
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until
 
@@ -15,15 +15,8 @@ DB = "sw_checkpointer"
 PREFIX = "pg_stat_bgwriter_"
 
 
-@pytest.fixture(scope="module")
-def server(postgres_any_version: PostgresServer) -> PostgresServer:
-    postgres_any_version.create_database(DB)
-    postgres_any_version.query("CREATE TABLE IF NOT EXISTS pages (id int, pad text)", dbname=DB)
-    return postgres_any_version
-
-
-def collect(server: PostgresServer) -> list:
-    return collect_once(CheckpointerCollector(), server)
+server = server_with(DB, "CREATE TABLE IF NOT EXISTS pages (id int, pad text)")
+collect = collector(CheckpointerCollector)
 
 
 def settled(server: PostgresServer) -> list:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stackwatch.exporters.postgres.commands import COMMANDS, MARKER, classify, marked
+from stackwatch.core.postgres.commands import COMMANDS, MARKER, classify, marked
 
 
 @pytest.mark.parametrize(("text", "command"), [

@@ -7,9 +7,9 @@ import re
 import psycopg
 import pytest
 
-from stackwatch.exporters.postgres.indexes import IndexesCollector, classify
-from stackwatch.exporters.postgres.source import PostgresOptions
-from tests.exporters.postgres.collect import monitor_source, value, values
+from stackwatch.core.postgres.indexes import classify
+from stackwatch.exporters.postgres.indexes import IndexesCollector
+from tests.exporters.postgres.collect import collector, value, values
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until
 
@@ -50,9 +50,7 @@ def server(postgres_any_version: PostgresServer) -> PostgresServer:
     return server
 
 
-def collect(server: PostgresServer, **options: object) -> list:
-    with monitor_source(server, PostgresOptions(include_databases=ONLY_OURS, **options)) as source:  # type: ignore[arg-type]
-        return IndexesCollector().collect(source)
+collect = collector(IndexesCollector, include_databases=ONLY_OURS)
 
 
 def size(server: PostgresServer, index: str) -> int:

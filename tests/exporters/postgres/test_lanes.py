@@ -8,11 +8,11 @@ import time
 
 from prometheus_client.core import Metric
 
+from stackwatch.core.postgres.source import PostgresSource
 from stackwatch.exporters.collector import Collector, Intervals, Tier
 from stackwatch.exporters.families import gauge
 from stackwatch.exporters.postgres import PostgresOptions
 from stackwatch.exporters.postgres.activity import ActivityCollector
-from stackwatch.exporters.postgres.source import PostgresSource
 from stackwatch.exporters.postgres.target import PostgresTarget
 from stackwatch.exporters.server import Exporter
 from tests.fixtures.postgres import PostgresServer

@@ -6,25 +6,17 @@ import threading
 import time
 
 import psycopg
-import pytest
 
 from stackwatch.exporters.postgres.locks import LocksCollector, waits_sql
-from tests.exporters.postgres.collect import collect_once, monitor_source, value
+from tests.exporters.postgres.collect import collector, monitor_source, server_with, value
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until
 
 DB = "sw_locks"
 
 
-@pytest.fixture(scope="module")
-def server(postgres_any_version: PostgresServer) -> PostgresServer:
-    postgres_any_version.create_database(DB)
-    postgres_any_version.query("CREATE TABLE IF NOT EXISTS ledger (id int)", dbname=DB)
-    return postgres_any_version
-
-
-def collect(server: PostgresServer) -> list:
-    return collect_once(LocksCollector(), server)
+server = server_with(DB, "CREATE TABLE IF NOT EXISTS ledger (id int)")
+collect = collector(LocksCollector)
 
 
 def test_blocked_insert_is_counted_by_mode_and_aged(server: PostgresServer) -> None:

@@ -8,15 +8,14 @@ import psycopg
 import pytest
 
 from stackwatch.exporters.postgres.progress_vacuum import PHASES, ProgressVacuumCollector
-from tests.exporters.postgres.collect import collect_once, value, values
+from tests.exporters.postgres.collect import collector, value, values
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until
 
 DB = "sw_progress_vacuum"
 
 
-def collect(server: PostgresServer) -> list:
-    return collect_once(ProgressVacuumCollector(), server)
+collect = collector(ProgressVacuumCollector)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stackwatch.exporters.postgres.query_text import normalize_query, redact_sql
+from stackwatch.core.postgres.query_text import normalize_query, redact_sql
 
 #: every secret fragment starts with this; nothing else in a generated statement contains it
 MARK = "Zq"

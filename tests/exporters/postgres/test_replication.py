@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from stackwatch.exporters.postgres.replication import ReplicationCollector, per_replica
-from tests.exporters.postgres.collect import collect_once, value, values
+from tests.exporters.postgres.collect import collector, value, values
 from tests.fixtures.postgres import SUPERUSER_PASSWORD, PostgresServer
 from tests.fixtures.procs import free_port, wait_until
 
@@ -68,8 +68,7 @@ def pair(postgres_any_version: PostgresServer, postgres_factory) -> tuple[Postgr
     replica.destroy()
 
 
-def collect(server: PostgresServer) -> list:
-    return collect_once(ReplicationCollector(), server)
+collect = collector(ReplicationCollector)
 
 
 def lsn(server: PostgresServer, expression: str) -> int:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from stackwatch.exporters.postgres.settings import SettingsCollector, setting_name, to_base_unit
-from tests.exporters.postgres.collect import collect_once, value, values
+from stackwatch.core.postgres.settings import setting_name, to_base_unit
+from stackwatch.exporters.postgres.settings import SettingsCollector
+from tests.exporters.postgres.collect import collector, value, values
 from tests.fixtures.postgres import PostgresServer
 
 MB = 1024 * 1024
 
 
-def collect(server: PostgresServer) -> list:
-    return collect_once(SettingsCollector(), server)
+collect = collector(SettingsCollector)
 
 
 def test_fixture_defaults_in_base_units(postgres_any_version: PostgresServer) -> None:
@@ -29,7 +29,6 @@ def test_fixture_defaults_in_base_units(postgres_any_version: PostgresServer) ->
     assert value(families, "pg_settings_track_io_timing") == 1
     assert value(families, "pg_settings_pg_stat_statements_loaded") == 1
     assert value(families, "pg_server_version_num") == postgres_any_version.version
-
 
 
 def test_every_numeric_setting_under_postgres_exporters_name(postgres_any_version: PostgresServer) -> None:

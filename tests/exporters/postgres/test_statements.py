@@ -8,10 +8,10 @@ import psycopg
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from stackwatch.core.postgres.query_text import normalize_query
+from stackwatch.core.postgres.source import PostgresOptions
 from stackwatch.exporters.collector import CollectorDisabled, Intervals
-from stackwatch.exporters.postgres.query_text import normalize_query
 from stackwatch.exporters.postgres.settings import SettingsCollector
-from stackwatch.exporters.postgres.source import PostgresOptions
 from stackwatch.exporters.postgres.statements import (
     STICKY_WINDOWS,
     Counters,
@@ -20,18 +20,14 @@ from stackwatch.exporters.postgres.statements import (
     window,
 )
 from stackwatch.exporters.postgres.target import PostgresTarget
-from tests.exporters.postgres.collect import collect_once, monitor_source, value, values
+from tests.exporters.postgres.collect import collect_once, monitor_source, server_with, value, values
 from tests.fixtures.postgres import PostgresServer
 
 DB = "sw_statements"
 LOOKUP = "SELECT count(*) FROM items WHERE v = $1"
 
 
-@pytest.fixture(scope="module")
-def server(postgres_any_version: PostgresServer) -> PostgresServer:
-    postgres_any_version.create_database(DB)
-    postgres_any_version.query("CREATE TABLE IF NOT EXISTS items (v int)", dbname=DB)
-    return postgres_any_version
+server = server_with(DB, "CREATE TABLE IF NOT EXISTS items (v int)")
 
 
 def queryid(server: PostgresServer, text: str) -> str:

@@ -10,15 +10,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from stackwatch.core.postgres.source import PostgresOptions
+from stackwatch.core.postgres.tables import MIN_SEQ_SCANS, suspect_score
 from stackwatch.exporters.postgres.relations import split_top
-from stackwatch.exporters.postgres.source import PostgresOptions
-from stackwatch.exporters.postgres.tables import (
-    MIN_SEQ_SCANS,
-    OtherCounters,
-    TablesCollector,
-    suspect_score,
-)
-from tests.exporters.postgres.collect import monitor_source, value, values
+from stackwatch.exporters.postgres.tables import OtherCounters, TablesCollector
+from tests.exporters.postgres.collect import collector, monitor_source, value, values
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until
 
@@ -75,9 +71,7 @@ def server(postgres_any_version: PostgresServer) -> Iterator[PostgresServer]:
     yield server
 
 
-def collect(server: PostgresServer, **options: object) -> list:
-    with monitor_source(server, PostgresOptions(**options)) as source:  # type: ignore[arg-type]
-        return TablesCollector().collect(source)
+collect = collector(TablesCollector)
 
 
 def test_every_table_of_every_database_with_exact_counters(server: PostgresServer) -> None:

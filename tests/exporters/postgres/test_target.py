@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from stackwatch.core.postgres.connection import InvalidDSN
 from stackwatch.exporters.collector import Intervals
 from stackwatch.exporters.postgres import KIND, PostgresOptions
-from stackwatch.exporters.postgres.connection import InvalidDSN
 from stackwatch.exporters.postgres.settings import SettingsCollector
 from stackwatch.exporters.postgres.target import PostgresTarget
 from tests.fixtures.postgres import PostgresServer

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from stackwatch.cli import build_parser
+from stackwatch.core.options import resolve_options
 from stackwatch.exporters import main
-from stackwatch.exporters.options import resolve_options
 from stackwatch.exporters.process import ProcessTarget
 
 from .helpers import registry_of

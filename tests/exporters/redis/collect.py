@@ -15,9 +15,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 
-from stackwatch.exporters.redis import connection
-from stackwatch.exporters.redis.info import Info, parse_info
-from stackwatch.exporters.redis.source import OwnLookups, RedisOptions, RedisSource
+from stackwatch.core.redis import connection
+from stackwatch.core.redis.info import Info, parse_info
+from stackwatch.core.redis.source import OwnLookups, RedisOptions, RedisSource
 
 __all__ = ["canned_source", "canned_text", "poll", "real_source", "sample", "samples"]
 

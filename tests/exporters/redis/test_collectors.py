@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import redis
 
+from stackwatch.core.redis.source import CONFIG_KEYS
 from stackwatch.exporters.collector import CollectorDisabled
 from stackwatch.exporters.redis.clients import ClientsCollector
 from stackwatch.exporters.redis.commands import CommandsCollector
@@ -17,7 +18,6 @@ from stackwatch.exporters.redis.memory import MemoryCollector
 from stackwatch.exporters.redis.persistence import PersistenceCollector
 from stackwatch.exporters.redis.replication import ReplicationCollector
 from stackwatch.exporters.redis.slowlog import SlowlogCollector
-from stackwatch.exporters.redis.source import CONFIG_KEYS
 from stackwatch.exporters.redis.stats import StatsCollector
 from tests.fixtures.procs import wait_until
 

@@ -7,7 +7,7 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stackwatch.exporters.redis.info import parse_fields, parse_info, parse_number
+from stackwatch.core.redis.info import parse_fields, parse_info, parse_number
 
 from .collect import canned_text
 

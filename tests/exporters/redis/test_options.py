@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from stackwatch.core.options import OptionError, resolve_options
 from stackwatch.exporters import main
-from stackwatch.exporters.options import OptionError, resolve_options
 from stackwatch.exporters.redis import RedisTarget
 
 

@@ -12,15 +12,15 @@ import redis
 from celery import Celery
 from rq import Queue
 
-from stackwatch.exporters.redis.queue_spec import (
+from stackwatch.core.redis.queue_spec import (
     KNOWN_LAYOUTS,
     QueueSpec,
     parse_queue_option,
     parse_queue_spec,
     queue_specs,
 )
+from stackwatch.core.redis.source import RedisOptions
 from stackwatch.exporters.redis.queues import OTHER, QueuesCollector
-from stackwatch.exporters.redis.source import RedisOptions
 from tests.fixtures.redis import RedisServer
 
 from .collect import poll, real_source, sample, samples

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
+from stackwatch.core.options import OptionError
+from stackwatch.core.redis.connection import InvalidURL, parse_redis_url, url_name
+from stackwatch.core.redis.source import RedisSource
 from stackwatch.exporters.collector import Collector, Intervals, Tier
 from stackwatch.exporters.kinds import Common
-from stackwatch.exporters.options import OptionError
 from stackwatch.exporters.redis import COLLECTORS, KIND, RedisOptions, RedisTarget
-from stackwatch.exporters.redis.connection import InvalidURL, parse_redis_url, url_name
-from stackwatch.exporters.redis.source import RedisSource
 from stackwatch.exporters.server import Exporter
 from tests.fixtures.procs import free_port
 

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from stackwatch.exporters.redis.source import RedisOptions
-from stackwatch.exporters.redis.ttl_sampler import NO_PREFIX, OTHER, TtlSamplerCollector, prefix_of, sample_ttls
+from stackwatch.core.redis.source import RedisOptions
+from stackwatch.core.redis.ttl_sampler import NO_PREFIX, OTHER, prefix_of, sample_ttls
+from stackwatch.exporters.redis.ttl_sampler import TtlSamplerCollector
 
 from .collect import poll, real_source, sample, samples
 

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from .redact import redact_text
+from stackwatch.core.redact import redact_text
 
 __all__ = ["Option", "OptionError", "SafeArgumentParser", "SafeValueError", "add_options", "resolve_options",
            "markdown_table", "positive_int", "positive_float", "read_yaml", "regex"]
@@ -204,27 +204,38 @@ def resolve_options(options: Sequence[Option], namespace: argparse.Namespace,
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for opt in options:
-        given = getattr(namespace, opt.dest, None)
-        if given is not None:
-            raws, source = (given if opt.repeat else [given]), opt.flag
-        elif env.get(opt.env):
-            raws, source = _split(opt, env[opt.env]), f"${opt.env}"
-        elif opt.secret and env.get(opt.env + "_FILE"):
-            path = env[opt.env + "_FILE"]
-            try:
-                text = Path(path).read_text()
-            except OSError as error:
-                raise OptionError(f"${opt.env}_FILE: cannot read {redact_text(path)!r}: {error.strerror}") from None
-            raws, source = _split(opt, text), f"${opt.env}_FILE"
-        else:
-            default = opt.default
-            if isinstance(default, str):  # defaults are written as a user would type them
-                default = _parse(opt, default, f"default of {opt.flag}")
-            values[opt.dest] = list(default or []) if opt.repeat else default
+        given = _given(opt, namespace, env)
+        if given is None:
+            values[opt.dest] = _default(opt)
             continue
+        raws, source = given
         parsed = [_parse(opt, raw, source) for raw in raws]
         values[opt.dest] = parsed if opt.repeat else parsed[0]
     return values
+
+
+def _given(opt: Option, namespace: argparse.Namespace, env: Mapping[str, str]) -> tuple[list[str], str] | None:
+    """The raw values of ``opt`` and where they came from (the flag, the variable or its file)."""
+    given = getattr(namespace, opt.dest, None)
+    if given is not None:
+        return (given if opt.repeat else [given]), opt.flag
+    if env.get(opt.env):
+        return _split(opt, env[opt.env]), f"${opt.env}"
+    if opt.secret and env.get(opt.env + "_FILE"):
+        path = env[opt.env + "_FILE"]
+        try:
+            text = Path(path).read_text()
+        except OSError as error:
+            raise OptionError(f"${opt.env}_FILE: cannot read {redact_text(path)!r}: {error.strerror}") from None
+        return _split(opt, text), f"${opt.env}_FILE"
+    return None
+
+
+def _default(opt: Option) -> Any:
+    default = opt.default
+    if isinstance(default, str):  # defaults are written as a user would type them
+        default = _parse(opt, default, f"default of {opt.flag}")
+    return list(default or []) if opt.repeat else default
 
 
 def _split(opt: Option, text: str) -> list[str]:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stackwatch.exporters.redact import redact, redact_text
+from stackwatch.core.redact import redact, redact_text
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ..options import SafeValueError
+from stackwatch.core.options import SafeValueError
+
 from .commands import marked
 
 __all__ = ["ConnectionSettings", "InvalidDSN", "checked_dsn", "classify_error", "connect", "lost_reason", "parse_dsn"]
@@ -85,7 +86,7 @@ def _overlaps(token: str, password: str) -> bool:
 def _strip_secret(message: str, dsn: str = "") -> str:
     """libpq's parse error, safe to show: it quotes the offending token, which can be (part of)
     the password (``invalid percent-encoded token: "..."``), or the whole URI."""
-    from ..redact import redact_text
+    from stackwatch.core.redact import redact_text
 
     passwords = [p for pattern in _PASSWORDS for p in pattern.findall(dsn) if p]
 

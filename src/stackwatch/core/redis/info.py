@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Info", "parse_fields", "parse_info", "parse_number"]
+__all__ = ["Info", "command_stats", "parse_fields", "parse_info", "parse_number"]
 
 
 @dataclass(frozen=True)
@@ -80,3 +80,9 @@ def parse_info(text: str | bytes) -> Info:
     if not sections[""]:
         del sections[""]
     return Info(sections=sections, fields=flat)
+
+
+def command_stats(info: Info) -> dict[str, dict[str, str]]:
+    """commandstats fields by command name (``cmdstat_`` stripped)."""
+    return {key[len("cmdstat_"):]: parse_fields(value)
+            for key, value in info.section("commandstats").items() if key.startswith("cmdstat_")}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from stackwatch.exporters.options import Option, OptionError, add_options, markdown_table, resolve_options
+from stackwatch.core.options import Option, OptionError, add_options, markdown_table, resolve_options
 
 OPTIONS = (
     Option("--dsn", "X_DSN", "a secret", repeat=True, secret=True),

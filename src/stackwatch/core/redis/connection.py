@@ -17,7 +17,7 @@ from redis.backoff import NoBackoff
 from redis.connection import parse_url
 from redis.retry import Retry
 
-from ..redact import redact, redact_text
+from stackwatch.core.redact import redact, redact_text
 
 __all__ = ["ConnectionSettings", "InvalidURL", "checked_url", "classify_error", "connect", "parse_redis_url",
            "url_name"]

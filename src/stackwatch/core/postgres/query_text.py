@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from ..redact import redact_text
+from stackwatch.core.redact import redact_text
 
 __all__ = ["normalize_query", "redact_sql"]
 
