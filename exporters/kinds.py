@@ -6,16 +6,19 @@ A kind declares its options and collectors, and builds targets from resolved opt
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from stackwatch.core.options import Option, OptionError
 
 from .collector import Collector, Intervals
 from .target import Target
 
-__all__ = ["Common", "ExporterKind", "select_collectors"]
+__all__ = ["Common", "ConnectedKind", "ExporterKind", "select_collectors"]
+
+OptionsT = TypeVar("OptionsT")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,67 @@ class ExporterKind(Protocol):
                      common: Common) -> Target[Any] | None:
         """A target from a targets-file entry (other settings from ``values``), or None when
         the entry is for another kind."""
+
+
+class ConnectedKind(abc.ABC, Generic[OptionsT]):
+    """A kind whose targets are servers reached at an address (a DSN, a URL): PostgreSQL, Redis.
+
+    A kind declares only what differs: :attr:`targets_file_key` (the key of its targets-file
+    entries, also the ``dest`` of its address option), :meth:`check_address`,
+    :meth:`target_name`, :meth:`kind_options` and :meth:`new_target` (its target class); the
+    flags, the targets file and ``/probe`` work the same for every such kind.
+    """
+
+    prefix: str
+    title: str
+    options: Sequence[Option]
+    collectors: Sequence[type[Collector[Any]]]
+    targets_file_key: str
+
+    @abc.abstractmethod
+    def check_address(self, address: str) -> None:
+        """Raise ValueError with a message that holds no secret when ``address`` is malformed."""
+
+    @abc.abstractmethod
+    def target_name(self, address: str) -> str:
+        """A readable name of the target at ``address`` that carries no secret."""
+
+    @abc.abstractmethod
+    def kind_options(self, values: Mapping[str, Any]) -> OptionsT:
+        """The collectors' knobs from resolved option values."""
+
+    @abc.abstractmethod
+    def new_target(self, name: str, address: str, collectors: list[Collector[Any]], common: Common,
+                   options: OptionsT) -> Target[Any]:
+        """The target itself (the kind's target class)."""
+
+    def targets(self, values: Mapping[str, Any], common: Common) -> list[Target[Any]]:
+        addresses = [str(a) for a in values.get(self.targets_file_key) or []]
+        option = next(o for o in self.options if o.dest == self.targets_file_key)
+        for address in addresses:  # checked here too, so the (redacted) reason is shown
+            self._checked(address, f"{option.flag}/${option.env}")
+        if not addresses:
+            return []
+        options = self.kind_options(values)
+        return [self._target(self.target_name(a), a, common, options) for a in addresses]
+
+    def probe_target(self, name: str, entry: Mapping[str, Any], values: Mapping[str, Any],
+                     common: Common) -> Target[Any] | None:
+        if self.targets_file_key not in entry:
+            return None
+        address = self._checked(str(entry[self.targets_file_key]), f"targets file, target {name!r}")
+        return self._target(name, address, common, self.kind_options(values))
+
+    def _checked(self, address: str, where: str) -> str:
+        try:
+            self.check_address(address)
+        except ValueError as error:
+            raise OptionError(f"{where}: {error}") from None
+        return address
+
+    def _target(self, name: str, address: str, common: Common, options: OptionsT) -> Target[Any]:
+        collectors: list[Collector[Any]] = [cls() for cls in select_collectors(self, common)]
+        return self.new_target(name, address, collectors, common, options)
 
 
 def select_collectors(kind: ExporterKind, common: Common) -> list[type[Collector[Any]]]:

@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stackwatch import thresholds
-from stackwatch.core.options import Option, OptionError, positive_int, regex
+from stackwatch.core.options import Option, positive_int, regex
 from stackwatch.core.postgres.connection import ConnectionSettings, InvalidDSN, checked_dsn, parse_dsn
 from stackwatch.core.postgres.source import PostgresOptions, PostgresSource
 from stackwatch.core.redact import redact
 
 from ..collector import Collector
-from ..kinds import Common, select_collectors
-from ..target import Target
+from ..kinds import Common, ConnectedKind
 from .activity import ActivityCollector
 from .archiver import ArchiverCollector
 from .checkpointer import CheckpointerCollector
@@ -54,30 +52,34 @@ COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
 )
 
 
+#: the collectors' knobs as the dataclass declares them: every default below is written there once
+_DEFAULT = PostgresOptions()
+
 OPTIONS: Sequence[Option] = (
     Option("--postgres-dsn", "STACKWATCH_POSTGRES_DSN",
            "PostgreSQL DSN to monitor (URL or key=value); several are separated by newlines",
            repeat=True, secret=True, parse=checked_dsn, metavar="DSN"),
     Option("--pg-top-n", "STACKWATCH_PG_TOP_N", "tables/indexes exported per instance before the `other` rollup",
-           default=50, parse=positive_int, metavar="N"),
+           default=_DEFAULT.top_n, parse=positive_int, metavar="N"),
     Option("--pg-statements-top-n", "STACKWATCH_PG_STATEMENTS_TOP_N",
            "statements exported per instance (sticky union of the tops by time, calls, mean, reads, temp)",
-           default=100, parse=positive_int, metavar="N"),
+           default=_DEFAULT.statements_top_n, parse=positive_int, metavar="N"),
     Option("--pg-slow-statement-seconds", "STACKWATCH_PG_SLOW_STATEMENT_SECONDS",
            "mean execution time above which a statement counts as slow",
-           default=thresholds.POSTGRES.slow_statement_mean_seconds, parse=float, metavar="SECONDS"),
+           default=_DEFAULT.slow_statement_seconds, parse=float, metavar="SECONDS"),
     Option("--pg-slow-statement-min-calls", "STACKWATCH_PG_SLOW_STATEMENT_MIN_CALLS",
            "calls in a window below which a statement is a one-off, never counted as slow",
-           default=thresholds.POSTGRES.slow_statement_min_calls, parse=positive_int, metavar="N"),
+           default=_DEFAULT.slow_statement_min_calls, parse=positive_int, metavar="N"),
     Option("--pg-query-text-max-bytes", "STACKWATCH_PG_QUERY_TEXT_MAX_BYTES",
            "longest normalized statement text exported in pg_stat_statements_query_info (cut on a UTF-8 boundary)",
-           default=512, parse=positive_int, metavar="BYTES"),
+           default=_DEFAULT.query_text_max_bytes, parse=positive_int, metavar="BYTES"),
     Option("--pg-include-databases", "STACKWATCH_PG_INCLUDE_DATABASES",
            "regex of databases whose tables and indexes are collected", parse=regex, metavar="REGEX"),
     Option("--pg-exclude-databases", "STACKWATCH_PG_EXCLUDE_DATABASES",
            "regex of databases to skip", parse=regex, metavar="REGEX"),
     Option("--pg-statement-timeout-ms", "STACKWATCH_PG_STATEMENT_TIMEOUT_MS",
-           "statement_timeout of every exporter query", default=5000, parse=positive_int, metavar="MS"),
+           "statement_timeout of every exporter query", default=_DEFAULT.connection.statement_timeout_ms,
+           parse=positive_int, metavar="MS"),
 )
 
 
@@ -88,14 +90,23 @@ def target_name(dsn: str) -> str:
     return f"{host}:{params.get('port', '5432')}/{params.get('dbname', params.get('user', 'postgres'))}"
 
 
-class _PostgresKind:
+class _PostgresKind(ConnectedKind[PostgresOptions]):
     prefix = "pg"
     title = "PostgreSQL"
     options = OPTIONS
     collectors = COLLECTORS
     targets_file_key = "postgres_dsn"
 
-    def _options(self, values: Mapping[str, Any]) -> PostgresOptions:
+    def check_address(self, address: str) -> None:
+        try:
+            parse_dsn(address)
+        except InvalidDSN as error:
+            raise ValueError(f"{error} ({redact(address)})") from None
+
+    def target_name(self, address: str) -> str:
+        return target_name(address)
+
+    def kind_options(self, values: Mapping[str, Any]) -> PostgresOptions:
         return PostgresOptions(
             top_n=values["pg_top_n"],
             statements_top_n=values["pg_statements_top_n"],
@@ -107,24 +118,9 @@ class _PostgresKind:
             connection=ConnectionSettings(statement_timeout_ms=values["pg_statement_timeout_ms"]),
         )
 
-    def _target(self, name: str, dsn: str, common: Common, options: PostgresOptions) -> PostgresTarget:
-        collectors = [cls() for cls in select_collectors(self, common)]
-        return PostgresTarget(name, dsn, collectors, common.intervals, options)
-
-    def targets(self, values: Mapping[str, Any], common: Common) -> list[Target[Any]]:
-        options = self._options(values)
-        return [self._target(target_name(dsn), dsn, common, options) for dsn in values.get("postgres_dsn") or []]
-
-    def probe_target(self, name: str, entry: Mapping[str, Any], values: Mapping[str, Any],
-                     common: Common) -> Target[Any] | None:
-        if self.targets_file_key not in entry:
-            return None
-        dsn = str(entry[self.targets_file_key])
-        try:
-            parse_dsn(dsn)
-        except InvalidDSN as error:
-            raise OptionError(f"targets file, target {name!r}: {error} ({redact(dsn)})") from None
-        return self._target(name, dsn, common, self._options(values))
+    def new_target(self, name: str, address: str, collectors: list[Collector[Any]], common: Common,
+                   options: PostgresOptions) -> PostgresTarget:
+        return PostgresTarget(name, address, collectors, common.intervals, options)
 
 
 KIND = _PostgresKind()

@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stackwatch.core.options import Option, OptionError, positive_float, positive_int
-from stackwatch.core.redis.connection import ConnectionSettings, InvalidURL, parse_redis_url, url_name
+from stackwatch.core.options import Option, positive_float, positive_int
+from stackwatch.core.redis.connection import ConnectionSettings, parse_redis_url, url_name
 from stackwatch.core.redis.queue_spec import SYSTEMS, parse_queue_option, queue_specs
 from stackwatch.core.redis.source import RedisOptions, RedisSource
 
 from ..collector import Collector
-from ..kinds import Common, select_collectors
-from ..target import Target
+from ..kinds import Common, ConnectedKind
 from .clients import ClientsCollector
 from .commands import CommandsCollector
 from .config import ConfigCollector
@@ -59,24 +58,28 @@ def _delimiter(text: str) -> str:
     return text
 
 
+#: the collectors' knobs as the dataclass declares them: every default below is written there once
+_DEFAULT = RedisOptions()
+
 OPTIONS: Sequence[Option] = (
     Option("--redis-url", "STACKWATCH_REDIS_URL",
            "Redis to monitor: redis://[user:password@]host:port/db, or rediss:// for TLS "
            "(?ssl_ca_certs=PATH for a private CA); newline-separated in the environment",
            repeat=True, secret=True, metavar="URL"),
     Option("--redis-timeout-seconds", "STACKWATCH_REDIS_TIMEOUT_SECONDS",
-           "socket connect and read timeout of the exporter's Redis connection", default=5.0,
-           parse=positive_float, metavar="SECONDS"),
+           "socket connect and read timeout of the exporter's Redis connection",
+           default=_DEFAULT.connection.socket_timeout, parse=positive_float, metavar="SECONDS"),
     Option("--redis-ttl-sample-keys", "STACKWATCH_REDIS_TTL_SAMPLE_KEYS",
-           "most keys the TTL sampler checks per run (one PTTL each)", default=10_000, parse=positive_int,
-           metavar="N"),
+           "most keys the TTL sampler checks per run (one PTTL each)", default=_DEFAULT.ttl_sample_keys,
+           parse=positive_int, metavar="N"),
     Option("--redis-ttl-sample-seconds", "STACKWATCH_REDIS_TTL_SAMPLE_SECONDS",
-           "most seconds one TTL sampler run may take", default=2.0, parse=positive_float, metavar="SECONDS"),
+           "most seconds one TTL sampler run may take", default=_DEFAULT.ttl_sample_seconds, parse=positive_float,
+           metavar="SECONDS"),
     Option("--redis-ttl-prefixes-max", "STACKWATCH_REDIS_TTL_PREFIXES_MAX",
-           "key prefixes reported by the TTL sampler before the `(other)` group", default=20,
+           "key prefixes reported by the TTL sampler before the `(other)` group", default=_DEFAULT.ttl_prefixes_max,
            parse=positive_int, metavar="N"),
     Option("--redis-ttl-prefix-delimiter", "STACKWATCH_REDIS_TTL_PREFIX_DELIMITER",
-           "a key's prefix is the text before the first occurrence of this", default=":",
+           "a key's prefix is the text before the first occurrence of this", default=_DEFAULT.ttl_prefix_delimiter,
            parse=_delimiter, metavar="TEXT"),
     Option("--redis-queue", "STACKWATCH_REDIS_QUEUES",
            f"job queues to read, as SYSTEM:PATTERN (SYSTEM one of {', '.join(SYSTEMS)}; PATTERN a key or a "
@@ -84,54 +87,39 @@ OPTIONS: Sequence[Option] = (
            "arq, Dramatiq, Bull, Celery's default queue; within the SCAN budgets); one per line in the "
            "environment", repeat=True, parse=parse_queue_option, metavar="SYSTEM:PATTERN"),
     Option("--redis-queues-max", "STACKWATCH_REDIS_QUEUES_MAX",
-           "queues per system exported by name before the `(other)` rollup", default=50, parse=positive_int,
-           metavar="N"),
+           "queues per system exported by name before the `(other)` rollup", default=_DEFAULT.queues_max,
+           parse=positive_int, metavar="N"),
 )
 
 
-class _RedisKind:
+class _RedisKind(ConnectedKind[RedisOptions]):
     prefix = "redis"
     title = "Redis"
     options = OPTIONS
     collectors = COLLECTORS
     targets_file_key = "redis_url"
 
-    def _options(self, values: Mapping[str, Any]) -> RedisOptions:
-        timeout = values.get("redis_timeout_seconds") or 5.0
+    def check_address(self, address: str) -> None:
+        parse_redis_url(address)
+
+    def target_name(self, address: str) -> str:
+        return url_name(address)
+
+    def kind_options(self, values: Mapping[str, Any]) -> RedisOptions:
+        timeout = values.get("redis_timeout_seconds") or _DEFAULT.connection.socket_timeout
         return RedisOptions(
-            ttl_sample_keys=values.get("redis_ttl_sample_keys") or 10_000,
-            ttl_sample_seconds=values.get("redis_ttl_sample_seconds") or 2.0,
-            ttl_prefixes_max=values.get("redis_ttl_prefixes_max") or 20,
-            ttl_prefix_delimiter=values.get("redis_ttl_prefix_delimiter") or ":",
+            ttl_sample_keys=values.get("redis_ttl_sample_keys") or _DEFAULT.ttl_sample_keys,
+            ttl_sample_seconds=values.get("redis_ttl_sample_seconds") or _DEFAULT.ttl_sample_seconds,
+            ttl_prefixes_max=values.get("redis_ttl_prefixes_max") or _DEFAULT.ttl_prefixes_max,
+            ttl_prefix_delimiter=values.get("redis_ttl_prefix_delimiter") or _DEFAULT.ttl_prefix_delimiter,
             queues=queue_specs(values.get("redis_queue")),
-            queues_max=values.get("redis_queues_max") or 50,
+            queues_max=values.get("redis_queues_max") or _DEFAULT.queues_max,
             connection=ConnectionSettings(socket_timeout=timeout, connect_timeout=timeout),
         )
 
-    def _target(self, name: str, url: str, common: Common, options: RedisOptions) -> RedisTarget:
-        collectors = [cls() for cls in select_collectors(self, common)]
-        return RedisTarget(name, url, collectors, common.intervals, options)
-
-    def targets(self, values: Mapping[str, Any], common: Common) -> list[Target[Any]]:
-        options = self._options(values)
-        urls = values.get("redis_url") or []
-        for url in urls:  # checked here, not in Option.parse, so the (redacted) reason is shown
-            try:
-                parse_redis_url(url)
-            except InvalidURL as error:
-                raise OptionError(f"--redis-url/$STACKWATCH_REDIS_URL: {error}") from None
-        return [self._target(url_name(url), url, common, options) for url in urls]
-
-    def probe_target(self, name: str, entry: Mapping[str, Any], values: Mapping[str, Any],
-                     common: Common) -> Target[Any] | None:
-        if self.targets_file_key not in entry:
-            return None
-        url = str(entry[self.targets_file_key])
-        try:
-            parse_redis_url(url)
-        except InvalidURL as error:
-            raise OptionError(f"targets file, target {name!r}: {error}") from None
-        return self._target(name, url, common, self._options(values))
+    def new_target(self, name: str, address: str, collectors: list[Collector[Any]], common: Common,
+                   options: RedisOptions) -> RedisTarget:
+        return RedisTarget(name, address, collectors, common.intervals, options)
 
 
 KIND = _RedisKind()
