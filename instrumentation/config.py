@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from stackwatch.core.options import non_negative_float, positive_float, positive_int, ratio
 from stackwatch.core.redact import redact
 from stackwatch.thresholds import HTTP
 
@@ -52,44 +53,22 @@ def _bool(key: str, raw: str) -> bool:
     raise ConfigError(f"{key}: expected true/false, got {raw!r}")
 
 
-def _ratio(key: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{key}: expected a number between 0 and 1, got {raw!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{key}: expected a number between 0 and 1, got {raw!r}")
-    return value
+def _number(parse: Callable[[str], Any], expected: str) -> Callable[[str, str], Any]:
+    """A setting parser made of one of the shared number parsers (:mod:`stackwatch.core.options`,
+    the exporter's and the check's too); its error names the key, what was expected and the value."""
+    def parsed(key: str, raw: str) -> Any:
+        try:
+            return parse(raw)
+        except ValueError:
+            raise ConfigError(f"{key}: expected {expected}, got {raw!r}") from None
+
+    return parsed
 
 
-def _positive_float(key: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ConfigError(f"{key}: expected a positive number of seconds, got {raw!r}")
-    return value
-
-
-def _positive_int(key: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{key}: expected a positive integer, got {raw!r}")
-    return value
-
-
-def _seconds(key: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise ConfigError(f"{key}: expected a number of seconds >= 0, got {raw!r}")
-    return value
+_ratio = _number(ratio, "a number between 0 and 1")
+_positive_float = _number(positive_float, "a positive number of seconds")
+_positive_int = _number(positive_int, "a positive integer")
+_seconds = _number(non_negative_float, "a number of seconds >= 0")
 
 
 def _statements(key: str, raw: str) -> tuple[str, ...]:

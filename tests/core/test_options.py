@@ -5,7 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from stackwatch.core.options import Option, OptionError, add_options, markdown_table, resolve_options
+from stackwatch.core.options import (
+    Option,
+    OptionError,
+    add_options,
+    markdown_table,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    ratio,
+    resolve_options,
+)
 
 OPTIONS = (
     Option("--dsn", "X_DSN", "a secret", repeat=True, secret=True),
@@ -93,3 +103,19 @@ def test_a_yaml_syntax_error_names_the_place_not_the_line(tmp_path: Path, text: 
     message = str(error.value)
     assert message.startswith(f"--targets-file: {str(path)!r} is not valid YAML at line ")
     assert "hunter2" not in message and "postgresql://" not in message
+
+
+@pytest.mark.parametrize(("parse", "good", "bad"), [
+    (positive_float, ["0.5", "300"], ["0", "-1", "inf", "nan", "x"]),
+    (non_negative_float, ["0", "2.5"], ["-0.1", "inf", "nan", "x"]),
+    (ratio, ["0", "0.25", "1"], ["1.01", "-0.5", "nan", "x"]),
+    (positive_int, ["1", "10000"], ["0", "-3", "1.5", "x"]),
+])
+def test_one_family_of_number_parsers(parse, good: list[str], bad: list[str]) -> None:
+    """The parsers the exporter, the check and the instrumentation share (issue 16: durations
+    reject inf, nan, 0 and negatives)."""
+    expected = [int(text) if parse is positive_int else float(text) for text in good]
+    assert [parse(text) for text in good] == expected
+    for text in bad:
+        with pytest.raises(ValueError):
+            parse(text)

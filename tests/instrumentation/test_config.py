@@ -85,6 +85,11 @@ def test_keyword_arguments_win_over_the_environment():
         ({"STACKWATCH_METRICS_PORT": "70000"}, "STACKWATCH_METRICS_PORT: expected a TCP port"),
         ({"STACKWATCH_N_PLUS_ONE_THRESHOLD": "0"}, "STACKWATCH_N_PLUS_ONE_THRESHOLD: expected a positive integer"),
         ({"STACKWATCH_HEALTH_TIMEOUT": "-1"}, "STACKWATCH_HEALTH_TIMEOUT"),
+        # the exporter's and the check's duration parsers: inf and nan are no durations
+        ({"STACKWATCH_HEALTH_TIMEOUT": "nan"}, "STACKWATCH_HEALTH_TIMEOUT: expected a positive number of seconds"),
+        ({"STACKWATCH_HEALTH_TIMEOUT": "inf"}, "STACKWATCH_HEALTH_TIMEOUT: expected a positive number of seconds"),
+        ({"STACKWATCH_N_PLUS_ONE_MIN_DURATION": "inf"}, "STACKWATCH_N_PLUS_ONE_MIN_DURATION: expected a number of "
+                                                       "seconds >= 0, got 'inf'"),
         ({"STACKWATCH_TRACES": "maybe"}, "STACKWATCH_TRACES: expected true/false, got 'maybe'"),
         ({"STACKWATCH_METRICS_PATH": "metrics"}, "STACKWATCH_METRICS_PATH: expected a path starting with '/'"),
     ],

@@ -22,7 +22,8 @@ import yaml
 from stackwatch.core.redact import redact_text
 
 __all__ = ["Option", "OptionError", "SafeArgumentParser", "SafeValueError", "add_options", "resolve_options",
-           "markdown_table", "positive_int", "positive_float", "read_yaml", "regex"]
+           "markdown_table", "non_negative_float", "positive_int", "positive_float", "ratio", "read_yaml",
+           "regex"]
 
 
 class OptionError(ValueError):
@@ -71,6 +72,22 @@ def positive_float(text: str) -> float:
     value = float(text)
     if not (value > 0 and math.isfinite(value)):
         raise ValueError("must be a positive, finite number")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """Parser for durations where 0 means "off" (``inf`` and ``nan`` are not durations)."""
+    value = float(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError("must be a finite number >= 0")
+    return value
+
+
+def ratio(text: str) -> float:
+    """Parser for shares and sample rates: a number from 0 to 1."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be a number between 0 and 1")
     return value
 
 
