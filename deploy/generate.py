@@ -25,6 +25,7 @@ from pathlib import Path
 from alerts.catalog import GROUPS
 from alerts.generate import check_expressions, dump_yaml, rule_groups
 from dashboards.generate import render_all
+from stackwatch.core import generated
 
 __all__ = ["CHART", "MANIFESTS", "ROOT", "chart_files", "helm", "main", "render_manifests"]
 
@@ -84,16 +85,8 @@ def render_manifests(chart_dir: Path, values: Sequence[Path] = (), release: str 
 
 def _write(root: Path, files: dict[str, str], check: bool) -> list[str]:
     """Write (or with ``check`` only compare) ``files``; return the paths that differ."""
-    differ = []
-    for rel, content in files.items():
-        path = root / rel
-        if path.exists() and path.read_text(encoding="utf-8") == content:
-            continue
-        differ.append(rel)
-        if not check:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content, encoding="utf-8")
-    return differ
+    paths = {root / rel: content for rel, content in files.items()}
+    return [str(path.relative_to(root)) for path in (generated.stale(paths) if check else generated.write(paths))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
