@@ -222,6 +222,13 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemostrecent",
         )
+        self.cache_control = Counter(
+            "http_server_responses_cache_control",
+            "HTTP server responses by route and Cache-Control class "
+            "(public-immutable|public|private-no-cache|no-store|none).",
+            ["http_route", "cache_control"],
+            registry=registry,
+        )
         self.instrumentation_info = InfoSeries(registry)
 
     def db_duration_child(self, system: str, operation: str) -> Any:

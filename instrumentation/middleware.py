@@ -23,6 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from .cache_control import CacheControlCounter
 from .config import Settings
 from .headers import HeaderCapture
 from .metrics import Metrics, gauge_adder, observe
@@ -85,6 +86,7 @@ class StackwatchMiddleware:
         excluded = settings.excluded_urls
         self.excluded = re.compile("|".join(f"(?:{p})" for p in excluded)) if excluded else None
         self.templates = RouteTemplates()
+        self.cache_control = CacheControlCounter(metrics.cache_control) if metrics is not None else None
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self._queries: dict[str, Any] = {}
         self._active: dict[str, Any] = {}
@@ -184,6 +186,8 @@ class StackwatchMiddleware:
             if metrics is not None:
                 active(-1)  # type: ignore[misc]
                 self._observe(metrics, method, route, status, elapsed, span, queries, received, sent_bytes)
+            if self.cache_control is not None:
+                self.cache_control.count(route, response_start)
             if annotate:
                 self._end_span(span, scope, method, route, status, error, response_start, owned)
             if sentry_request is not None:
