@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from stackwatch.core.text import byte_size
 from stackwatch.promql import (
     cache_request_rate,
+    instance_request_share,
+    instances_up,
     le_matcher,
     n_plus_one_detections,
     pool_wait_mean,
@@ -60,6 +62,7 @@ EW = EVENT_WINDOW
 PCT = value_as("humanizePercentage")
 SECS = value_as("humanizeDuration")
 COUNT = '{{ $value | printf "%.0f" }}'
+TIMES = '{{ $value | printf "%.2f" }}'
 EXPORTER = SELECTORS.exporter
 SERVICES = SELECTORS.services
 PG = f"PostgreSQL {label('server')}"
@@ -86,6 +89,7 @@ REDIS_HIT_RATIO = f"instance:redis_keyspace_hits:ratio_rate{W}"
 CACHE_REQUESTS = f"job_cache:cache_requests:rate{W}"
 CACHE_HIT_RATIO = f"job_cache:cache_requests_hits:ratio_rate{W}"
 PG_SATURATION = "instance:pg_connections:saturation_ratio"
+SHARE_BY_INSTANCE = f"job_instance:http_server_requests:share_rate{W}"
 
 _PG_BY = "job, instance, server"
 
@@ -164,6 +168,10 @@ def _recording() -> tuple[Record, ...]:
                f" / {CACHE_REQUESTS}",
                meaning="share of application cache lookups that hit (0 when none ever hit)"),
     ]
+    balancing = [
+        Record(SHARE_BY_INSTANCE, instance_request_share(W),
+               meaning="each instance's share of its service's requests (what the load balancer did)"),
+    ]
     saturation = [
         # the exporter's own ratio also leaves out reserved_connections (PostgreSQL 16+), as
         # stackwatch check does: max_connections - superuser_reserved_connections alone overstates
@@ -172,7 +180,7 @@ def _recording() -> tuple[Record, ...]:
                meaning="PostgreSQL client connections over the slots ordinary roles may use "
                        "(max_connections - superuser_reserved_connections - reserved_connections)"),
     ]
-    return (*latency, *errors, *caches, *saturation)
+    return (*latency, *errors, *caches, *balancing, *saturation)
 
 
 def _self_metric(suffix: str) -> str:
@@ -835,6 +843,55 @@ def _service() -> tuple[Alert, ...]:
             runbook="service", dashboard="service",
             threshold=f"< {percent(CACHE.hit_ratio)} (with > {num(CACHE.min_requests_per_second)} lookup/s)",
             meaning=f"application cache hits over lookups, by service and cache, {W} rate",
+        ),
+        *_load_balancing(),
+    )
+
+
+def _load_balancing() -> tuple[Alert, ...]:
+    """The load balancer seen from the instances it feeds: each one's share of the service's
+    requests against its fair share (1 / instances up), while the service has traffic."""
+    fair = f"{SHARE_BY_INSTANCE} * on (job) group_left {instances_up()}"
+    busy = f"on (job) {REQUESTS_BY_JOB} > {num(HTTP.min_requests_per_second)}"
+    instance = f"{label('instance')} of {label('job')}"
+    return (
+        Alert(
+            alert="HttpTrafficImbalanced",
+            expr=(f"{fair} > {num(HTTP.instance_share_high)} and on (job) {instances_up()} >= 2 and {busy}"
+                  f" unless on (job) ({fair} < {num(HTTP.instance_share_low)})"),
+            for_=FOR.http_traffic_imbalanced,
+            severity="warning",
+            summary=f"{instance} takes {TIMES}x its fair share of the requests",
+            description=(
+                f"{label('instance')} served {TIMES} times its fair share (1 / instances "
+                f"up) of the requests to {label('job')} over the last {W} (threshold "
+                f"{num(HTTP.instance_share_high)}x): the load balancer is not spreading the load. Look for "
+                "session affinity (ip_hash, sticky cookies), a client holding one keep-alive connection, "
+                "weights, or the other instances failing their readiness check."
+            ),
+            runbook="service", dashboard="service",
+            threshold=f"> {num(HTTP.instance_share_high)}x the fair share (with >= 2 instances up)",
+            meaning="an instance's share of its service's requests over 1 / instances up",
+        ),
+        Alert(
+            alert="HttpInstanceOutOfRotation",
+            expr=(
+                f"(up{{{SERVICES}}} == 0 or {fair} < {num(HTTP.instance_share_low)})"
+                f" and {busy} unless on (job) (max by (job) (up{{{SERVICES}}}) == 0)"
+            ),
+            for_=FOR.http_instance_out_of_rotation,
+            severity="warning",
+            summary=f"{instance} is out of rotation",
+            description=(
+                f"{label('instance')} is down, or got less than {num(HTTP.instance_share_low)}x its fair share of "
+                f"the requests to {label('job')} over the last {W}, while the other instances serve: the load "
+                "balancer has taken it out of rotation (failed health checks, marked down, missing from the "
+                "upstream) and the service runs on less capacity than deployed. Its /health/ready body says "
+                "which dependency fails; the load balancer's log says why it stopped sending."
+            ),
+            runbook="service", dashboard="service",
+            threshold=f"down, or < {num(HTTP.instance_share_low)}x the fair share while the service has traffic",
+            meaning="an instance of a service with traffic is down or receives (almost) none of it",
         ),
     )
 

@@ -5,9 +5,10 @@ Standard library only: imported at runtime by the CLI.
 
 from __future__ import annotations
 
-from stackwatch.thresholds import POSTGRES, UNJUDGED_COMMANDS
+from stackwatch.thresholds import POSTGRES, SELECTORS, UNJUDGED_COMMANDS
 
-__all__ = ["TTL_COMMANDS", "cache_request_rate", "http_request_quantile", "http_request_rate", "job_queue_oldest_age",
+__all__ = ["TTL_COMMANDS", "cache_request_rate", "http_request_quantile", "http_request_rate", "instance_request_share",
+           "instances_up", "job_queue_oldest_age",
            "le_matcher", "n_plus_one_detections", "pool_wait_mean", "redis_lookup_rate", "statement_mean_seconds"]
 
 
@@ -119,3 +120,19 @@ def le_matcher(boundary: float) -> str:
     text = repr(float(boundary))
     spellings = [text, text.removesuffix(".0")] if text.endswith(".0") else [text]
     return 'le=~"' + "|".join(s.replace(".", "\\\\.") for s in spellings) + '"'
+
+
+def instance_request_share(window: str) -> str:
+    """Each instance's share (0..1) of its service's requests over ``window``, by ``job, instance``.
+
+    Read from the instrumentation on every instance (what the load balancer actually did, whichever
+    balancer it is); services without requests in the window are left out (no NaN).
+    """
+    rate = http_request_rate("job, instance", window)
+    return f"{rate} / on (job) group_left () (sum by (job) ({rate}) > 0)"
+
+
+def instances_up() -> str:
+    """How many instances of each instrumented service Prometheus scrapes successfully, by ``job``:
+    the count an instance's fair share of the traffic (1 / n) is reckoned with."""
+    return f"count by (job) (up{{{SELECTORS.services}}} == 1)"

@@ -190,6 +190,17 @@ class HttpThresholds:
     n_plus_one_detections: int = 0
     #: responses over 1 KiB gain from gzip; smaller ones cost more CPU than they save.
     compression_min_bytes: int = 1024
+    #: load balancing needs somewhere to balance to: fewer instances is a single point of failure.
+    min_instances: int = 2
+    #: an instance taking 1.5x its fair share (75% of two instances' requests) is not balanced:
+    #: least_conn keeps instances of equal speed within a few percent of each other.
+    instance_share_high: float = 1.5
+    #: under a tenth of its fair share (5% of two instances' requests) an instance that is up gets
+    #: no real traffic: the load balancer has taken it out of rotation.
+    instance_share_low: float = 0.1
+    #: fingerprinted static assets never change under their name: cache them for a year (the
+    #: checklist's ``public, max-age=31536000, immutable``).
+    static_max_age_seconds: int = 31_536_000
 
 
 @dataclass(frozen=True)
@@ -289,6 +300,10 @@ class ForDurations:
     target_down: str = "5m"
     service_down: str = "2m"
     http_traffic_absent: str = "10m"
+    #: least_conn evens out within minutes; a quarter of an hour of skew is a setup problem
+    http_traffic_imbalanced: str = "15m"
+    #: a replica out of rotation is capacity lost: worth a look within minutes, not seconds (deploys)
+    http_instance_out_of_rotation: str = "5m"
     #: the SRE workbook's multi-window alerts need no long "for": the short window already
     #: confirms the burn is still going on
     slo_error_budget_page: str = "2m"
