@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackwatch.cache_headers import directives as parse
+
 __all__ = ["CLASSES", "CacheControlCounter", "cache_control_class"]
 
 #: every label value, most restrictive first
@@ -35,8 +37,7 @@ def cache_control_class(value: str | None) -> str:
     """The class of a ``Cache-Control`` header value (``None``: no header)."""
     if value is None:
         return "none"
-    directives = {part.strip().lower().partition("=")[0].strip(): part.partition("=")[2].strip().strip('"')
-                  for part in value.split(",") if part.strip()}
+    directives = parse(value)
     if not directives:
         return "none"
     if "no-store" in directives:

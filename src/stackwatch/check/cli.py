@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 from stackwatch.core.options import Option, OptionError, add_options, positive_float, positive_int, resolve_options
 from stackwatch.core.redact import redact_text
 
-from .items import APP_ITEMS, POSTGRES_ITEMS, PROMETHEUS_ITEMS, REDIS_ITEMS
+from .items import APP_ITEMS, CACHE_CONTROL, CDN, LOAD_BALANCING, POSTGRES_ITEMS, PROMETHEUS_ITEMS, REDIS_ITEMS
 from .model import Status
 from .render import FORMATS, render
 from .runner import Budget, Progress, Report, Source, run_checks
@@ -86,6 +86,9 @@ OPTIONS: Sequence[Option] = (
            metavar="URL"),
     Option("--app-url", "STACKWATCH_APP_URL", "base URL of the service, for its health endpoint, compression "
            "and /metrics", secret=True, parse=_http_url, metavar="URL"),
+    Option("--static-url", "STACKWATCH_STATIC_URL", "URL of one fingerprinted static asset as users fetch it "
+           "(through the CDN when there is one), for its Cache-Control and the CDN item", secret=True,
+           parse=_http_url, metavar="URL"),
     Option("--format", "STACKWATCH_CHECK_FORMAT", "table, json or markdown", default="table",
            parse=_choice(*FORMATS), metavar="FORMAT"),
     Option("--fail-on", "STACKWATCH_CHECK_FAIL_ON", "lowest status that makes the exit code 1: fail or warn",
@@ -139,7 +142,7 @@ def _secrets(values: dict[str, Any]) -> list[str]:
         from stackwatch.core.postgres.connection import parse_dsn
 
         found.append(parse_dsn(values["postgres_dsn"]).get("password", ""))
-    for key in ("redis_url", "prometheus_url", "app_url"):
+    for key in ("redis_url", "prometheus_url", "app_url", "static_url"):
         if values[key]:
             password = urlsplit(values[key]).password or ""
             found += [password, unquote(password)]  # as written, and as sent (p%40ss is p@ss)
@@ -192,11 +195,37 @@ def sources(values: dict[str, Any], budget: Budget) -> list[Source]:
 
         application = AppSeriesCheck(prom_url).run
     return [
+        *_delivery_sources(values),
         Source("postgres", POSTGRES_ITEMS, pg, "pass --postgres-dsn"),
         Source("prometheus", PROMETHEUS_ITEMS, prom, "pass --prometheus-url (the Prometheus scraping the "
                "service and the stackwatch exporter)"),
         Source("redis", REDIS_ITEMS, redis_check, "pass --redis-url"),
         Source("app", APP_ITEMS, application, "pass --app-url"),
+    ]
+
+
+def _delivery_sources(values: dict[str, Any]) -> list[Source]:
+    """How responses reach users: Cache-Control, the CDN and the load balancer."""
+    prom_url, static_url, app_url = values["prometheus_url"], values["static_url"], values["app_url"]
+    cache_control = cdn = balancing = None
+    if static_url or prom_url:
+        from .cache_control import CacheControlCheck
+
+        cache_control = CacheControlCheck(static_url, prom_url).run
+    if static_url:
+        from .cdn import CdnCheck
+
+        cdn = CdnCheck(static_url).run
+    if prom_url:
+        from .load_balancing import LoadBalancingCheck
+
+        balancing = LoadBalancingCheck(prom_url, app_url).run
+    return [
+        Source("cache-control", (CACHE_CONTROL,), cache_control, "pass --static-url (a fingerprinted static "
+               "asset) and --prometheus-url (the services' http_server_responses_cache_control_total)"),
+        Source("cdn", (CDN,), cdn, "pass --static-url (a static asset's public URL)"),
+        Source("load-balancing", (LOAD_BALANCING,), balancing, "pass --prometheus-url (the Prometheus scraping "
+               "every instance of the service) and --app-url (the load balancer's address)"),
     ]
 
 
@@ -207,10 +236,10 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO |
     except OptionError as error:
         print(f"stackwatch check: {redact_text(str(error))}", file=err)
         return 2
-    given = [values[k] for k in ("postgres_dsn", "redis_url", "prometheus_url", "app_url")]
+    given = [values[k] for k in ("postgres_dsn", "redis_url", "prometheus_url", "app_url", "static_url")]
     if not any(given):
         print("stackwatch check: nothing to check: pass at least one of --postgres-dsn, --redis-url, "
-              "--prometheus-url, --app-url (or their STACKWATCH_* variables)", file=err)
+              "--prometheus-url, --app-url, --static-url (or their STACKWATCH_* variables)", file=err)
         return 2
     budget = Budget(values["deadline"], values["timeout"])
     checks = sources(values, budget)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .model import Item
 
-__all__ = ["APP_ITEMS", "POSTGRES_ITEMS", "PROMETHEUS_ITEMS", "REDIS_ITEMS"]
+__all__ = ["APP_ITEMS", "CACHE_CONTROL", "CDN", "LOAD_BALANCING", "POSTGRES_ITEMS", "PROMETHEUS_ITEMS", "REDIS_ITEMS"]
 
 _DB = "Database"
 MISSING_INDEXES = Item("pg.missing_indexes", _DB, "Indexes on frequently queried columns")
@@ -56,3 +56,8 @@ HEALTH = Item("app.health", "Application", "Health checks implemented")
 COMPRESSION = Item("app.compression", "Application", "Response compression enabled (gzip)")
 METRICS = Item("app.metrics", "Application", "Metrics endpoint (/metrics) for Prometheus")
 APP_ITEMS = (HEALTH, COMPRESSION, METRICS)
+
+CACHE_CONTROL = Item("app.cache_control", _CACHE, "CDN for static assets: Cache-Control on static assets and API "
+                     "responses")
+CDN = Item("app.cdn", _CACHE, "CDN for static assets")
+LOAD_BALANCING = Item("ops.load_balancing", "Application", "Load balancing configured")
