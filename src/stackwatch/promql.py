@@ -8,8 +8,8 @@ from __future__ import annotations
 from stackwatch.thresholds import POSTGRES, SELECTORS, UNJUDGED_COMMANDS
 
 __all__ = ["TTL_COMMANDS", "cache_request_rate", "http_request_quantile", "http_request_rate", "instance_request_share",
-           "instances_up", "job_queue_oldest_age",
-           "le_matcher", "n_plus_one_detections", "pool_wait_mean", "redis_lookup_rate", "statement_mean_seconds"]
+           "instances_up", "job_queue_oldest_age", "le_matcher", "n_plus_one_detections", "pool_wait_mean",
+           "recent_increase", "redis_lookup_rate", "statement_mean_seconds"]
 
 
 #: commands that read a key's TTL: stackwatch's TTL sampling (the exporter's sampler and
@@ -52,16 +52,20 @@ def cache_request_rate(by: str, window: str, result: str | None = None) -> str:
 
 
 def n_plus_one_detections(window: str, by: str | None = None, selector: str = "") -> str:
-    """N+1 detections (``db_client_n_plus_one_total``) in the last ``window``, summed ``by``.
-
-    The instrumentation creates a route's counter with its first detection, so a series born
-    inside the window starts at its first value and ``increase()`` alone sees nothing of it
-    (or only what came after). Series that existed a window ago count their increase; younger
-    ones count their whole value.
-    """
-    series = f"db_client_n_plus_one_total{selector}"
+    """N+1 detections (``db_client_n_plus_one_total``) in the last ``window``, summed ``by``
+    (a route's counter is born with its first detection: :func:`recent_increase`)."""
     total = "sum" if by is None else f"sum by ({by})"
-    return f"{total} ((increase({series}[{window}]) and {series} offset {window}) or {series})"
+    return f"{total} ({recent_increase(f'db_client_n_plus_one_total{selector}', window)})"
+
+
+def recent_increase(series: str, window: str) -> str:
+    """What an application counter counted in the last ``window``, new series included.
+
+    The instrumentation creates a counter's child with its first event, so a series born inside
+    the window starts at its first value and ``increase()`` alone sees nothing of it (or only what
+    came after). Series that existed a window ago count their increase; younger ones their whole value.
+    """
+    return f"(increase({series}[{window}]) and {series} offset {window}) or {series}"
 
 
 def pool_wait_mean(by: str, window: str, selector: str = "") -> str:

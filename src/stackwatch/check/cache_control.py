@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from stackwatch.exporters.redact import redact
 
 from ..cache_headers import directives as parse
+from ..promql import recent_increase
 from ..thresholds import HTTP, RATE_WINDOW
 from .items import CACHE_CONTROL
 from .model import Finding, Status
@@ -94,7 +95,7 @@ class CacheControlCheck:
         try:
             rows = Prometheus(self.prometheus_url, budget).query(
                 "sum by (job, http_route, cache_control) "
-                f"(increase(http_server_responses_cache_control_total[{RATE_WINDOW}]))")
+                f"({recent_increase('http_server_responses_cache_control_total', RATE_WINDOW)})")
         except PrometheusError as error:
             return Status.UNKNOWN, f"API responses not checked: {error}", "check --prometheus-url"
         totals: dict[tuple[str, str], float] = {}
