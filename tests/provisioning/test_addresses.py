@@ -39,6 +39,8 @@ def references() -> Iterator[tuple[str, str]]:
     for path in (PROVISIONING / "grafana" / "datasources").glob("*.yml"):
         for source in load_yaml(path)["datasources"]:
             yield f"{path.name} {source['name']}", source["url"]
+    for upstream in re.findall(r"(?m)^\s*server (\S+?)[ ;]", (PROVISIONING / "nginx" / "nginx.conf").read_text()):
+        yield "nginx upstream", upstream
     collector = load_yaml(PROVISIONING / "otel-collector" / "config.yml")
     for name, exporter in collector["exporters"].items():
         yield f"otel-collector exporter {name}", exporter["endpoint"]
@@ -58,7 +60,7 @@ def test_references_were_found() -> None:
     wheres = " ".join(where for where, _ in REFERENCES)
     for expected in ("job stackwatch-exporter", "job demo", "job prometheus", "job alertmanager",
                      "job otel-collector", "alerting", "Prometheus", "Tempo", "Alertmanager", "otlp/tempo",
-                     "OTEL_EXPORTER_OTLP_ENDPOINT", "STACKWATCH_POSTGRES_DSN", "STACKWATCH_REDIS_URL"):
+                     "OTEL_EXPORTER_OTLP_ENDPOINT", "STACKWATCH_POSTGRES_DSN", "STACKWATCH_REDIS_URL", "nginx upstream"):
         assert expected in wheres
 
 
@@ -91,8 +93,11 @@ def test_services_listen_where_they_say() -> None:
     }
     exporter = defined["stackwatch-exporter"]
     assert exposed_ports(exporter) == {_port(exporter["environment"]["STACKWATCH_LISTEN"])}
-    demo = defined["demo"]["command"]
-    assert exposed_ports(defined["demo"]) == {int(demo[demo.index("--port") + 1])}
+    for replica in ("demo-1", "demo-2"):
+        demo = defined[replica]["command"]
+        assert exposed_ports(defined[replica]) == {int(demo[demo.index("--port") + 1])}
+    listen = re.findall(r"(?m)^\s*listen (\d+);", (PROVISIONING / "nginx" / "nginx.conf").read_text())
+    assert exposed_ports(defined["nginx"]) == {int(port) for port in listen}
     # the upstream images' default listen ports
     defaults = {"prometheus": 9090, "alertmanager": 9093, "grafana": 3000, "postgres": 5432, "redis": 6379}
     for name, port in defaults.items():

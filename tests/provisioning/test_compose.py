@@ -17,7 +17,7 @@ from tests.fixtures.procs import venv_tool
 
 from .conftest import COMPOSE_FILE, MONITORING_ONLY_FILE, ROOT, compose, load_yaml, services, with_defaults
 
-DEMO_SERVICES = {"postgres", "redis", "demo", "worker", "loadgen"}
+DEMO_SERVICES = {"postgres", "redis", "demo-1", "demo-2", "nginx", "worker", "loadgen"}
 MONITORING_SERVICES = {"stackwatch-exporter", "prometheus", "alertmanager", "grafana", "otel-collector", "tempo"}
 
 
@@ -63,7 +63,10 @@ def test_dependencies_wait_for_health() -> None:
             assert dependency in defined, f"{name} depends on unknown {dependency}"
             assert condition == {"condition": "service_healthy"}, f"{name} -> {dependency}"
     assert set(defined["grafana"]["depends_on"]) == {"prometheus", "alertmanager", "tempo"}
-    assert set(defined["demo"]["depends_on"]) == {"postgres", "redis", "otel-collector"}
+    assert set(defined["demo-1"]["depends_on"]) == {"postgres", "redis", "otel-collector"}
+    assert defined["demo-2"] == defined["demo-1"]  # replicas of one service
+    assert set(defined["nginx"]["depends_on"]) == {"demo-1", "demo-2"}
+    assert set(defined["loadgen"]["depends_on"]) == {"nginx"}  # the load goes through the balancer
 
 
 def _pinned(image: str) -> bool:
@@ -86,7 +89,7 @@ def test_images_are_pinned() -> None:
 def test_one_image_serves_the_exporter_the_demo_and_the_load() -> None:
     defined = services()
     ours = {n: s for n, s in defined.items() if s.get("build") == "."}
-    assert set(ours) == {"stackwatch-exporter", "demo", "worker", "loadgen"}
+    assert set(ours) == {"stackwatch-exporter", "demo-1", "demo-2", "worker", "loadgen"}
     assert len({s["image"] for s in ours.values()}) == 1
 
 
@@ -150,8 +153,8 @@ def test_the_demo_commands_and_variables_exist() -> None:
 
     defined = services()
     assert importlib.util.find_spec("demo.app") and importlib.util.find_spec("demo.loadgen")
-    assert defined["demo"]["command"][1] == "demo.app:app"
+    assert defined["demo-1"]["command"][1] == "demo.app:app"
     assert defined["loadgen"]["command"][:3] == ["python", "-m", "demo.loadgen"]
     app_source = (ROOT / "demo" / "app.py").read_text()
     for variable in ("DEMO_DATABASE_URL", "DEMO_REDIS_URL"):
-        assert variable in defined["demo"]["environment"] and variable in app_source
+        assert variable in defined["demo-1"]["environment"] and variable in app_source
