@@ -10,7 +10,7 @@ from __future__ import annotations
 from grafanalib.core import Dashboard
 
 from stackwatch.promql import n_plus_one_detections, pool_wait_mean
-from stackwatch.thresholds import CACHE, HTTP, POOL
+from stackwatch.thresholds import CACHE, HTTP, POOL, SELECTORS
 
 from ..common import (
     Grid,
@@ -130,8 +130,31 @@ def build() -> Dashboard:
                q(f"min by (check) (health_check_status{{{INST}}})", "{{check}}"), "none",
                too_low(1), mappings=state_mapping(1, "passing", "FAILING"), textMode="value_and_name"), w=12)
 
+    _delivery(g)
+
     return dashboard("service", __doc__.split("\n")[0], g, [
         label_variable("job", "job", "http_server_request_duration_seconds_count"),
         label_variable("instance", "instance", "http_server_request_duration_seconds_count", parents=["job"]),
         label_variable("route", "http_route", "http_server_request_duration_seconds_count", parents=["job"]),
     ])
+
+
+def _delivery(g: Grid) -> None:
+    """How requests reach the instances (the load balancer) and how responses may be cached."""
+    g.row("Load balancing and caching headers")
+    g.add(timeseries("Request share per instance", "Is the load balancer spreading the requests? Each "
+                     "instance's share of its service's requests (recorded, 5m); with n instances up each should "
+                     "be near 1/n. One far above takes a disproportionate share, one near 0 is out of rotation.", [
+        (f"job_instance:http_server_requests:share_rate5m{{{INST}}}", "{{job}} {{instance}}"),
+    ], "percentunit"), w=8)
+    g.add(stat("Instances up", "Instances of each service Prometheus scrapes successfully: load balancing "
+               f"needs at least {HTTP.min_instances}.",
+               q(f"count by (job) (up{{{SELECTORS.services}, {JOB}}} == 1)", "{{job}}"), "short",
+               too_low(HTTP.min_instances), textMode="value_and_name"), w=4)
+    g.add(timeseries("Responses by Cache-Control class", "How may browsers, proxies and a CDN keep what each "
+                     "route returns? public-immutable for fingerprinted assets, public for shared data, "
+                     "private-no-cache for user data, no-store for secrets; none means caches guess.", [
+        (f"sum by (http_route, cache_control) "
+         f"(rate(http_server_responses_cache_control_total{{{selector('job', 'instance', 'route')}}}[{WINDOW}]))",
+         "{{http_route}} {{cache_control}}"),
+    ], "reqps", stacked=True), w=12)

@@ -1,7 +1,8 @@
 """The whole stack, natively: what ``docker compose up`` runs, as processes on loopback ports.
 
-PostgreSQL and Redis (fixtures), ``stackwatch exporter``, the demo service (uvicorn) and its RQ
-worker as subprocesses, the demo's load generator, a readiness prober (what the compose healthcheck does),
+PostgreSQL and Redis (fixtures), ``stackwatch exporter``, the demo service's two replicas (uvicorn)
+behind nginx (provisioning/nginx/nginx.conf) and its RQ worker as subprocesses, the demo's load
+generator (through nginx), a readiness prober (what the compose healthcheck does),
 Alertmanager with provisioning/alertmanager.yml (the webhook placeholder pointed at a local
 receiver, as entrypoint.sh does) and Prometheus with provisioning/prometheus.yml and the rules
 of alerts/rules. Only addresses and timing change: targets become loopback ports, scrape and
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -22,10 +24,11 @@ from typing import Any
 
 import yaml
 
+from tests.fixtures.nginx import NginxServer
 from tests.fixtures.procs import free_port, stop_process, wait_until
 from tests.fixtures.prometheus import REPO_ROOT, AlertmanagerServer, PrometheusServer, copy_rules
 
-__all__ = ["Stack", "WebhookReceiver", "Subprocess", "prometheus_config", "alertmanager_config"]
+__all__ = ["Stack", "WebhookReceiver", "Subprocess", "nginx_balancer", "prometheus_config", "alertmanager_config"]
 
 PROVISIONING = REPO_ROOT / "provisioning"
 WEBHOOK_PLACEHOLDER = "http://alertmanager-webhook.invalid/"
@@ -92,6 +95,17 @@ def _http_ok(url: str) -> bool:
         return response.status == 200
 
 
+def nginx_balancer(replicas: list[str]) -> NginxServer:
+    """nginx with provisioning/nginx/nginx.conf's ``http`` block, its upstream servers replaced by
+    ``replicas`` (host:port, in order) and listening on a free loopback port."""
+    text = (PROVISIONING / "nginx" / "nginx.conf").read_text()
+    http = text[text.index("http {") + len("http {"):text.rindex("}")]
+    servers = iter(replicas)
+    http = re.sub(r"(?m)^(\s*server )demo-\d+:8000", lambda m: m.group(1) + next(servers), http)
+    http = re.sub(r"(?m)^(\s*listen )8000;", r"\g<1>127.0.0.1:{port};", http)
+    return NginxServer(http)
+
+
 def alertmanager_config(webhook_url: str) -> dict[str, Any]:
     """provisioning/alertmanager.yml with the webhook placeholder replaced (entrypoint.sh's job)."""
     text = (PROVISIONING / "alertmanager" / "alertmanager.yml").read_text()
@@ -145,15 +159,25 @@ class Stack:
             sys.executable, "-m", "uvicorn", "demo.app:app", "--host", "127.0.0.1", "--port", str(demo_port),
             "--log-level", "warning",
         ], {"DATABASE_URL": self.postgres.dsn("demo"), "REDIS_URL": self.redis.url, "OTEL_SERVICE_NAME": "demo"})
+        replica_port = free_port()
+        self.replica = self._spawn("demo-2", [
+            sys.executable, "-m", "uvicorn", "demo.app:app", "--host", "127.0.0.1", "--port", str(replica_port),
+            "--log-level", "warning",
+        ], {"DATABASE_URL": self.postgres.dsn("demo"), "REDIS_URL": self.redis.url, "OTEL_SERVICE_NAME": "demo"})
         wait_until(lambda: self.exporter.alive() and _http_ok(f"{self.exporter_url}/-/healthy"), 60, "the exporter")
         wait_until(lambda: self.demo.alive() and _http_ok(f"{self.demo_url}/health/live"), 60, "the demo")
+        wait_until(lambda: self.replica.alive() and _http_ok(f"http://127.0.0.1:{replica_port}/health/live"), 60,
+                   "the demo's second replica")
+        self.replica_address = f"127.0.0.1:{replica_port}"
+        self.balancer = nginx_balancer([f"127.0.0.1:{demo_port}", self.replica_address])
+        self._closers.append(self.balancer.stop)
         worker_port = free_port()
         self.worker = self._spawn("worker", [
             sys.executable, "-m", "demo.worker", "--url", self.redis.url, "--metrics-addr", "127.0.0.1",
             "--metrics-port", str(worker_port), "reports",
         ], {"DATABASE_URL": self.postgres.dsn("demo"), "OTEL_SERVICE_NAME": "demo-worker"})
         self.loadgen = self._spawn("loadgen", [
-            sys.executable, "-m", "demo.loadgen", "--target", self.demo_url, "--rate", "20", "--duration", "0",
+            sys.executable, "-m", "demo.loadgen", "--target", self.balancer.url, "--rate", "20", "--duration", "0",
             "--seed", "1",
         ], {})
         self._probe_readiness()
@@ -166,7 +190,8 @@ class Stack:
         rules = copy_rules(self.root / "rules", for_duration=TEST_FOR)
         # Prometheus picks its own port when it starts: scrape itself through a placeholder first,
         # then rewrite that one target and reload (the config enables the lifecycle API).
-        addresses = {"stackwatch-exporter:9188": f"127.0.0.1:{exporter_port}", "demo:8000": f"127.0.0.1:{demo_port}",
+        addresses = {"stackwatch-exporter:9188": f"127.0.0.1:{exporter_port}", "demo-1:8000": f"127.0.0.1:{demo_port}",
+                     "demo-2:8000": f"127.0.0.1:{replica_port}",
                      "worker:9100": f"127.0.0.1:{worker_port}",
                      "alertmanager:9093": f"127.0.0.1:{self.alertmanager.port}", "prometheus:9090": "127.0.0.1:1"}
         alertmanager = f"127.0.0.1:{self.alertmanager.port}"
@@ -212,7 +237,8 @@ class Stack:
 
     def logs(self) -> str:
         """The children's last lines, for failure messages."""
-        parts = [f"--- {child.name}\n{child.tail()}" for child in (self.exporter, self.demo, self.worker, self.loadgen)]
+        children = (self.exporter, self.demo, self.replica, self.worker, self.loadgen)
+        parts = [f"--- {child.name}\n{child.tail()}" for child in children]
         return "\n".join(parts) + f"\n--- prometheus\n{self.prometheus.log_tail()}"
 
     def firing_in_alertmanager(self) -> dict[str, set[str]]:

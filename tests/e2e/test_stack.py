@@ -20,6 +20,7 @@ from grafanalib.core import Table
 
 from dashboards.generate import build_all
 from dashboards.queries import panel_queries, substitute
+from tests.check.conftest import run_check
 from tests.fixtures.procs import wait_until
 
 from .stack import NOT_RUN_NATIVELY, Stack
@@ -33,7 +34,7 @@ DATA_TIMEOUT = 90.0
 def test_every_target_is_up(stack: Stack) -> None:
     def all_up() -> bool:
         targets = stack.prometheus.targets()
-        return len(targets) == 5 and all(t["health"] == "up" for t in targets)
+        return len(targets) == 6 and all(t["health"] == "up" for t in targets)
 
     try:
         wait_until(all_up, 60, "every scrape target up", interval=0.5)
@@ -146,6 +147,31 @@ def test_a_table_without_its_index_is_suspected(stack: Stack) -> None:
     suspects = {a["labels"].get("relname") for a in stack.alertmanager.alerts()
                 if a["labels"]["alertname"] == "PostgresMissingIndexSuspect"}
     assert "e2e_orders" in suspects
+
+
+def test_load_balancing_passes_with_both_replicas_and_fails_when_one_stops(stack: Stack) -> None:
+    """nginx (provisioning/nginx/nginx.conf, least_conn) in front of the two demo replicas, the load
+    through it: ops.load_balancing passes; stopping a replica fires HttpInstanceOutOfRotation and fails it."""
+    findings: list[dict[str, str]] = []
+
+    def balancing(status: str) -> bool:
+        findings.append(run_check("--format", "json", "--quiet", "yes", "--prometheus-url", stack.prometheus.url,
+                                  "--app-url", stack.balancer.url).finding("ops.load_balancing"))
+        return findings[-1]["status"] == status
+
+    try:
+        wait_until(lambda: balancing("pass"), 90, "ops.load_balancing to pass", interval=1)
+    except TimeoutError as error:
+        raise AssertionError(f"{error}: {findings[-1:]}\n{stack.logs()}") from None
+    assert "2 of 2 instances up" in findings[-1]["evidence"]
+    assert "HttpInstanceOutOfRotation" not in stack.firing_in_alertmanager()
+    stack.replica.stop()
+    stack.wait_for_alert("HttpInstanceOutOfRotation", "warning")
+    instances = {a["labels"].get("instance") for a in stack.alertmanager.alerts()
+                 if a["labels"]["alertname"] == "HttpInstanceOutOfRotation"}
+    assert instances == {stack.replica_address}
+    assert balancing("fail"), findings[-1]
+    assert f"{stack.replica_address} of demo down" in findings[-1]["evidence"]
 
 
 def test_stopping_redis_fires_redis_down_and_the_failing_health_check(stack: Stack) -> None:
