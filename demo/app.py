@@ -10,13 +10,15 @@
 ``POST /reports``                  a report enqueued as an RQ job (202); ``python -m demo.worker``
                                    builds it (:mod:`demo.jobs`), in the request's trace
 ``GET /error``                     an unhandled exception: a 500 and a Sentry event
+``GET /static/app.<hash>.css``     a fingerprinted asset, cacheable for a year (``immutable``)
 ``GET /health``, ``/metrics``      from stackwatch.instrumentation
 =================================  =========================================================
 
 Configuration (environment): ``DATABASE_URL`` (or ``DEMO_DATABASE_URL``), ``REDIS_URL`` (or
 ``DEMO_REDIS_URL``), ``DEMO_CACHE_TTL`` seconds, plus every ``OTEL_*``/``SENTRY_*``/
 ``STACKWATCH_*`` variable of the instrumentation. Nothing connects at import: the pool opens
-and the schema is created when the app starts.
+and the schema is created when the app starts. Every response says how it may be cached
+(``Cache-Control``), as the checklist's CDN section asks.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Response
+from fastapi.staticfiles import StaticFiles
 from psycopg_pool import AsyncConnectionPool
 from rq import Queue
 
@@ -45,7 +49,13 @@ from stackwatch.instrumentation.jobs_rq import instrument_rq
 
 from . import jobs
 
-__all__ = ["create_app"]  # and `app`, built on first access (module __getattr__)
+__all__ = ["STATIC_DIR", "create_app"]  # and `app`, built on first access (module __getattr__)
+
+#: fingerprinted assets: each name carries its content's hash, so a new version is a new name
+STATIC_DIR = Path(__file__).parent / "static"
+#: how the demo's API responses may be cached: shared catalog data briefly, writes and jobs never
+PUBLIC = "public, max-age=60"
+NO_STORE = "no-store"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS authors (id int PRIMARY KEY, name text NOT NULL);
@@ -78,6 +88,15 @@ async def _prepare(pool: AsyncConnectionPool) -> None:
             "ON CONFLICT DO NOTHING",
             (AUTHORS, AUTHORS * BOOKS_PER_AUTHOR),
         )
+
+
+class FingerprintedStatic(StaticFiles):
+    """Static files whose names carry their content hash: browsers and CDNs keep them for a year."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
@@ -114,7 +133,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         return {"id": row[0], "name": row[1]}
 
     @app.get("/books")
-    async def books(limit: int = 20) -> list[dict[str, Any]]:
+    async def books(response: Response, limit: int = 20) -> list[dict[str, Any]]:
+        response.headers["Cache-Control"] = PUBLIC
         async with pool.connection() as conn:
             cursor = await conn.execute(
                 "SELECT b.id, b.title, a.name FROM books b JOIN authors a ON a.id = b.author_id ORDER BY b.id LIMIT %s",
@@ -123,11 +143,13 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
             return [{"id": r[0], "title": r[1], "author": r[2]} for r in await cursor.fetchall()]
 
     @app.get("/authors/{author_id}")
-    async def author(author_id: int) -> dict[str, Any]:
+    async def author(author_id: int, response: Response) -> dict[str, Any]:
+        response.headers["Cache-Control"] = PUBLIC
         return await cache.get_or_load(str(author_id), lambda: load_author(author_id))
 
     @app.put("/authors/{author_id}")
-    async def rename(author_id: int, name: str) -> dict[str, Any]:
+    async def rename(author_id: int, name: str, response: Response) -> dict[str, Any]:
+        response.headers["Cache-Control"] = NO_STORE
         async def write(value: dict[str, Any]) -> None:
             async with pool.connection() as conn:
                 await conn.execute("UPDATE authors SET name = %s WHERE id = %s", (value["name"], author_id))
@@ -137,8 +159,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         return {"id": author_id, "name": name}
 
     @app.get("/authors/{author_id}/books")
-    async def books_of(author_id: int) -> list[dict[str, Any]]:
+    async def books_of(author_id: int, response: Response) -> list[dict[str, Any]]:
         """Deliberately N+1: the author is fetched again for every book."""
+        response.headers["Cache-Control"] = PUBLIC
         async with pool.connection() as conn:
             cursor = await conn.execute("SELECT id, title, author_id FROM books WHERE author_id = %s", (author_id,))
             rows = await cursor.fetchall()
@@ -149,14 +172,16 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
             return result
 
     @app.get("/reports/slow")
-    async def slow_report() -> dict[str, Any]:
+    async def slow_report(response: Response) -> dict[str, Any]:
+        response.headers["Cache-Control"] = NO_STORE
         async with pool.connection() as conn:
             row = await (await conn.execute("SELECT count(*), pg_sleep(0.3) FROM books")).fetchone()
         return {"books": row[0]}
 
     @app.post("/reports", status_code=202)
-    async def enqueue_report(author_id: int = 1) -> dict[str, Any]:
+    async def enqueue_report(response: Response, author_id: int = 1) -> dict[str, Any]:
         """The report is built by a worker: the request only enqueues it."""
+        response.headers["Cache-Control"] = NO_STORE
         job = await asyncio.to_thread(reports.enqueue, jobs.build_report, author_id)
         return {"job": job.id, "queue": jobs.QUEUE}
 
@@ -164,6 +189,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     async def error() -> None:
         raise RuntimeError("demo failure")
 
+    app.mount("/static", FingerprintedStatic(directory=STATIC_DIR), name="static")
     instrument(app, health_checks={"database": database_check(pool), "redis": redis_check(client)})
     return app
 

@@ -15,11 +15,14 @@ import random
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 
 __all__ = ["MIX", "main", "run"]
 
+#: the demo's fingerprinted stylesheet (demo/static), as a page would load it
+ASSET = "/static/" + min(p.name for p in (Path(__file__).parent / "static").glob("app.*.css"))
 # (weight, method, path template): mostly healthy reads, some cache traffic, a little of each problem.
 MIX: tuple[tuple[int, str, str], ...] = (
     (40, "GET", "/books?limit={n}"),
@@ -30,6 +33,7 @@ MIX: tuple[tuple[int, str, str], ...] = (
     (2, "POST", "/reports?author_id={author}"),
     (3, "GET", "/error"),
     (5, "GET", "/missing/{n}"),
+    (3, "GET", ASSET),
 )
 
 

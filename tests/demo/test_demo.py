@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from demo.app import create_app
+from demo.loadgen import ASSET
 from demo.loadgen import main as loadgen_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,9 +51,15 @@ def test_endpoints_produce_every_signal(serve, demo_env):
         assert len(client.get("/authors/2/books").json()) == 8
         assert client.get("/reports/slow").json()["books"] == 400
         assert client.get("/nope").status_code == 404
+        asset = client.get(ASSET)
         health = client.get("/health")
         after = samples(client.get("/metrics").text)
     assert health.status_code == 200
+    assert asset.status_code == 200 and asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+    classes = {(route, kind) for route in ("/books", "/reports/slow", "/static")
+               for kind in ("public", "no-store", "public-immutable")
+               if value(after, "http_server_responses_cache_control_total", http_route=route, cache_control=kind)}
+    assert classes == {("/books", "public"), ("/reports/slow", "no-store"), ("/static", "public-immutable")}
     assert set(health.json()["checks"]) == {"database", "redis"}
     route = "/authors/{author_id}/books"
     assert value(after, "db_client_n_plus_one_total", http_route=route) - value(before, "db_client_n_plus_one_total", http_route=route) == 1
