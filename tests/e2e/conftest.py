@@ -12,7 +12,7 @@ import pytest
 from .stack import Stack
 
 #: PostgreSQL with few connection slots, so that exhausting them is quick and bounded
-MAX_CONNECTIONS = 20
+MAX_CONNECTIONS = 32  # the two demo replicas hold up to 10 each (their pools)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,11 @@ def _split(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _nginx_upstreams() -> Iterator[tuple[str, str]]:
+    for upstream in re.findall(r"(?m)^\s*server (\S+?)[ ;]", (PROVISIONING / "nginx" / "nginx.conf").read_text()):
+        yield "nginx upstream", upstream
+
+
 def references() -> Iterator[tuple[str, str]]:
     """(where, address) for every address the provisioning and compose name."""
     prometheus = load_yaml(PROVISIONING / "prometheus" / "prometheus.yml")
@@ -39,8 +44,7 @@ def references() -> Iterator[tuple[str, str]]:
     for path in (PROVISIONING / "grafana" / "datasources").glob("*.yml"):
         for source in load_yaml(path)["datasources"]:
             yield f"{path.name} {source['name']}", source["url"]
-    for upstream in re.findall(r"(?m)^\s*server (\S+?)[ ;]", (PROVISIONING / "nginx" / "nginx.conf").read_text()):
-        yield "nginx upstream", upstream
+    yield from _nginx_upstreams()
     collector = load_yaml(PROVISIONING / "otel-collector" / "config.yml")
     for name, exporter in collector["exporters"].items():
         yield f"otel-collector exporter {name}", exporter["endpoint"]
