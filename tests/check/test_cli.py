@@ -103,7 +103,7 @@ def test_secrets_are_scrubbed_before_escaping_and_wrapping(fmt: str) -> None:
 def test_percent_encoded_url_passwords_are_scrubbed_as_sent_too() -> None:
     from stackwatch.check.cli import _secrets
 
-    values = {"postgres_dsn": None, "prometheus_url": None, "app_url": None,
+    values = {"postgres_dsn": None, "prometheus_url": None, "app_url": None, "static_url": None,
               "redis_url": "redis://:s%40fe-pw%21@127.0.0.1:6379/0"}
     assert {"s%40fe-pw%21", "s@fe-pw!"} <= set(_secrets(values))
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from stackwatch.check.items import APP_ITEMS, POSTGRES_ITEMS, PROMETHEUS_ITEMS, REDIS_ITEMS
+from stackwatch.check.items import APP_ITEMS, DELIVERY_ITEMS, POSTGRES_ITEMS, PROMETHEUS_ITEMS, REDIS_ITEMS
 from tests.check.conftest import run_check
 from tests.fixtures.procs import free_port
 
@@ -28,7 +28,7 @@ def test_a_report_with_an_error_still_renders_its_table_and_redactions_literally
     assert quote and "cannot reach Prometheus" in quote[1] and "<table>" not in quote[1], html
     assert html.count("<table>") == 1 and "</blockquote>" in html.split("<table>")[0]
     rows = re.findall(r"<tr>", html.split("<tbody>")[1])
-    items = len(POSTGRES_ITEMS + REDIS_ITEMS + PROMETHEUS_ITEMS + APP_ITEMS)
+    items = len(POSTGRES_ITEMS + REDIS_ITEMS + PROMETHEUS_ITEMS + APP_ITEMS + DELIVERY_ITEMS)
     assert len(rows) == len(re.findall(r"(?m)^\| (?:✅|⚠️|❌|❔)", outcome.out)) == items
     # the redacted password reads as three asterisks, in the error and in the table alike
     assert "ops:***@127.0.0.1" in quote[1]

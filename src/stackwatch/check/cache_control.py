@@ -18,7 +18,7 @@ from ..cache_headers import directives as parse
 from ..promql import recent_increase
 from ..thresholds import HTTP, RATE_WINDOW
 from .items import CACHE_CONTROL
-from .model import Finding, Status
+from .model import Finding, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
 from .runner import Budget
 from .web import get
@@ -96,7 +96,7 @@ class CacheControlCheck:
             rows = Prometheus(self.prometheus_url, budget).query(
                 "sum by (job, http_route, cache_control) "
                 f"({recent_increase('http_server_responses_cache_control_total', RATE_WINDOW)})")
-        except PrometheusError as error:
+        except (PrometheusError, SourceUnavailable) as error:  # the prometheus source reports it too
             return Status.UNKNOWN, f"API responses not checked: {error}", "check --prometheus-url"
         totals: dict[tuple[str, str], float] = {}
         implicit: dict[tuple[str, str], float] = {}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from .model import Item
 
-__all__ = ["APP_ITEMS", "CACHE_CONTROL", "CDN", "LOAD_BALANCING", "POSTGRES_ITEMS", "PROMETHEUS_ITEMS", "REDIS_ITEMS"]
+__all__ = ["APP_ITEMS", "CACHE_CONTROL", "CDN", "DELIVERY_ITEMS", "LOAD_BALANCING", "POSTGRES_ITEMS", "PROMETHEUS_ITEMS",
+           "REDIS_ITEMS"]
 
 _DB = "Database"
 MISSING_INDEXES = Item("pg.missing_indexes", _DB, "Indexes on frequently queried columns")
@@ -61,3 +62,5 @@ CACHE_CONTROL = Item("app.cache_control", _CACHE, "CDN for static assets: Cache-
                      "responses")
 CDN = Item("app.cdn", _CACHE, "CDN for static assets")
 LOAD_BALANCING = Item("ops.load_balancing", "Application", "Load balancing configured")
+#: how responses reach users: each item a source of its own (their inputs differ)
+DELIVERY_ITEMS = (CACHE_CONTROL, CDN, LOAD_BALANCING)

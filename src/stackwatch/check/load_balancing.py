@@ -19,7 +19,7 @@ from stackwatch.exporters.redact import redact
 from ..promql import instance_request_share
 from ..thresholds import HTTP, RATE_WINDOW, SELECTORS, HttpThresholds
 from .items import LOAD_BALANCING
-from .model import Finding, Status
+from .model import Finding, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
 from .runner import Budget
 from .web import get
@@ -47,7 +47,7 @@ class LoadBalancingCheck:
         self.budget = budget
         try:
             traffic = self._traffic(Prometheus(self.prometheus_url, budget))
-        except PrometheusError as error:
+        except (PrometheusError, SourceUnavailable) as error:  # the prometheus source reports it too
             yield LOAD_BALANCING.finding(Status.UNKNOWN, f"not checked: {error}", "check --prometheus-url")
             return
         if traffic is None:
