@@ -62,6 +62,21 @@ def wait_for(prom: PrometheusServer, expr: str, count: int) -> None:
     wait_until(lambda: len(prom.query(expr)) >= count, 60, f"{count} series of {expr}", interval=0.2)
 
 
+@pytest.mark.parametrize(("header", "problem"), [
+    (RIGHT, None),
+    ("public, immutable, max-age=63072000", None),
+    ("public, max-age=31536000", "lacks immutable"),
+    ("max-age=31536000, immutable", "lacks public"),
+    ("public, max-age=86400, immutable", "lacks max-age>=31536000"),
+    ("public, max-age=31536000, immutable, no-cache", "no-cache keeps it out of shared caches"),
+    (None, "no Cache-Control header"),
+])
+def test_what_a_fingerprinted_asset_header_lacks(header: str | None, problem: str | None) -> None:
+    from stackwatch.check.cache_control import static_asset_verdict
+
+    assert static_asset_verdict(header) == problem
+
+
 def test_static_asset_cache_control_is_judged_both_ways() -> None:
     with serve_app(service(RIGHT, "no-store")) as right, serve_app(service("public, max-age=3600", None)) as wrong:
         bad = check("--static-url", wrong + ASSET).finding("app.cache_control")
