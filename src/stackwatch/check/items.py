@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from .model import Item
 
-__all__ = ["APP_ITEMS", "CACHE_CONTROL", "CDN", "DELIVERY_ITEMS", "LOAD_BALANCING", "POSTGRES_ITEMS", "PROMETHEUS_ITEMS",
-           "REDIS_ITEMS"]
+__all__ = ["APP_ITEMS", "CACHE_CONTROL", "CDN", "DELIVERY_ITEMS", "LOAD_BALANCING", "POSTGRES_ITEMS",
+           "PROMETHEUS_ITEMS", "REDIS_ITEMS"]
 
 _DB = "Database"
 MISSING_INDEXES = Item("pg.missing_indexes", _DB, "Indexes on frequently queried columns")
