@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stackwatch.cache_headers import directives as parse
+from stackwatch.core.cache_headers import directives as parse
 
 __all__ = ["CLASSES", "CacheControlCounter", "cache_control_class"]
 

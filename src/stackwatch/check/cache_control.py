@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from stackwatch.exporters.redact import redact
+from stackwatch.core.redact import redact
 
-from ..cache_headers import directives as parse
+from ..core.cache_headers import directives as parse
 from ..promql import recent_increase
 from ..thresholds import HTTP, RATE_WINDOW
 from .items import CACHE_CONTROL

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from stackwatch.exporters.redact import redact
+from stackwatch.core.redact import redact
 
 from .items import CDN
 from .model import Finding, Status

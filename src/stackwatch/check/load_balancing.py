@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from stackwatch.exporters.redact import redact
+from stackwatch.core.redact import redact
 
 from ..promql import instance_request_share
 from ..thresholds import HTTP, RATE_WINDOW, SELECTORS, HttpThresholds
