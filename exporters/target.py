@@ -23,16 +23,17 @@ from typing import Any, Generic, TypeVar
 
 from prometheus_client.core import Metric
 
-from stackwatch.core.redact import redact_text
+from stackwatch.core.redact import redact, redact_text
 
 from .collector import Collector, CollectorDisabled, Intervals, Tier
 from .families import gauge
 
-__all__ = ["Target", "Poller"]
+__all__ = ["ConnectedTarget", "Poller", "Target"]
 
 log = logging.getLogger("stackwatch.exporters")
 
 S = TypeVar("S")
+Opts = TypeVar("Opts")
 
 
 @dataclass
@@ -351,3 +352,27 @@ class Poller(threading.Thread):
                 log.exception("target %s: %s tier poll failed", self.target.name, self.tier.value)
                 delay = self.target.intervals.of(self.tier)
         self.target.close(self.tier)
+
+
+class ConnectedTarget(Target[S], Generic[S, Opts]):
+    """A target reached at one address that may carry a password (a DSN, a URL), with its kind's
+    options: a subclass declares only what differs (``address_key``, :meth:`check_address`,
+    ``open``). The address is checked before any thread starts and never shown unredacted."""
+
+    #: what the address is called in the startup log and readiness output (``dsn``, ``url``)
+    address_key: str = "address"
+
+    def __init__(self, name: str, address: str, collectors: Sequence[Collector[S]], intervals: Intervals,
+                 options: Opts) -> None:
+        self.check_address(address)  # fail fast on a malformed address
+        super().__init__(name, collectors, intervals)
+        self.address = address
+        self.options = options
+
+    @staticmethod
+    @abc.abstractmethod
+    def check_address(address: str) -> None:
+        """Raise (with a message holding no secret) when ``address`` is malformed."""
+
+    def describe_target(self) -> dict[str, Any]:
+        return {**super().describe_target(), self.address_key: redact(self.address)}

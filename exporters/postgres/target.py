@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from stackwatch.core.postgres import connection
 from stackwatch.core.postgres.source import PostgresOptions, PostgresSource
-from stackwatch.core.redact import redact
 
-from ..collector import Collector, Intervals
-from ..target import Target
+from ..target import ConnectedTarget
 
 __all__ = ["PostgresTarget"]
 
 
-class PostgresTarget(Target[PostgresSource]):
+class PostgresTarget(ConnectedTarget[PostgresSource, PostgresOptions]):
     prefix = "pg"
+    address_key = "dsn"
 
-    def __init__(self, name: str, dsn: str, collectors: Sequence[Collector[PostgresSource]],
-                 intervals: Intervals, options: PostgresOptions) -> None:
-        connection.parse_dsn(dsn)  # fail fast on a malformed DSN, before any thread starts
-        super().__init__(name, collectors, intervals)
-        self.dsn = dsn
-        self.options = options
+    @staticmethod
+    def check_address(address: str) -> None:
+        connection.parse_dsn(address)
 
     def open(self) -> PostgresSource:
-        conn = connection.connect(self.dsn, self.options.connection)
-        return PostgresSource(conn=conn, dsn=self.dsn, version=conn.info.server_version, options=self.options)
+        conn = connection.connect(self.address, self.options.connection)
+        return PostgresSource(conn=conn, dsn=self.address, version=conn.info.server_version, options=self.options)
 
     def close_source(self, source: PostgresSource) -> None:
         source.conn.close()
@@ -42,6 +36,3 @@ class PostgresTarget(Target[PostgresSource]):
 
     def is_connection_lost(self, error: BaseException, source: PostgresSource) -> bool:
         return source.conn.closed or source.conn.broken
-
-    def describe_target(self) -> dict[str, object]:
-        return {**super().describe_target(), "dsn": redact(self.dsn)}

@@ -6,29 +6,30 @@ from collections.abc import Sequence
 
 import redis
 
-from stackwatch.core.redact import redact
 from stackwatch.core.redis import connection
 from stackwatch.core.redis.source import OwnLookups, RedisOptions, RedisSource
 
 from ..collector import Collector, Intervals
-from ..target import Target
+from ..target import ConnectedTarget
 
 __all__ = ["RedisTarget"]
 
 
-class RedisTarget(Target[RedisSource]):
+class RedisTarget(ConnectedTarget[RedisSource, RedisOptions]):
     prefix = "redis"
+    address_key = "url"
 
     def __init__(self, name: str, url: str, collectors: Sequence[Collector[RedisSource]],
                  intervals: Intervals, options: RedisOptions) -> None:
-        connection.parse_redis_url(url)  # fail fast on a malformed URL, before any thread starts
-        super().__init__(name, collectors, intervals)
-        self.url = url
-        self.options = options
-        self._own = OwnLookups()
+        super().__init__(name, url, collectors, intervals, options)
+        self._own = OwnLookups()  # the exporter's own lookups, left out of the hit ratio
+
+    @staticmethod
+    def check_address(address: str) -> None:
+        connection.parse_redis_url(address)
 
     def open(self) -> RedisSource:
-        return RedisSource(connection.connect(self.url, self.options.connection), self.options, self._own)
+        return RedisSource(connection.connect(self.address, self.options.connection), self.options, self._own)
 
     def close_source(self, source: RedisSource) -> None:
         source.client.close()
@@ -41,6 +42,3 @@ class RedisTarget(Target[RedisSource]):
 
     def is_connection_lost(self, error: BaseException, source: RedisSource) -> bool:
         return isinstance(error, (redis.ConnectionError, redis.TimeoutError))
-
-    def describe_target(self) -> dict[str, object]:
-        return {**super().describe_target(), "url": redact(self.url)}
