@@ -3,11 +3,19 @@ checked the same way from the flags and from the targets file, named without the
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from stackwatch.core.options import OptionError
+from stackwatch.core.postgres.source import PostgresOptions
+from stackwatch.core.redis.source import RedisOptions
 from stackwatch.exporters import postgres, redis
+from stackwatch.exporters.collector import Intervals
 from stackwatch.exporters.kinds import Common, ConnectedKind
+from stackwatch.exporters.postgres.target import PostgresTarget
+from stackwatch.exporters.redis.target import RedisTarget
+from stackwatch.exporters.target import ConnectedTarget
 
 BAD = {
     "pg": "postgresql://app:hunter2secret@db:5432/app?no_such_parameter=1",
@@ -34,3 +42,18 @@ def test_an_entry_for_another_kind_is_left_to_it(kind: ConnectedKind[object]) ->
     other = next(key for key in ("postgres_dsn", "redis_url") if key != kind.targets_file_key)
     assert kind.probe_target("orders", {other: "whatever"}, {}, Common()) is None
     assert kind.targets({}, Common()) == []
+
+
+
+@pytest.mark.parametrize(("target_class", "options", "good", "bad", "key"), [
+    (PostgresTarget, PostgresOptions(), "postgresql://app:hunter2secret@127.0.0.1:1/app", BAD["pg"], "dsn"),
+    (RedisTarget, RedisOptions(), "redis://:hunter2secret@127.0.0.1:1/0", BAD["redis"], "url"),
+], ids=["pg", "redis"])
+def test_a_target_fails_fast_on_a_bad_address_and_describes_itself_without_the_password(
+        target_class: type[ConnectedTarget[Any, Any]], options: object, good: str, bad: str, key: str) -> None:
+    """:class:`ConnectedTarget`: the address is checked before any thread starts, shown redacted."""
+    described = target_class("t", good, [], Intervals(), options).describe_target()
+    assert "hunter2secret" not in str(described) and "127.0.0.1" in str(described[key])
+    with pytest.raises(ValueError) as error:
+        target_class("t", bad, [], Intervals(), options)
+    assert "hunter2secret" not in str(error.value)
