@@ -46,8 +46,7 @@ def _slow_log_steps() -> list[dict[str, Any]]:
     return [{"color": "red", "value": None}, {"color": "green", "value": 0}, {"color": "orange", "value": lax}]
 
 
-def build() -> Dashboard:
-    g = Grid()
+def _availability_and_connections(g: Grid) -> None:
     g.row("Availability and connections")
     g.add(stat("PostgreSQL up", "Can the exporter connect and query the server?",
                f"min(pg_up{{{S}}})", "none", too_low(1), mappings=state_mapping(1, "UP", "DOWN")), w=4, h=4)
@@ -89,6 +88,8 @@ def build() -> Dashboard:
         (f"max by (datname) (pg_stat_activity_max_query_duration_seconds{{{S}}})", "{{datname}} query"),
     ], "s", thresholds=too_high(POSTGRES.long_transaction_seconds)), w=12)
 
+
+def _throughput_and_cache(g: Grid) -> None:
     g.row("Throughput and cache")
     g.add(timeseries("Transactions per second", "Commits and rollbacks; a rising rollback share is "
                      "application errors or serialization failures.", [
@@ -116,6 +117,8 @@ def build() -> Dashboard:
         (f"sum by (datname) (pg_database_size_bytes{{{S}}})", "{{datname}}"),
     ], "bytes"), w=8)
 
+
+def _statements(g: Grid) -> None:
     g.row("Statements (pg_stat_statements)")
     statement = "queryid, datname, user"
     top = f"topk(10, sum by ({statement}) (rate(pg_stat_statements_seconds_total{{{S}}}[$__range])))"
@@ -146,6 +149,8 @@ def build() -> Dashboard:
          f"sum(rate(pg_stat_statements_instance_calls_total{{{S}}}[{SLOW}]))", "mean"),
     ], "s", thresholds=too_high(POSTGRES.slow_statement_mean_seconds)), w=12)
 
+
+def _tables_and_indexes(g: Grid) -> None:
     g.row("Tables and indexes")
     # tables aggregate "by" the identifying labels: that drops __name__, so the queries' rows merge
     table_labels = "server, datname, schemaname, relname"
@@ -180,6 +185,8 @@ def build() -> Dashboard:
         (f"sum(rate(pg_stat_user_tables_idx_scan{{{S}}}[{SLOW}]))", "index"),
     ], "ops"), w=8)
 
+
+def _locks_replication_checkpoints(g: Grid) -> None:
     g.row("Locks, replication, checkpoints")
     g.add(timeseries("Locks by mode", "Lock counts by mode; ungranted locks are waits.", [
         (f'sum by (mode) (pg_locks_count{{{S}}})', "{{mode}}"),
@@ -210,6 +217,14 @@ def build() -> Dashboard:
         (f"sum(rate(pg_stat_bgwriter_buffers_backend_total{{{S}}}[{SLOW}]))", "backends"),
     ], "ops"), w=12)
 
+
+def build() -> Dashboard:
+    g = Grid()
+    _availability_and_connections(g)
+    _throughput_and_cache(g)
+    _statements(g)
+    _tables_and_indexes(g)
+    _locks_replication_checkpoints(g)
     return dashboard("postgres", __doc__.split("\n")[0], g, [
         label_variable("job", "job", "pg_up"),
         label_variable("instance", "instance", "pg_up", parents=["job"]),

@@ -32,8 +32,7 @@ S = selector("job", "instance", "server")
 WINDOW = "$__rate_interval"
 
 
-def build() -> Dashboard:
-    g = Grid()
+def _overview(g: Grid) -> None:
     g.row("Overview")
     g.add(stat("Redis up", "Can the exporter connect and run INFO?", f"min(redis_up{{{S}}})", "none",
                too_low(1), mappings=state_mapping(1, "UP", "DOWN")), w=4, h=4)
@@ -49,6 +48,8 @@ def build() -> Dashboard:
                q(f"max by (policy) (redis_config_maxmemory_policy_info{{{S}}})", "{{policy}}"), "none",
                no_threshold(), textMode="name"), w=5, h=4)
 
+
+def _cache_effectiveness(g: Grid) -> None:
     g.row("Cache effectiveness")
     g.add(timeseries("Keyspace hit ratio", "Is the cache answering? Below the dashed line (the checklist's "
                      "80% target) most reads fall through to the database.", [
@@ -60,6 +61,8 @@ def build() -> Dashboard:
         (redis_lookup_rate("misses", None, WINDOW, f"{{{S}}}"), "misses"),
     ], "ops", stacked=True), w=12)
 
+
+def _memory(g: Grid) -> None:
     g.row("Memory")
     g.add(timeseries("Memory used vs maxmemory", "Does the data set fit? With no maxmemory only the used line "
                      "shows.", [
@@ -85,6 +88,8 @@ def build() -> Dashboard:
         (f"sum by (db) (redis_db_keys_expiring{{{S}}})", "{{db}} with TTL"),
     ], "short"), w=12)
 
+
+def _clients_and_commands(g: Grid) -> None:
     g.row("Clients and commands")
     g.add(timeseries("Clients", "Connected and blocked clients against maxclients.", [
         (f"sum(redis_connected_clients{{{S}}})", "connected"),
@@ -108,6 +113,8 @@ def build() -> Dashboard:
          f"sum by (cmd) (rate(redis_commands_total{{{S}}}[{WINDOW}]) > 0)", "{{cmd}}"),
     ], "s"), w=12)
 
+
+def _ttl_hygiene(g: Grid) -> None:
     g.row("TTL hygiene")
     g.add(timeseries("Keys without TTL by prefix", "Share of sampled keys that never expire, per key prefix; "
                      "past the dashed line some writer forgot its TTL.", [
@@ -118,6 +125,14 @@ def build() -> Dashboard:
         (f"sum(redis_ttl_keys_sampled{{{S}}})", "keys sampled"),
     ], "short"), w=12)
 
+
+def build() -> Dashboard:
+    g = Grid()
+    _overview(g)
+    _cache_effectiveness(g)
+    _memory(g)
+    _clients_and_commands(g)
+    _ttl_hygiene(g)
     return dashboard("redis", __doc__.split("\n")[0], g, [
         label_variable("job", "job", "redis_up"),
         label_variable("instance", "instance", "redis_up", parents=["job"]),

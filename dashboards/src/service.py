@@ -41,8 +41,7 @@ EXEMPLARS = q(f"histogram_quantile(0.99, sum by (le) "
               "p99 (raw, with exemplars)", exemplar=True)
 
 
-def build() -> Dashboard:
-    g = Grid()
+def _requests(g: Grid) -> None:
     g.row("Requests: rate, errors, duration")
     g.add(stat("Request rate", "Requests per second over the selected services (recorded, 5m rate).",
                f"sum(job:http_server_requests:rate5m{{{JOB}}})", "reqps", no_threshold()), w=6, h=4)
@@ -70,6 +69,8 @@ def build() -> Dashboard:
          "{{http_response_status_code}}"),
     ], "reqps", stacked=True), w=8)
 
+
+def _latency(g: Grid) -> None:
     g.row("Latency")
     g.add(timeseries("Latency p50 / p95 / p99", "How long do requests take for most users and for the unlucky "
                      "ones? Recorded quantiles per service; the dashed line is the p99 budget. The dots are "
@@ -90,6 +91,8 @@ def build() -> Dashboard:
         EXEMPLARS,
     ], "s", thresholds=too_high(HTTP.latency_p99_seconds)), w=24, h=8)
 
+
+def _per_request(g: Grid) -> None:
     g.row("Database and cache, per request")
     g.add(timeseries("Queries per request (mean) by route", "How many SQL statements does one request run? "
                      "A route whose count grows with the data is an N+1 loop.", [
@@ -130,6 +133,12 @@ def build() -> Dashboard:
                q(f"min by (check) (health_check_status{{{INST}}})", "{{check}}"), "none",
                too_low(1), mappings=state_mapping(1, "passing", "FAILING"), textMode="value_and_name"), w=12)
 
+
+def build() -> Dashboard:
+    g = Grid()
+    _requests(g)
+    _latency(g)
+    _per_request(g)
     return dashboard("service", __doc__.split("\n")[0], g, [
         label_variable("job", "job", "http_server_request_duration_seconds_count"),
         label_variable("instance", "instance", "http_server_request_duration_seconds_count", parents=["job"]),
