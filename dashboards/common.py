@@ -46,6 +46,7 @@ __all__ = [
     "cluster_variable",
     "label_variable",
     "selector",
+    "variable_label",
     "too_high",
     "too_low",
     "levels",
@@ -157,12 +158,16 @@ def label_variable(name: str, label: str, metric: str, *, parents: Sequence[str]
     return variable
 
 
+def variable_label(name: str) -> str:
+    """The label a dashboard variable filters: its own name, except ``route`` (``http_route``) and
+    ``cluster`` (the cluster label of the settings)."""
+    return {"route": "http_route", "cluster": SELECTORS.cluster_label}.get(name, name)
+
+
 def selector(*variables: str, **fixed: str) -> str:
     """A label matcher list: the ``$cluster`` variable and each of ``variables`` as
-    ``name=~"$name"`` (the ``route`` variable matches ``http_route``), then fixed
-    ``label="value"`` pairs."""
-    labels = {"route": "http_route", "cluster": SELECTORS.cluster_label}
-    parts = [f'{labels.get(v, v)}=~"${v}"' for v in ("cluster", *variables)]
+    ``label=~"$name"`` on :func:`variable_label`, then fixed ``label="value"`` pairs."""
+    parts = [f'{variable_label(v)}=~"${v}"' for v in ("cluster", *variables)]
     parts += [f'{k}="{v}"' for k, v in fixed.items()]
     return ",".join(parts)
 

@@ -414,10 +414,13 @@ DASHBOARD_UIDS: Final[Mapping[str, str]] = MappingProxyType({
     "jobs": "stackwatch-jobs",
 })
 
-#: Grafana as `docker compose up` publishes it; alert dashboard links are built on it.
+#: Grafana as `docker compose up` publishes it: alerts' ``dashboard_url`` is built on it (absolute,
+#: so the link works from Alertmanager, Slack or a pager). Set yours in the overrides file
+#: (``grafana_base_url``) and regenerate the rules.
 GRAFANA_BASE_URL: Final = "http://localhost:3000"
-#: runbooks, relative to the repository root (GitHub renders the anchors); override when generating.
-RUNBOOK_BASE_URL: Final = "docs/runbooks"
+#: where the repository's docs/runbooks folder is published (GitHub renders the anchors): alerts'
+#: ``runbook_url`` is built on it. Absolute for the same reason; set yours (``runbook_base_url``).
+RUNBOOK_BASE_URL: Final = "https://github.com/stackwatch/stackwatch/blob/main/docs/runbooks"
 
 
 #: environment variable naming a TOML file of overrides (see the module docstring).
