@@ -13,8 +13,11 @@ from dataclasses import dataclass
 
 from stackwatch.core.text import byte_size
 from stackwatch.promql import (
+    DATA_FILESYSTEMS,
     cache_request_rate,
+    filesystem_avail_ratio,
     le_matcher,
+    memory_used_ratio,
     n_plus_one_detections,
     pool_wait_mean,
     redis_lookup_rate,
@@ -25,10 +28,12 @@ from stackwatch.thresholds import (
     CACHE,
     EVENT_WINDOW,
     FOR,
+    HOST,
     HTTP,
     JOBS,
     POOL,
     POSTGRES,
+    PREDICTION_WINDOW,
     PRESENCE_WINDOW,
     PROCESS,
     RATE_WINDOW,
@@ -1195,6 +1200,69 @@ def _pipeline() -> tuple[Alert, ...]:
     )
 
 
+def _host() -> tuple[Alert, ...]:
+    """The host under the databases (node_exporter): a full disk stops PostgreSQL and Redis
+    whatever their own metrics say."""
+    fs = DATA_FILESYSTEMS
+    avail = filesystem_avail_ratio()
+    writable = f"node_filesystem_readonly{{{fs}}} == 0"
+    where = f"{label('mountpoint')} ({label('device')}) on {label('instance')}"
+    hours = HOST.filesystem_filling_hours
+    return (
+        Alert(
+            alert="NodeFilesystemSpaceFillingUp",
+            expr=(
+                f"{avail} < {num(HOST.filesystem_filling_avail_ratio)}"
+                f" and predict_linear(node_filesystem_avail_bytes{{{fs}}}[{PREDICTION_WINDOW}], {num(hours * 3600)})"
+                f" < 0 and {writable}"
+            ),
+            for_=FOR.node_filesystem_space_filling_up,
+            severity="warning",
+            summary=f"Filesystem {where} will be full within {duration(hours * 3600)}",
+            description=(
+                f"Only {PCT} of filesystem {where} is left, and at the pace of the last {PREDICTION_WINDOW} "
+                f"it fills within {duration(hours * 3600)} (trend held for {FOR.node_filesystem_space_filling_up}). "
+                "When it is full PostgreSQL stops for lack of WAL space and Redis fails its RDB/AOF writes: "
+                "find what grows (WAL kept by a slot, logs, a table or temporary files) before it does."
+            ),
+            runbook="host", dashboard="host",
+            threshold=(f"< {percent(HOST.filesystem_filling_avail_ratio)} left and full within "
+                       f"{duration(hours * 3600)} ({PREDICTION_WINDOW} trend)"),
+            meaning="a writable filesystem's free space trends to zero (predict_linear)",
+        ),
+        Alert(
+            alert="NodeFilesystemAlmostOutOfSpace",
+            expr=f"{avail} < {num(HOST.filesystem_avail_ratio)} and {writable}",
+            for_=FOR.node_filesystem_almost_out_of_space,
+            severity="critical",
+            summary=f"Filesystem {where} has only {PCT} left",
+            description=(
+                f"Only {PCT} of filesystem {where} is left (threshold {percent(HOST.filesystem_avail_ratio)}) for "
+                f"{FOR.node_filesystem_almost_out_of_space}. Writes fail when it is full: PostgreSQL stops for "
+                "lack of WAL space, Redis fails its persistence. Free space now (old logs, WAL held by an "
+                "inactive replication slot, core dumps) or grow the volume."
+            ),
+            runbook="host", dashboard="host", threshold=f"< {percent(HOST.filesystem_avail_ratio)} left",
+            meaning="free space of a writable filesystem (node_exporter)",
+        ),
+        Alert(
+            alert="NodeMemoryHighUtilization",
+            expr=f"{memory_used_ratio()} > {num(HOST.memory_used_ratio)}",
+            for_=FOR.node_memory_high_utilization,
+            severity="warning",
+            summary=f"Host {label('instance')} uses {PCT} of its memory",
+            description=(
+                f"{PCT} of the memory of {label('instance')} is in use, page cache the kernel can reclaim "
+                f"left out (threshold {percent(HOST.memory_used_ratio)}), for {FOR.node_memory_high_utilization}. "
+                "The cache that keeps PostgreSQL's reads in memory is being squeezed out, and the OOM killer is "
+                "next: find the process that grew (the Processes dashboard) or add memory."
+            ),
+            runbook="host", dashboard="host", threshold=f"> {percent(HOST.memory_used_ratio)}",
+            meaning="memory in use over the host's total, MemAvailable counted as free",
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class _BurnRate:
     """One row of the SRE workbook's multi-window table: a burn this fast over ``long`` (and still
@@ -1335,6 +1403,7 @@ def _groups() -> tuple[Group, ...]:
         Group("stackwatch.service", _service()),
         Group("stackwatch.processes", _processes()),
         Group("stackwatch.jobs", _jobs()),
+        Group("stackwatch.host", _host()),
     )
 
 

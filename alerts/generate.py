@@ -225,8 +225,6 @@ _NOT_ALERTED: tuple[tuple[str, str], ...] = (
      "that alerting works."),
     ("Read replicas, sharding, horizontal or vertical scaling", "design decisions; their symptoms are alerted "
      "(replication lag, saturation, CPU and memory near limits)."),
-    ("Host disk space", "not yet: the stack runs no node_exporter; a full disk shows as PostgresDown or "
-     "RedisPersistenceFailing."),
 )
 
 

@@ -72,6 +72,7 @@ TITLES = {
     "redis": "Stackwatch / Redis",
     "processes": "Stackwatch / Processes",
     "jobs": "Stackwatch / Jobs",
+    "host": "Stackwatch / Host",
 }
 
 GREEN, ORANGE, RED, BLUE = "green", "orange", "red", "blue"

@@ -2,7 +2,7 @@
 
 PostgreSQL and Redis (fixtures), ``stackwatch exporter``, the demo service (uvicorn) and its RQ
 worker as subprocesses, the demo's load generator, a readiness prober (what the compose healthcheck does),
-Alertmanager with provisioning/alertmanager.yml (the webhook placeholder pointed at a local
+node_exporter, Alertmanager with provisioning/alertmanager.yml (the webhook placeholder pointed at a local
 receiver, as entrypoint.sh does) and Prometheus with provisioning/prometheus.yml and the rules
 of alerts/rules. Only addresses and timing change: targets become loopback ports, scrape and
 evaluation run every second and each alert's ``for`` is shortened; thresholds stay as shipped.
@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from tests.fixtures.procs import free_port, stop_process, wait_until
-from tests.fixtures.prometheus import REPO_ROOT, AlertmanagerServer, PrometheusServer, copy_rules
+from tests.fixtures.prometheus import REPO_ROOT, AlertmanagerServer, PrometheusServer, copy_rules, find_node_exporter
 
 __all__ = ["Stack", "WebhookReceiver", "Subprocess", "prometheus_config", "alertmanager_config"]
 
@@ -157,6 +157,13 @@ class Stack:
             "--seed", "1",
         ], {})
         self._probe_readiness()
+        node_port = free_port()
+        # the collectors the Host dashboard reads (docker-compose.yml runs node_exporter's defaults)
+        self.node_exporter = self._spawn("node-exporter", [
+            find_node_exporter(), f"--web.listen-address=127.0.0.1:{node_port}", "--collector.disable-defaults",
+            *(f"--collector.{name}" for name in ("cpu", "meminfo", "filesystem", "diskstats", "netdev", "loadavg",
+                                                  "stat", "time", "uname", "vmstat")),
+        ], {})
 
         self.webhook = WebhookReceiver()
         self._closers.append(self.webhook.close)
@@ -167,7 +174,7 @@ class Stack:
         # Prometheus picks its own port when it starts: scrape itself through a placeholder first,
         # then rewrite that one target and reload (the config enables the lifecycle API).
         addresses = {"stackwatch-exporter:9188": f"127.0.0.1:{exporter_port}", "demo:8000": f"127.0.0.1:{demo_port}",
-                     "worker:9100": f"127.0.0.1:{worker_port}",
+                     "worker:9100": f"127.0.0.1:{worker_port}", "node-exporter:9100": f"127.0.0.1:{node_port}",
                      "alertmanager:9093": f"127.0.0.1:{self.alertmanager.port}", "prometheus:9090": "127.0.0.1:1"}
         alertmanager = f"127.0.0.1:{self.alertmanager.port}"
         self.prometheus = PrometheusServer(prometheus_config(addresses, alertmanager), rules_dir=rules,

@@ -33,7 +33,7 @@ DATA_TIMEOUT = 90.0
 def test_every_target_is_up(stack: Stack) -> None:
     def all_up() -> bool:
         targets = stack.prometheus.targets()
-        return len(targets) == 5 and all(t["health"] == "up" for t in targets)
+        return len(targets) == 6 and all(t["health"] == "up" for t in targets)
 
     try:
         wait_until(all_up, 60, "every scrape target up", interval=0.5)
@@ -42,7 +42,7 @@ def test_every_target_is_up(stack: Stack) -> None:
         raise AssertionError(f"targets: {states}\n{stack.logs()}") from None
     jobs = {t["labels"]["job"] for t in stack.prometheus.targets()}
     assert jobs | NOT_RUN_NATIVELY == {"stackwatch-exporter", "demo", "demo-worker", "prometheus", "alertmanager",
-                                       "otel-collector"}
+                                       "node", "otel-collector"}
 
 
 def test_every_dashboard_query_parses_and_returns_data(stack: Stack) -> None:
