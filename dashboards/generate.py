@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from grafanalib._gen import DashboardEncoder
-from grafanalib.core import Dashboard
+from grafanalib.core import Dashboard, RowPanel
 
 from stackwatch.core import generated
 from stackwatch.core.text import markdown_cell
@@ -93,7 +93,7 @@ def render_docs() -> str:
             out += [" ".join(rest.split()), ""]
         out += [f"Variables: {variables}.", ""]
         for panel in board.panels:
-            if not getattr(panel, "targets", None):
+            if isinstance(panel, RowPanel):
                 if out[-1]:
                     out.append("")
                 out += [f"### {panel.title}", "", "| Panel | Question it answers | Colors / lines |", "|---|---|---|"]

@@ -26,7 +26,19 @@ from stackwatch.thresholds import (
     SLOW_TIER_WINDOW,
 )
 
-from ..common import Grid, dashboard, label_variable, levels, q, selector, stat, state_mapping, too_high, too_low
+from ..common import (
+    AlertGroups,
+    Grid,
+    dashboard,
+    label_variable,
+    levels,
+    q,
+    selector,
+    stat,
+    state_mapping,
+    too_high,
+    too_low,
+)
 
 __all__ = ["build"]
 
@@ -46,6 +58,16 @@ def _ok(title: str, description: str, expr: str, ok_text: str, bad_text: str, li
     """A 0/1 item: 1 passes."""
     return stat(title, description, expr, "none", too_low(1), links=[link],
                 mappings=state_mapping(1, ok_text, bad_text))
+
+
+def _alerts(g: Grid) -> None:
+    g.row("Alerts")
+    g.add(AlertGroups(title="Critical alerts in Alertmanager", description="What pages right now, as "
+                      "Alertmanager holds it: a silenced or inhibited alert shows as suppressed, not active.",
+                      labels="severity=critical"), w=12, h=8)
+    g.add(AlertGroups(title="Warnings in Alertmanager", description="What needs attention within the day; "
+                      "suppressed ones are silenced or inhibited (a critical twin, a failing dependency).",
+                      labels="severity=warning"), w=12, h=8)
 
 
 def _database(g: Grid) -> None:
@@ -166,7 +188,9 @@ def _monitoring(g: Grid) -> None:
               "rules are evaluated.",
               f'max(ALERTS{{{selector(alertname="Watchdog", alertstate="firing")}}}) or vector(0)',
               "working", "BROKEN", "checklist"), **SIZE)
-    g.add(stat("Critical alerts firing", "Critical alerts firing right now.",
+    g.add(stat("Critical alerts firing", "Critical alerts Prometheus evaluates as firing, silenced and inhibited "
+               "ones included (Prometheus cannot see Alertmanager's silences): the Alerts row shows which of "
+               "them page.",
                f'count(ALERTS{{{selector(severity="critical", alertstate="firing")}}}) or vector(0)', "short",
                too_high(0), links=["checklist"]), **SIZE)
     g.add(_ok("Exporter collectors", "Every exporter sub-collector succeeded on its last poll.",
@@ -178,6 +202,7 @@ def _monitoring(g: Grid) -> None:
 
 def build() -> Dashboard:
     g = Grid()
+    _alerts(g)
     _database(g)
     _caching(g)
     _application(g)
