@@ -126,9 +126,43 @@ def _ttl_hygiene(g: Grid) -> None:
     ], "short"), w=12)
 
 
+def _server_persistence_replication(g: Grid) -> None:
+    g.row("Server, network, persistence, replication")
+    g.add(stat("Version and role", "Which Redis (or Valkey) version runs, as primary (master) or replica?",
+               q(f"max by (redis_version, role) (redis_instance_info{{{S}}})", "{{redis_version}} {{role}}"),
+               "none", no_threshold(), textMode="name"), w=6, h=4)
+    g.add(stat("Uptime", "Since when has the server been running? A short uptime after a crash means an "
+               "empty cache (and lost data without persistence).", f"min(redis_uptime_in_seconds{{{S}}})", "s",
+               no_threshold()), w=6, h=4)
+    g.add(stat("Last RDB save", "Did the last background save succeed? A failed one makes Redis refuse writes "
+               "(stop-writes-on-bgsave-error).", f"min(redis_rdb_last_bgsave_status{{{S}}})", "none",
+               too_low(1), mappings=state_mapping(1, "ok", "FAILED")), w=6, h=4)
+    g.add(stat("Last AOF write", "Did the last append-only file write succeed (ok when AOF is off)?",
+               f"min(redis_aof_last_write_status{{{S}}})", "none", too_low(1),
+               mappings=state_mapping(1, "ok", "FAILED")), w=6, h=4)
+    g.add(timeseries("Network I/O", "Bytes received from and sent to clients: large values per command "
+                     "point at big keys or unbounded reads (KEYS, HGETALL, LRANGE 0 -1).", [
+        (f"sum(rate(redis_net_input_bytes_total{{{S}}}[{WINDOW}]))", "in"),
+        (f"sum(rate(redis_net_output_bytes_total{{{S}}}[{WINDOW}]))", "out"),
+    ], "Bps"), w=8)
+    g.add(timeseries("Unsaved changes", "Writes since the last RDB save: what a crash would lose without "
+                     "AOF.", [
+        (f"max by (server) (redis_rdb_changes_since_last_save{{{S}}})", "{{server}} changes"),
+    ], "short"), w=8)
+    g.add(timeseries("Replication", "Replicas connected to each primary and how far each lags (bytes not "
+                     "yet acknowledged); on a replica, whether its link to the primary is up.", [
+        (f"max by (server) (redis_connected_slaves{{{S}}})", "{{server}} replicas"),
+        q(f"max by (server, replica) (redis_replication_offset_lag_bytes{{{S}}})", "{{server}} {{replica}} lag",
+          empty_reason="no replica is connected to the watched primaries"),
+        q(f"max by (server) (redis_master_link_up{{{S}}})", "{{server}} link up",
+          empty_reason="the watched servers are primaries; the master link exists on replicas only"),
+    ], "short"), w=8)
+
+
 def build() -> Dashboard:
     g = Grid()
     _overview(g)
+    _server_persistence_replication(g)
     _cache_effectiveness(g)
     _memory(g)
     _clients_and_commands(g)
