@@ -83,6 +83,10 @@ LATENCY_BY_JOB = f"job:http_server_request_duration_seconds:quantile_rate{W}"
 REQUESTS_BY_ROUTE = f"job_http_route:http_server_requests:rate{W}"
 ERRORS_BY_ROUTE = f"job_http_route:http_server_request_errors:rate{W}"
 ERROR_RATIO_BY_ROUTE = f"job_http_route:http_server_request_errors:ratio_rate{W}"
+BUCKETS_BY_INSTANCE = f"job_instance:http_server_request_duration_seconds_bucket:rate{W}"
+LATENCY_BY_INSTANCE = f"job_instance:http_server_request_duration_seconds:quantile_rate{W}"
+REQUESTS_BY_INSTANCE = f"job_instance:http_server_requests:rate{W}"
+ERRORS_BY_INSTANCE = f"job_instance:http_server_request_errors:rate{W}"
 REQUESTS_BY_JOB = f"job:http_server_requests:rate{W}"
 ERRORS_BY_JOB = f"job:http_server_request_errors:rate{W}"
 ERROR_RATIO_BY_JOB = f"job:http_server_request_errors:ratio_rate{W}"
@@ -156,6 +160,22 @@ def _recording() -> tuple[Record, ...]:
         Record(ERROR_RATIO_BY_JOB, f"{ERRORS_BY_JOB} / {REQUESTS_BY_JOB}",
                meaning="share of requests answered 5xx, by service"),
     ]
+    # per instance too, so the dashboards' $instance narrows their headline numbers
+    instances = [
+        Record(BUCKETS_BY_INSTANCE,
+               f"sum by (job, instance, le) (rate(http_server_request_duration_seconds_bucket[{W}]))",
+               meaning="request duration histogram buckets per second, by service and instance"),
+        *(Record(LATENCY_BY_INSTANCE, f"histogram_quantile({q}, {BUCKETS_BY_INSTANCE})", {"quantile": q},
+                 meaning=f"p{float(q) * 100:g} request latency by service and instance") for q in QUANTILES),
+        Record(REQUESTS_BY_INSTANCE,
+               f"sum by (job, instance) (rate(http_server_request_duration_seconds_count[{W}]))",
+               meaning="requests per second by service and instance"),
+        Record(ERRORS_BY_INSTANCE,
+               "sum by (job, instance) "
+               f'(rate(http_server_request_duration_seconds_count{{http_response_status_code=~"5.."}}[{W}]))'
+               f" or {REQUESTS_BY_INSTANCE} * 0",
+               meaning="5xx responses per second by service and instance (0 when none)"),
+    ]
     caches = [
         Record(REDIS_LOOKUPS,
                f"{redis_lookup_rate('hits', _PG_BY, W)} + {redis_lookup_rate('misses', _PG_BY, W)}",
@@ -177,7 +197,7 @@ def _recording() -> tuple[Record, ...]:
                meaning="PostgreSQL client connections over the slots ordinary roles may use "
                        "(max_connections - superuser_reserved_connections - reserved_connections)"),
     ]
-    return (*latency, *errors, *caches, *saturation)
+    return (*latency, *errors, *instances, *caches, *saturation)
 
 
 def _self_metric(suffix: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from alerts.catalog import ERRORS_BY_INSTANCE, LATENCY_BY_INSTANCE, REQUESTS_BY_INSTANCE
 from stackwatch.promql import job_queue_oldest_age, n_plus_one_detections, pool_wait_mean
 from stackwatch.thresholds import (
     CACHE,
@@ -43,7 +44,7 @@ from ..common import (
 __all__ = ["build"]
 
 S = selector("job", "instance")
-#: recorded service series carry job only
+#: series recorded per service (not per instance) carry job only
 J = selector("job")
 #: the statements whose rows are rows read (the exporter's command label)
 SELECTS = selector("job", "instance", command="select")
@@ -122,7 +123,8 @@ def _caching(g: Grid) -> None:
     g.add(stat("Redis hit ratio", f">80% cache hit rate achieved: lowest keyspace hit ratio ({W}).",
                f"min(instance:redis_keyspace_hits:ratio_rate5m{{{S}}})", "percentunit", too_low(REDIS.hit_ratio),
                links=["redis"]), **SIZE)
-    g.add(stat("Application cache hit ratio", "The same target seen from the application's cache lookups.",
+    g.add(stat("Application cache hit ratio", "The same target seen from the application's cache lookups "
+               "(recorded per service and cache: $instance does not narrow it).",
                f"min(job_cache:cache_requests_hits:ratio_rate5m{{{J}}})", "percentunit", too_low(CACHE.hit_ratio),
                links=["service"]), **SIZE)
     g.add(stat("Keys without TTL", "Cache TTL configured appropriately: worst share of sampled keys that "
@@ -143,11 +145,11 @@ def _caching(g: Grid) -> None:
 
 def _application(g: Grid) -> None:
     g.row("Application")
-    g.add(stat("Error ratio (5xx)", "Share of requests failing with 5xx over 5 minutes.",
-               f"sum(job:http_server_request_errors:rate5m{{{J}}}) / sum(job:http_server_requests:rate5m{{{J}}})",
+    g.add(stat("Error ratio (5xx)", "Share of requests failing with 5xx over 5 minutes, selected instances.",
+               f"sum({ERRORS_BY_INSTANCE}{{{S}}}) / sum({REQUESTS_BY_INSTANCE}{{{S}}})",
                "percentunit", too_high(HTTP.error_ratio), links=["service"]), **SIZE)
-    g.add(stat("p99 latency", f"Response time p99 of the slowest service ({W}).",
-               f'max(job:http_server_request_duration_seconds:quantile_rate5m{{{selector("job", quantile="0.99")}}})',
+    g.add(stat("p99 latency", f"Response time p99 of the slowest selected instance ({W}).",
+               f'max({LATENCY_BY_INSTANCE}{{{selector("job", "instance", quantile="0.99")}}})',
                "s", too_high(HTTP.latency_p99_seconds), links=["service"]), **SIZE)
     g.add(_ok("Health checks passing", "Health checks implemented: every /health check passed on its last "
               "evaluation.", f"min(health_check_status{{{S}}})", "passing", "FAILING", "service"), **SIZE)
@@ -157,8 +159,9 @@ def _application(g: Grid) -> None:
     g.add(stat("Oldest waiting job", "Async processing for long tasks: the longest any queued job has waited "
                "(0 when the queues are drained).", f"max({job_queue_oldest_age('job, instance', S)})",
                "s", too_high(JOBS.oldest_age_seconds), links=["jobs"], no_value="no queues"), **SIZE)
-    g.add(stat("Slowest route p95", "Synchronous processing pitfall: the highest p95 of any route; past the "
-               "line its work belongs in a background job.",
+    g.add(stat("Slowest route p95", "Synchronous processing pitfall: the highest p95 of any route (recorded per "
+               "route over all instances: $instance does not narrow it); past the line its work belongs in a "
+               "background job.",
                "max(job_http_route:http_server_request_duration_seconds:quantile_rate5m"
                f'{{{selector("job", quantile="0.95")}}})',
                "s", too_high(JOBS.synchronous_route_p95_seconds), links=["jobs"]), **SIZE)

@@ -226,3 +226,13 @@ def test_stats_show_now_and_a_required_one_without_data_is_red() -> None:
             required = not target.empty_reason
             assert rendered["expr"] == (f"({target.expr}) or on() vector(NaN)" if required else target.expr)
             assert (NO_DATA_RED in data["fieldConfig"]["defaults"]["mappings"]) == required, panel.title
+
+
+def test_headline_stats_follow_the_instance_picker() -> None:
+    """The service dashboard's headline numbers read series recorded per instance too, so picking an
+    instance narrows them (the per-service recordings made $instance silently do nothing)."""
+    service = BOARDS[DASHBOARD_UIDS["service"]]
+    stats = [p for p in content_panels(service) if p["type"] == "stat"]
+    assert len(stats) >= 4
+    for panel in stats:
+        assert all('instance=~"$instance"' in t["expr"] for t in panel["targets"]), panel["title"]
