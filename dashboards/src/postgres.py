@@ -224,6 +224,9 @@ def _server_and_settings(g: Grid) -> None:
     g.add(stat("Version", "Which PostgreSQL version runs on each server (pg_static)?",
                q(f"max by (short_version) (pg_static{{{S}}})", "{{short_version}}"), "none", no_threshold(),
                textMode="name"), w=4, h=8)
+    g.add(stat("Uptime", "Since when has the server been running? A short uptime is a restart (a crash, an "
+               "OOM kill of a backend, a failover): caches are cold.",
+               f"min(time() - pg_postmaster_start_time_seconds{{{S}}})", "s", no_threshold()), w=4, h=8)
     setting = "max by (server) (pg_settings_{}{{" + S + "}})"
     g.add(table("Settings", "The settings the checklist's findings depend on, per server: connection slots, "
                 "memory, timeouts (0 means none) and the slow-query log (-1 means off).", [
@@ -244,7 +247,7 @@ def _server_and_settings(g: Grid) -> None:
         "Value #F": ("statement_timeout", "s"),
         "Value #G": ("idle_in_transaction timeout", "s"),
         "Value #H": ("log_min_duration_statement", "s"),
-    }), w=20, h=8)
+    }), w=16, h=8)
 
 
 def _vacuum_and_wraparound(g: Grid) -> None:
