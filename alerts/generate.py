@@ -208,8 +208,6 @@ _NOT_ALERTED: tuple[tuple[str, str], ...] = (
     ("Cache invalidation on writes", "not observable from metrics: stale reads look like hits. Only the "
      "application's tests can prove it."),
     ("CDN for static assets", "outside this stack: the CDN's own monitoring watches it."),
-    ("Async processing for long tasks", "no queue metrics exist yet; synchronous long work shows as latency "
-     "(HttpLatencyBudgetBurn, HttpLatencyP99High)."),
     ("Response compression enabled (gzip)", "a configuration fact, not an incident: `stackwatch check` "
      "(`app.compression`) verifies it."),
     ("Load balancing configured", "its configuration is not visible to Prometheus; its failures are: "
