@@ -62,11 +62,16 @@ def _filters(board: Dashboard) -> str:
         for v in board.templating.list if v.type != "datasource")
 
 
+#: dashboards opened unfiltered: the Checklist is the overview, and narrowed to the alerting target
+#: (Prometheus' own job, say) its every other item would read "no data"
+_OVERVIEWS = frozenset({"checklist"})
+
+
 def dashboard_urls(grafana_url: str) -> dict[str, str]:
     """Dashboard key -> the Grafana URL of that dashboard (``/d/<uid>`` resolves any slug) as a
     template of the alert's labels."""
     boards = {board.uid: board for board in build_all()}
-    return {key: f"{grafana_url.rstrip('/')}/d/{uid}?orgId=1{_filters(boards[uid])}"
+    return {key: f"{grafana_url.rstrip('/')}/d/{uid}?orgId=1{'' if key in _OVERVIEWS else _filters(boards[uid])}"
             for key, uid in DASHBOARD_UIDS.items()}
 
 

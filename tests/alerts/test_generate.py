@@ -72,6 +72,8 @@ def test_dashboard_links_carry_the_alerts_labels_as_variables() -> None:
         "{{ with $labels.instance }}&var-instance={{ . | urlquery }}{{ end }}"
         "{{ with $labels.server }}&var-server={{ . | urlquery }}{{ end }}")
     assert "{{ with $labels.http_route }}&var-route={{ . | urlquery }}{{ end }}" in urls["service"]
+    # the overview opens whole: narrowed to Prometheus' job its other items would read "no data"
+    assert urls["checklist"] == "https://grafana.example.org/d/stackwatch-checklist?orgId=1"
 
 
 @pytest.mark.parametrize("bad", ["docs/runbooks", "ftp://example.org/runbooks", "https://"])

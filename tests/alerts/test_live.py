@@ -60,8 +60,6 @@ def test_exporter_down_reaches_alertmanager(tmp_path: Path,
                                "job": "stackwatch-exporter", "instance": closed}
     assert alert["annotations"]["summary"] == f"The stackwatch exporter {closed} cannot be scraped"
     assert alert["annotations"]["runbook_url"] == f"{RUNBOOK_BASE_URL}/stackwatch.md#stackwatchexporterdown"
-    # the dashboard opens on the exporter that is down (its job and instance as Grafana variables)
-    assert alert["annotations"]["dashboard_url"] == (
-        f"{GRAFANA_BASE_URL}/d/stackwatch-checklist?orgId=1&var-job=stackwatch-exporter"
-        f"&var-instance={closed.replace(':', '%3A')}")
+    # the Checklist is the overview: it opens unfiltered
+    assert alert["annotations"]["dashboard_url"] == f"{GRAFANA_BASE_URL}/d/stackwatch-checklist?orgId=1"
     assert delivered()["Watchdog"]["labels"] == {"alertname": "Watchdog", "severity": "none"}
