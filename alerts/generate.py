@@ -144,7 +144,8 @@ def _docs(runbook_base: str) -> str:
         "",
         ("Every alert carries the annotations `summary`, `description`, `runbook_url` (under "
          f"`{runbook_base}`) and `dashboard_url` (the Grafana dashboard to open first, its variables set "
-         "to the alert's labels: `job`, `instance`, `server`... so it opens on the server that alerted)."),
+         "to the alert's labels: `job`, `instance`, `server`... so it opens on the server that alerted; the "
+         "Checklist, the overview, opens whole)."),
         "",
         "## Recording rules",
         "",
