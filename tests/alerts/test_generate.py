@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,13 @@ def test_generation_refuses_an_slo_off_the_bucket_boundaries(monkeypatch: pytest
     err = capsys.readouterr().err
     assert "latency_seconds=0.3 is not a bucket boundary" in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+def test_the_docs_lists_name_only_existing_alerts() -> None:
+    """"What the demo fires" and "Checklist items with no alert" stay true as alerts come and go."""
+    names = {alert.alert for alert in alerts()}
+    text = FILES[generate.DOCS_FILE]
+    start = text.index("## What the demo fires by design")
+    lists = text[start:text.index("## Changing a threshold or a link")]
+    cited = set(re.findall(r"\b(?:[A-Z][a-z0-9]+){2,}\b", lists))
+    assert cited and cited <= names, f"not alerts: {sorted(cited - names)}"
