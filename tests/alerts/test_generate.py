@@ -69,6 +69,7 @@ def test_dashboard_links_carry_the_alerts_labels_as_variables() -> None:
     urls = generate.dashboard_urls("https://grafana.example.org")
     assert urls["postgres"] == (
         "https://grafana.example.org/d/stackwatch-postgres?orgId=1"
+        "{{ with $labels.cluster }}&var-cluster={{ . | urlquery }}{{ end }}"
         "{{ with $labels.job }}&var-job={{ . | urlquery }}{{ end }}"
         "{{ with $labels.instance }}&var-instance={{ . | urlquery }}{{ end }}"
         "{{ with $labels.server }}&var-server={{ . | urlquery }}{{ end }}")
