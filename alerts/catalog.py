@@ -13,10 +13,13 @@ from dataclasses import dataclass
 
 from stackwatch.core.text import byte_size
 from stackwatch.promql import (
+    DATA_FILESYSTEMS,
     cache_request_rate,
+    filesystem_avail_ratio,
     instance_request_share,
     instances_up,
     le_matcher,
+    memory_used_ratio,
     n_plus_one_detections,
     pool_wait_mean,
     redis_lookup_rate,
@@ -27,10 +30,12 @@ from stackwatch.thresholds import (
     CACHE,
     EVENT_WINDOW,
     FOR,
+    HOST,
     HTTP,
     JOBS,
     POOL,
     POSTGRES,
+    PREDICTION_WINDOW,
     PRESENCE_WINDOW,
     PROCESS,
     RATE_WINDOW,
@@ -81,6 +86,10 @@ LATENCY_BY_JOB = f"job:http_server_request_duration_seconds:quantile_rate{W}"
 REQUESTS_BY_ROUTE = f"job_http_route:http_server_requests:rate{W}"
 ERRORS_BY_ROUTE = f"job_http_route:http_server_request_errors:rate{W}"
 ERROR_RATIO_BY_ROUTE = f"job_http_route:http_server_request_errors:ratio_rate{W}"
+BUCKETS_BY_INSTANCE = f"job_instance:http_server_request_duration_seconds_bucket:rate{W}"
+LATENCY_BY_INSTANCE = f"job_instance:http_server_request_duration_seconds:quantile_rate{W}"
+REQUESTS_BY_INSTANCE = f"job_instance:http_server_requests:rate{W}"
+ERRORS_BY_INSTANCE = f"job_instance:http_server_request_errors:rate{W}"
 REQUESTS_BY_JOB = f"job:http_server_requests:rate{W}"
 ERRORS_BY_JOB = f"job:http_server_request_errors:rate{W}"
 ERROR_RATIO_BY_JOB = f"job:http_server_request_errors:ratio_rate{W}"
@@ -155,6 +164,22 @@ def _recording() -> tuple[Record, ...]:
         Record(ERROR_RATIO_BY_JOB, f"{ERRORS_BY_JOB} / {REQUESTS_BY_JOB}",
                meaning="share of requests answered 5xx, by service"),
     ]
+    # per instance too, so the dashboards' $instance narrows their headline numbers
+    instances = [
+        Record(BUCKETS_BY_INSTANCE,
+               f"sum by (job, instance, le) (rate(http_server_request_duration_seconds_bucket[{W}]))",
+               meaning="request duration histogram buckets per second, by service and instance"),
+        *(Record(LATENCY_BY_INSTANCE, f"histogram_quantile({q}, {BUCKETS_BY_INSTANCE})", {"quantile": q},
+                 meaning=f"p{float(q) * 100:g} request latency by service and instance") for q in QUANTILES),
+        Record(REQUESTS_BY_INSTANCE,
+               f"sum by (job, instance) (rate(http_server_request_duration_seconds_count[{W}]))",
+               meaning="requests per second by service and instance"),
+        Record(ERRORS_BY_INSTANCE,
+               "sum by (job, instance) "
+               f'(rate(http_server_request_duration_seconds_count{{http_response_status_code=~"5.."}}[{W}]))'
+               f" or {REQUESTS_BY_INSTANCE} * 0",
+               meaning="5xx responses per second by service and instance (0 when none)"),
+    ]
     caches = [
         Record(REDIS_LOOKUPS,
                f"{redis_lookup_rate('hits', _PG_BY, W)} + {redis_lookup_rate('misses', _PG_BY, W)}",
@@ -180,7 +205,7 @@ def _recording() -> tuple[Record, ...]:
                meaning="PostgreSQL client connections over the slots ordinary roles may use "
                        "(max_connections - superuser_reserved_connections - reserved_connections)"),
     ]
-    return (*latency, *errors, *caches, *balancing, *saturation)
+    return (*latency, *errors, *instances, *caches, *balancing, *saturation)
 
 
 def _self_metric(suffix: str) -> str:
@@ -1252,6 +1277,69 @@ def _pipeline() -> tuple[Alert, ...]:
     )
 
 
+def _host() -> tuple[Alert, ...]:
+    """The host under the databases (node_exporter): a full disk stops PostgreSQL and Redis
+    whatever their own metrics say."""
+    fs = DATA_FILESYSTEMS
+    avail = filesystem_avail_ratio()
+    writable = f"node_filesystem_readonly{{{fs}}} == 0"
+    where = f"{label('mountpoint')} ({label('device')}) on {label('instance')}"
+    hours = HOST.filesystem_filling_hours
+    return (
+        Alert(
+            alert="NodeFilesystemSpaceFillingUp",
+            expr=(
+                f"{avail} < {num(HOST.filesystem_filling_avail_ratio)}"
+                f" and predict_linear(node_filesystem_avail_bytes{{{fs}}}[{PREDICTION_WINDOW}], {num(hours * 3600)})"
+                f" < 0 and {writable}"
+            ),
+            for_=FOR.node_filesystem_space_filling_up,
+            severity="warning",
+            summary=f"Filesystem {where} will be full within {duration(hours * 3600)}",
+            description=(
+                f"Only {PCT} of filesystem {where} is left, and at the pace of the last {PREDICTION_WINDOW} "
+                f"it fills within {duration(hours * 3600)} (trend held for {FOR.node_filesystem_space_filling_up}). "
+                "When it is full PostgreSQL stops for lack of WAL space and Redis fails its RDB/AOF writes: "
+                "find what grows (WAL kept by a slot, logs, a table or temporary files) before it does."
+            ),
+            runbook="host", dashboard="host",
+            threshold=(f"< {percent(HOST.filesystem_filling_avail_ratio)} left and full within "
+                       f"{duration(hours * 3600)} ({PREDICTION_WINDOW} trend)"),
+            meaning="a writable filesystem's free space trends to zero (predict_linear)",
+        ),
+        Alert(
+            alert="NodeFilesystemAlmostOutOfSpace",
+            expr=f"{avail} < {num(HOST.filesystem_avail_ratio)} and {writable}",
+            for_=FOR.node_filesystem_almost_out_of_space,
+            severity="critical",
+            summary=f"Filesystem {where} has only {PCT} left",
+            description=(
+                f"Only {PCT} of filesystem {where} is left (threshold {percent(HOST.filesystem_avail_ratio)}) for "
+                f"{FOR.node_filesystem_almost_out_of_space}. Writes fail when it is full: PostgreSQL stops for "
+                "lack of WAL space, Redis fails its persistence. Free space now (old logs, WAL held by an "
+                "inactive replication slot, core dumps) or grow the volume."
+            ),
+            runbook="host", dashboard="host", threshold=f"< {percent(HOST.filesystem_avail_ratio)} left",
+            meaning="free space of a writable filesystem (node_exporter)",
+        ),
+        Alert(
+            alert="NodeMemoryHighUtilization",
+            expr=f"{memory_used_ratio()} > {num(HOST.memory_used_ratio)}",
+            for_=FOR.node_memory_high_utilization,
+            severity="warning",
+            summary=f"Host {label('instance')} uses {PCT} of its memory",
+            description=(
+                f"{PCT} of the memory of {label('instance')} is in use, page cache the kernel can reclaim "
+                f"left out (threshold {percent(HOST.memory_used_ratio)}), for {FOR.node_memory_high_utilization}. "
+                "The cache that keeps PostgreSQL's reads in memory is being squeezed out, and the OOM killer is "
+                "next: find the process that grew (the Processes dashboard) or add memory."
+            ),
+            runbook="host", dashboard="host", threshold=f"> {percent(HOST.memory_used_ratio)}",
+            meaning="memory in use over the host's total, MemAvailable counted as free",
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class _BurnRate:
     """One row of the SRE workbook's multi-window table: a burn this fast over ``long`` (and still
@@ -1392,6 +1480,7 @@ def _groups() -> tuple[Group, ...]:
         Group("stackwatch.service", _service()),
         Group("stackwatch.processes", _processes()),
         Group("stackwatch.jobs", _jobs()),
+        Group("stackwatch.host", _host()),
     )
 
 

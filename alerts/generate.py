@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import promql_parser
 import yaml
+from grafanalib.core import Dashboard
 
+from dashboards.common import variable_label
+from dashboards.generate import build_all
 from stackwatch.core.generated import write, write_or_check
 from stackwatch.core.text import markdown_cell
 from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS
@@ -27,8 +31,8 @@ from stackwatch.thresholds import DASHBOARD_UIDS, GRAFANA_BASE_URL, RUNBOOK_BASE
 from .catalog import GROUPS, alerts, records, slo_problems
 from .rules import Alert, Group, Record, runbook_anchor
 
-__all__ = ["ALERTING_FILE", "DOCS_FILE", "RECORDING_FILE", "ROOT", "check_expressions", "dump_yaml", "main",
-           "render_files", "rule_groups", "write_files"]
+__all__ = ["ALERTING_FILE", "DOCS_FILE", "RECORDING_FILE", "ROOT", "base_url_problems", "check_expressions",
+           "dashboard_urls", "dump_yaml", "main", "render_files", "rule_groups", "write_files"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDING_FILE = "alerts/rules/recording.yml"
@@ -50,9 +54,33 @@ def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 _Dumper.add_representer(str, _str)
 
 
+def _filters(board: Dashboard) -> str:
+    """Go template setting each of ``board``'s variables (``var-<name>``) to the alert's label of
+    the same meaning, when the alert has that label: the dashboard opens on the alerting server."""
+    return "".join(
+        f"{{{{ with $labels.{variable_label(v.name)} }}}}&var-{v.name}={{{{ . | urlquery }}}}{{{{ end }}}}"
+        for v in board.templating.list if v.type != "datasource")
+
+
+#: dashboards opened unfiltered: the Checklist is the overview, and narrowed to the alerting target
+#: (Prometheus' own job, say) its every other item would read "no data"
+_OVERVIEWS = frozenset({"checklist"})
+
+
 def dashboard_urls(grafana_url: str) -> dict[str, str]:
-    """Dashboard key -> the Grafana URL of that dashboard (``/d/<uid>`` resolves any slug)."""
-    return {key: f"{grafana_url.rstrip('/')}/d/{uid}" for key, uid in DASHBOARD_UIDS.items()}
+    """Dashboard key -> the Grafana URL of that dashboard (``/d/<uid>`` resolves any slug) as a
+    template of the alert's labels."""
+    boards = {board.uid: board for board in build_all()}
+    return {key: f"{grafana_url.rstrip('/')}/d/{uid}?orgId=1{'' if key in _OVERVIEWS else _filters(boards[uid])}"
+            for key, uid in DASHBOARD_UIDS.items()}
+
+
+def base_url_problems(**urls: str) -> list[str]:
+    """Why the link bases cannot be used (empty when they can): a link in a page or a chat message
+    only leads somewhere when it is absolute."""
+    return [f"{name}={url!r} is not an absolute http(s) URL"
+            for name, url in urls.items() if urllib.parse.urlsplit(url).scheme not in ("http", "https")
+            or not urllib.parse.urlsplit(url).netloc]
 
 
 def rule_groups(groups: Sequence[Group], runbook_base: str = RUNBOOK_BASE_URL,
@@ -115,7 +143,9 @@ def _docs(runbook_base: str) -> str:
     lines += [
         "",
         ("Every alert carries the annotations `summary`, `description`, `runbook_url` (under "
-         f"`{runbook_base}`) and `dashboard_url` (the Grafana dashboard to open first)."),
+         f"`{runbook_base}`) and `dashboard_url` (the Grafana dashboard to open first, its variables set "
+         "to the alert's labels: `job`, `instance`, `server`... so it opens on the server that alerted; the "
+         "Checklist, the overview, opens whole)."),
         "",
         "## Recording rules",
         "",
@@ -147,10 +177,13 @@ def _docs(runbook_base: str) -> str:
         "3. Adjust the promtool cases in `alerts/tests/` whose inputs sit near the old value, and run",
         "   `promtool test rules alerts/tests/*.test.yml` (or `pytest tests/alerts`).",
         "",
-        "Runbook and dashboard links default to the repository-relative runbooks and to Grafana as",
-        "`docker compose up` publishes it. For a deployment, regenerate with your addresses:",
-        ("`python -m alerts.generate --runbook-base-url https://git.example.com/ops/stackwatch/blob/main/docs/runbooks"
-         " --grafana-url https://grafana.example.com`."),
+        "Both links are absolute, so they work from Alertmanager, Slack or a pager: the runbooks where this",
+        "repository is published (`RUNBOOK_BASE_URL`) and Grafana as `docker compose up` publishes it",
+        "(`GRAFANA_BASE_URL`). For a deployment, set yours in the overrides file and regenerate",
+        "(`STACKWATCH_THRESHOLDS_FILE=ours.toml python -m alerts.generate`), with top-level keys",
+        "`runbook_base_url = \"https://git.example.com/ops/stackwatch/blob/main/docs/runbooks\"` and",
+        "`grafana_base_url = \"https://grafana.example.com\"`, or pass `--runbook-base-url` and `--grafana-url`.",
+        "A relative base is refused.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -181,8 +214,6 @@ _NOT_ALERTED: tuple[tuple[str, str], ...] = (
     ("Cache invalidation on writes", "not observable from metrics: stale reads look like hits. Only the "
      "application's tests can prove it."),
     ("CDN for static assets", "outside this stack: the CDN's own monitoring watches it."),
-    ("Async processing for long tasks", "no queue metrics exist yet; synchronous long work shows as latency "
-     "(HttpLatencyBudgetBurn, HttpLatencyP99High)."),
     ("Response compression enabled (gzip)", "a configuration fact, not an incident: `stackwatch check` "
      "(`app.compression`) verifies it."),
     ("Load balancing configured", "its configuration is not visible to Prometheus; its failures are: "
@@ -198,18 +229,17 @@ _NOT_ALERTED: tuple[tuple[str, str], ...] = (
      "that alerting works."),
     ("Read replicas, sharding, horizontal or vertical scaling", "design decisions; their symptoms are alerted "
      "(replication lag, saturation, CPU and memory near limits)."),
-    ("Host disk space", "not yet: the stack runs no node_exporter; a full disk shows as PostgresDown or "
-     "RedisPersistenceFailing."),
 )
 
 
 def render_files(runbook_base: str = RUNBOOK_BASE_URL, grafana_url: str = GRAFANA_BASE_URL) -> dict[str, str]:
     """Repository-relative path -> content of every generated file.
 
-    Raises ValueError naming what is wrong when the SLOs in the thresholds cannot become rules or
-    an expression does not parse.
+    Raises ValueError naming what is wrong when the SLOs in the thresholds or the link bases cannot
+    become rules, or an expression does not parse.
     """
-    problems = slo_problems(SLOS, HTTP_DURATION_BUCKETS)
+    problems = (slo_problems(SLOS, HTTP_DURATION_BUCKETS)
+                + base_url_problems(runbook_base_url=runbook_base, grafana_base_url=grafana_url))
     if problems:
         raise ValueError("; ".join(problems))
     recording = tuple(g for g in GROUPS if all(isinstance(r, Record) for r in g.rules))

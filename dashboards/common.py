@@ -16,6 +16,7 @@ from typing import Any
 import attr
 from attr.validators import instance_of
 from grafanalib.core import (
+    Annotations,
     Dashboard,
     DashboardLink,
     GridPos,
@@ -36,7 +37,10 @@ from grafanalib.core import (
 from stackwatch.thresholds import DASHBOARD_UIDS, SELECTORS
 
 __all__ = [
+    "ALERTMANAGER_DATASOURCE",
+    "FIRING_ALERTS",
     "PROMETHEUS_UID",
+    "AlertGroups",
     "DATASOURCE",
     "TITLES",
     "Query",
@@ -46,6 +50,7 @@ __all__ = [
     "cluster_variable",
     "label_variable",
     "selector",
+    "variable_label",
     "too_high",
     "too_low",
     "levels",
@@ -60,6 +65,9 @@ __all__ = [
 
 #: the Prometheus datasource uid that provisioning/grafana/datasources/datasources.yml defines
 PROMETHEUS_UID = "prometheus"
+#: the Alertmanager datasource's name in provisioning/grafana/datasources (Grafana's alert panels
+#: pick an Alertmanager by name)
+ALERTMANAGER_DATASOURCE = "Alertmanager"
 #: every panel and variable queries the datasource picked in the ``$datasource`` variable
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
@@ -71,6 +79,7 @@ TITLES = {
     "redis": "Stackwatch / Redis",
     "processes": "Stackwatch / Processes",
     "jobs": "Stackwatch / Jobs",
+    "host": "Stackwatch / Host",
 }
 
 GREEN, ORANGE, RED, BLUE = "green", "orange", "red", "blue"
@@ -97,6 +106,23 @@ class Query(Target):
         data["range"] = not self.instant
         if self.nan_when_empty:
             data["expr"] = data["query"] = f"({self.expr}) or on() vector(NaN)"
+        return data
+
+
+@attr.s
+class AlertGroups(Panel):
+    """Grafana's Alert groups panel: the alerts an Alertmanager holds whose labels match ``labels``
+    (``severity=~critical|warning``), grouped as Alertmanager notifies them, each with its state:
+    active, or suppressed when a silence or an inhibition holds it back. Prometheus' ``ALERTS``
+    cannot tell those apart; only Alertmanager knows its silences."""
+
+    labels: str = attr.ib(default="", validator=instance_of(str))
+
+    def to_json_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.panel_json({
+            "type": "alertGroups",
+            "options": {"alertmanager": ALERTMANAGER_DATASOURCE, "expandAll": True, "labels": self.labels},
+        })
         return data
 
 
@@ -157,12 +183,16 @@ def label_variable(name: str, label: str, metric: str, *, parents: Sequence[str]
     return variable
 
 
+def variable_label(name: str) -> str:
+    """The label a dashboard variable filters: its own name, except ``route`` (``http_route``) and
+    ``cluster`` (the cluster label of the settings)."""
+    return {"route": "http_route", "cluster": SELECTORS.cluster_label}.get(name, name)
+
+
 def selector(*variables: str, **fixed: str) -> str:
     """A label matcher list: the ``$cluster`` variable and each of ``variables`` as
-    ``name=~"$name"`` (the ``route`` variable matches ``http_route``), then fixed
-    ``label="value"`` pairs."""
-    labels = {"route": "http_route", "cluster": SELECTORS.cluster_label}
-    parts = [f'{labels.get(v, v)}=~"${v}"' for v in ("cluster", *variables)]
+    ``label=~"$name"`` on :func:`variable_label`, then fixed ``label="value"`` pairs."""
+    parts = [f'{variable_label(v)}=~"${v}"' for v in ("cluster", *variables)]
     parts += [f'{k}="{v}"' for k, v in fixed.items()]
     return ",".join(parts)
 
@@ -318,11 +348,26 @@ def _links(current: str) -> list[DashboardLink]:
             for key in TITLES if key != current]
 
 
+#: the alerts that need someone, as Prometheus evaluates them: marked on every graph
+FIRING_ALERTS = f'ALERTS{{{selector("job", alertstate="firing")},severity=~"critical|warning"}}'
+
+
+def _firing_alerts() -> dict[str, Any]:
+    """An annotation per firing alert on every graph: when it started, next to the curve that
+    explains it (narrowed by ``$cluster`` and ``$job``; alerts without those labels show under All)."""
+    return {"name": "Firing alerts", "datasource": DATASOURCE, "enable": True, "hide": False,
+            "iconColor": RED, "expr": FIRING_ALERTS, "step": "1m", "titleFormat": "{{alertname}}",
+            "textFormat": "{{severity}} {{job}} {{instance}} {{server}}", "tagKeys": "severity",
+            "useValueForTime": False}
+
+
 def dashboard(key: str, description: str, grid: Grid, variables: Sequence[Template]) -> Dashboard:
-    """The dashboard ``key`` with its fixed uid, links to the others and numbered panels."""
+    """The dashboard ``key`` with its fixed uid, links to the others, numbered panels and the
+    firing alerts as annotations."""
     return Dashboard(
         title=TITLES[key], uid=DASHBOARD_UIDS[key], description=description, tags=["stackwatch"],
         panels=grid.panels, templating=Templating(list=[datasource_variable(), cluster_variable(), *variables]),
+        annotations=Annotations(list=[_firing_alerts()]),
         links=_links(key), time=Time("now-1h", "now"), refresh="30s", schemaVersion=39,
         timezone="browser", graphTooltip=1, editable=True,
     ).auto_panel_ids()

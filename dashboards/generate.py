@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from grafanalib._gen import DashboardEncoder
-from grafanalib.core import Dashboard
+from grafanalib.core import Dashboard, RowPanel
 
 from stackwatch.core import generated
 from stackwatch.core.text import markdown_cell
 
-from .src import checklist, jobs, postgres, processes, redis, service
+from .src import checklist, host, jobs, postgres, processes, redis, service
 
 __all__ = ["ROOT", "JSON_DIR", "DOCS_FILE", "BUILDERS", "build_all", "render", "render_all", "render_docs",
            "write_all", "stale", "main"]
@@ -36,7 +36,7 @@ DOCS_FILE = ROOT / "docs" / "dashboards.md"
 
 #: every dashboard, in the order the docs list them
 BUILDERS: Sequence[Callable[[], Dashboard]] = (
-    checklist.build, service.build, postgres.build, redis.build, processes.build, jobs.build,
+    checklist.build, service.build, postgres.build, redis.build, processes.build, jobs.build, host.build,
 )
 
 
@@ -93,7 +93,7 @@ def render_docs() -> str:
             out += [" ".join(rest.split()), ""]
         out += [f"Variables: {variables}.", ""]
         for panel in board.panels:
-            if not getattr(panel, "targets", None):
+            if isinstance(panel, RowPanel):
                 if out[-1]:
                     out.append("")
                 out += [f"### {panel.title}", "", "| Panel | Question it answers | Colors / lines |", "|---|---|---|"]

@@ -38,8 +38,11 @@ class PanelQuery(NamedTuple):
 
 
 def panel_queries() -> Iterator[PanelQuery]:
-    """Every target of every panel, in dashboard and panel order, with variables unreplaced."""
+    """Per dashboard its annotation queries (titled ``annotation: <name>``), then every target of
+    every panel in panel order, with variables unreplaced."""
     for board in build_all():
+        for annotation in board.annotations.list:
+            yield PanelQuery(board.uid, f"annotation: {annotation['name']}", annotation["expr"])
         for panel in board.panels:
             for target in getattr(panel, "targets", []):
                 reason = target.empty_reason if isinstance(target, Query) else ""

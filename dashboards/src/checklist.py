@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from alerts.catalog import ERRORS_BY_INSTANCE, LATENCY_BY_INSTANCE, REQUESTS_BY_INSTANCE
 from stackwatch.promql import job_queue_oldest_age, n_plus_one_detections, pool_wait_mean
 from stackwatch.thresholds import (
     CACHE,
@@ -26,17 +27,31 @@ from stackwatch.thresholds import (
     SLOW_TIER_WINDOW,
 )
 
-from ..common import Grid, dashboard, label_variable, levels, q, selector, stat, state_mapping, too_high, too_low
+from ..common import (
+    AlertGroups,
+    Grid,
+    dashboard,
+    label_variable,
+    levels,
+    q,
+    selector,
+    stat,
+    state_mapping,
+    too_high,
+    too_low,
+)
 
 __all__ = ["build"]
 
 S = selector("job", "instance")
-#: recorded service series carry job only
+#: series recorded per service (not per instance) carry job only
 J = selector("job")
 #: the statements whose rows are rows read (the exporter's command label)
 SELECTS = selector("job", "instance", command="select")
 #: the rate window of the alert rules, so each stat shows what its alert evaluates
 W = RATE_WINDOW
+#: the size of every stat
+SIZE = {"w": 6, "h": 4}
 NO_REPLICA = "the watched servers are primaries; replication lag exists on replicas only"
 
 
@@ -46,128 +61,156 @@ def _ok(title: str, description: str, expr: str, ok_text: str, bad_text: str, li
                 mappings=state_mapping(1, ok_text, bad_text))
 
 
-def build() -> Dashboard:
-    g = Grid()
-    w, h = 6, 4
+def _alerts(g: Grid) -> None:
+    g.row("Alerts")
+    g.add(AlertGroups(title="Critical alerts in Alertmanager", description="What pages right now, as "
+                      "Alertmanager holds it: a silenced or inhibited alert shows as suppressed, not active.",
+                      labels="severity=critical"), w=12, h=8)
+    g.add(AlertGroups(title="Warnings in Alertmanager", description="What needs attention within the day; "
+                      "suppressed ones are silenced or inhibited (a critical twin, a failing dependency).",
+                      labels="severity=warning"), w=12, h=8)
 
+
+def _database(g: Grid) -> None:
     g.row("Database")
     g.add(_ok("PostgreSQL reachable", "pg_up of every watched server.", f"min(pg_up{{{S}}})", "yes", "DOWN",
-              "postgres"), w=w, h=h)
+              "postgres"), **SIZE)
     g.add(stat("Connection saturation", "Connection pooling configured: non-reserved slots in use on the "
                "busiest server (warning and critical alert levels).",
                f"max(instance:pg_connections:saturation_ratio{{{S}}})", "percentunit",
                levels(POSTGRES.connection_saturation_warning, POSTGRES.connection_saturation_critical),
-               links=["postgres"]), w=w, h=h)
+               links=["postgres"]), **SIZE)
     g.add(stat("Pool requests waiting", "Client-side pool: requests queued for a connection right now.",
                f"sum(db_client_connection_pending_requests{{{S}}}) or vector(0)", "short",
-               too_high(POOL.pending_requests), links=["service"]), w=w, h=h)
+               too_high(POOL.pending_requests), links=["service"]), **SIZE)
     g.add(stat("Missing-index suspects", "Indexes on frequently queried columns: tables whose suspect "
                "score is 1 or more.", f"count(pg_table_missing_index_suspect_score{{{S}}} >= "
                f"{POSTGRES.missing_index_suspect_score}) or vector(0)", "short", too_high(0), links=["postgres"]),
-          w=w, h=h)
+          **SIZE)
     g.add(stat("N+1 queries", f"N+1 queries eliminated: requests with a repeated statement in the last "
                f"{EVENT_WINDOW}.", f"{n_plus_one_detections(EVENT_WINDOW, selector=f'{{{S}}}')} or vector(0)",
-               "short", too_high(HTTP.n_plus_one_detections), links=["service"]), w=w, h=h)
+               "short", too_high(HTTP.n_plus_one_detections), links=["service"]), **SIZE)
     g.add(stat("Slow statements", "Slow query log monitored: statements whose mean time is over the slow "
                "threshold.", f"sum(pg_stat_statements_slow_statements{{{S}}})", "short", too_high(0),
-               links=["postgres"]), w=w, h=h)
+               links=["postgres"]), **SIZE)
     g.add(_ok("Statement statistics", "Query execution plans analyzed: pg_stat_statements is loaded, so the "
               "costly statements are known.", f"min(pg_settings_pg_stat_statements_loaded{{{S}}})", "loaded",
-              "NOT LOADED", "postgres"), w=w, h=h)
+              "NOT LOADED", "postgres"), **SIZE)
     g.add(stat("Buffer cache hit ratio", "Lowest per-database share of block reads served from memory.",
                f"min(pg_stat_database_cache_hit_ratio{{{S}}})", "percentunit", too_low(POSTGRES.buffer_cache_hit_ratio),
-               links=["postgres"]), w=w, h=h)
+               links=["postgres"]), **SIZE)
     g.add(stat("Longest transaction", "Transactions open longer than this hold back vacuum everywhere.",
                f"max(pg_stat_activity_max_tx_duration{{{S}}})", "s", too_high(POSTGRES.long_transaction_seconds),
-               links=["postgres"]), w=w, h=h)
+               links=["postgres"]), **SIZE)
     g.add(stat("Unbounded queries", "Most rows returned per call by one SELECT statement (rows changed by "
                "UPDATE or DELETE are not unbounded reads): a LIMIT is probably missing above the threshold "
                f"({SLOW_TIER_WINDOW}: statements are read on the exporter's slow tier).",
                f"max(rate(pg_stat_statements_rows_total{{{SELECTS}}}[{SLOW_TIER_WINDOW}]) / "
                f"(rate(pg_stat_statements_calls_total{{{SELECTS}}}[{SLOW_TIER_WINDOW}]) > 0))",
-               "short", too_high(POSTGRES.rows_per_call), links=["postgres"], no_value="idle"), w=w, h=h)
+               "short", too_high(POSTGRES.rows_per_call), links=["postgres"], no_value="idle"), **SIZE)
     g.add(stat(f"Deadlocks ({EVENT_WINDOW})", "Deadlocks in the event window: lock-ordering bugs.",
                f"sum(increase(pg_stat_database_deadlocks{{{S}}}[{EVENT_WINDOW}]))", "short",
-               too_high(POSTGRES.deadlocks), links=["postgres"]), w=w, h=h)
+               too_high(POSTGRES.deadlocks), links=["postgres"]), **SIZE)
     g.add(stat("Replication lag", "Worst replica lag (replicas only).",
                q(f"max(pg_replication_lag_seconds{{{S}}})", empty_reason=NO_REPLICA), "s",
-               too_high(POSTGRES.replication_lag_seconds), links=["postgres"], no_value="no replica"), w=w, h=h)
+               too_high(POSTGRES.replication_lag_seconds), links=["postgres"], no_value="no replica"), **SIZE)
 
+
+def _caching(g: Grid) -> None:
     g.row("Caching")
     g.add(_ok("Redis reachable", "redis_up of every watched server.", f"min(redis_up{{{S}}})", "yes", "DOWN",
-              "redis"), w=w, h=h)
+              "redis"), **SIZE)
     g.add(stat("Redis hit ratio", f">80% cache hit rate achieved: lowest keyspace hit ratio ({W}).",
                f"min(instance:redis_keyspace_hits:ratio_rate5m{{{S}}})", "percentunit", too_low(REDIS.hit_ratio),
-               links=["redis"]), w=w, h=h)
-    g.add(stat("Application cache hit ratio", "The same target seen from the application's cache lookups.",
+               links=["redis"]), **SIZE)
+    g.add(stat("Application cache hit ratio", "The same target seen from the application's cache lookups "
+               "(recorded per service and cache: $instance does not narrow it).",
                f"min(job_cache:cache_requests_hits:ratio_rate5m{{{J}}})", "percentunit", too_low(CACHE.hit_ratio),
-               links=["service"]), w=w, h=h)
+               links=["service"]), **SIZE)
     g.add(stat("Keys without TTL", "Cache TTL configured appropriately: worst share of sampled keys that "
                "never expire.", f"max(redis_ttl_keys_without_ttl_ratio{{{S}}})", "percentunit",
-               too_high(REDIS.keys_without_ttl_ratio), links=["redis"]), w=w, h=h)
+               too_high(REDIS.keys_without_ttl_ratio), links=["redis"]), **SIZE)
     g.add(_ok("maxmemory set", "A cache needs a memory bound and an eviction policy.",
-              f"1 - max(redis_memory_max_unlimited{{{S}}})", "set", "UNLIMITED", "redis"), w=w, h=h)
+              f"1 - max(redis_memory_max_unlimited{{{S}}})", "set", "UNLIMITED", "redis"), **SIZE)
     g.add(stat("Redis memory of maxmemory", "Memory used over maxmemory on the fullest server.",
                f"max(redis_memory_saturation_ratio{{{S}}})", "percentunit", too_high(REDIS.memory_saturation),
-               links=["redis"], no_value="no maxmemory"), w=w, h=h)
+               links=["redis"], no_value="no maxmemory"), **SIZE)
     g.add(stat("Evictions per second", "Keys evicted for lack of memory (5m rate).",
                f"sum(rate(redis_evicted_keys_total{{{S}}}[{W}]))", "ops", too_high(REDIS.evictions_per_second),
-               links=["redis"]), w=w, h=h)
+               links=["redis"]), **SIZE)
     g.add(stat(f"Rejected connections ({EVENT_WINDOW})", "Clients refused at maxclients.",
                f"sum(increase(redis_rejected_connections_total{{{S}}}[{EVENT_WINDOW}]))", "short",
-               too_high(REDIS.rejected_connections), links=["redis"]), w=w, h=h)
+               too_high(REDIS.rejected_connections), links=["redis"]), **SIZE)
 
+
+def _application(g: Grid) -> None:
     g.row("Application")
-    g.add(stat("Error ratio (5xx)", "Share of requests failing with 5xx over 5 minutes.",
-               f"sum(job:http_server_request_errors:rate5m{{{J}}}) / sum(job:http_server_requests:rate5m{{{J}}})",
-               "percentunit", too_high(HTTP.error_ratio), links=["service"]), w=w, h=h)
-    g.add(stat("p99 latency", f"Response time p99 of the slowest service ({W}).",
-               f'max(job:http_server_request_duration_seconds:quantile_rate5m{{{selector("job", quantile="0.99")}}})',
-               "s", too_high(HTTP.latency_p99_seconds), links=["service"]), w=w, h=h)
+    g.add(stat("Error ratio (5xx)", "Share of requests failing with 5xx over 5 minutes, selected instances.",
+               f"sum({ERRORS_BY_INSTANCE}{{{S}}}) / sum({REQUESTS_BY_INSTANCE}{{{S}}})",
+               "percentunit", too_high(HTTP.error_ratio), links=["service"]), **SIZE)
+    g.add(stat("p99 latency", f"Response time p99 of the slowest selected instance ({W}).",
+               f'max({LATENCY_BY_INSTANCE}{{{selector("job", "instance", quantile="0.99")}}})',
+               "s", too_high(HTTP.latency_p99_seconds), links=["service"]), **SIZE)
     g.add(_ok("Health checks passing", "Health checks implemented: every /health check passed on its last "
-              "evaluation.", f"min(health_check_status{{{S}}})", "passing", "FAILING", "service"), w=w, h=h)
+              "evaluation.", f"min(health_check_status{{{S}}})", "passing", "FAILING", "service"), **SIZE)
     g.add(stat("Pool wait (mean)", f"Mean wait for a pooled connection ({W}).",
                f"max({pool_wait_mean('job, instance, pool_name', W, f'{{{S}}}')})",
-               "s", too_high(POOL.wait_mean_seconds), links=["service"], no_value="no waits"), w=w, h=h)
+               "s", too_high(POOL.wait_mean_seconds), links=["service"], no_value="no waits"), **SIZE)
     g.add(stat("Oldest waiting job", "Async processing for long tasks: the longest any queued job has waited "
                "(0 when the queues are drained).", f"max({job_queue_oldest_age('job, instance', S)})",
-               "s", too_high(JOBS.oldest_age_seconds), links=["jobs"], no_value="no queues"), w=w, h=h)
-    g.add(stat("Slowest route p95", "Synchronous processing pitfall: the highest p95 of any route; past the "
-               "line its work belongs in a background job.",
+               "s", too_high(JOBS.oldest_age_seconds), links=["jobs"], no_value="no queues"), **SIZE)
+    g.add(stat("Slowest route p95", "Synchronous processing pitfall: the highest p95 of any route (recorded per "
+               "route over all instances: $instance does not narrow it); past the line its work belongs in a "
+               "background job.",
                "max(job_http_route:http_server_request_duration_seconds:quantile_rate5m"
                f'{{{selector("job", quantile="0.95")}}})',
-               "s", too_high(JOBS.synchronous_route_p95_seconds), links=["jobs"]), w=w, h=h)
+               "s", too_high(JOBS.synchronous_route_p95_seconds), links=["jobs"]), **SIZE)
 
+
+def _resources(g: Grid) -> None:
     g.row("Resources")
     g.add(_ok("CPU limits set", "Resource limits set: every watched cgroup has a CPU quota.",
-              f"min(process_cgroup_cpu_limited{{{S}}})", "set", "NO LIMIT", "processes"), w=w, h=h)
+              f"min(process_cgroup_cpu_limited{{{S}}})", "set", "NO LIMIT", "processes"), **SIZE)
     g.add(_ok("Memory limits set", "Resource limits set: every watched cgroup has memory.max.",
-              f"min(process_cgroup_memory_limited{{{S}}})", "set", "NO LIMIT", "processes"), w=w, h=h)
+              f"min(process_cgroup_memory_limited{{{S}}})", "set", "NO LIMIT", "processes"), **SIZE)
     g.add(stat("CPU used of limit", f"Busiest cgroup's CPU over its quota ({W}).",
                q(f"max(rate(process_cgroup_cpu_usage_seconds_total{{{S}}}[{W}]) / "
                  f"process_cgroup_cpu_limit_cores{{{S}}})",
                  empty_reason="no cgroup has a CPU limit"),
-               "percentunit", too_high(PROCESS.cpu_limit_ratio), links=["processes"], no_value="no limit"), w=w, h=h)
+               "percentunit", too_high(PROCESS.cpu_limit_ratio), links=["processes"], no_value="no limit"), **SIZE)
     g.add(stat("Memory used of limit", "Fullest cgroup's memory over memory.max.",
                q(f"max(process_cgroup_memory_current_bytes{{{S}}} / process_cgroup_memory_max_bytes{{{S}}})",
                  empty_reason="no cgroup has a memory limit"),
                "percentunit", too_high(PROCESS.memory_limit_ratio), links=["processes"], no_value="no limit"),
-          w=w, h=h)
+          **SIZE)
 
+
+def _monitoring(g: Grid) -> None:
     g.row("Monitoring")
     g.add(_ok("Alerting pipeline", "Alerting on key metrics: the always-firing Watchdog alert is active, so "
               "rules are evaluated.",
               f'max(ALERTS{{{selector(alertname="Watchdog", alertstate="firing")}}}) or vector(0)',
-              "working", "BROKEN", "checklist"), w=w, h=h)
-    g.add(stat("Critical alerts firing", "Critical alerts firing right now.",
+              "working", "BROKEN", "checklist"), **SIZE)
+    g.add(stat("Critical alerts firing", "Critical alerts Prometheus evaluates as firing, silenced and inhibited "
+               "ones included (Prometheus cannot see Alertmanager's silences): the Alerts row shows which of "
+               "them page.",
                f'count(ALERTS{{{selector(severity="critical", alertstate="firing")}}}) or vector(0)', "short",
-               too_high(0), links=["checklist"]), w=w, h=h)
+               too_high(0), links=["checklist"]), **SIZE)
     g.add(_ok("Exporter collectors", "Every exporter sub-collector succeeded on its last poll.",
               f'min({{__name__=~"(pg|redis|process)_scrape_collector_success",{S}}})', "ok", "FAILING",
-              "checklist"), w=w, h=h)
+              "checklist"), **SIZE)
     g.add(_ok("Scrape targets up", "Every Prometheus target answered its last scrape.",
-              f"min(up{{{S}}})", "all up", "DOWN", "checklist"), w=w, h=h)
+              f"min(up{{{S}}})", "all up", "DOWN", "checklist"), **SIZE)
 
+
+def build() -> Dashboard:
+    g = Grid()
+    _alerts(g)
+    _database(g)
+    _caching(g)
+    _application(g)
+    _resources(g)
+    _monitoring(g)
     return dashboard("checklist", __doc__.split("\n")[0], g, [
         label_variable("job", "job", "up"),
         label_variable("instance", "instance", "up", parents=["job"]),

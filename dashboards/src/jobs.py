@@ -30,8 +30,7 @@ QUEUED = f'job_queue_depth{{{S},state="queued"}}'
 OLDEST = job_queue_oldest_age("system, queue", S)
 
 
-def build() -> Dashboard:
-    g = Grid()
+def _overview(g: Grid) -> None:
     g.row("Overview")
     g.add(stat("Jobs waiting", "Jobs queued and not yet taken by a worker, all queues.",
                f"sum({QUEUED})", "short", no_threshold()), w=6, h=4)
@@ -44,6 +43,8 @@ def build() -> Dashboard:
     g.add(stat("Failed jobs kept", "Jobs in the failed registries or dead-letter queues.",
                f'sum(job_queue_depth{{{S},state="failed"}})', "short", no_threshold()), w=6, h=4)
 
+
+def _queues(g: Grid) -> None:
     g.row("Queues")
     g.add(timeseries("Queued jobs by queue", "Is the backlog draining? A line that keeps rising means the "
                      "workers no longer keep up.", [
@@ -65,6 +66,8 @@ def build() -> Dashboard:
           empty_reason="only stream queues with consumer groups have a lag (the demo's queue is RQ)"),
     ], "short"), w=8)
 
+
+def _runs(g: Grid) -> None:
     g.row("Runs (instrumented workers)")
     g.add(timeseries("Jobs finished by result", "Runs per second by result; retries run again later.", [
         (f"sum by (result) (rate(jobs_total{{{W}}}[{WINDOW}]))", "{{result}}"),
@@ -85,6 +88,8 @@ def build() -> Dashboard:
          "{{task}} p50"),
     ], "s"), w=24)
 
+
+def _work_that_should_be_a_job(g: Grid) -> None:
     g.row("Work that should be a job")
     g.add(timeseries("Routes' p95 latency against the background-job line", "Routes above the dashed line "
                      "keep their typical client waiting for long work (the checklist's synchronous-processing "
@@ -92,6 +97,13 @@ def build() -> Dashboard:
         (f'max by (job, http_route) ({LATENCY_BY_ROUTE}{{{selector(quantile="0.95")}}})', "{{job}} {{http_route}}"),
     ], "s", thresholds=too_high(JOBS.synchronous_route_p95_seconds)), w=24)
 
+
+def build() -> Dashboard:
+    g = Grid()
+    _overview(g)
+    _queues(g)
+    _runs(g)
+    _work_that_should_be_a_job(g)
     return dashboard("jobs", __doc__.split("\n")[0], g, [
         label_variable("job", "job", "job_queue_depth"),
         label_variable("instance", "instance", "job_queue_depth", parents=["job"]),

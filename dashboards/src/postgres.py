@@ -20,6 +20,7 @@ from ..common import (
     dashboard,
     label_variable,
     levels,
+    no_threshold,
     q,
     selector,
     stat,
@@ -46,8 +47,7 @@ def _slow_log_steps() -> list[dict[str, Any]]:
     return [{"color": "red", "value": None}, {"color": "green", "value": 0}, {"color": "orange", "value": lax}]
 
 
-def build() -> Dashboard:
-    g = Grid()
+def _availability_and_connections(g: Grid) -> None:
     g.row("Availability and connections")
     g.add(stat("PostgreSQL up", "Can the exporter connect and query the server?",
                f"min(pg_up{{{S}}})", "none", too_low(1), mappings=state_mapping(1, "UP", "DOWN")), w=4, h=4)
@@ -89,6 +89,8 @@ def build() -> Dashboard:
         (f"max by (datname) (pg_stat_activity_max_query_duration_seconds{{{S}}})", "{{datname}} query"),
     ], "s", thresholds=too_high(POSTGRES.long_transaction_seconds)), w=12)
 
+
+def _throughput_and_cache(g: Grid) -> None:
     g.row("Throughput and cache")
     g.add(timeseries("Transactions per second", "Commits and rollbacks; a rising rollback share is "
                      "application errors or serialization failures.", [
@@ -116,6 +118,8 @@ def build() -> Dashboard:
         (f"sum by (datname) (pg_database_size_bytes{{{S}}})", "{{datname}}"),
     ], "bytes"), w=8)
 
+
+def _statements(g: Grid) -> None:
     g.row("Statements (pg_stat_statements)")
     statement = "queryid, datname, user"
     top = f"topk(10, sum by ({statement}) (rate(pg_stat_statements_seconds_total{{{S}}}[$__range])))"
@@ -146,6 +150,8 @@ def build() -> Dashboard:
          f"sum(rate(pg_stat_statements_instance_calls_total{{{S}}}[{SLOW}]))", "mean"),
     ], "s", thresholds=too_high(POSTGRES.slow_statement_mean_seconds)), w=12)
 
+
+def _tables_and_indexes(g: Grid) -> None:
     g.row("Tables and indexes")
     # tables aggregate "by" the identifying labels: that drops __name__, so the queries' rows merge
     table_labels = "server, datname, schemaname, relname"
@@ -180,6 +186,8 @@ def build() -> Dashboard:
         (f"sum(rate(pg_stat_user_tables_idx_scan{{{S}}}[{SLOW}]))", "index"),
     ], "ops"), w=8)
 
+
+def _locks_replication_checkpoints(g: Grid) -> None:
     g.row("Locks, replication, checkpoints")
     g.add(timeseries("Locks by mode", "Lock counts by mode; ungranted locks are waits.", [
         (f'sum by (mode) (pg_locks_count{{{S}}})', "{{mode}}"),
@@ -210,6 +218,73 @@ def build() -> Dashboard:
         (f"sum(rate(pg_stat_bgwriter_buffers_backend_total{{{S}}}[{SLOW}]))", "backends"),
     ], "ops"), w=12)
 
+
+def _server_and_settings(g: Grid) -> None:
+    g.row("Server and settings")
+    g.add(stat("Version", "Which PostgreSQL version runs on each server (pg_static)?",
+               q(f"max by (short_version) (pg_static{{{S}}})", "{{short_version}}"), "none", no_threshold(),
+               textMode="name"), w=4, h=8)
+    g.add(stat("Uptime", "Since when has the server been running? A short uptime is a restart (a crash, an "
+               "OOM kill of a backend, a failover): caches are cold.",
+               f"min(time() - pg_postmaster_start_time_seconds{{{S}}})", "s", no_threshold()), w=4, h=8)
+    setting = "max by (server) (pg_settings_{}{{" + S + "}})"
+    g.add(table("Settings", "The settings the checklist's findings depend on, per server: connection slots, "
+                "memory, timeouts (0 means none) and the slow-query log (-1 means off).", [
+        q(setting.format("max_connections")),
+        q(setting.format("superuser_reserved_connections")),
+        q(setting.format("shared_buffers_bytes")),
+        q(setting.format("work_mem_bytes")),
+        q(setting.format("effective_cache_size_bytes")),
+        q(setting.format("statement_timeout_seconds")),
+        q(setting.format("idle_in_transaction_session_timeout_seconds")),
+        q(setting.format("log_min_duration_statement_seconds")),
+    ], "short", columns={
+        "Value #A": ("max_connections", "short"),
+        "Value #B": ("superuser reserved", "short"),
+        "Value #C": ("shared_buffers", "bytes"),
+        "Value #D": ("work_mem", "bytes"),
+        "Value #E": ("effective_cache_size", "bytes"),
+        "Value #F": ("statement_timeout", "s"),
+        "Value #G": ("idle_in_transaction timeout", "s"),
+        "Value #H": ("log_min_duration_statement", "s"),
+    }), w=16, h=8)
+
+
+def _vacuum_and_wraparound(g: Grid) -> None:
+    g.row("Vacuum and wraparound")
+    g.add(timeseries("Transaction ID age by database", "How close is each database to transaction ID "
+                     "wraparound? Autovacuum freezes from 200 million; past the dashed line "
+                     "PostgresXidWraparound fires, and at 2^31 writes stop.", [
+        (f"max by (server, datname) (pg_database_datfrozenxid_age{{{S}}})", "{{server}} {{datname}}"),
+    ], "short", thresholds=too_high(POSTGRES.xid_age)), w=8)
+    g.add(timeseries("Longest without vacuum (top 5 tables)", "Time since each table was last vacuumed "
+                     "(by hand or autovacuum); a table with dead rows past the dashed line is what "
+                     "PostgresVacuumBehind looks for.", [
+        (f"topk(5, max by (server, datname, schemaname, relname) "
+         f"(pg_stat_user_tables_last_vacuum_age_seconds{{{S}}}))", "{{datname}}.{{relname}}"),
+    ], "s", thresholds=too_high(POSTGRES.vacuum_age_seconds)), w=8)
+    g.add(timeseries("Longest without analyze (top 5 tables)", "Time since each table's statistics were "
+                     "refreshed: stale statistics mislead the planner into bad plans.", [
+        (f"topk(5, max by (server, datname, schemaname, relname) "
+         f"(pg_stat_user_tables_last_analyze_age_seconds{{{S}}}))", "{{datname}}.{{relname}}"),
+    ], "s"), w=8)
+    g.add(timeseries("Recovery conflicts by cause", "Queries a standby canceled to replay WAL (0 on a "
+                     "primary): snapshot conflicts mean long queries on the replica meet vacuum's cleanup "
+                     "(hot_standby_feedback, max_standby_streaming_delay).", [
+        (f"sum(rate(pg_stat_database_conflicts_confl_{cause}{{{S}}}[{WINDOW}]))", cause)
+        for cause in ("snapshot", "lock", "bufferpin", "deadlock", "tablespace")
+    ], "ops"), w=24)
+
+
+def build() -> Dashboard:
+    g = Grid()
+    _availability_and_connections(g)
+    _server_and_settings(g)
+    _throughput_and_cache(g)
+    _statements(g)
+    _tables_and_indexes(g)
+    _locks_replication_checkpoints(g)
+    _vacuum_and_wraparound(g)
     return dashboard("postgres", __doc__.split("\n")[0], g, [
         label_variable("job", "job", "pg_up"),
         label_variable("instance", "instance", "pg_up", parents=["job"]),

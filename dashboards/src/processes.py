@@ -22,8 +22,7 @@ NO_CPU_LIMIT = "no cgroup has a CPU limit (quota)"
 NO_MEMORY_LIMIT = "no cgroup has a memory limit (memory.max)"
 
 
-def build() -> Dashboard:
-    g = Grid()
+def _limits(g: Grid) -> None:
     g.row("Limits")
     g.add(stat("CPU limit set", "Do all watched cgroups have a CPU quota?", f"min(process_cgroup_cpu_limited{{{S}}})",
                "none", too_low(1), mappings=state_mapping(1, "limited", "NO LIMIT")), w=6, h=4)
@@ -39,6 +38,8 @@ def build() -> Dashboard:
                  empty_reason=NO_MEMORY_LIMIT),
                "percentunit", too_high(PROCESS.memory_limit_ratio), no_value="no limit"), w=6, h=4)
 
+
+def _cpu(g: Grid) -> None:
     g.row("CPU")
     g.add(timeseries("CPU by process group", "Cores used by each group (user + system).", [
         (f"sum by (group) (rate(process_group_cpu_seconds_total{{{G}}}[{WINDOW}]))", "{{group}}"),
@@ -60,6 +61,8 @@ def build() -> Dashboard:
          "{{group}} {{ctxswitch}}"),
     ], "ops"), w=12)
 
+
+def _memory(g: Grid) -> None:
     g.row("Memory")
     g.add(timeseries("Resident memory by process group", "Memory the processes actually hold in RAM.", [
         (f"sum by (group) (process_group_resident_memory_bytes{{{G}}})", "{{group}}"),
@@ -75,6 +78,8 @@ def build() -> Dashboard:
           f"max by (cgroup) (process_cgroup_memory_max_bytes{{{S}}})", "{{cgroup}}", empty_reason=NO_MEMORY_LIMIT),
     ], "percentunit", thresholds=too_high(PROCESS.memory_limit_ratio)), w=8)
 
+
+def _processes_threads_files_io(g: Grid) -> None:
     g.row("Processes, threads, files, I/O")
     g.add(timeseries("Processes and threads", "Processes and threads per group.", [
         (f"sum by (group) (process_group_processes{{{G}}})", "{{group}} processes"),
@@ -88,6 +93,13 @@ def build() -> Dashboard:
          "{{group}} {{direction}}"),
     ], "Bps"), w=8)
 
+
+def build() -> Dashboard:
+    g = Grid()
+    _limits(g)
+    _cpu(g)
+    _memory(g)
+    _processes_threads_files_io(g)
     return dashboard("processes", __doc__.split("\n")[0], g, [
         label_variable("job", "job", "process_group_processes"),
         label_variable("instance", "instance", "process_group_processes", parents=["job"]),

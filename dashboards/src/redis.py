@@ -32,8 +32,7 @@ S = selector("job", "instance", "server")
 WINDOW = "$__rate_interval"
 
 
-def build() -> Dashboard:
-    g = Grid()
+def _overview(g: Grid) -> None:
     g.row("Overview")
     g.add(stat("Redis up", "Can the exporter connect and run INFO?", f"min(redis_up{{{S}}})", "none",
                too_low(1), mappings=state_mapping(1, "UP", "DOWN")), w=4, h=4)
@@ -49,6 +48,8 @@ def build() -> Dashboard:
                q(f"max by (policy) (redis_config_maxmemory_policy_info{{{S}}})", "{{policy}}"), "none",
                no_threshold(), textMode="name"), w=5, h=4)
 
+
+def _cache_effectiveness(g: Grid) -> None:
     g.row("Cache effectiveness")
     g.add(timeseries("Keyspace hit ratio", "Is the cache answering? Below the dashed line (the checklist's "
                      "80% target) most reads fall through to the database.", [
@@ -60,6 +61,8 @@ def build() -> Dashboard:
         (redis_lookup_rate("misses", None, WINDOW, f"{{{S}}}"), "misses"),
     ], "ops", stacked=True), w=12)
 
+
+def _memory(g: Grid) -> None:
     g.row("Memory")
     g.add(timeseries("Memory used vs maxmemory", "Does the data set fit? With no maxmemory only the used line "
                      "shows.", [
@@ -85,6 +88,8 @@ def build() -> Dashboard:
         (f"sum by (db) (redis_db_keys_expiring{{{S}}})", "{{db}} with TTL"),
     ], "short"), w=12)
 
+
+def _clients_and_commands(g: Grid) -> None:
     g.row("Clients and commands")
     g.add(timeseries("Clients", "Connected and blocked clients against maxclients.", [
         (f"sum(redis_connected_clients{{{S}}})", "connected"),
@@ -108,6 +113,8 @@ def build() -> Dashboard:
          f"sum by (cmd) (rate(redis_commands_total{{{S}}}[{WINDOW}]) > 0)", "{{cmd}}"),
     ], "s"), w=12)
 
+
+def _ttl_hygiene(g: Grid) -> None:
     g.row("TTL hygiene")
     g.add(timeseries("Keys without TTL by prefix", "Share of sampled keys that never expire, per key prefix; "
                      "past the dashed line some writer forgot its TTL.", [
@@ -118,6 +125,48 @@ def build() -> Dashboard:
         (f"sum(redis_ttl_keys_sampled{{{S}}})", "keys sampled"),
     ], "short"), w=12)
 
+
+def _server_persistence_replication(g: Grid) -> None:
+    g.row("Server, network, persistence, replication")
+    g.add(stat("Version and role", "Which Redis (or Valkey) version runs, as primary (master) or replica?",
+               q(f"max by (redis_version, role) (redis_instance_info{{{S}}})", "{{redis_version}} {{role}}"),
+               "none", no_threshold(), textMode="name"), w=6, h=4)
+    g.add(stat("Uptime", "Since when has the server been running? A short uptime after a crash means an "
+               "empty cache (and lost data without persistence).", f"min(redis_uptime_in_seconds{{{S}}})", "s",
+               no_threshold()), w=6, h=4)
+    g.add(stat("Last RDB save", "Did the last background save succeed? A failed one makes Redis refuse writes "
+               "(stop-writes-on-bgsave-error).", f"min(redis_rdb_last_bgsave_status{{{S}}})", "none",
+               too_low(1), mappings=state_mapping(1, "ok", "FAILED")), w=6, h=4)
+    g.add(stat("Last AOF write", "Did the last append-only file write succeed (ok when AOF is off)?",
+               f"min(redis_aof_last_write_status{{{S}}})", "none", too_low(1),
+               mappings=state_mapping(1, "ok", "FAILED")), w=6, h=4)
+    g.add(timeseries("Network I/O", "Bytes received from and sent to clients: large values per command "
+                     "point at big keys or unbounded reads (KEYS, HGETALL, LRANGE 0 -1).", [
+        (f"sum(rate(redis_net_input_bytes_total{{{S}}}[{WINDOW}]))", "in"),
+        (f"sum(rate(redis_net_output_bytes_total{{{S}}}[{WINDOW}]))", "out"),
+    ], "Bps"), w=8)
+    g.add(timeseries("Unsaved changes", "Writes since the last RDB save: what a crash would lose without "
+                     "AOF.", [
+        (f"max by (server) (redis_rdb_changes_since_last_save{{{S}}})", "{{server}} changes"),
+    ], "short"), w=8)
+    g.add(timeseries("Replication", "Replicas connected to each primary and how far each lags (bytes not "
+                     "yet acknowledged); on a replica, whether its link to the primary is up.", [
+        (f"max by (server) (redis_connected_slaves{{{S}}})", "{{server}} replicas"),
+        q(f"max by (server, replica) (redis_replication_offset_lag_bytes{{{S}}})", "{{server}} {{replica}} lag",
+          empty_reason="no replica is connected to the watched primaries"),
+        q(f"max by (server) (redis_master_link_up{{{S}}})", "{{server}} link up",
+          empty_reason="the watched servers are primaries; the master link exists on replicas only"),
+    ], "short"), w=8)
+
+
+def build() -> Dashboard:
+    g = Grid()
+    _overview(g)
+    _server_persistence_replication(g)
+    _cache_effectiveness(g)
+    _memory(g)
+    _clients_and_commands(g)
+    _ttl_hygiene(g)
     return dashboard("redis", __doc__.split("\n")[0], g, [
         label_variable("job", "job", "redis_up"),
         label_variable("instance", "instance", "redis_up", parents=["job"]),

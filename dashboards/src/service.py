@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from alerts.catalog import ERRORS_BY_INSTANCE, LATENCY_BY_INSTANCE, REQUESTS_BY_INSTANCE
 from stackwatch.promql import n_plus_one_detections, pool_wait_mean
 from stackwatch.thresholds import CACHE, HTTP, POOL, SELECTORS
 
@@ -30,7 +31,7 @@ __all__ = ["build"]
 
 #: the raw series of one service's requests, narrowed by every variable
 RAW = selector("job", "instance", "route")
-#: the recorded series carry job and http_route only (they sum over instances)
+#: the per-route recorded series carry job and http_route only (they sum over instances)
 REC = selector("job", "route")
 JOB = selector("job")
 INST = selector("job", "instance")
@@ -41,18 +42,18 @@ EXEMPLARS = q(f"histogram_quantile(0.99, sum by (le) "
               "p99 (raw, with exemplars)", exemplar=True)
 
 
-def build() -> Dashboard:
-    g = Grid()
+def _requests(g: Grid) -> None:
     g.row("Requests: rate, errors, duration")
-    g.add(stat("Request rate", "Requests per second over the selected services (recorded, 5m rate).",
-               f"sum(job:http_server_requests:rate5m{{{JOB}}})", "reqps", no_threshold()), w=6, h=4)
-    g.add(stat("Error ratio (5xx)", "Share of requests answered with a 5xx status over 5 minutes. "
-               "Red above the checklist's error-rate threshold.",
-               f"sum(job:http_server_request_errors:rate5m{{{JOB}}}) / sum(job:http_server_requests:rate5m{{{JOB}}})",
+    g.add(stat("Request rate", "Requests per second over the selected services and instances, all routes "
+               "(recorded per instance, 5m rate).",
+               f"sum({REQUESTS_BY_INSTANCE}{{{INST}}})", "reqps", no_threshold()), w=6, h=4)
+    g.add(stat("Error ratio (5xx)", "Share of requests answered with a 5xx status over 5 minutes, selected "
+               "instances, all routes. Red above the checklist's error-rate threshold.",
+               f"sum({ERRORS_BY_INSTANCE}{{{INST}}}) / sum({REQUESTS_BY_INSTANCE}{{{INST}}})",
                "percentunit", too_high(HTTP.error_ratio)), w=6, h=4)
-    g.add(stat("p99 latency", "Slowest service's 99th percentile request duration over 5 minutes "
-               "(recording rule). Red above the p99 budget.",
-               f'max(job:http_server_request_duration_seconds:quantile_rate5m{{{selector("job", quantile="0.99")}}})',
+    g.add(stat("p99 latency", "Slowest selected instance's 99th percentile request duration over 5 minutes, "
+               "all routes (recorded per instance). Red above the p99 budget.",
+               f'max({LATENCY_BY_INSTANCE}{{{selector("job", "instance", quantile="0.99")}}})',
                "s", too_high(HTTP.latency_p99_seconds)), w=6, h=4)
     g.add(stat("In-flight requests", "Requests being served right now, summed over instances.",
                f"sum(http_server_active_requests{{{INST}}})", "short", no_threshold()), w=6, h=4)
@@ -70,11 +71,13 @@ def build() -> Dashboard:
          "{{http_response_status_code}}"),
     ], "reqps", stacked=True), w=8)
 
+
+def _latency(g: Grid) -> None:
     g.row("Latency")
     g.add(timeseries("Latency p50 / p95 / p99", "How long do requests take for most users and for the unlucky "
-                     "ones? Recorded quantiles per service; the dashed line is the p99 budget. The dots are "
-                     "exemplars: click one to open that request's trace.", [
-        (f"job:http_server_request_duration_seconds:quantile_rate5m{{{JOB}}}", "{{job}} p{{quantile}}"),
+                     "ones? Recorded quantiles per instance, all routes; the dashed line is the p99 budget. The "
+                     "dots are exemplars: click one to open that request's trace.", [
+        (f"{LATENCY_BY_INSTANCE}{{{INST}}}", "{{instance}} p{{quantile}}"),
         EXEMPLARS,
     ], "s", thresholds=too_high(HTTP.latency_p99_seconds)), w=12, h=9)
     g.add(timeseries("p99 latency by route, with exemplars", "Which route is slow? Each dot is an exemplar: a "
@@ -84,12 +87,15 @@ def build() -> Dashboard:
           "{{http_route}}", exemplar=True),
     ], "s", thresholds=too_high(HTTP.latency_p99_seconds)), w=12, h=9)
     g.add(timeseries("p50 / p95 / p99 by route (recorded)", "The same quantiles per route from the recording "
-                     "rules the alerts use: what the latency alert sees (exemplars as dots).", [
+                     "rules the alerts use, over all instances of the service: what the latency alert sees "
+                     "(exemplars as dots).", [
         (f"job_http_route:http_server_request_duration_seconds:quantile_rate5m{{{REC}}}",
          "{{http_route}} p{{quantile}}"),
         EXEMPLARS,
     ], "s", thresholds=too_high(HTTP.latency_p99_seconds)), w=24, h=8)
 
+
+def _per_request(g: Grid) -> None:
     g.row("Database and cache, per request")
     g.add(timeseries("Queries per request (mean) by route", "How many SQL statements does one request run? "
                      "A route whose count grows with the data is an N+1 loop.", [
@@ -123,15 +129,21 @@ def build() -> Dashboard:
     ], "s", thresholds=too_high(POOL.wait_mean_seconds)), w=8)
 
     g.add(timeseries("Application cache hit ratio", "Share of the application's cache lookups that hit "
-                     "(recorded, 5m); the checklist's target is the dashed line.", [
+                     "(recorded per service and cache over all its instances, 5m); the checklist's target is "
+                     "the dashed line.", [
         (f"job_cache:cache_requests_hits:ratio_rate5m{{{JOB}}}", "{{job}} {{cache}}"),
     ], "percentunit", thresholds=too_low(CACHE.hit_ratio)), w=12)
     g.add(stat("Health checks", "The service's /health checks as last evaluated (1 passing, 0 failing).",
                q(f"min by (check) (health_check_status{{{INST}}})", "{{check}}"), "none",
                too_low(1), mappings=state_mapping(1, "passing", "FAILING"), textMode="value_and_name"), w=12)
 
-    _delivery(g)
 
+def build() -> Dashboard:
+    g = Grid()
+    _requests(g)
+    _latency(g)
+    _per_request(g)
+    _delivery(g)
     return dashboard("service", __doc__.split("\n")[0], g, [
         label_variable("job", "job", "http_server_request_duration_seconds_count"),
         label_variable("instance", "instance", "http_server_request_duration_seconds_count", parents=["job"]),
@@ -147,9 +159,9 @@ def _delivery(g: Grid) -> None:
                      "be near 1/n. One far above takes a disproportionate share, one near 0 is out of rotation.", [
         (f"job_instance:http_server_requests:share_rate5m{{{INST}}}", "{{job}} {{instance}}"),
     ], "percentunit"), w=8)
-    g.add(stat("Instances up", "Instances of each service Prometheus scrapes successfully: load balancing "
-               f"needs at least {HTTP.min_instances}.",
-               q(f"count by (job) (up{{{SELECTORS.services}, {JOB}}} == 1)", "{{job}}"), "short",
+    g.add(stat("Instances up", "Instances of each service Prometheus scrapes successfully (of those the "
+               f"instance picker selects): load balancing needs at least {HTTP.min_instances}.",
+               q(f"count by (job) (up{{{SELECTORS.services}, {INST}}} == 1)", "{{job}}"), "short",
                too_low(HTTP.min_instances), textMode="value_and_name"), w=4)
     g.add(timeseries("Responses by Cache-Control class", "How may browsers, proxies and a CDN keep what each "
                      "route returns? public-immutable for fingerprinted assets, public for shared data, "

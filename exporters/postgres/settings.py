@@ -1,4 +1,4 @@
-"""Server settings: every numeric and on/off parameter, the server version, extensions.
+"""Server settings: every numeric and on/off parameter, the server version and start time.
 
 Names follow postgres_exporter's settings collector, so its dashboards work unchanged: every
 ``pg_settings`` row of type bool, integer or real becomes ``pg_settings_<name>`` (dots become
@@ -29,7 +29,10 @@ SELECT name, reset_val AS setting, unit, vartype, short_desc FROM pg_settings
 WHERE vartype IN ('bool', 'integer', 'real') ORDER BY name
 """
 
-STATIC_SQL = "SELECT version() AS version, current_setting('server_version') AS server_version"
+STATIC_SQL = """
+SELECT version() AS version, current_setting('server_version') AS server_version,
+       extract(epoch FROM pg_postmaster_start_time())::float8 AS start_time
+"""
 
 
 def short_version(server_version: str) -> str:
@@ -75,4 +78,7 @@ class SettingsCollector(Collector[PostgresSource]):
         info = untyped("pg_static", "Version string of the server (value 1; postgres_exporter's name).",
                      ["short_version", "version"])
         info.add_metric([short_version(static["server_version"]), static["version"]], 1)
-        return families + [version, info]
+        started = gauge("pg_postmaster_start_time_seconds",
+                        "Time at which the postmaster started, Unix seconds (postgres_exporter's name).")
+        started.add_metric([], static["start_time"])
+        return families + [version, info, started]

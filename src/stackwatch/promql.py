@@ -7,14 +7,34 @@ from __future__ import annotations
 
 from stackwatch.thresholds import POSTGRES, SELECTORS, UNJUDGED_COMMANDS
 
-__all__ = ["TTL_COMMANDS", "cache_request_rate", "http_request_quantile", "http_request_rate", "instance_request_share",
-           "instances_up", "job_queue_oldest_age", "le_matcher", "n_plus_one_detections", "pool_wait_mean",
-           "recent_increase", "redis_lookup_rate", "statement_mean_seconds"]
+__all__ = ["DATA_FILESYSTEMS", "TTL_COMMANDS", "cache_request_rate", "filesystem_avail_ratio", "http_request_quantile",
+           "http_request_rate", "instance_request_share", "instances_up", "job_queue_oldest_age", "le_matcher",
+           "memory_used_ratio", "n_plus_one_detections", "pool_wait_mean", "recent_increase", "redis_lookup_rate",
+           "statement_mean_seconds"]
 
 
 #: commands that read a key's TTL: stackwatch's TTL sampling (the exporter's sampler and
 #: ``stackwatch check``) sends one per sampled key, and Redis counts each as a keyspace lookup
 TTL_COMMANDS = ("pttl", "ttl")
+
+
+#: node_exporter's filesystems that hold data: virtual ones (tmpfs, overlay...) and read-only images
+#: (squashfs) left out, as the node mixin does
+DATA_FILESYSTEMS = 'fstype!="", fstype!~"tmpfs|ramfs|squashfs|overlay|nsfs|fuse.lxcfs", mountpoint!=""'
+
+
+def filesystem_avail_ratio(matchers: str = "") -> str:
+    """Share of each data filesystem left to ordinary users (``avail``: root's reserved blocks
+    count as used, as they are for PostgreSQL and Redis); ``matchers`` narrow it further."""
+    m = ", ".join(x for x in (DATA_FILESYSTEMS, matchers) if x)
+    return f"node_filesystem_avail_bytes{{{m}}} / node_filesystem_size_bytes{{{m}}}"
+
+
+def memory_used_ratio(matchers: str = "") -> str:
+    """Share of a host's memory in use, MemAvailable counted as free (page cache the kernel can
+    reclaim is not pressure)."""
+    m = f"{{{matchers}}}" if matchers else ""
+    return f"1 - node_memory_MemAvailable_bytes{m} / node_memory_MemTotal_bytes{m}"
 
 
 def _narrowed(selector: str, matcher: str) -> str:

@@ -10,7 +10,7 @@ hold before it fires.
 Teams that vendor the rules override values without editing this file, as the monitoring
 mixins' ``_config`` allows: ``STACKWATCH_THRESHOLDS_FILE`` names a TOML file whose tables are the
 groups below (``[postgres]``, ``[pool]``, ``[redis]``, ``[cache]``, ``[http]``, ``[process]``,
-``[for]``) and whose top-level keys are the settings (``rate_window``, ``exporter_job``...), in
+``[host]``, ``[for]``) and whose top-level keys are the settings (``rate_window``, ``exporter_job``...), in
 lower case. The generators, the dashboards and ``stackwatch check`` all read the result.
 
 Imported at runtime by the CLI: standard library only.
@@ -38,9 +38,11 @@ __all__ = [
     "EXPORTER_JOB",
     "FOR",
     "GRAFANA_BASE_URL",
+    "HOST",
     "HTTP",
     "POOL",
     "POSTGRES",
+    "PREDICTION_WINDOW",
     "PRESENCE_WINDOW",
     "PROCESS",
     "RATE_WINDOW",
@@ -55,6 +57,7 @@ __all__ = [
     "CacheThresholds",
     "ExporterThresholds",
     "ForDurations",
+    "HostThresholds",
     "HttpThresholds",
     "JOBS",
     "JobThresholds",
@@ -242,6 +245,23 @@ class ProcessThresholds:
 
 
 @dataclass(frozen=True)
+class HostThresholds:
+    """Hosts as node_exporter sees them (``node_*``): the disks PostgreSQL and Redis write to, memory."""
+
+    #: 5% of a filesystem left is hours from full at any write rate worth alerting on; then
+    #: PostgreSQL stops (no room for WAL) and Redis fails its RDB/AOF writes.
+    filesystem_avail_ratio: float = 0.05
+    #: a filesystem predicted to fill is watched once less than 40% is left (the node mixin's level):
+    #: with more room a day's trend is noise, such as a backup written then deleted.
+    filesystem_filling_avail_ratio: float = 0.40
+    #: the linear trend of the last PREDICTION window reaches zero within this many hours.
+    filesystem_filling_hours: float = 24.0
+    #: 90% of memory in use (MemAvailable, so reclaimable page cache is free): the cache that keeps
+    #: PostgreSQL's reads off the disk is being squeezed out; swapping or the OOM killer come next.
+    memory_used_ratio: float = 0.90
+
+
+@dataclass(frozen=True)
 class AlertingThresholds:
     """The alerting pipeline itself: Prometheus evaluating and sending, Alertmanager delivering."""
 
@@ -325,6 +345,10 @@ class ForDurations:
     postgres_xid_wraparound: str = "15m"
     postgres_replication_slot_inactive: str = "10m"
     postgres_replicas_missing: str = "5m"
+    #: the trend must hold for an hour: one large file written and deleted is no trend
+    node_filesystem_space_filling_up: str = "1h"
+    node_filesystem_almost_out_of_space: str = "15m"
+    node_memory_high_utilization: str = "15m"
 
 
 POSTGRES: Final = PostgresThresholds()
@@ -335,6 +359,7 @@ HTTP: Final = HttpThresholds()
 PROCESS: Final = ProcessThresholds()
 JOBS: Final = JobThresholds()
 ALERTING: Final = AlertingThresholds()
+HOST: Final = HostThresholds()
 EXPORTER: Final = ExporterThresholds()
 FOR: Final = ForDurations()
 
@@ -342,6 +367,9 @@ FOR: Final = ForDurations()
 RATE_WINDOW: Final = "5m"
 #: window in which counted events (deadlocks, rejections, N+1 detections) keep an alert firing.
 EVENT_WINDOW: Final = "10m"
+#: window whose linear trend predicts when a filesystem fills: long enough to span a day's ups and downs
+#: of logs and temporary files, short enough to follow a new growth rate.
+PREDICTION_WINDOW: Final = "6h"
 #: window for rates of families the exporter refreshes on its slow tier (every 300 s by default,
 #: e.g. pg_stat_statements): it must span at least two polls.
 SLOW_TIER_WINDOW: Final = "15m"
@@ -427,12 +455,16 @@ DASHBOARD_UIDS: Final[Mapping[str, str]] = MappingProxyType({
     "processes": "stackwatch-processes",
     "checklist": "stackwatch-checklist",
     "jobs": "stackwatch-jobs",
+    "host": "stackwatch-host",
 })
 
-#: Grafana as `docker compose up` publishes it; alert dashboard links are built on it.
+#: Grafana as `docker compose up` publishes it: alerts' ``dashboard_url`` is built on it (absolute,
+#: so the link works from Alertmanager, Slack or a pager). Set yours in the overrides file
+#: (``grafana_base_url``) and regenerate the rules.
 GRAFANA_BASE_URL: Final = "http://localhost:3000"
-#: runbooks, relative to the repository root (GitHub renders the anchors); override when generating.
-RUNBOOK_BASE_URL: Final = "docs/runbooks"
+#: where the repository's docs/runbooks folder is published (GitHub renders the anchors): alerts'
+#: ``runbook_url`` is built on it. Absolute for the same reason; set yours (``runbook_base_url``).
+RUNBOOK_BASE_URL: Final = "https://github.com/stackwatch/stackwatch/blob/main/docs/runbooks"
 
 
 #: environment variable naming a TOML file of overrides (see the module docstring).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,7 @@ import yaml
 from alerts import generate
 from alerts.catalog import alerts, slo_problems
 from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS
-from stackwatch.thresholds import POSTGRES, SLOS, ServiceSlo
+from stackwatch.thresholds import OVERRIDES_ENV, POSTGRES, SLOS, ServiceSlo
 from tests.fixtures.prometheus import REPO_ROOT
 
 FILES = generate.render_files()
@@ -61,6 +63,48 @@ def test_links_follow_the_base_urls() -> None:
                for r in rules)
 
 
+def test_dashboard_links_carry_the_alerts_labels_as_variables() -> None:
+    """Each variable of the linked dashboard is set from the alert's label of that name, when the
+    alert has it (an empty ``var-`` would select nothing); promtool cases assert the rendered URLs."""
+    urls = generate.dashboard_urls("https://grafana.example.org")
+    assert urls["postgres"] == (
+        "https://grafana.example.org/d/stackwatch-postgres?orgId=1"
+        "{{ with $labels.cluster }}&var-cluster={{ . | urlquery }}{{ end }}"
+        "{{ with $labels.job }}&var-job={{ . | urlquery }}{{ end }}"
+        "{{ with $labels.instance }}&var-instance={{ . | urlquery }}{{ end }}"
+        "{{ with $labels.server }}&var-server={{ . | urlquery }}{{ end }}")
+    assert "{{ with $labels.http_route }}&var-route={{ . | urlquery }}{{ end }}" in urls["service"]
+    # the overview opens whole: narrowed to Prometheus' job its other items would read "no data"
+    assert urls["checklist"] == "https://grafana.example.org/d/stackwatch-checklist?orgId=1"
+
+
+@pytest.mark.parametrize("bad", ["docs/runbooks", "ftp://example.org/runbooks", "https://"])
+def test_relative_link_bases_are_refused(bad: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert generate.main(["--root", str(tmp_path), "--runbook-base-url", bad]) == 2
+    err = capsys.readouterr().err
+    assert f"runbook_base_url={bad!r} is not an absolute http(s) URL" in err and "Traceback" not in err
+    assert generate.main(["--root", str(tmp_path), "--grafana-url", bad]) == 2
+    assert f"grafana_base_url={bad!r}" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_link_bases_come_from_the_overrides_file(tmp_path: Path) -> None:
+    """STACKWATCH_THRESHOLDS_FILE sets the deployment's addresses without editing the thresholds."""
+    overrides = tmp_path / "ours.toml"
+    overrides.write_text('runbook_base_url = "https://git.example.com/ops/stackwatch/blob/main/docs/runbooks"\n'
+                         'grafana_base_url = "https://grafana.example.com/"\n')
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "alerts.generate", "--root", str(out)], cwd=REPO_ROOT,
+                          env={**os.environ, OVERRIDES_ENV: str(overrides)}, capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    doc = yaml.safe_load((out / generate.ALERTING_FILE).read_text())
+    rule = next(r for g in doc["groups"] for r in g["rules"] if r["alert"] == "PostgresDown")
+    assert rule["annotations"]["runbook_url"] == \
+        "https://git.example.com/ops/stackwatch/blob/main/docs/runbooks/postgres.md#postgresdown"
+    assert rule["annotations"]["dashboard_url"].startswith("https://grafana.example.com/d/stackwatch-postgres?orgId=1")
+
+
 def test_alert_table_lists_every_alert() -> None:
     table = FILES[generate.DOCS_FILE]
     for alert in alerts():
@@ -87,3 +131,13 @@ def test_generation_refuses_an_slo_off_the_bucket_boundaries(monkeypatch: pytest
     err = capsys.readouterr().err
     assert "latency_seconds=0.3 is not a bucket boundary" in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+def test_the_docs_lists_name_only_existing_alerts() -> None:
+    """"What the demo fires" and "Checklist items with no alert" stay true as alerts come and go."""
+    names = {alert.alert for alert in alerts()}
+    text = FILES[generate.DOCS_FILE]
+    start = text.index("## What the demo fires by design")
+    lists = text[start:text.index("## Changing a threshold or a link")]
+    cited = set(re.findall(r"\b(?:[A-Z][a-z0-9]+){2,}\b", lists))
+    assert cited and cited <= names, f"not alerts: {sorted(cited - names)}"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.catalog import GROUPS
+from stackwatch.thresholds import GRAFANA_BASE_URL, RUNBOOK_BASE_URL
 from tests.fixtures.procs import free_port, wait_until
 from tests.fixtures.prometheus import (
     RULES_DIR,
@@ -58,6 +59,7 @@ def test_exporter_down_reaches_alertmanager(tmp_path: Path,
     assert alert["labels"] == {"alertname": "StackwatchExporterDown", "severity": "critical",
                                "job": "stackwatch-exporter", "instance": closed}
     assert alert["annotations"]["summary"] == f"The stackwatch exporter {closed} cannot be scraped"
-    assert alert["annotations"]["runbook_url"] == "docs/runbooks/stackwatch.md#stackwatchexporterdown"
-    assert alert["annotations"]["dashboard_url"] == "http://localhost:3000/d/stackwatch-checklist"
+    assert alert["annotations"]["runbook_url"] == f"{RUNBOOK_BASE_URL}/stackwatch.md#stackwatchexporterdown"
+    # the Checklist is the overview: it opens unfiltered
+    assert alert["annotations"]["dashboard_url"] == f"{GRAFANA_BASE_URL}/d/stackwatch-checklist?orgId=1"
     assert delivered()["Watchdog"]["labels"] == {"alertname": "Watchdog", "severity": "none"}

@@ -14,7 +14,8 @@ def test_panel_queries_cover_every_target() -> None:
     queries = list(panel_queries())
     assert len(queries) > 100
     assert {q.uid for q in queries} == {"stackwatch-checklist", "stackwatch-service", "stackwatch-postgres",
-                                        "stackwatch-redis", "stackwatch-processes", "stackwatch-jobs"}
+                                        "stackwatch-redis", "stackwatch-processes", "stackwatch-jobs",
+                                        "stackwatch-host"}
     assert all(q.expr and q.title for q in queries)
     # a few documented exceptions, not a blanket excuse
     assert 0 < sum(bool(q.empty_reason) for q in queries) < 20

@@ -104,8 +104,15 @@ def test_every_datasource_is_provisioned(board: dict[str, Any]) -> None:
         assert uid in provisioned, f"datasource uid {uid!r} is not in provisioning/grafana/datasources"
 
 
+def query_panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Panels that query a datasource (Alert groups panels read Alertmanager's API instead)."""
+    return (p for p in content_panels(board) if p["type"] != "alertGroups")
+
+
 def test_every_panel_has_a_unit_and_a_description(board: dict[str, Any]) -> None:
     for panel in content_panels(board):
+        assert panel.get("description"), f"{board['uid']}: panel {panel['title']!r} says no question it answers"
+    for panel in query_panels(board):
         unit = panel["fieldConfig"]["defaults"].get("unit")
         assert unit, f"{board['uid']}: panel {panel['title']!r} has no unit"
         assert panel.get("description"), f"{board['uid']}: panel {panel['title']!r} says no question it answers"
@@ -120,14 +127,24 @@ def test_template_variables(board: dict[str, Any]) -> None:
     for name, variable in defined.items():
         if variable["type"] == "query":
             assert variable["includeAll"] and variable["allValue"] == ".*", f"{name}: All must mean .*"
-    for panel in content_panels(board):
-        for target in panel["targets"]:
-            for name in re.findall(r"\$\{?(\w+)", target["expr"]):
-                assert name in defined or name in GRAFANA_MACROS, f"{panel['title']!r} uses undefined ${name}"
-                if name in defined:
-                    # multi-value variables expand to a|b: only a regex matcher is correct
-                    assert re.search(rf'=~"\${name}"', target["expr"]), \
-                        f"{panel['title']!r}: ${name} must be used as label=~\"${name}\""
+    exprs = [(panel["title"], t["expr"]) for panel in content_panels(board) for t in panel["targets"]]
+    exprs += [(f"annotation {a['name']}", a["expr"]) for a in board["annotations"]["list"]]
+    for title, expr in exprs:
+        for name in re.findall(r"\$\{?(\w+)", expr):
+            assert name in defined or name in GRAFANA_MACROS, f"{title!r} uses undefined ${name}"
+            if name in defined:
+                # multi-value variables expand to a|b: only a regex matcher is correct
+                assert re.search(rf'=~"\${name}"', expr), f"{title!r}: ${name} must be used as label=~\"${name}\""
+
+
+def test_firing_alerts_are_marked_on_every_graph(board: dict[str, Any]) -> None:
+    """Each dashboard draws the firing alerts (warning and critical) as annotations on its graphs,
+    from the datasource picked in $datasource."""
+    (annotation,) = board["annotations"]["list"]
+    assert annotation["enable"] and annotation["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    assert annotation["expr"].startswith("ALERTS{")
+    assert 'alertstate="firing"' in annotation["expr"] and 'severity=~"critical|warning"' in annotation["expr"]
+    assert annotation["titleFormat"] == "{{alertname}}"
 
 
 def test_links_resolve(board: dict[str, Any]) -> None:
@@ -161,7 +178,7 @@ def test_latency_panels_request_exemplars() -> None:
 
 def test_checklist_has_a_colored_stat_per_item() -> None:
     checklist = BOARDS[DASHBOARD_UIDS["checklist"]]
-    stats = list(content_panels(checklist))
+    stats = list(query_panels(checklist))
     assert len(stats) >= 20
     for panel in stats:
         assert panel["type"] == "stat" and panel["options"]["colorMode"] == "background"
@@ -209,3 +226,13 @@ def test_stats_show_now_and_a_required_one_without_data_is_red() -> None:
             required = not target.empty_reason
             assert rendered["expr"] == (f"({target.expr}) or on() vector(NaN)" if required else target.expr)
             assert (NO_DATA_RED in data["fieldConfig"]["defaults"]["mappings"]) == required, panel.title
+
+
+def test_headline_stats_follow_the_instance_picker() -> None:
+    """The service dashboard's headline numbers read series recorded per instance too, so picking an
+    instance narrows them (the per-service recordings made $instance silently do nothing)."""
+    service = BOARDS[DASHBOARD_UIDS["service"]]
+    stats = [p for p in content_panels(service) if p["type"] == "stat"]
+    assert len(stats) >= 4
+    for panel in stats:
+        assert all('instance=~"$instance"' in t["expr"] for t in panel["targets"]), panel["title"]

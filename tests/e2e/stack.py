@@ -2,7 +2,7 @@
 
 PostgreSQL and Redis (fixtures), ``stackwatch exporter``, the demo service's two replicas (uvicorn)
 behind nginx (provisioning/nginx/nginx.conf) and its RQ worker as subprocesses, the demo's load
-generator (through nginx), a readiness prober (what the compose healthcheck does),
+generator (through nginx), a readiness prober (what the compose healthcheck does), node_exporter,
 Alertmanager with provisioning/alertmanager.yml (the webhook placeholder pointed at a local
 receiver, as entrypoint.sh does) and Prometheus with provisioning/prometheus.yml and the rules
 of alerts/rules. Only addresses and timing change: targets become loopback ports, scrape and
@@ -26,7 +26,7 @@ import yaml
 
 from tests.fixtures.nginx import NginxServer
 from tests.fixtures.procs import free_port, stop_process, wait_until
-from tests.fixtures.prometheus import REPO_ROOT, AlertmanagerServer, PrometheusServer, copy_rules
+from tests.fixtures.prometheus import REPO_ROOT, AlertmanagerServer, PrometheusServer, copy_rules, find_node_exporter
 
 __all__ = ["Stack", "WebhookReceiver", "Subprocess", "nginx_balancer", "prometheus_config", "alertmanager_config"]
 
@@ -181,6 +181,13 @@ class Stack:
             "--seed", "1",
         ], {})
         self._probe_readiness()
+        node_port = free_port()
+        # the collectors the Host dashboard reads (docker-compose.yml runs node_exporter's defaults)
+        self.node_exporter = self._spawn("node-exporter", [
+            find_node_exporter(), f"--web.listen-address=127.0.0.1:{node_port}", "--collector.disable-defaults",
+            *(f"--collector.{name}" for name in ("cpu", "meminfo", "filesystem", "diskstats", "netdev", "loadavg",
+                                                  "stat", "time", "uname", "vmstat")),
+        ], {})
 
         self.webhook = WebhookReceiver()
         self._closers.append(self.webhook.close)
@@ -192,7 +199,7 @@ class Stack:
         # then rewrite that one target and reload (the config enables the lifecycle API).
         addresses = {"stackwatch-exporter:9188": f"127.0.0.1:{exporter_port}", "demo-1:8000": f"127.0.0.1:{demo_port}",
                      "demo-2:8000": f"127.0.0.1:{replica_port}",
-                     "worker:9100": f"127.0.0.1:{worker_port}",
+                     "worker:9100": f"127.0.0.1:{worker_port}", "node-exporter:9100": f"127.0.0.1:{node_port}",
                      "alertmanager:9093": f"127.0.0.1:{self.alertmanager.port}", "prometheus:9090": "127.0.0.1:1"}
         alertmanager = f"127.0.0.1:{self.alertmanager.port}"
         self.prometheus = PrometheusServer(prometheus_config(addresses, alertmanager), rules_dir=rules,
@@ -212,6 +219,8 @@ class Stack:
         self.postgres.query("INSERT INTO e2e_orders SELECT i, i % 500, i FROM generate_series(1, 5000) i",
                             dbname="demo")
         self.postgres.query("CREATE INDEX e2e_orders_total_unused ON e2e_orders (total)", dbname="demo")
+        # vacuumed and analyzed once, as autovacuum would (within its 1 min naptime): the vacuum panels' data
+        self.postgres.query("VACUUM ANALYZE e2e_orders", dbname="demo")
         for customer in range(20):
             self.postgres.query("SELECT count(*) FROM e2e_orders WHERE customer_id = %s", (customer,), dbname="demo")
 

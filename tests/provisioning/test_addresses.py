@@ -103,7 +103,8 @@ def test_services_listen_where_they_say() -> None:
     listen = re.findall(r"(?m)^\s*listen (\d+);", (PROVISIONING / "nginx" / "nginx.conf").read_text())
     assert exposed_ports(defined["nginx"]) == {int(port) for port in listen}
     # the upstream images' default listen ports
-    defaults = {"prometheus": 9090, "alertmanager": 9093, "grafana": 3000, "postgres": 5432, "redis": 6379}
+    defaults = {"prometheus": 9090, "alertmanager": 9093, "grafana": 3000, "postgres": 5432, "redis": 6379,
+                "node-exporter": 9100}
     for name, port in defaults.items():
         assert exposed_ports(defined[name]) == {port}, name
 

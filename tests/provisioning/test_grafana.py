@@ -26,6 +26,15 @@ def test_prometheus_links_exemplars_to_the_trace_store() -> None:
     assert destination["datasourceUid"] == sources["tempo"]["uid"]
 
 
+def test_the_default_user_can_follow_an_exemplar_to_its_trace() -> None:
+    """Clicking an exemplar opens its trace in Explore, which Grafana only offers to Editors: the
+    demo's anonymous Viewer may use Explore (viewers_can_edit) without being able to save."""
+    environment = services()["grafana"]["environment"]
+    assert environment["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+    assert environment["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert environment["GF_USERS_VIEWERS_CAN_EDIT"] == "true"
+
+
 def test_traces_link_back_to_metrics() -> None:
     sources = by_type()
     link = sources["tempo"]["jsonData"]["tracesToMetrics"]

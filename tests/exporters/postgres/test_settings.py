@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from stackwatch.core.postgres.settings import setting_name, to_base_unit
@@ -29,6 +31,10 @@ def test_fixture_defaults_in_base_units(postgres_any_version: PostgresServer) ->
     assert value(families, "pg_settings_track_io_timing") == 1
     assert value(families, "pg_settings_pg_stat_statements_loaded") == 1
     assert value(families, "pg_server_version_num") == postgres_any_version.version
+    # the postmaster of this (session-wide) fixture started before the poll, within the day
+    [(started,)] = postgres_any_version.query("SELECT extract(epoch FROM pg_postmaster_start_time())::float8")
+    assert value(families, "pg_postmaster_start_time_seconds") == pytest.approx(started)
+    assert time.time() - 86400 < started <= time.time()
 
 
 def test_every_numeric_setting_under_postgres_exporters_name(postgres_any_version: PostgresServer) -> None:
