@@ -215,6 +215,7 @@ class Settings:
     )
     n_plus_one_allow: tuple[str, ...] = _setting((), "STACKWATCH_N_PLUS_ONE_ALLOW", _statements)
     n_plus_one_min_duration: float = _setting(0.0, "STACKWATCH_N_PLUS_ONE_MIN_DURATION", _seconds)
+    event_loop: bool = _setting(True, "STACKWATCH_EVENT_LOOP", _bool)
     event_loop_block_threshold: float = _setting(
         HTTP.event_loop_block_seconds, "STACKWATCH_EVENT_LOOP_BLOCK_THRESHOLD", _positive_float)
 

@@ -173,7 +173,7 @@ class StackwatchMiddleware:
         self.templates = RouteTemplates()
         self.cache_control = CacheControlCounter(metrics.cache_control) if metrics is not None else None
         self.loop_watch = (LoopWatch(metrics, self.templates, settings.event_loop_block_threshold)
-                           if metrics is not None else None)
+                           if metrics is not None and settings.event_loop else None)
         self._series: dict[tuple[str, str, int], _Series] = {}
         self._active: dict[str, Callable[[float], None]] = {}
 

@@ -27,6 +27,7 @@ __all__ = ["VARIANTS", "build"]
 VARIANTS: Sequence[str] = (
     "bare",
     "stackwatch_full",
+    "stackwatch_full_no_event_loop",
     "stackwatch_metrics_only",
     "prometheus_fastapi_instrumentator",
     "starlette_exporter",
@@ -78,6 +79,11 @@ def build(variant: str) -> FastAPI:
         from stackwatch.instrumentation import instrument
 
         instrument(app, registry=CollectorRegistry(), tracer_provider=_tracer_provider(), exemplars=True, environ={})
+    elif variant == "stackwatch_full_no_event_loop":  # what the event-loop signals cost, by difference
+        from stackwatch.instrumentation import instrument
+
+        instrument(app, registry=CollectorRegistry(), tracer_provider=_tracer_provider(), exemplars=True,
+                   event_loop=False, environ={})
     elif variant == "stackwatch_metrics_only":
         from stackwatch.instrumentation import instrument
 
