@@ -1,8 +1,8 @@
 """Service overview: is the service healthy for its users, and where does a request's time go?
 
 RED by route (rate, errors, duration) with exemplars that open the trace behind a slow
-request, the event loop's lag and the routes that block it, then what each request costs downstream: queries per request, N+1 loops, the
-connection pool and the application cache.
+request, the event loop's lag and the routes that block it, then what each request costs
+downstream: queries per request, N+1 loops, the connection pool and the application cache.
 """
 
 from __future__ import annotations
