@@ -248,7 +248,7 @@ class StackwatchMiddleware:
         series = self._series_for(exchange)
         if exchange.active is not None:
             exchange.active(-1)
-            self._observe(series, elapsed, exchange, error)
+            self._observe(series, elapsed, exchange)
         if self.cache_control is not None:
             self.cache_control.count(series.route, exchange.response_start)
         if exchange.span is not None and (exchange.owned or exchange.on_response_start is not None):
@@ -276,7 +276,7 @@ class StackwatchMiddleware:
         span = tracer.start_span(name, parent, _SERVER)
         return span, otel_context.attach(trace.set_span_in_context(span, parent)), True
 
-    def _observe(self, series: _Series, elapsed: float, exchange: _Exchange, error: BaseException | None) -> None:
+    def _observe(self, series: _Series, elapsed: float, exchange: _Exchange) -> None:
         """The request's histograms (duration with the trace as exemplar), queries and N+1 count."""
         metrics: Metrics = self.metrics  # type: ignore[assignment]
         observe(series.request_size, exchange.received)
