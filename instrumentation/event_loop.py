@@ -11,8 +11,10 @@ request waits that long. From an instrumented app's first request on, for each l
   charged to the route of the request that held the loop. A watchdog thread finds that request:
   while the heartbeat is overdue it reads which task the loop is running (the thread gets the GIL:
   a blocking call releases it, pure Python computation yields it every few milliseconds), and the
-  middleware registered each request's task. Blocking in a task that serves no request of its own
-  (a task the app created, the inner task of a ``BaseHTTPMiddleware``) shows in the lag only.
+  middleware registered each request's task; a task it does not know (the inner task of a
+  ``BaseHTTPMiddleware``, ``@app.middleware("http")``) is matched by the request ``scope`` among the
+  locals of the loop thread's frames. Blocking outside any request (a task the app created on its
+  own) shows in the lag only.
 
 The lateness undercounts a stall by at most half a threshold (the heartbeat falls due after the
 stall began). The cost is two callbacks per threshold on the loop and a thread that wakes as often.
@@ -21,6 +23,7 @@ stall began). The cost is two callbacks per threshold on the loop and a thread t
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 import weakref
@@ -47,6 +50,7 @@ class _LoopMonitor:
         self._blocked = metrics.event_loop_blocked
         self._suspect: _Request | None = None
         self._paused = False
+        self._thread = threading.get_ident()  # created on the loop's thread, by a request
         # time.monotonic, not loop.time(): uvloop's clock stands still while the loop is blocked.
         self._due = time.monotonic() + self.interval
         loop.call_later(self.interval, self._beat)
@@ -74,11 +78,26 @@ class _LoopMonitor:
             time.sleep(self.interval)
             if not loop.is_running():
                 self._paused = True
-            elif time.monotonic() >= self._due:
+            elif self._suspect is None and time.monotonic() >= self._due:
+                # The first request seen in a stall holds it (it ran since before the heartbeat
+                # was due); a later look could catch the next task the moment the loop is back.
                 task = asyncio.current_task(loop)
                 request = self.requests.get(task) if task is not None else None
+                if request is None and task is not None:
+                    request = self._request_on_stack()
                 if request is not None:
                     self._suspect = request
+
+    def _request_on_stack(self) -> _Request | None:
+        """The request whose ``scope`` a frame of the (stuck) loop thread holds, innermost first."""
+        by_scope = {id(request[0]): request for request in list(self.requests.values())}
+        frame = sys._current_frames().get(self._thread)
+        while frame is not None and by_scope:
+            scope = frame.f_locals.get("scope")
+            if scope is not None and id(scope) in by_scope:
+                return by_scope[id(scope)]
+            frame = frame.f_back
+        return None
 
 
 _lock = threading.Lock()
