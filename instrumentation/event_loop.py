@@ -101,17 +101,17 @@ class _LoopMonitor:
 
 
 _lock = threading.Lock()
-_monitors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _LoopMonitor]] = (
+_monitors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Metrics, _LoopMonitor]] = (
     weakref.WeakKeyDictionary())
 
 
 def _monitor(loop: asyncio.AbstractEventLoop, metrics: Metrics, threshold: float) -> _LoopMonitor:
     """The monitor of ``loop`` for ``metrics``, started on first use (one per loop and registry)."""
     with _lock:
-        by_metrics = _monitors.setdefault(loop, {})
-        monitor = by_metrics.get(id(metrics))
+        by_metrics = _monitors.setdefault(loop, weakref.WeakKeyDictionary())
+        monitor = by_metrics.get(metrics)
         if monitor is None:
-            monitor = by_metrics[id(metrics)] = _LoopMonitor(loop, metrics, threshold)
+            monitor = by_metrics[metrics] = _LoopMonitor(loop, metrics, threshold)
         return monitor
 
 
