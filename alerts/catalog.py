@@ -821,6 +821,26 @@ def _service() -> tuple[Alert, ...]:
             meaning=(f"N+1 detections (a statement repeated {HTTP.n_plus_one_repeat_count}+ times in one request) "
                      f"in {EW}"),
         ),
+        Alert(
+            alert="EventLoopBlocked",
+            expr=(f"sum by (job, http_route) (rate(http_server_event_loop_blocked_seconds_total[{W}]))"
+                  f" > {num(HTTP.event_loop_blocked_ratio)}"),
+            for_=FOR.event_loop_blocked,
+            severity="warning",
+            summary=f"{route} blocks the event loop {PCT} of the time",
+            description=(
+                f"Requests to route {label('http_route')} of {label('job')} held the event loop for {PCT} of the "
+                f"last {W} (threshold {percent(HTTP.event_loop_blocked_ratio)}; a stall counts from "
+                f"{duration(HTTP.event_loop_block_seconds)}): synchronous work in an async endpoint (a blocking "
+                "client, time.sleep, heavy computation), during which every other request of the process waits "
+                "(checklist pitfall: synchronous processing). Await an async client, move the call to a thread "
+                "(run_in_threadpool, or a plain def endpoint) or to a background job."
+            ),
+            runbook="service", dashboard="service",
+            threshold=f"> {percent(HTTP.event_loop_blocked_ratio)} of the time",
+            meaning=(f"share of time the event loop was blocked (stalls of {duration(HTTP.event_loop_block_seconds)}+) "
+                     f"by requests of the route, {W} rate"),
+        ),
         *_health_checks(),
         Alert(
             alert="DbPoolRequestsWaiting",

@@ -215,6 +215,9 @@ class Settings:
     )
     n_plus_one_allow: tuple[str, ...] = _setting((), "STACKWATCH_N_PLUS_ONE_ALLOW", _statements)
     n_plus_one_min_duration: float = _setting(0.0, "STACKWATCH_N_PLUS_ONE_MIN_DURATION", _seconds)
+    event_loop: bool = _setting(True, "STACKWATCH_EVENT_LOOP", _bool)
+    event_loop_block_threshold: float = _setting(
+        HTTP.event_loop_block_seconds, "STACKWATCH_EVENT_LOOP_BLOCK_THRESHOLD", _positive_float)
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -272,6 +275,9 @@ class Settings:
             raise ConfigError(f"n_plus_one_allow: expected statements or fingerprints, got {self.n_plus_one_allow!r}")
         for pattern in self.excluded_urls:
             _regex("excluded_urls", pattern)
+        if not float(self.event_loop_block_threshold) > 0:
+            raise ConfigError("event_loop_block_threshold: expected a positive number of seconds, "
+                              f"got {self.event_loop_block_threshold!r}")
         if self.health_timeout <= 0:
             raise ConfigError(f"health_timeout: expected a positive number of seconds, got {self.health_timeout!r}")
         paths = [self.metrics_path, self.health_path, self.liveness_path, self.readiness_path]

@@ -32,6 +32,7 @@ from .info import InfoSeries
 __all__ = [
     "BODY_SIZE_BUCKETS",
     "DB_DURATION_BUCKETS",
+    "EVENT_LOOP_LAG_BUCKETS",
     "HTTP_DURATION_BUCKETS",
     "QUERIES_PER_REQUEST_BUCKETS",
     "WEBSOCKET_DURATION_BUCKETS",
@@ -52,6 +53,9 @@ QUERIES_PER_REQUEST_BUCKETS = (0, 1, 2, 3, 5, 10, 20, 50, 100)
 HTTP_LABELS = ("http_request_method", "http_route", "http_response_status_code")
 # http.server.request/response.body.size have no advisory buckets: decades from 100 B to 10 MB.
 BODY_SIZE_BUCKETS = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+# Event-loop lag: a millisecond is scheduling noise, 100 ms a blocking call (asyncio's own
+# slow-callback threshold), seconds a service that stopped answering.
+EVENT_LOOP_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # WebSocket connections last from a moment to hours.
 WEBSOCKET_DURATION_BUCKETS = (0.1, 1.0, 10.0, 60.0, 600.0, 3600.0)
 
@@ -213,6 +217,21 @@ class Metrics:
             "cache_requests",
             "Cache lookups by result (hit|miss|error).",
             ["cache", "result"],
+            registry=registry,
+        )
+        self.event_loop_lag = Histogram(
+            "python_event_loop_lag_seconds",
+            "How late the asyncio event loop ran a callback that was due (every request on the loop waits as long).",
+            buckets=EVENT_LOOP_LAG_BUCKETS,
+            unit="seconds",
+            registry=registry,
+        )
+        self.event_loop_blocked = Counter(
+            "http_server_event_loop_blocked_seconds",
+            "Time the event loop was blocked (a callback held it past the blocking threshold) by a request "
+            "of the route: synchronous work in an async endpoint.",
+            ["http_route"],
+            unit="seconds",
             registry=registry,
         )
         self.health_status = Gauge(

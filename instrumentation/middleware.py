@@ -8,6 +8,11 @@ that span is the request's span: stackwatch names it by the route template and a
 attributes instead of starting a second one. ``/metrics`` and the health paths are answered here
 before routing and are neither traced nor counted, nor are excluded URLs. A WebSocket connection
 gets one server span and its own metrics; lifespan scopes pass through untouched.
+
+The request path is the benchmarked part (``bench/instrumentation``): what depends only on the
+method, route and status (label children, span name, constant attributes) is built once per
+combination and reused, the span's attributes are set once when it ends, and nothing else
+allocates more than the per-request :class:`_Exchange`.
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .cache_control import CacheControlCounter
 from .config import Settings
+from .event_loop import LoopWatch
 from .headers import HeaderCapture
 from .metrics import Metrics, gauge_adder, observe
 from .queries import DeferredSources, NPlusOnePolicy, RequestQueries, request_queries
 from .routes import UNMATCHED, RouteTemplates, route_path
 from .sentry import SentryReporter
-from .tracing import extract_context
+from .tracing import extract_context, set_valid_attributes
 
 __all__ = ["ServerRequestHook", "ServerResponseHook", "StackwatchMiddleware"]
 
@@ -47,6 +53,85 @@ logger = logging.getLogger("stackwatch.instrumentation")
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"))
 _SERVER = SpanKind.SERVER
 _ERROR = Status(StatusCode.ERROR)
+
+
+class _Series:
+    """What one ``(method, route, status)`` always writes: its label children and span constants."""
+
+    __slots__ = ("attributes", "duration", "per_request", "request_size", "response_size", "route", "span_name")
+
+    def __init__(self, metrics: Metrics | None, method: str, route: str, status: int) -> None:
+        self.route = route
+        self.span_name = None if route == UNMATCHED else f"{method} {route}"
+        attributes: dict[str, Any] = {"http.request.method": method, "http.response.status_code": status}
+        if route != UNMATCHED:
+            attributes["http.route"] = route
+        if status >= 500:
+            attributes["error.type"] = str(status)
+        self.attributes = attributes
+        if metrics is not None:
+            labels = (method, route, str(status))
+            self.duration = metrics.http_duration.labels(*labels)
+            self.request_size = metrics.http_request_size.labels(*labels)
+            self.response_size = metrics.http_response_size.labels(*labels)
+            self.per_request = metrics.queries_per_request.labels(route)
+            metrics.event_loop_blocked.labels(route)  # a 0 from the route's first request on, for rate()
+
+
+class _Exchange:
+    """One request as the middleware follows it: the state from its start to :meth:`StackwatchMiddleware._finish`.
+
+    Wraps ``receive``/``send`` to see the body sizes, the status and the end of the response:
+    ``sent_at`` is when the last body message went out, so the duration stops there and background
+    tasks that run afterwards are not part of it.
+    """
+
+    __slots__ = ("_receive", "_send", "active", "entry_root", "entry_route", "method", "on_response_start",
+                 "owned", "queries", "received", "response_start", "scope", "sent", "sent_at", "span", "status",
+                 "watched")
+
+    def __init__(self, scope: Any, receive: Any, send: Any, method: str) -> None:
+        self.scope = scope
+        self.method = method
+        self.entry_route = scope.get("route")
+        self.entry_root = scope.get("root_path", "")
+        self._receive = receive
+        self._send = send
+        self.status = 500
+        self.response_start: Any = None
+        self.sent_at = 0.0
+        self.received = 0
+        self.sent = 0
+        self.on_response_start: Callable[[], None] | None = None
+        self.active: Callable[[float], None] | None = None
+        self.span: Any = None
+        self.owned = True
+        self.queries: RequestQueries | None = None
+        self.watched: Any = None
+
+    async def receive(self) -> Any:
+        message = await self._receive()
+        body = message.get("body")
+        if body:
+            self.received += len(body)
+        return message
+
+    async def send(self, message: Any) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            body = message.get("body")
+            if body:
+                self.sent += len(body)
+            if not message.get("more_body", False):
+                await self._send(message)
+                self.sent_at = time.perf_counter()
+                return
+        elif kind == "http.response.start":
+            self.status = message["status"]
+            self.response_start = message
+            if self.on_response_start is not None:
+                self.on_response_start()
+        await self._send(message)
 
 
 class StackwatchMiddleware:
@@ -87,113 +172,98 @@ class StackwatchMiddleware:
         self.excluded = re.compile("|".join(f"(?:{p})" for p in excluded)) if excluded else None
         self.templates = RouteTemplates()
         self.cache_control = CacheControlCounter(metrics.cache_control) if metrics is not None else None
-        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
-        self._queries: dict[str, Any] = {}
-        self._active: dict[str, Any] = {}
+        self.loop_watch = (LoopWatch(metrics, self.templates, settings.event_loop_block_threshold)
+                           if metrics is not None and settings.event_loop else None)
+        self._series: dict[tuple[str, str, int], _Series] = {}
+        self._active: dict[str, Callable[[float], None]] = {}
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # noqa: C901 - to split (issue 11)
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]
-        if kind != "http":
-            if kind == "websocket" and (self.excluded is None or not self.excluded.search(scope["path"])):
-                await self._websocket(scope, receive, send)
-            else:
+        if kind == "http":
+            endpoint = self.endpoints.get(route_path(scope)) if self.endpoints else None
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+            elif self.excluded is not None and self.excluded.search(scope["path"]):
                 await self.app(scope, receive, send)
-            return
-        endpoint = self.endpoints.get(route_path(scope)) if self.endpoints else None
-        if endpoint is not None:
-            await endpoint(scope, receive, send)
-            return
-        if self.excluded is not None and self.excluded.search(scope["path"]):
+            else:
+                await self._http(scope, receive, send)
+        elif kind == "websocket" and (self.excluded is None or not self.excluded.search(scope["path"])):
+            await self._websocket(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
 
+    async def _http(self, scope: Any, receive: Any, send: Any) -> None:
+        """One request: :meth:`_begin`, the app, then :meth:`_finish` (after asyncpg's late reports)."""
         method = scope["method"]
-        if method not in _METHODS:
-            method = "_OTHER"
-        metrics = self.metrics
-        active = None
-        if metrics is not None:
-            active = self._active.get(method)
-            if active is None:
-                active = self._active[method] = gauge_adder(metrics.http_active.labels(method))
-            active(1)
-
-        span = None
-        span_token = None
-        owned = True
-        if self.tracer is not None:
-            span, span_token, owned = self._start_span(self.tracer, scope, method)
-            if self.request_hook is not None:
-                _call_hook(self.request_hook, span, scope)
-
-        queries = RequestQueries(self.n_plus_one)
-        queries_token = request_queries.set(queries)
-        entry_route = scope.get("route")
-        entry_root = scope.get("root_path", "")
-        status = 500
-        response_start: Any = None
-        annotate = span is not None  # the span still needs its attributes (and, if owned, its end)
-        sent = 0.0
-        received = 0
-        sent_bytes = 0
-
-        async def receive_counted() -> Any:
-            nonlocal received
-            message = await receive()
-            body = message.get("body")
-            if body:
-                received += len(body)
-            return message
-
-        async def send_status(message: Any) -> None:
-            nonlocal status, sent, sent_bytes, response_start, annotate
-            kind = message["type"]
-            if kind == "http.response.body":
-                body = message.get("body")
-                if body:
-                    sent_bytes += len(body)
-                if not message.get("more_body", False):
-                    await send(message)
-                    sent = time.perf_counter()  # the response is complete; background tasks run after
-                    return
-            elif kind == "http.response.start":
-                status = message["status"]
-                response_start = message
-                if annotate and not owned:  # OpenTelemetry ends its span once the response is sent
-                    annotate = False
-                    route = self.templates.template(scope, entry_route, entry_root)
-                    self._end_span(span, scope, method, route, status, None, response_start, owned)
-            await send(message)
-
+        exchange = _Exchange(scope, receive, send, method if method in _METHODS else "_OTHER")
+        span_token = self._begin(exchange)
+        queries_token = request_queries.set(exchange.queries)
         sentry_request = None
         if self.sentry is not None:
-            sentry_request = self.sentry.begin(
-                scope, span, lambda: self.templates.template(scope, entry_route, entry_root))
-
+            sentry_request = self.sentry.begin(scope, exchange.span, lambda: self._route(exchange))
         started = time.perf_counter()
         error: BaseException | None = None
         try:
-            await self.app(scope, receive_counted, send_status)
+            await self.app(scope, exchange.receive, exchange.send)
         except BaseException as exc:
             error = exc
             raise
         finally:
-            elapsed = (sent or time.perf_counter()) - started
+            elapsed = (exchange.sent_at or time.perf_counter()) - started
             if DeferredSources.present:
                 await asyncio.sleep(0)  # let asyncpg's pending query loggers run first
             request_queries.reset(queries_token)
-            route = self.templates.template(scope, entry_route, entry_root)
-            if metrics is not None:
-                active(-1)  # type: ignore[misc]
-                self._observe(metrics, method, route, status, elapsed, span, queries, received, sent_bytes)
-            if self.cache_control is not None:
-                self.cache_control.count(route, response_start)
-            if annotate:
-                self._end_span(span, scope, method, route, status, error, response_start, owned)
+            route = self._finish(exchange, elapsed, error)
             if sentry_request is not None:
-                sentry_request.end(error, status, method, route)
+                sentry_request.end(error, exchange.status, exchange.method, route)
             if span_token is not None:
                 otel_context.detach(span_token)
+
+    def _begin(self, exchange: _Exchange) -> Any:
+        """Count the request active, start (or adopt) its span, open its query bookkeeping; the span's token."""
+        scope = exchange.scope
+        if self.metrics is not None:
+            active = self._active.get(exchange.method)
+            if active is None:
+                active = self._active[exchange.method] = gauge_adder(self.metrics.http_active.labels(exchange.method))
+            active(1)
+            exchange.active = active
+        token = None
+        if self.tracer is not None:
+            exchange.span, token, exchange.owned = self._start_span(self.tracer, scope, exchange.method)
+            if self.request_hook is not None:
+                _call_hook(self.request_hook, exchange.span, scope)
+            if not exchange.owned:
+                # OpenTelemetry ends its span once the response is sent: annotate it before then.
+                exchange.on_response_start = lambda: self._annotate(exchange, None)
+        exchange.queries = RequestQueries(self.n_plus_one)
+        if self.loop_watch is not None:
+            exchange.watched = self.loop_watch.enter(scope, exchange.entry_route, exchange.entry_root)
+        return token
+
+    def _finish(self, exchange: _Exchange, elapsed: float, error: BaseException | None) -> str:
+        """The request is over: metrics, the span's name and attributes (its end, if ours); the route."""
+        if exchange.watched is not None:
+            self.loop_watch.leave(exchange.watched)  # type: ignore[union-attr]
+        series = self._series_for(exchange)
+        if exchange.active is not None:
+            exchange.active(-1)
+            self._observe(series, elapsed, exchange)
+        if self.cache_control is not None:
+            self.cache_control.count(series.route, exchange.response_start)
+        if exchange.span is not None and (exchange.owned or exchange.on_response_start is not None):
+            self._annotate(exchange, error, series)
+        return series.route
+
+    def _route(self, exchange: _Exchange) -> str:
+        return self.templates.template(exchange.scope, exchange.entry_route, exchange.entry_root)
+
+    def _series_for(self, exchange: _Exchange) -> _Series:
+        key = (exchange.method, self._route(exchange), exchange.status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series(self.metrics, *key)
+        return series
 
     @staticmethod
     def _start_span(tracer: trace.Tracer, scope: Any, name: str) -> tuple[Any, Any, bool]:
@@ -206,87 +276,45 @@ class StackwatchMiddleware:
         span = tracer.start_span(name, parent, _SERVER)
         return span, otel_context.attach(trace.set_span_in_context(span, parent)), True
 
-    def _observe(
-        self,
-        metrics: Metrics,
-        method: str,
-        route: str,
-        status: int,
-        elapsed: float,
-        span: Any,
-        queries: RequestQueries,
-        received: int,
-        sent: int,
-    ) -> None:
-        key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:
-            labels = (method, route, str(status))
-            children = self._children[key] = (
-                metrics.http_duration.labels(*labels),
-                metrics.http_request_size.labels(*labels),
-                metrics.http_response_size.labels(*labels),
-            )
-        duration, request_size, response_size = children
-        observe(request_size, received)
-        observe(response_size, sent)
+    def _observe(self, series: _Series, elapsed: float, exchange: _Exchange) -> None:
+        """The request's histograms (duration with the trace as exemplar), queries and N+1 count."""
+        metrics: Metrics = self.metrics  # type: ignore[assignment]
+        observe(series.request_size, exchange.received)
+        observe(series.response_size, exchange.sent)
         exemplar = None
-        if span is not None and self.exemplars:
-            ctx = span.get_span_context()
+        if exchange.span is not None and self.exemplars:
+            ctx = exchange.span.get_span_context()
             if ctx.trace_flags.sampled:
                 exemplar = {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
-        observe(duration, elapsed, exemplar)
-        per_request = self._queries.get(route)
-        if per_request is None:
-            per_request = self._queries[route] = metrics.queries_per_request.labels(route)
-        observe(per_request, queries.count)
+        observe(series.duration, elapsed, exemplar)
+        queries: RequestQueries = exchange.queries  # type: ignore[assignment]
+        observe(series.per_request, queries.count)
         if queries.flagged:
-            metrics.n_plus_one.labels(route).inc(len(queries.flagged))
+            metrics.n_plus_one.labels(series.route).inc(len(queries.flagged))
         if self.multiprocess:
             metrics.refresh_pools_if_due()
 
-    def _end_span(self, span: Any, scope: Any, method: str, route: str, status: int, error: BaseException | None,
-                  response_start: Any, owned: bool) -> None:
-        # All attributes in one call when the span ends: the SDK validates each attribute value, and
-        # start-time attributes are validated twice (for the sampler, then for the span).
-        attributes: dict[str, Any] = {
-            "http.request.method": method,
-            "url.path": scope["path"],
-            "url.scheme": scope.get("scheme", "http"),
-            "http.response.status_code": status,
-        }
-        client = scope.get("client")
-        if client:
-            attributes["client.address"] = client[0]
-        if route != UNMATCHED:
-            span.update_name(f"{method} {route}")
-            attributes["http.route"] = route
-        if error is not None:
-            if owned:  # an adopted span's owner records the exception itself
-                span.record_exception(error)
-            attributes["error.type"] = type(error).__qualname__
-            span.set_status(_ERROR)
-        elif status >= 500:
-            attributes["error.type"] = str(status)
-            span.set_status(_ERROR)
+    def _annotate(self, exchange: _Exchange, error: BaseException | None, series: _Series | None = None) -> None:
+        """Name and attribute the request's span (:func:`_close_span`), once: at the response start
+        for an adopted span, else when the request is over."""
+        exchange.on_response_start = None
+        if series is None:
+            series = self._series_for(exchange)
+        attributes = dict(series.attributes)
+        scope = exchange.scope
         if self.headers is not None:
             attributes.update(self.headers.request(scope.get("headers", ())))
-            if response_start is not None:
-                attributes.update(self.headers.response(response_start.get("headers", ())))
-        span.set_attributes(attributes)
-        if self.response_hook is not None:
-            _call_hook(self.response_hook, span, scope, response_start)
-        if owned:
-            span.end()
-
+            if exchange.response_start is not None:
+                attributes.update(self.headers.response(exchange.response_start.get("headers", ())))
+        _close_span(exchange.span, exchange.owned, scope, series.span_name, attributes, error, "http",
+                    self.response_hook, exchange.response_start)
 
     async def _websocket(self, scope: Any, receive: Any, send: Any) -> None:
         """One server span per connection, its duration by route and the open connections."""
         metrics = self.metrics
         if metrics is not None:
             metrics.websocket_active.inc()
-        span = None
-        span_token = None
+        span = span_token = None
         owned = True
         if self.tracer is not None:
             span, span_token, owned = self._start_span(self.tracer, scope, "WEBSOCKET")
@@ -314,25 +342,45 @@ class StackwatchMiddleware:
                 metrics.websocket_active.dec()
                 metrics.websocket_duration.labels(route).observe(elapsed)
             if span is not None:
-                attributes: dict[str, Any] = {"url.path": scope["path"], "url.scheme": scope.get("scheme", "ws")}
-                client = scope.get("client")
-                if client:
-                    attributes["client.address"] = client[0]
+                attributes: dict[str, Any] = {}
                 if route != UNMATCHED:
-                    span.update_name(f"WEBSOCKET {route}")
                     attributes["http.route"] = route
                 if close_code is not None:
                     attributes["websocket.close.code"] = close_code
-                if error is not None:
-                    if owned:  # an adopted span's owner records the exception itself
-                        span.record_exception(error)
-                    attributes["error.type"] = type(error).__qualname__
-                    span.set_status(_ERROR)
-                span.set_attributes(attributes)
-                if owned:
-                    span.end()
+                name = None if route == UNMATCHED else f"WEBSOCKET {route}"
+                _close_span(span, owned, scope, name, attributes, error, "ws")
             if span_token is not None:
                 otel_context.detach(span_token)
+
+
+def _close_span(span: Any, owned: bool, scope: Any, name: str | None, attributes: dict[str, Any],
+                error: BaseException | None, scheme: str, hook: ServerResponseHook | None = None,
+                message: Any = None) -> None:
+    """Name the server span, add the attributes every server span has, record the error, run the
+    response ``hook`` with ``message``, end the span if it is ours (HTTP and WebSocket alike).
+
+    All attributes in one call: the SDK validates each value on every call, and start-time
+    attributes would be validated twice (for the sampler, then for the span).
+    """
+    attributes["url.path"] = scope["path"]
+    attributes["url.scheme"] = scope.get("scheme", scheme)
+    client = scope.get("client")
+    if client:
+        attributes["client.address"] = client[0]
+    if name is not None:  # else the route is unknown: the span keeps the method as its name
+        span.update_name(name)
+    if error is not None:
+        if owned:  # an adopted span's owner records the exception itself
+            span.record_exception(error)
+        attributes["error.type"] = type(error).__qualname__
+        span.set_status(_ERROR)
+    elif "error.type" in attributes:
+        span.set_status(_ERROR)
+    set_valid_attributes(span, attributes)
+    if hook is not None:
+        _call_hook(hook, span, scope, message)
+    if owned:
+        span.end()
 
 
 def _call_hook(hook: Callable[..., None], *args: Any) -> None:

@@ -22,16 +22,24 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from prometheus_client import CollectorRegistry
 
-__all__ = ["VARIANTS", "build"]
+__all__ = ["BREAKDOWN", "VARIANTS", "build"]
 
 VARIANTS: Sequence[str] = (
     "bare",
     "stackwatch_full",
+    "stackwatch_full_no_event_loop",
     "stackwatch_metrics_only",
     "prometheus_fastapi_instrumentator",
     "starlette_exporter",
     "otel_fastapi",
     "otel_fastapi_plus_instrumentator",
+)
+
+
+#: in-process only: the parts of stackwatch full, to say what costs what
+BREAKDOWN: Sequence[str] = (
+    "otel_sdk_span_only",
+    "stackwatch_traces_only",
 )
 
 
@@ -64,7 +72,25 @@ def _otel(app: FastAPI) -> None:
     FastAPIInstrumentor.instrument_app(app, tracer_provider=_tracer_provider(), meter_provider=meter_provider)
 
 
-def build(variant: str) -> FastAPI:
+def _bare_span(app: FastAPI) -> Any:
+    """``app`` inside the least a server span costs with the SDK: start it, make it current, end it."""
+    from opentelemetry import context, trace
+
+    tracer = _tracer_provider().get_tracer("bench")
+
+    async def traced(scope: Any, receive: Any, send: Any) -> None:
+        span = tracer.start_span("GET", None, trace.SpanKind.SERVER)
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            await app(scope, receive, send)
+        finally:
+            span.end()
+            context.detach(token)
+
+    return traced
+
+
+def build(variant: str) -> Any:
     """A fresh app with ``GET /items/{item_id}`` instrumented as ``variant``."""
     app = FastAPI()
 
@@ -78,10 +104,21 @@ def build(variant: str) -> FastAPI:
         from stackwatch.instrumentation import instrument
 
         instrument(app, registry=CollectorRegistry(), tracer_provider=_tracer_provider(), exemplars=True, environ={})
+    elif variant == "stackwatch_full_no_event_loop":  # what the event-loop signals cost, by difference
+        from stackwatch.instrumentation import instrument
+
+        instrument(app, registry=CollectorRegistry(), tracer_provider=_tracer_provider(), exemplars=True,
+                   event_loop=False, environ={})
     elif variant == "stackwatch_metrics_only":
         from stackwatch.instrumentation import instrument
 
         instrument(app, registry=CollectorRegistry(), traces=False, environ={})
+    elif variant == "stackwatch_traces_only":
+        from stackwatch.instrumentation import instrument
+
+        instrument(app, registry=CollectorRegistry(), tracer_provider=_tracer_provider(), metrics=False, environ={})
+    elif variant == "otel_sdk_span_only":
+        return _bare_span(app)
     elif variant == "prometheus_fastapi_instrumentator":
         _instrumentator(app)
     elif variant == "starlette_exporter":
@@ -94,5 +131,5 @@ def build(variant: str) -> FastAPI:
         _otel(app)
         _instrumentator(app)
     else:
-        raise ValueError(f"variant: expected one of {', '.join(VARIANTS)}, got {variant!r}")
+        raise ValueError(f"variant: expected one of {', '.join((*VARIANTS, *BREAKDOWN))}, got {variant!r}")
     return app

@@ -1,8 +1,8 @@
 """Service overview: is the service healthy for its users, and where does a request's time go?
 
 RED by route (rate, errors, duration) with exemplars that open the trace behind a slow
-request, then what each request costs downstream: queries per request, N+1 loops, the
-connection pool and the application cache.
+request, the event loop's lag and the routes that block it, then what each request costs
+downstream: queries per request, N+1 loops, the connection pool and the application cache.
 """
 
 from __future__ import annotations
@@ -93,6 +93,21 @@ def _latency(g: Grid) -> None:
          "{{http_route}} p{{quantile}}"),
         EXEMPLARS,
     ], "s", thresholds=too_high(HTTP.latency_p99_seconds)), w=24, h=8)
+
+    g.add(timeseries("Event loop lag", "Is the event loop free to serve requests? How late its heartbeat "
+                     "ran (p99 and p50 per instance): every request on the loop waits as long. Above the dashed "
+                     "line a callback blocked the loop (synchronous work in async code).", [
+        (f"histogram_quantile(0.99, sum by (instance, le) "
+         f"(rate(python_event_loop_lag_seconds_bucket{{{INST}}}[{WINDOW}])))", "{{instance}} p99"),
+        (f"histogram_quantile(0.5, sum by (instance, le) "
+         f"(rate(python_event_loop_lag_seconds_bucket{{{INST}}}[{WINDOW}])))", "{{instance}} p50"),
+    ], "s", thresholds=too_high(HTTP.event_loop_block_seconds)), w=12)
+    g.add(timeseries("Event loop blocked, by route", "Which route blocks the loop? Share of the time requests "
+                     "of the route held it (stalls of "
+                     f"{HTTP.event_loop_block_seconds:g} s or more); the dashed line is the alert threshold.", [
+        (f"sum by (http_route) (rate(http_server_event_loop_blocked_seconds_total{{{RAW}}}[{WINDOW}]))",
+         "{{http_route}}"),
+    ], "percentunit", thresholds=too_high(HTTP.event_loop_blocked_ratio)), w=12)
 
 
 def _per_request(g: Grid) -> None:

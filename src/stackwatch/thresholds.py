@@ -204,6 +204,12 @@ class HttpThresholds:
     #: fingerprinted static assets never change under their name: cache them for a year (the
     #: checklist's ``public, max-age=31536000, immutable``).
     static_max_age_seconds: int = 31_536_000
+    #: a callback that holds the event loop 100 ms blocks it (asyncio's own debug-mode
+    #: slow-callback threshold): every concurrent request waits that long.
+    event_loop_block_seconds: float = 0.1
+    #: a route that keeps the loop blocked 1% of the time (3 s in 5 minutes) delays every other
+    #: request that often; a rare single stall stays below it.
+    event_loop_blocked_ratio: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -313,6 +319,7 @@ class ForDurations:
     job_failure_ratio_high: str = "10m"
     job_queue_no_workers: str = "5m"
     http_route_should_be_background_job: str = "30m"
+    event_loop_blocked: str = "5m"
     collector_failing: str = "10m"
     collector_disabled: str = "15m"
     collector_stale: str = "5m"

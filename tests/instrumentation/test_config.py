@@ -90,6 +90,8 @@ def test_keyword_arguments_win_over_the_environment():
         ({"STACKWATCH_HEALTH_TIMEOUT": "inf"}, "STACKWATCH_HEALTH_TIMEOUT: expected a positive number of seconds"),
         ({"STACKWATCH_N_PLUS_ONE_MIN_DURATION": "inf"}, "STACKWATCH_N_PLUS_ONE_MIN_DURATION: expected a number of "
                                                        "seconds >= 0, got 'inf'"),
+        ({"STACKWATCH_EVENT_LOOP_BLOCK_THRESHOLD": "0"},
+         "STACKWATCH_EVENT_LOOP_BLOCK_THRESHOLD: expected a positive number of seconds, got '0'"),
         ({"STACKWATCH_TRACES": "maybe"}, "STACKWATCH_TRACES: expected true/false, got 'maybe'"),
         ({"STACKWATCH_METRICS_PATH": "metrics"}, "STACKWATCH_METRICS_PATH: expected a path starting with '/'"),
     ],

@@ -288,3 +288,21 @@ def test_under_the_opentelemetry_instrument_launcher(otlp_receiver):
     for span in spans:
         per_trace[span.trace_id] = per_trace.get(span.trace_id, 0) + 1
     assert len(set(per_trace.values())) == 1  # through the mount: as many spans as without it
+
+
+def test_valid_attributes_go_in_as_the_public_path_puts_them(provider):
+    from stackwatch.instrumentation.tracing import set_valid_attributes
+
+    attributes = {"http.request.method": "GET", "http.response.status_code": 200, "http.route": "/items/{item_id}",
+                  "url.path": "/items/1", "http.request.header.accept": ("*/*",)}
+    tracer = provider.get_tracer("test")
+    fast, public = tracer.start_span("fast"), tracer.start_span("public")
+    fast.set_attribute("http.route", "/before")
+    public.set_attribute("http.route", "/before")
+    set_valid_attributes(fast, dict(attributes))
+    public.set_attributes(dict(attributes))
+    fast.end()
+    public.end()
+    assert dict(fast.attributes) == dict(public.attributes) == attributes
+    set_valid_attributes(fast, {"late": "ignored"})  # an ended span takes nothing, as with set_attributes
+    assert "late" not in fast.attributes
