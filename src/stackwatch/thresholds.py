@@ -131,6 +131,18 @@ class PostgresThresholds:
     #: standbys each primary streams to; fewer pages a ticket (only on primaries that had standbys
     #: within PRESENCE_WINDOW, so a single server is never expected to have one).
     expected_replicas: int = 1
+    #: block reads per second under which the buffer cache hit ratio is left alone: an idle
+    #: database's few cold reads swing it without anyone waiting on the disk.
+    min_block_reads_per_second: float = 100.0
+    #: "No connection pooling": more than one new session per ten transactions means sessions live
+    #: for a request or a query, not for the process (a pool opens a handful per process start).
+    new_sessions_per_transaction: float = 0.1
+    #: traffic guard: under one new session a second (cron jobs, migrations, a monitoring tool
+    #: connecting per scrape) churn costs nothing worth an alert.
+    min_new_sessions_per_second: float = 1.0
+    #: sessions a database must have seen before ``stackwatch check`` judges its churn: fewer is a
+    #: quiet database (or one whose statistics were just reset), pooled or not.
+    churn_min_sessions: int = 50
 
 
 @dataclass(frozen=True)
@@ -162,6 +174,15 @@ class RedisThresholds:
     #: maxmemory-policy values under which memory near the limit and evictions are healthy (an LRU/LFU
     #: cache at capacity); the memory and eviction alerts only watch the others (noeviction, volatile-*).
     cache_policies: tuple[str, ...] = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
+    #: connections opened per command processed above which clients connect per request: a pooled
+    #: client sends thousands of commands per connection, one connecting per request a handful.
+    connections_per_command: float = 0.1
+    #: traffic guard: under one new connection a second (cron jobs, health probes) churn is harmless.
+    min_connections_per_second: float = 1.0
+    #: commands that walk or drop the whole keyspace while every other client waits (Redis runs one
+    #: command at a time): KEYS (use SCAN), FLUSHALL/FLUSHDB (the cache lost at once), SAVE (a
+    #: snapshot in the main thread; BGSAVE forks). Lowercase, as INFO commandstats names them.
+    dangerous_commands: tuple[str, ...] = ("keys", "flushall", "flushdb", "save")
 
 
 @dataclass(frozen=True)
@@ -201,6 +222,9 @@ class HttpThresholds:
     #: fingerprinted static assets never change under their name: cache them for a year (the
     #: checklist's ``public, max-age=31536000, immutable``).
     static_max_age_seconds: int = 31_536_000
+    #: "traffic drop": requests fell under half of the previous hour's average while still flowing
+    #: (none at all is HttpTrafficAbsent): a lost upstream, a broken client release, a DNS change.
+    traffic_drop_ratio: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -325,6 +349,19 @@ class ForDurations:
     postgres_xid_wraparound: str = "15m"
     postgres_replication_slot_inactive: str = "10m"
     postgres_replicas_missing: str = "5m"
+    postgres_slow_query_log_off: str = "1h"
+    postgres_statements_not_loaded: str = "1h"
+    #: the slow tier polls statements every 5 minutes: two readings over the line, not one
+    postgres_unbounded_query: str = "30m"
+    postgres_duplicate_index: str = "1h"
+    #: CREATE INDEX CONCURRENTLY leaves its index invalid while it builds: an hour is past any build
+    postgres_invalid_index: str = "1h"
+    postgres_buffer_cache_hit_ratio_low: str = "15m"
+    postgres_connection_churn: str = "15m"
+    redis_keys_without_ttl: str = "1h"
+    redis_connection_churn: str = "15m"
+    redis_dangerous_commands: str = "0m"
+    http_traffic_drop: str = "15m"
 
 
 POSTGRES: Final = PostgresThresholds()
