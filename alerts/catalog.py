@@ -18,6 +18,7 @@ from stackwatch.promql import (
     instances_up,
     le_matcher,
     n_plus_one_detections,
+    pg_sessions_per_transaction,
     pool_wait_mean,
     redis_lookup_rate,
     select_rows_per_call,
@@ -537,8 +538,6 @@ def _postgres_practices() -> tuple[Alert, ...]:
     index = f"database {label('datname')} on {PG}"
     blocks = ("rate(pg_stat_database_blks_hit[{w}]) + rate(pg_stat_database_blks_read[{w}])").format(w=W)
     sessions = f"sum by ({_PG_BY}) (rate(pg_stat_database_sessions[{W}]))"
-    transactions = (f"sum by ({_PG_BY}) (rate(pg_stat_database_xact_commit[{W}])"
-                    f" + rate(pg_stat_database_xact_rollback[{W}]))")
     return (
         Alert(
             alert="PostgresSlowQueryLogOff",
@@ -639,7 +638,7 @@ def _postgres_practices() -> tuple[Alert, ...]:
         ),
         Alert(
             alert="PostgresConnectionChurn",
-            expr=(f"{sessions} / ({transactions} > 0) > {num(POSTGRES.new_sessions_per_transaction)}"
+            expr=(f"{pg_sessions_per_transaction(W)} > {num(POSTGRES.new_sessions_per_transaction)}"
                   f" and {sessions} > {num(POSTGRES.min_new_sessions_per_second)}"),
             for_=FOR.postgres_connection_churn,
             severity="warning",

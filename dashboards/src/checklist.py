@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
-from stackwatch.promql import job_queue_oldest_age, n_plus_one_detections, pool_wait_mean
+from stackwatch.coverage import CHECKLIST
+from stackwatch.promql import (
+    job_queue_oldest_age,
+    n_plus_one_detections,
+    pg_sessions_per_transaction,
+    pool_wait_mean,
+    select_rows_per_call,
+)
 from stackwatch.thresholds import (
     CACHE,
     EVENT_WINDOW,
@@ -44,6 +51,18 @@ def _ok(title: str, description: str, expr: str, ok_text: str, bad_text: str, li
     """A 0/1 item: 1 passes."""
     return stat(title, description, expr, "none", too_low(1), links=[link],
                 mappings=state_mapping(1, ok_text, bad_text))
+
+
+def _coverage_row(g: Grid) -> None:
+    """One stat per checklist line that alerts watch (``stackwatch.coverage``): how many of its
+    alerts fire now. Lines that only ``stackwatch check`` can judge are listed in docs/checklist.md."""
+    g.row("Checklist lines: alerts firing")
+    for entry in CHECKLIST:
+        if entry.alerts:
+            names = "|".join(entry.alerts)
+            g.add(stat(entry.line, f"Alerts watching \"{entry.line}\" that fire now: {', '.join(entry.alerts)}.",
+                       f'count(ALERTS{{alertstate="firing", alertname=~"{names}"}}) or vector(0)', "short",
+                       too_high(0), links=["checklist"]), w=4, h=4)
 
 
 def build() -> Dashboard:
@@ -80,11 +99,11 @@ def build() -> Dashboard:
     g.add(stat("Longest transaction", "Transactions open longer than this hold back vacuum everywhere.",
                f"max(pg_stat_activity_max_tx_duration{{{S}}})", "s", too_high(POSTGRES.long_transaction_seconds),
                links=["postgres"]), w=w, h=h)
-    g.add(stat("Unbounded queries", "Most rows returned per call by one SELECT statement (rows changed by "
-               "UPDATE or DELETE are not unbounded reads): a LIMIT is probably missing above the threshold "
+    g.add(stat("Unbounded queries", "Most rows returned per call by one SELECT statement called at least "
+               f"{POSTGRES.slow_statement_min_calls} times (rows changed by UPDATE or DELETE are not unbounded "
+               "reads): a LIMIT is probably missing above the threshold "
                f"({SLOW_TIER_WINDOW}: statements are read on the exporter's slow tier).",
-               f"max(rate(pg_stat_statements_rows_total{{{SELECTS}}}[{SLOW_TIER_WINDOW}]) / "
-               f"(rate(pg_stat_statements_calls_total{{{SELECTS}}}[{SLOW_TIER_WINDOW}]) > 0))",
+               f"max({select_rows_per_call(SLOW_TIER_WINDOW, f'{{{S}}}')})",
                "short", too_high(POSTGRES.rows_per_call), links=["postgres"], no_value="idle"), w=w, h=h)
     g.add(stat(f"Deadlocks ({EVENT_WINDOW})", "Deadlocks in the event window: lock-ordering bugs.",
                f"sum(increase(pg_stat_database_deadlocks{{{S}}}[{EVENT_WINDOW}]))", "short",
@@ -92,6 +111,11 @@ def build() -> Dashboard:
     g.add(stat("Replication lag", "Worst replica lag (replicas only).",
                q(f"max(pg_replication_lag_seconds{{{S}}})", empty_reason=NO_REPLICA), "s",
                too_high(POSTGRES.replication_lag_seconds), links=["postgres"], no_value="no replica"), w=w, h=h)
+
+    g.add(stat("Connection churn", "No connection pooling pitfall: new sessions per transaction on the worst "
+               f"server ({W}; PostgreSQL 14+). Near 1: clients connect per request.",
+               f"max({pg_sessions_per_transaction(W, f'{{{S}}}')})", "short",
+               too_high(POSTGRES.new_sessions_per_transaction), links=["postgres"], no_value="idle"), w=w, h=h)
 
     g.row("Caching")
     g.add(_ok("Redis reachable", "redis_up of every watched server.", f"min(redis_up{{{S}}})", "yes", "DOWN",
@@ -116,6 +140,12 @@ def build() -> Dashboard:
     g.add(stat(f"Rejected connections ({EVENT_WINDOW})", "Clients refused at maxclients.",
                f"sum(increase(redis_rejected_connections_total{{{S}}}[{EVENT_WINDOW}]))", "short",
                too_high(REDIS.rejected_connections), links=["redis"]), w=w, h=h)
+
+    g.add(stat(f"Dangerous commands ({EVENT_WINDOW})", "Cache invalidation on writes: calls of "
+               f"{'/'.join(c.upper() for c in REDIS.dangerous_commands)} in the event window; pattern "
+               "invalidation belongs to SCAN.",
+               f'sum(increase(redis_commands_total{{{S}, cmd=~"{"|".join(REDIS.dangerous_commands)}"}}'
+               f"[{EVENT_WINDOW}])) or vector(0)", "short", too_high(0), links=["redis"]), w=w, h=h)
 
     g.row("Application")
     g.add(stat("Error ratio (5xx)", "Share of requests failing with 5xx over 5 minutes.",
@@ -167,6 +197,8 @@ def build() -> Dashboard:
               "checklist"), w=w, h=h)
     g.add(_ok("Scrape targets up", "Every Prometheus target answered its last scrape.",
               f"min(up{{{S}}})", "all up", "DOWN", "checklist"), w=w, h=h)
+
+    _coverage_row(g)
 
     return dashboard("checklist", __doc__.split("\n")[0], g, [
         label_variable("job", "job", "up"),
