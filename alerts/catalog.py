@@ -536,7 +536,7 @@ def _postgres_practices() -> tuple[Alert, ...]:
     """Checklist practices the exporter measures: the slow-query log and pg_stat_statements on,
     SELECTs bounded, indexes neither duplicated nor invalid, reads from memory, sessions pooled."""
     index = f"database {label('datname')} on {PG}"
-    blocks = ("rate(pg_stat_database_blks_hit[{w}]) + rate(pg_stat_database_blks_read[{w}])").format(w=W)
+    blocks = (f"rate(pg_stat_database_blks_hit[{W}]) + rate(pg_stat_database_blks_read[{W}])")
     sessions = f"sum by ({_PG_BY}) (rate(pg_stat_database_sessions[{W}]))"
     return (
         Alert(

@@ -4,8 +4,6 @@ which counts no sessions, is ``unknown`` without an error."""
 
 from __future__ import annotations
 
-import psycopg
-
 from stackwatch.check.model import Status
 from stackwatch.check.postgres_churn import churn_finding
 from stackwatch.core.postgres.source import PostgresOptions, PostgresSource

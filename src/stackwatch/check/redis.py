@@ -98,7 +98,8 @@ class RedisCheck:
         calls = {cmd: parse_number(stats[cmd].get("calls", "")) or 0.0
                  for cmd in self.thresholds.dangerous_commands if cmd in stats}
         called = {cmd.upper(): n for cmd, n in calls.items() if n > 0}
-        since = f"in {(info.number('uptime_in_seconds') or 0.0) / 3600:.1f}h since the server started or CONFIG RESETSTAT"
+        hours = (info.number("uptime_in_seconds") or 0.0) / 3600
+        since = f"in {hours:.1f}h since the server started or CONFIG RESETSTAT"
         if called:
             listed = ", ".join(f"{cmd} {n:.0f} call(s)" for cmd, n in sorted(called.items()))
             return DANGEROUS.finding(Status.FAIL, f"{listed} {since}", _DANGEROUS_FIX)
