@@ -153,6 +153,9 @@ class PoolThresholds:
     pending_requests: float = 0.0
     #: 100 ms waiting for a connection is a tenth of the p99 budget spent before any work starts.
     wait_mean_seconds: float = 0.1
+    #: the checklist's pool errors when it cannot connect in 2 s; past 10 s (or with no timeout)
+    #: requests hang on an unreachable database instead of failing fast.
+    connect_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ _ASYNC = "Application"
 QUEUES = Item("redis.queues", _ASYNC, "Async processing for long tasks: job queues drain")
 REDIS_ITEMS = (HIT_RATE, TTL, MAXMEMORY, DANGEROUS, QUEUES)
 
+POOL_SETTINGS = Item("app.pool_settings", _DB, "Connection pooling configured: pool size and timeouts")
 POOL_WAITING = Item("app.pool_waiting", _DB, "Connection pooling: no requests waiting for a connection")
 N_PLUS_ONE = Item("app.n_plus_one", _DB, "N+1 queries eliminated")
 LIMITS = Item("ops.resource_limits", "Application", "Resource limits set (CPU, memory)")
@@ -52,8 +53,8 @@ TRACING = Item("app.tracing", "Monitoring", "Distributed tracing for microservic
 ERROR_TRACKING = Item("app.error_tracking", "Monitoring", "Error tracking (Sentry)")
 APM = Item("app.apm", "Monitoring", "APM tool configured")
 READ_SHARE = Item("pg.read_share", _DB, "Read replicas for read-heavy workloads (90%+ reads)")
-PROMETHEUS_ITEMS = (POOL_WAITING, N_PLUS_ONE, LIMITS, RULES, ALERTMANAGER, TARGETS, ASYNC, LATENCY, ERROR_RATIO,
-                    THROUGHPUT, TRACING, ERROR_TRACKING, APM, READ_SHARE)
+PROMETHEUS_ITEMS = (POOL_WAITING, POOL_SETTINGS, N_PLUS_ONE, LIMITS, RULES, ALERTMANAGER, TARGETS, ASYNC, LATENCY,
+                    ERROR_RATIO, THROUGHPUT, TRACING, ERROR_TRACKING, APM, READ_SHARE)
 
 HEALTH = Item("app.health", "Application", "Health checks implemented")
 COMPRESSION = Item("app.compression", "Application", "Response compression enabled (gzip)")
