@@ -29,6 +29,7 @@ from stackwatch.thresholds import (
     CACHE,
     EVENT_WINDOW,
     FOR,
+    GROWTH_WINDOW,
     HTTP,
     JOBS,
     POOL,
@@ -538,7 +539,29 @@ def _postgres_practices() -> tuple[Alert, ...]:
     index = f"database {label('datname')} on {PG}"
     blocks = (f"rate(pg_stat_database_blks_hit[{W}]) + rate(pg_stat_database_blks_read[{W}])")
     sessions = f"sum by ({_PG_BY}) (rate(pg_stat_database_sessions[{W}]))"
+    horizon = POSTGRES.disk_full_horizon_seconds
+    growth = (f"sum by ({_PG_BY}) (predict_linear(pg_database_size_bytes[{GROWTH_WINDOW}], {horizon}))"
+              f" - sum by ({_PG_BY}) (pg_database_size_bytes)")
+    free = 'max by (server) (label_replace(process_filesystem_avail_bytes, "server", "$1", "filesystem", "(.*)"))'
     return (
+        Alert(
+            alert="PostgresDiskFullForecast",
+            expr=f"{growth} > on (server) group_left () {free}",
+            for_=FOR.postgres_disk_full_forecast,
+            severity="warning",
+            summary=f"The databases of {PG} will fill their disk within {duration(horizon)}",
+            description=(
+                f"At the rate of the last {GROWTH_WINDOW}, the databases of {PG} grow by "
+                f"{value_as('humanize1024')}B within {duration(horizon)}, more than the space left on the "
+                f"filesystem declared for them (--filesystem {label('server')}=PATH). PostgreSQL stops when "
+                "the disk is full: find what grows (pg_stat_user_tables_size_bytes, WAL kept by slots), "
+                "archive or drop old data, or add disk."
+            ),
+            runbook="postgres", dashboard="postgres",
+            threshold=f"growth in {duration(horizon)} > free bytes",
+            meaning=f"database growth forecast (predict_linear over {GROWTH_WINDOW}) against the free space of "
+                    "the filesystem named as the server",
+        ),
         Alert(
             alert="PostgresSlowQueryLogOff",
             expr="pg_settings_log_min_duration_statement_seconds < 0",

@@ -143,6 +143,9 @@ class PostgresThresholds:
     #: sessions a database must have seen before ``stackwatch check`` judges its churn: fewer is a
     #: quiet database (or one whose statistics were just reset), pooled or not.
     churn_min_sessions: int = 50
+    #: a week's warning before the databases' growth fills their disk: time to add disk, archive or
+    #: drop data during working hours rather than at 3 a.m.
+    disk_full_horizon_seconds: int = 7 * 86_400
 
 
 @dataclass(frozen=True)
@@ -365,6 +368,7 @@ class ForDurations:
     redis_connection_churn: str = "15m"
     redis_dangerous_commands: str = "0m"
     http_traffic_drop: str = "15m"
+    postgres_disk_full_forecast: str = "1h"
 
 
 POSTGRES: Final = PostgresThresholds()
@@ -388,6 +392,9 @@ SLOW_TIER_WINDOW: Final = "15m"
 #: how long absent-style alerts remember a series that vanished (a target the exporter no longer
 #: serves, a service that stopped receiving requests): they fire, then resolve after this long.
 PRESENCE_WINDOW: Final = "1h"
+#: history a growth forecast (``predict_linear``) is fitted on: long enough to smooth a batch load
+#: or a vacuum, short enough to follow a change in the write rate.
+GROWTH_WINDOW: Final = "6h"
 
 #: statement kinds (the exporter's ``command`` label) never judged as the application's slow or
 #: unbounded statements: maintenance and DDL (VACUUM, CREATE INDEX, COPY of backups...) and
