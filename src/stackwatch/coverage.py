@@ -54,10 +54,11 @@ _N_PLUS_ONE = Coverage("", "", families=("db_client_n_plus_one_total", "db_clien
                    panels=(Panel("checklist", "N+1 queries"), Panel("service", "N+1 detections by route")),
                    checks=("app.n_plus_one",),
                    instrumentation=("instrument_psycopg", "instrument_sqlalchemy", "instrument_asyncpg"))
-_CHURN = Coverage("", "", families=("pg_stat_database_sessions", "redis_connections_received_total"),
+_CHURN = Coverage("", "", families=("pg_stat_database_sessions", "pg_stat_activity_client_backend_median_age_seconds",
+                                    "redis_connections_received_total", "db_client_connection_pool_info"),
               alerts=("PostgresConnectionChurn", "RedisConnectionChurn"),
-              panels=(Panel("checklist", "Connection churn"),), checks=("pg.connection_churn",),
-              instrumentation=("instrument_pool",))
+              panels=(Panel("checklist", "Connection churn"),),
+              checks=("pg.connection_churn", "app.pool_settings"), instrumentation=("instrument_pool",))
 _CDN = Coverage("", "", checks=("app.cdn", "app.cache_control"),
             note="a CDN is seen from outside: its headers (Age, Via, X-Cache) on a public URL")
 
