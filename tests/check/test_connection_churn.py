@@ -4,6 +4,8 @@ which counts no sessions, is ``unknown`` without an error."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from stackwatch.check.model import Status
 from stackwatch.check.postgres_churn import churn_finding
 from stackwatch.core.postgres.source import PostgresOptions, PostgresSource
@@ -13,8 +15,10 @@ from tests.fixtures.procs import wait_until
 
 
 def _fresh(server: PostgresServer, name: str) -> None:
+    """A new database whose statistics start now (a new one counts from the server's start)."""
     server.query(f"DROP DATABASE IF EXISTS {name}")
     server.query(f"CREATE DATABASE {name}")
+    server.query("SELECT pg_stat_reset()", dbname=name)
 
 
 def _judge(server: PostgresServer, dbname: str) -> tuple[Status, str]:
@@ -52,3 +56,17 @@ def test_connecting_per_query_fails_and_a_pool_passes(postgres_any_version: Post
     assert bad is Status.FAIL and "sessions per transaction" in bad_evidence, bad_evidence
     good, good_evidence = _judge(server, "churn_pooled")
     assert good is Status.PASS and "sessions per transaction" in good_evidence, good_evidence
+
+
+def test_a_quiet_database_polled_by_monitoring_is_not_churn(postgres: PostgresServer) -> None:
+    """Fewer than one new session a second since the reset: a monitor's short-lived connections."""
+    _fresh(postgres, "churn_quiet")
+    for _ in range(POSTGRES.churn_min_sessions + 5):
+        with postgres.connect("churn_quiet") as conn:
+            conn.execute("SELECT 1").fetchall()
+    wait_until(lambda: _sessions(postgres, "churn_quiet") > POSTGRES.churn_min_sessions, 20, "the sessions")
+    with postgres.connect("churn_quiet") as conn:
+        source = PostgresSource(conn, postgres.dsn("churn_quiet"), conn.info.server_version, PostgresOptions())
+        slow = dataclasses.replace(POSTGRES, min_new_sessions_per_second=1000.0)  # as if spread over a day
+        finding = churn_finding(source, slow)
+    assert finding.status is Status.PASS and "new sessions/s: under 1000/s" in finding.evidence, finding

@@ -3,8 +3,10 @@
 The checklist's pitfall "No connection pooling - Creating new connections per request" shows
 as as many sessions as transactions; a pool opens a handful per process start. PostgreSQL 14+
 counts sessions in ``pg_stat_database``; the ratio is read since its statistics were reset, so
-it judges the database's history, and the evidence says since when. The alert
-``PostgresConnectionChurn`` watches the same ratio as a rate.
+it judges the database's history, and the evidence says since when. Under one new session a
+second on average nothing is judged: a quiet database polled by monitoring (the exporter reads
+tables and indexes on a short-lived connection per database) shows a high ratio of few sessions.
+The alert ``PostgresConnectionChurn`` watches the same ratio as a rate, with the same guard.
 """
 
 from __future__ import annotations
@@ -33,10 +35,14 @@ def churn_finding(source: PostgresSource, thresholds: PostgresThresholds) -> Fin
                              "(pg_stat_database.sessions)", "upgrade to PostgreSQL 14+ to have churn measured")
     row = source.rows(_SQL)[0]
     sessions, transactions = float(row["sessions"] or 0), float(row["transactions"] or 0)
-    since = f"in {row['seconds'] / 3600:.1f}h since the statistics reset"
-    evidence = f"{sessions:.0f} sessions for {transactions:.0f} transactions {since}"
+    seconds = max(float(row["seconds"] or 0), 1.0)
+    evidence = f"{sessions:.0f} sessions for {transactions:.0f} transactions in {seconds / 3600:.1f}h since the " \
+               "statistics reset"
     if sessions < thresholds.churn_min_sessions:
         return CHURN.finding(Status.PASS, evidence + f" (fewer than {thresholds.churn_min_sessions} sessions)")
+    if sessions / seconds < thresholds.min_new_sessions_per_second:
+        return CHURN.finding(Status.PASS, evidence + f" ({sessions / seconds:.2g} new sessions/s: under "
+                             f"{thresholds.min_new_sessions_per_second:g}/s)")
     ratio = sessions / max(transactions, 1.0)
     evidence += f": {ratio:.2f} sessions per transaction"
     if ratio > thresholds.new_sessions_per_transaction:
