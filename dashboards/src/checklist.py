@@ -40,8 +40,6 @@ __all__ = ["build"]
 S = selector("job", "instance")
 #: recorded service series carry job only
 J = selector("job")
-#: the statements whose rows are rows read (the exporter's command label)
-SELECTS = selector("job", "instance", command="select")
 #: the rate window of the alert rules, so each stat shows what its alert evaluates
 W = RATE_WINDOW
 NO_REPLICA = "the watched servers are primaries; replication lag exists on replicas only"
