@@ -36,7 +36,7 @@ def seed_lines(text: str) -> dict[str, list[str]]:
         line = raw.strip()
         if line in ("Key Metrics", "Performance Optimization Checklist", "Common Performance Pitfalls"):
             part, heading = line, ""
-        elif line in ("Resources", "Tools:") and part == "Common Performance Pitfalls":
+        elif line == "Resources":  # the links after the pitfalls
             part = ""
         elif part == "Key Metrics" and line.endswith(":") and not line.startswith("- "):
             heading = line[:-1]
