@@ -14,6 +14,10 @@ from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until
 
 
+#: judged from 10 sessions, so the test opens few connections (the ratio is what is under test)
+FEW = dataclasses.replace(POSTGRES, churn_min_sessions=10)
+
+
 def _fresh(server: PostgresServer, name: str) -> None:
     """A new database whose statistics start now (a new one counts from the server's start)."""
     server.query(f"DROP DATABASE IF EXISTS {name}")
@@ -24,7 +28,7 @@ def _fresh(server: PostgresServer, name: str) -> None:
 def _judge(server: PostgresServer, dbname: str) -> tuple[Status, str]:
     with server.connect(dbname) as conn:
         source = PostgresSource(conn, server.dsn(dbname), conn.info.server_version, PostgresOptions())
-        finding = churn_finding(source, POSTGRES)
+        finding = churn_finding(source, FEW)
     return finding.status, finding.evidence
 
 
@@ -37,7 +41,7 @@ def test_connecting_per_query_fails_and_a_pool_passes(postgres_any_version: Post
     server = postgres_any_version
     _fresh(server, "churn_per_query")
     _fresh(server, "churn_pooled")
-    per_query = POSTGRES.churn_min_sessions + 10
+    per_query = FEW.churn_min_sessions + 2
     for _ in range(per_query):  # what a handler that connects for each request does
         with server.connect("churn_per_query") as conn:
             conn.execute("SELECT 1").fetchall()
@@ -61,12 +65,12 @@ def test_connecting_per_query_fails_and_a_pool_passes(postgres_any_version: Post
 def test_a_quiet_database_polled_by_monitoring_is_not_churn(postgres: PostgresServer) -> None:
     """Fewer than one new session a second since the reset: a monitor's short-lived connections."""
     _fresh(postgres, "churn_quiet")
-    for _ in range(POSTGRES.churn_min_sessions + 5):
+    for _ in range(FEW.churn_min_sessions + 2):
         with postgres.connect("churn_quiet") as conn:
             conn.execute("SELECT 1").fetchall()
-    wait_until(lambda: _sessions(postgres, "churn_quiet") > POSTGRES.churn_min_sessions, 20, "the sessions")
+    wait_until(lambda: _sessions(postgres, "churn_quiet") > FEW.churn_min_sessions, 20, "the sessions")
     with postgres.connect("churn_quiet") as conn:
         source = PostgresSource(conn, postgres.dsn("churn_quiet"), conn.info.server_version, PostgresOptions())
-        slow = dataclasses.replace(POSTGRES, min_new_sessions_per_second=1000.0)  # as if spread over a day
+        slow = dataclasses.replace(FEW, min_new_sessions_per_second=1000.0)  # as if spread over a day
         finding = churn_finding(source, slow)
     assert finding.status is Status.PASS and "new sessions/s: under 1000/s" in finding.evidence, finding
