@@ -13,7 +13,6 @@ from stackwatch.thresholds import POSTGRES
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.procs import wait_until
 
-
 #: judged from 10 sessions, so the test opens few connections (the ratio is what is under test)
 FEW = dataclasses.replace(POSTGRES, churn_min_sessions=10)
 
