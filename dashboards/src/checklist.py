@@ -64,7 +64,7 @@ def _coverage_row(g: Grid) -> None:
         if watching:
             names = "|".join(watching)
             g.add(stat(entry.line, f"Alerts watching \"{entry.line}\" that fire now: {', '.join(watching)}.",
-                       f'count(ALERTS{{alertstate="firing", alertname=~"{names}"}}) or vector(0)', "short",
+                       f'count(ALERTS{{{selector(alertstate="firing")}, alertname=~"{names}"}}) or vector(0)', "short",
                        too_high(0), links=["checklist"]), w=4, h=4)
 
 
