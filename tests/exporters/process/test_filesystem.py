@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from stackwatch.cli import build_parser
+from stackwatch.core.options import OptionError, resolve_options
 from stackwatch.exporters import main
-from stackwatch.exporters.options import OptionError, resolve_options
 from stackwatch.exporters.process import ProcessTarget
 
 from .helpers import registry_of
