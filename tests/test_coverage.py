@@ -109,8 +109,7 @@ def _instrumentation(name: str) -> bool:
 
 
 def _existing() -> dict[str, set[str]]:
-    checks = {i.id for group in (items.POSTGRES_ITEMS, items.REDIS_ITEMS, items.PROMETHEUS_ITEMS, items.APP_ITEMS)
-              for i in group}
+    checks = {i.id for name in items.__all__ if name.endswith("_ITEMS") for i in getattr(items, name)}
     return {"alerts": {a.alert for a in alerts()}, "panels": _panels(), "families": _families(), "checks": checks}
 
 
