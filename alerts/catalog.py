@@ -21,8 +21,10 @@ from stackwatch.promql import (
     le_matcher,
     memory_used_ratio,
     n_plus_one_detections,
+    pg_sessions_per_transaction,
     pool_wait_mean,
     redis_lookup_rate,
+    select_rows_per_call,
     statement_mean_seconds,
 )
 from stackwatch.thresholds import (
@@ -30,6 +32,7 @@ from stackwatch.thresholds import (
     CACHE,
     EVENT_WINDOW,
     FOR,
+    GROWTH_WINDOW,
     HOST,
     HTTP,
     JOBS,
@@ -489,6 +492,7 @@ def _postgres() -> tuple[Alert, ...]:
             meaning="replay lag seen on a replica, or per standby on the primary",
         ),
         *_postgres_health(),
+        *_postgres_practices(),
     )
 
 
@@ -551,6 +555,155 @@ def _postgres_health() -> tuple[Alert, ...]:
             meaning=f"servers not in recovery, counted per `{cluster}` label",
         ),
         *_postgres_replication(),
+    )
+
+
+def _postgres_practices() -> tuple[Alert, ...]:
+    """Checklist practices the exporter measures: the slow-query log and pg_stat_statements on,
+    SELECTs bounded, indexes neither duplicated nor invalid, reads from memory, sessions pooled."""
+    index = f"database {label('datname')} on {PG}"
+    blocks = (f"rate(pg_stat_database_blks_hit[{W}]) + rate(pg_stat_database_blks_read[{W}])")
+    sessions = f"sum by ({_PG_BY}) (rate(pg_stat_database_sessions[{W}]))"
+    horizon = POSTGRES.disk_full_horizon_seconds
+    growth = (f"sum by ({_PG_BY}) (predict_linear(pg_database_size_bytes[{GROWTH_WINDOW}], {horizon}))"
+              f" - sum by ({_PG_BY}) (pg_database_size_bytes)")
+    free = 'max by (server) (label_replace(process_filesystem_avail_bytes, "server", "$1", "filesystem", "(.*)"))'
+    return (
+        Alert(
+            alert="PostgresDiskFullForecast",
+            expr=f"{growth} > on (server) group_left () {free}",
+            for_=FOR.postgres_disk_full_forecast,
+            severity="warning",
+            summary=f"The databases of {PG} will fill their disk within {duration(horizon)}",
+            description=(
+                f"At the rate of the last {GROWTH_WINDOW}, the databases of {PG} grow by "
+                f"{value_as('humanize1024')}B within {duration(horizon)}, more than the space left on the "
+                f"filesystem declared for them (--filesystem {label('server')}=PATH). PostgreSQL stops when "
+                "the disk is full: find what grows (pg_stat_user_tables_size_bytes, WAL kept by slots), "
+                "archive or drop old data, or add disk."
+            ),
+            runbook="postgres", dashboard="postgres",
+            threshold=f"growth in {duration(horizon)} > free bytes",
+            meaning=f"database growth forecast (predict_linear over {GROWTH_WINDOW}) against the free space of "
+                    "the filesystem named as the server",
+        ),
+        Alert(
+            alert="PostgresSlowQueryLogOff",
+            expr="pg_settings_log_min_duration_statement_seconds < 0",
+            for_=FOR.postgres_slow_query_log_off,
+            severity="info",
+            summary=f"{PG} does not log slow statements",
+            description=(
+                f"log_min_duration_statement is -1 on {PG}: no statement is ever written to the log for its "
+                "duration, so a slow query of the past leaves no text and no parameters to reproduce it. Set it "
+                f"to {duration(POSTGRES.slow_statement_mean_seconds)} (the slow-statement threshold) in "
+                "postgresql.conf or with ALTER SYSTEM, then SELECT pg_reload_conf()."
+            ),
+            runbook="postgres", dashboard="postgres", threshold="log_min_duration_statement = -1",
+            meaning="the slow-query log is off (checklist: slow query log monitored)",
+        ),
+        Alert(
+            alert="PostgresStatementStatisticsMissing",
+            expr="pg_settings_pg_stat_statements_loaded == 0",
+            for_=FOR.postgres_statements_not_loaded,
+            severity="warning",
+            summary=f"pg_stat_statements is not loaded on {PG}",
+            description=(
+                f"pg_stat_statements is not in shared_preload_libraries of {PG}: nothing records which "
+                "statements cost the most, so slow and unbounded statements go unseen. Add it to "
+                "shared_preload_libraries, restart, and CREATE EXTENSION pg_stat_statements."
+            ),
+            runbook="postgres", dashboard="postgres", threshold="not in shared_preload_libraries",
+            meaning="per-statement statistics are unavailable (checklist: query execution plans analyzed)",
+        ),
+        Alert(
+            alert="PostgresUnboundedQuery",
+            expr=f"{select_rows_per_call(SLOW_TIER_WINDOW)} > {num(POSTGRES.rows_per_call)}",
+            for_=FOR.postgres_unbounded_query,
+            severity="warning",
+            summary=f"Statement {label('queryid')} on {PG_DB} returns {value_as('humanize')} rows per call",
+            description=(
+                f"Over the last {SLOW_TIER_WINDOW}, each call of SELECT {label('queryid')} by user {label('user')} "
+                f"in database {label('datname')} on {PG} returned {value_as('humanize')} rows on average "
+                f"(threshold {num(POSTGRES.rows_per_call)}): more than any page shows, and it grows with the "
+                "table. pg_stat_statements_query_info has its text: add a LIMIT (keyset pagination) or "
+                "aggregate in the database."
+            ),
+            runbook="postgres", dashboard="postgres",
+            threshold=(f"> {num(POSTGRES.rows_per_call)} rows per call, "
+                       f">= {POSTGRES.slow_statement_min_calls} calls"),
+            meaning=f"rows returned per call of a SELECT over {SLOW_TIER_WINDOW} (checklist pitfall: unbounded "
+                    "queries)",
+        ),
+        Alert(
+            alert="PostgresDuplicateIndexes",
+            expr="pg_indexes_duplicate > 0",
+            for_=FOR.postgres_duplicate_index,
+            severity="info",
+            summary=f"{COUNT} duplicate index(es) in {PG_DB}",
+            description=(
+                f"{COUNT} index(es) in {index} repeat another index of the same table (same columns, "
+                "expressions, operator classes and predicate): every write maintains both and only one is "
+                "ever used. pg_index_duplicate_size_bytes names them: drop the copy with DROP INDEX "
+                "CONCURRENTLY (keep the one backing a constraint)."
+            ),
+            runbook="postgres", dashboard="postgres", threshold="> 0",
+            meaning="indexes that duplicate another index, by database",
+        ),
+        Alert(
+            alert="PostgresInvalidIndexes",
+            expr="pg_indexes_invalid > 0",
+            for_=FOR.postgres_invalid_index,
+            severity="warning",
+            summary=f"{COUNT} invalid index(es) in {PG_DB}",
+            description=(
+                f"{COUNT} index(es) in {index} have been invalid for {FOR.postgres_invalid_index}, usually left "
+                "by a CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY that failed: the planner ignores them "
+                "while every write still maintains them. pg_index_invalid_size_bytes names them: DROP INDEX "
+                "CONCURRENTLY and create them again, or REINDEX INDEX CONCURRENTLY."
+            ),
+            runbook="postgres", dashboard="postgres", threshold=f"> 0 for {FOR.postgres_invalid_index}",
+            meaning="indexes with indisvalid = false, by database",
+        ),
+        Alert(
+            alert="PostgresBufferCacheHitRatioLow",
+            expr=(f"pg_stat_database_cache_hit_ratio < {num(POSTGRES.buffer_cache_hit_ratio)}"
+                  f" and on ({_PG_BY}, datname) ({blocks}) > {num(POSTGRES.min_block_reads_per_second)}"),
+            for_=FOR.postgres_buffer_cache_hit_ratio_low,
+            severity="warning",
+            summary=f"Only {PCT} of block reads of {PG_DB} come from memory",
+            description=(
+                f"{PCT} of the blocks that database {label('datname')} on {PG} read came from shared buffers "
+                f"(target: at least {percent(POSTGRES.buffer_cache_hit_ratio)}, checked above "
+                f"{num(POSTGRES.min_block_reads_per_second)} block reads/s): the working set no longer fits in "
+                "memory and queries wait on the disk. Look for sequential scans of big tables (missing "
+                "indexes), then consider a larger shared_buffers."
+            ),
+            runbook="postgres", dashboard="postgres",
+            threshold=(f"< {percent(POSTGRES.buffer_cache_hit_ratio)} (with > "
+                       f"{num(POSTGRES.min_block_reads_per_second)} block reads/s)"),
+            meaning="blocks found in shared buffers over blocks read, between the exporter's last two polls",
+        ),
+        Alert(
+            alert="PostgresConnectionChurn",
+            expr=(f"{pg_sessions_per_transaction(W)} > {num(POSTGRES.new_sessions_per_transaction)}"
+                  f" and {sessions} > {num(POSTGRES.min_new_sessions_per_second)}"),
+            for_=FOR.postgres_connection_churn,
+            severity="warning",
+            summary=f"{PG} opens {TIMES} new sessions per transaction",
+            description=(
+                f"{PG} starts {TIMES} new sessions per transaction (threshold "
+                f"{num(POSTGRES.new_sessions_per_transaction)}, checked above "
+                f"{num(POSTGRES.min_new_sessions_per_second)} sessions/s; PostgreSQL 14+): clients connect per "
+                "request or per query instead of borrowing from a pool (checklist pitfall: no connection "
+                "pooling). Each connection forks a backend and authenticates, costing milliseconds: use the "
+                "driver's pool (psycopg_pool, SQLAlchemy, asyncpg) or PgBouncer."
+            ),
+            runbook="postgres", dashboard="postgres",
+            threshold=(f"> {num(POSTGRES.new_sessions_per_transaction)} sessions per transaction "
+                       f"(with > {num(POSTGRES.min_new_sessions_per_second)} sessions/s)"),
+            meaning=f"new sessions over transactions, {W} rates (pg_stat_database, PostgreSQL 14+)",
+        ),
     )
 
 
@@ -707,6 +860,7 @@ def _redis() -> tuple[Alert, ...]:
             meaning="Redis memory is unbounded",
         ),
         *_redis_health(),
+        *_redis_practices(),
     )
 
 
@@ -760,6 +914,67 @@ def _redis_health() -> tuple[Alert, ...]:
             ),
             runbook="redis", dashboard="redis", threshold="last status != ok",
             meaning="the last RDB snapshot or AOF write failed",
+        ),
+    )
+
+
+def _redis_practices() -> tuple[Alert, ...]:
+    """Checklist practices seen from Redis: keys expire, clients pool, no command blocks the rest."""
+    estimated = "sum by (job, instance, server) (redis_ttl_keys_without_ttl_estimated)"
+    keys = "sum by (job, instance, server) (redis_db_keys)"
+    received = f"rate(redis_connections_received_total[{W}])"
+    dangerous = f'redis_commands_total{{cmd=~"{"|".join(REDIS.dangerous_commands)}"}}'
+    return (
+        Alert(
+            alert="RedisKeysWithoutTtl",
+            expr=(f"{estimated} / ({keys} > 0) > {num(REDIS.keys_without_ttl_ratio)}"
+                  " and on (job, instance, server) redis_ttl_keys_sampled > 0"),
+            for_=FOR.redis_keys_without_ttl,
+            severity="warning",
+            summary=f"{PCT} of the keys of {REDIS_SRV} never expire",
+            description=(
+                f"The exporter's TTL sample estimates that {PCT} of the keys of {REDIS_SRV} have no TTL "
+                f"(threshold {percent(REDIS.keys_without_ttl_ratio)}): a cache that keeps them grows until "
+                "maxmemory and then evicts or refuses writes. redis_ttl_keys_without_ttl_estimated names the "
+                "prefixes: set a TTL on every cache write (SET key value EX seconds)."
+            ),
+            runbook="redis", dashboard="redis", threshold=f"> {percent(REDIS.keys_without_ttl_ratio)}",
+            meaning="estimated keys without TTL over all keys (the exporter's TTL sampler)",
+        ),
+        Alert(
+            alert="RedisConnectionChurn",
+            expr=(f"{received} / (rate(redis_commands_processed_total[{W}]) > 0)"
+                  f" > {num(REDIS.connections_per_command)}"
+                  f" and {received} > {num(REDIS.min_connections_per_second)}"),
+            for_=FOR.redis_connection_churn,
+            severity="warning",
+            summary=f"{REDIS_SRV} accepts {TIMES} new connections per command",
+            description=(
+                f"{REDIS_SRV} accepts {TIMES} new connections per command processed (threshold "
+                f"{num(REDIS.connections_per_command)}, checked above {num(REDIS.min_connections_per_second)} "
+                "connections/s): clients connect per request instead of reusing a pool (checklist pitfall: "
+                "no connection pooling). Create one redis.Redis (or ConnectionPool) per process and share it."
+            ),
+            runbook="redis", dashboard="redis",
+            threshold=(f"> {num(REDIS.connections_per_command)} connections per command "
+                       f"(with > {num(REDIS.min_connections_per_second)} connections/s)"),
+            meaning=f"connections received over commands processed, {W} rates",
+        ),
+        Alert(
+            alert="RedisDangerousCommands",
+            expr=f"sum by (job, instance, server, cmd) {_settled_increase(dangerous, EW)} > 0",
+            for_=FOR.redis_dangerous_commands,
+            severity="warning",
+            summary=f"{REDIS_SRV} ran {label('cmd')} {COUNT} time(s)",
+            description=(
+                f"{REDIS_SRV} executed {label('cmd')} about {COUNT} time(s) in the last {EW}. Redis runs one "
+                "command at a time: KEYS walks the whole keyspace while every client waits, FLUSHALL/FLUSHDB "
+                "drop the cache at once (a stampede on the database), SAVE snapshots in the main thread. "
+                "Invalidate by pattern with SCAN (stackwatch's Cache.invalidate_pattern), rename or ACL-deny "
+                f"these commands for the application's user. (Counted once the series is {EW} old.)"
+            ),
+            runbook="redis", dashboard="redis", threshold=f"> 0 calls in {EW}",
+            meaning=f"calls of {', '.join(c.upper() for c in REDIS.dangerous_commands)} in the last {EW}",
         ),
     )
 
@@ -1165,6 +1380,7 @@ def _availability() -> tuple[Alert, ...]:
     """Scrape targets and services that stop answering: their own metrics go stale with them, so
     every other alert about them is blind."""
     service_down = f"max by (job) (up{{{SERVICES}}}) == 0"
+    hour_before = f"avg_over_time({REQUESTS_BY_JOB}[1h] offset {FOR.http_traffic_drop})"
     return (
         Alert(
             alert="ServiceDown",
@@ -1216,6 +1432,27 @@ def _availability() -> tuple[Alert, ...]:
             runbook="service", dashboard="service",
             threshold=f"0 req/s after > {num(HTTP.min_requests_per_second)} req/s in {PRESENCE_WINDOW}",
             meaning="a service that had traffic receives none",
+        ),
+        Alert(
+            alert="HttpTrafficDrop",
+            expr=(
+                f"{REQUESTS_BY_JOB} < {num(HTTP.traffic_drop_ratio)} * {hour_before}"
+                f" and {REQUESTS_BY_JOB} > 0"
+                f" and {hour_before} > {num(HTTP.min_requests_per_second)}"
+            ),
+            for_=FOR.http_traffic_drop,
+            severity="warning",
+            summary=f"{label('job')} receives {value_as('humanize')} req/s, under half its usual traffic",
+            description=(
+                f"{label('job')} has served {value_as('humanize')} req/s for {FOR.http_traffic_drop}, under "
+                f"{percent(HTTP.traffic_drop_ratio)} of its average over the hour before: part of the traffic "
+                "no longer arrives (a client release failing before its requests, an upstream or region lost, "
+                "a load balancer sending elsewhere). HttpTrafficAbsent covers traffic that stopped entirely."
+            ),
+            runbook="service", dashboard="service",
+            threshold=(f"< {percent(HTTP.traffic_drop_ratio)} of the previous hour's average (with > "
+                       f"{num(HTTP.min_requests_per_second)} req/s then)"),
+            meaning="request rate against its own average over the previous hour",
         ),
     )
 

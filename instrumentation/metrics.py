@@ -205,6 +205,14 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.pool_info = Gauge(
+            "db_client_connection_pool_info",
+            "Value 1; the pool's configured minimum and maximum size, idle timeout and connect timeout "
+            "(seconds), empty when the pool has no such setting.",
+            ["pool_name", "min", "max", "idle_timeout_seconds", "connect_timeout_seconds"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         self.pool_wait = Histogram(
             "db_client_connection_wait_time_seconds",
             "Time it took to obtain a connection from the pool.",

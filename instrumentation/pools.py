@@ -1,7 +1,10 @@
 """Connection-pool signals for psycopg_pool, SQLAlchemy, asyncpg and redis-py pools.
 
 ``instrument_pool(pool)`` wraps the pool's acquire method on the instance (timing the wait and
-counting pending requests) and registers a reader of the pool's own idle/used/max figures. For
+counting pending requests) and registers a reader of the pool's own idle/used/max figures. The
+pool's configuration (min/max size, idle and connect timeouts) is exported once as
+``db_client_connection_pool_info``, so ``stackwatch check`` can compare it with the checklist's
+guidance (max 20-30 per instance, idle timeout ~30 s, connect timeout ~2 s). For
 psycopg_pool, whose size also counts connections being opened or re-opened, the release method
 is wrapped too and "used" is what clients hold, so a pool reconnecting to a database that is
 down does not look saturated. The
@@ -16,6 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -27,10 +31,26 @@ __all__ = ["PoolWatch", "instrument_pool"]
 Stats = Callable[[Any], "tuple[int, int, int]"]  # pool -> (idle, used, max)
 
 
+@dataclass(frozen=True)
+class PoolSettings:
+    """What a pool was configured with; None where its library has no such setting."""
+
+    min: float | None = None
+    max: float | None = None
+    idle_timeout: float | None = None
+    connect_timeout: float | None = None
+
+    def labels(self) -> list[str]:
+        return ["" if v is None else f"{v:g}" for v in (self.min, self.max, self.idle_timeout, self.connect_timeout)]
+
+
+Settings = Callable[[Any], PoolSettings]
+
+
 class PoolWatch:
     """One watched pool: wait-time wrapper, pending counter and a stats reader."""
 
-    def __init__(self, metrics: Metrics, name: str, pool: Any, stats: Stats) -> None:
+    def __init__(self, metrics: Metrics, name: str, pool: Any, stats: Stats, settings: Settings) -> None:
         self.name = name
         self.pending = 0
         self.held: int | None = None  # connections clients hold, when the release method is wrapped
@@ -48,6 +68,8 @@ class PoolWatch:
             metrics.pool_max.labels(name),
             metrics.pool_pending.labels(name),
         )
+        self._settings = _read_settings(settings, pool).labels()
+        metrics.pool_info.labels(name, *self._settings).set(1)
 
     def timed(self, acquire: Callable[..., Any]) -> Callable[..., Any]:
         """``acquire`` wrapped to observe the wait and count the waiters (sync or async)."""
@@ -131,6 +153,7 @@ class PoolWatch:
             self._metrics.pool_connections.remove(self.name, state)
         self._metrics.pool_max.remove(self.name)
         self._metrics.pool_pending.remove(self.name)
+        self._metrics.pool_info.remove(self.name, *self._settings)
 
 
 def _psycopg_stats(pool: Any) -> tuple[int, int, int]:
@@ -160,6 +183,42 @@ def _redis_stats(pool: Any) -> tuple[int, int, int]:
         idle = len(pool._available_connections)
         used = len(pool._in_use_connections)
     return idle, used, pool.max_connections
+
+
+def _read_settings(settings: Settings, pool: Any) -> PoolSettings:
+    """The pool's settings, or none known when its library moved them (never fails the caller)."""
+    try:
+        return settings(pool)
+    except Exception:  # noqa: BLE001 - private attributes of other libraries may change
+        return PoolSettings()
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _psycopg_settings(pool: Any) -> PoolSettings:
+    """``timeout`` is how long getconn() waits for a connection: the checklist's connection timeout."""
+    return PoolSettings(pool.min_size, pool.max_size, _seconds(pool.max_idle), _seconds(pool.timeout))
+
+
+def _sqlalchemy_settings(pool: Any) -> PoolSettings:
+    """QueuePool closes no idle connection (``pool_recycle`` is an age limit, not an idle timeout)."""
+    size = pool.size() if callable(getattr(pool, "size", None)) else None
+    overflow = max(getattr(pool, "_max_overflow", 0), 0)
+    maximum = None if size is None else size + overflow
+    return PoolSettings(None, maximum, None, _seconds(getattr(pool, "_timeout", None)))
+
+
+def _asyncpg_settings(pool: Any) -> PoolSettings:
+    connect = getattr(pool, "_connect_kwargs", {}).get("timeout")
+    return PoolSettings(pool._minsize, pool._maxsize, _seconds(pool._max_inactive_connection_lifetime) or None,
+                        _seconds(connect))
+
+
+def _redis_settings(pool: Any) -> PoolSettings:
+    kwargs = getattr(pool, "connection_kwargs", {})
+    return PoolSettings(None, pool.max_connections, None, _seconds(kwargs.get("socket_connect_timeout")))
 
 
 _asyncpg_watches: dict[int, PoolWatch] = {}
@@ -201,21 +260,22 @@ def _installed(target: Any) -> PoolWatch | None:
     return watch if isinstance(watch, PoolWatch) else None
 
 
-def _resolve(pool: Any) -> tuple[Any, str, str, Stats]:
-    """``(pool object, acquire method name, default name, stats reader)`` for a supported pool."""
+def _resolve(pool: Any) -> tuple[Any, str, str, Stats, Settings]:
+    """``(pool object, acquire method name, default name, stats reader, settings reader)`` for a
+    supported pool."""
     module = type(pool).__module__
     if module.startswith("psycopg_pool"):
-        return pool, "getconn", getattr(pool, "name", "psycopg"), _psycopg_stats
+        return pool, "getconn", getattr(pool, "name", "psycopg"), _psycopg_stats, _psycopg_settings
     if module.startswith("sqlalchemy"):
         engine = getattr(pool, "sync_engine", pool)
         target = getattr(engine, "pool", engine)
         name = getattr(getattr(engine, "url", None), "database", None) or "sqlalchemy"
-        return target, "connect", name, _sqlalchemy_stats
+        return target, "connect", name, _sqlalchemy_stats, _sqlalchemy_settings
     if module.startswith("asyncpg"):
-        return pool, "_acquire", "asyncpg", _asyncpg_stats
+        return pool, "_acquire", "asyncpg", _asyncpg_stats, _asyncpg_settings
     if module.startswith("redis"):
         target = getattr(pool, "connection_pool", pool)
-        return target, "get_connection", "redis", _redis_stats
+        return target, "get_connection", "redis", _redis_stats, _redis_settings
     raise TypeError(
         f"instrument_pool: unsupported pool type {type(pool).__module__}.{type(pool).__qualname__}; "
         "expected psycopg_pool, SQLAlchemy, asyncpg or redis-py"
@@ -225,11 +285,11 @@ def _resolve(pool: Any) -> tuple[Any, str, str, Stats]:
 def instrument_pool(pool: Any, name: str | None = None, registry: CollectorRegistry | None = None) -> PoolWatch:
     """Report ``db_client_connection_*`` for ``pool`` under ``pool_name=name``; idempotent per pool."""
     metrics = get_metrics(registry)
-    target, acquire_name, default_name, stats = _resolve(pool)
+    target, acquire_name, default_name, stats, settings = _resolve(pool)
     existing = _installed(target)
     if existing is not None:
         return existing
-    watch = PoolWatch(metrics, name or default_name, target, stats)
+    watch = PoolWatch(metrics, name or default_name, target, stats, settings)
     install = _install_asyncpg if acquire_name == "_acquire" else _install_method
     install(target, acquire_name, watch)
     metrics.watch_pool(watch)

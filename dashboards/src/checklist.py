@@ -12,8 +12,15 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
-from alerts.catalog import ERRORS_BY_INSTANCE, LATENCY_BY_INSTANCE, REQUESTS_BY_INSTANCE
-from stackwatch.promql import job_queue_oldest_age, n_plus_one_detections, pool_wait_mean
+from alerts.catalog import ERRORS_BY_INSTANCE, LATENCY_BY_INSTANCE, REQUESTS_BY_INSTANCE, alerts
+from stackwatch.coverage import CHECKLIST
+from stackwatch.promql import (
+    job_queue_oldest_age,
+    n_plus_one_detections,
+    pg_sessions_per_transaction,
+    pool_wait_mean,
+    select_rows_per_call,
+)
 from stackwatch.thresholds import (
     CACHE,
     EVENT_WINDOW,
@@ -46,8 +53,6 @@ __all__ = ["build"]
 S = selector("job", "instance")
 #: series recorded per service (not per instance) carry job only
 J = selector("job")
-#: the statements whose rows are rows read (the exporter's command label)
-SELECTS = selector("job", "instance", command="select")
 #: the rate window of the alert rules, so each stat shows what its alert evaluates
 W = RATE_WINDOW
 #: the size of every stat
@@ -69,6 +74,22 @@ def _alerts(g: Grid) -> None:
     g.add(AlertGroups(title="Warnings in Alertmanager", description="What needs attention within the day; "
                       "suppressed ones are silenced or inhibited (a critical twin, a failing dependency).",
                       labels="severity=warning"), w=12, h=8)
+
+
+def _coverage_row(g: Grid) -> None:
+    """One stat per checklist line that alerts watch (``stackwatch.coverage``): how many of its
+    alerts fire now. Heartbeats (severity ``none``, always firing: the "Alerting pipeline" stat
+    shows them) do not count. Lines that only ``stackwatch check`` can judge are listed in
+    docs/checklist.md."""
+    heartbeats = {a.alert for a in alerts() if a.severity == "none"}
+    g.row("Checklist lines: alerts firing")
+    for entry in CHECKLIST:
+        watching = [name for name in entry.alerts if name not in heartbeats]
+        if watching:
+            names = "|".join(watching)
+            g.add(stat(entry.line, f"Alerts watching \"{entry.line}\" that fire now: {', '.join(watching)}.",
+                       f'count(ALERTS{{{selector(alertstate="firing")}, alertname=~"{names}"}}) or vector(0)', "short",
+                       too_high(0), links=["checklist"]), w=4, h=4)
 
 
 def _database(g: Grid) -> None:
@@ -102,11 +123,11 @@ def _database(g: Grid) -> None:
     g.add(stat("Longest transaction", "Transactions open longer than this hold back vacuum everywhere.",
                f"max(pg_stat_activity_max_tx_duration{{{S}}})", "s", too_high(POSTGRES.long_transaction_seconds),
                links=["postgres"]), **SIZE)
-    g.add(stat("Unbounded queries", "Most rows returned per call by one SELECT statement (rows changed by "
-               "UPDATE or DELETE are not unbounded reads): a LIMIT is probably missing above the threshold "
+    g.add(stat("Unbounded queries", "Most rows returned per call by one SELECT statement called at least "
+               f"{POSTGRES.slow_statement_min_calls} times (rows changed by UPDATE or DELETE are not unbounded "
+               "reads): a LIMIT is probably missing above the threshold "
                f"({SLOW_TIER_WINDOW}: statements are read on the exporter's slow tier).",
-               f"max(rate(pg_stat_statements_rows_total{{{SELECTS}}}[{SLOW_TIER_WINDOW}]) / "
-               f"(rate(pg_stat_statements_calls_total{{{SELECTS}}}[{SLOW_TIER_WINDOW}]) > 0))",
+               f"max({select_rows_per_call(SLOW_TIER_WINDOW, f'{{{S}}}')})",
                "short", too_high(POSTGRES.rows_per_call), links=["postgres"], no_value="idle"), **SIZE)
     g.add(stat(f"Deadlocks ({EVENT_WINDOW})", "Deadlocks in the event window: lock-ordering bugs.",
                f"sum(increase(pg_stat_database_deadlocks{{{S}}}[{EVENT_WINDOW}]))", "short",
@@ -114,6 +135,10 @@ def _database(g: Grid) -> None:
     g.add(stat("Replication lag", "Worst replica lag (replicas only).",
                q(f"max(pg_replication_lag_seconds{{{S}}})", empty_reason=NO_REPLICA), "s",
                too_high(POSTGRES.replication_lag_seconds), links=["postgres"], no_value="no replica"), **SIZE)
+    g.add(stat("Connection churn", "No connection pooling pitfall: new sessions per transaction on the worst "
+               f"server ({W}; PostgreSQL 14+). Near 1: clients connect per request.",
+               f"max({pg_sessions_per_transaction(W, f'{{{S}}}')})", "short",
+               too_high(POSTGRES.new_sessions_per_transaction), links=["postgres"], no_value="idle"), **SIZE)
 
 
 def _caching(g: Grid) -> None:
@@ -141,6 +166,11 @@ def _caching(g: Grid) -> None:
     g.add(stat(f"Rejected connections ({EVENT_WINDOW})", "Clients refused at maxclients.",
                f"sum(increase(redis_rejected_connections_total{{{S}}}[{EVENT_WINDOW}]))", "short",
                too_high(REDIS.rejected_connections), links=["redis"]), **SIZE)
+    g.add(stat(f"Dangerous commands ({EVENT_WINDOW})", "Cache invalidation on writes: calls of "
+               f"{'/'.join(c.upper() for c in REDIS.dangerous_commands)} in the event window; pattern "
+               "invalidation belongs to SCAN.",
+               f'sum(increase(redis_commands_total{{{S}, cmd=~"{"|".join(REDIS.dangerous_commands)}"}}'
+               f"[{EVENT_WINDOW}])) or vector(0)", "short", too_high(0), links=["redis"]), **SIZE)
 
 
 def _application(g: Grid) -> None:
@@ -211,6 +241,7 @@ def build() -> Dashboard:
     _application(g)
     _resources(g)
     _monitoring(g)
+    _coverage_row(g)
     return dashboard("checklist", __doc__.split("\n")[0], g, [
         label_variable("job", "job", "up"),
         label_variable("instance", "instance", "up", parents=["job"]),

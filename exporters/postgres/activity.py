@@ -37,6 +37,17 @@ __all__ = ["ActivityCollector", "cap_clients"]
 OTHER_USER, OTHER = "pg_other", "other"
 IDLE_IN_TRANSACTION = ("idle in transaction", "idle in transaction (aborted)")
 
+#: how long client backends have lived, per database: a pool's connections live for hours, a
+#: client that connects per request leaves only backends a second old (the churn signal that
+#: PostgreSQL 13, without pg_stat_database.sessions, also has)
+AGES_SQL = """
+SELECT coalesce(datname, '') AS datname,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM now() - backend_start))::float8 AS median
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND backend_start IS NOT NULL AND application_name <> %(own)s
+GROUP BY 1
+"""
+
 
 def cap_clients(groups: Sequence[Group], limit: int) -> Counter[tuple[str, str, str, str]]:
     """Backend counts by (datname, usename, application_name, state) with at most ``limit``
@@ -71,7 +82,12 @@ class ActivityCollector(Collector[PostgresSource]):
                          f"{limits['role']!r}: they count as state 'unknown', and idle-in-transaction "
                          "and ages cover its own sessions only; "
                          f"GRANT pg_monitor (or pg_read_all_stats) TO {limits['role']}")
-        return self.backend_families(groups) + self.limit_families(groups, limits)
+        ages = gauge("pg_stat_activity_client_backend_median_age_seconds", "Median age of the client backends "
+                     "connected to each database (exporter excluded): seconds when clients connect per request.",
+                     ["datname"])
+        for row in source.rows(AGES_SQL, {"own": OWN_APPLICATION}):
+            ages.add_metric([row["datname"]], row["median"])
+        return self.backend_families(groups) + self.limit_families(groups, limits) + [ages]
 
     def backend_families(self, groups: Sequence[Group]) -> list[Metric]:
         count = gauge("pg_stat_activity_count", "Client backends by database, user, application and state "

@@ -1,6 +1,7 @@
-"""The process exporter: declared process groups and cgroup resource limits of this host.
+"""The process exporter: declared process groups, cgroup resource limits and filesystems of this host.
 
-Enabled by ``--process-group NAME=REGEX`` (repeatable) and/or ``--cgroup PATH``; the target is
+Enabled by ``--process-group NAME=REGEX`` (repeatable), ``--cgroup PATH`` and/or
+``--filesystem NAME=PATH`` (repeatable); the target is
 the local host (``server`` label = hostname). ``groups.py`` explains how counters stay
 monotonic while processes come and go; ``cgroup.py`` how the cgroup is found.
 """
@@ -16,6 +17,7 @@ from ..collector import Collector
 from ..kinds import Common, select_collectors
 from ..target import Target
 from .cgroup import CgroupCollector
+from .filesystem import Filesystem, FilesystemCollector, parse_filesystem
 from .groups import GroupsCollector, ProcessGroup, parse_group
 from .target import ProcessSource, ProcessTarget
 
@@ -25,6 +27,7 @@ __all__ = ["COLLECTORS", "KIND", "OPTIONS", "ProcessGroup", "ProcessSource", "Pr
 COLLECTORS: Sequence[type[Collector[ProcessSource]]] = (
     GroupsCollector,
     CgroupCollector,
+    FilesystemCollector,
 )
 
 OPTIONS: Sequence[Option] = (
@@ -36,6 +39,10 @@ OPTIONS: Sequence[Option] = (
            "cgroup whose memory/CPU limits and usage to export, as a cgroup path (/system.slice/x.service) "
            "or a directory under /sys/fs/cgroup; `self` = the exporter's own cgroup",
            metavar="PATH"),
+    Option("--filesystem", "STACKWATCH_FILESYSTEMS",
+           "a filesystem to watch, NAME=PATH: free and total bytes of the filesystem holding PATH; name it as "
+           "the PostgreSQL server whose data it holds (its `server` label) for the disk-full forecast; one per "
+           "line in the environment", repeat=True, parse=parse_filesystem, metavar="NAME=PATH"),
 )
 
 
@@ -49,13 +56,15 @@ class _ProcessKind:
     def targets(self, values: Mapping[str, Any], common: Common) -> list[Target[Any]]:
         groups: list[ProcessGroup] = values.get("process_group") or []
         cgroup: str | None = values.get("cgroup")
-        if not groups and not cgroup:
+        filesystems: list[Filesystem] = values.get("filesystem") or []
+        if not groups and not cgroup and not filesystems:
             return []
         names = [g.name for g in groups]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise OptionError(f"--process-group: group name(s) declared twice: {', '.join(duplicates)}")
-        source = ProcessSource(groups=tuple(groups), cgroup=None if cgroup in (None, "self") else cgroup)
+        source = ProcessSource(groups=tuple(groups), cgroup=None if cgroup in (None, "self") else cgroup,
+                               filesystems=tuple(filesystems))
         collectors = [cls() for cls in select_collectors(self, common)]
         return [ProcessTarget(collectors, common.intervals, source)]
 

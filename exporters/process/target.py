@@ -16,6 +16,7 @@ from ..collector import Collector, Intervals
 from ..target import Target
 
 if TYPE_CHECKING:
+    from .filesystem import Filesystem
     from .groups import ProcessGroup
 
 __all__ = ["ProcessSource", "ProcessTarget"]
@@ -23,10 +24,12 @@ __all__ = ["ProcessSource", "ProcessTarget"]
 
 @dataclass(frozen=True)
 class ProcessSource:
-    """What the process collectors read: the declared groups, the cgroup, and where /proc is."""
+    """What the process collectors read: the declared groups, the cgroup, the filesystems, and
+    where /proc is."""
 
     groups: Sequence[ProcessGroup] = ()
     cgroup: str | None = None
+    filesystems: Sequence[Filesystem] = ()
     proc_root: Path = field(default=Path("/proc"))
 
 
@@ -44,4 +47,4 @@ class ProcessTarget(Target[ProcessSource]):
 
     def describe_target(self) -> dict[str, Any]:
         return {**super().describe_target(), "groups": [g.name for g in self.source.groups],
-                "cgroup": self.source.cgroup or "self"}
+                "cgroup": self.source.cgroup or "self", "filesystems": [f.name for f in self.source.filesystems]}

@@ -9,8 +9,8 @@ from stackwatch.thresholds import POSTGRES, SELECTORS, UNJUDGED_COMMANDS
 
 __all__ = ["DATA_FILESYSTEMS", "TTL_COMMANDS", "cache_request_rate", "filesystem_avail_ratio", "http_request_quantile",
            "http_request_rate", "instance_request_share", "instances_up", "job_queue_oldest_age", "le_matcher",
-           "memory_used_ratio", "n_plus_one_detections", "pool_wait_mean", "recent_increase", "redis_lookup_rate",
-           "statement_mean_seconds"]
+           "memory_used_ratio", "n_plus_one_detections", "pg_sessions_per_transaction", "pool_wait_mean",
+           "recent_increase", "redis_lookup_rate", "select_rows_per_call", "statement_mean_seconds"]
 
 
 #: commands that read a key's TTL: stackwatch's TTL sampling (the exporter's sampler and
@@ -123,6 +123,28 @@ def http_request_quantile(quantile: float, by: str, window: str, min_rate: float
     ``min_rate`` requests per second were answered (fewer let a couple of requests decide)."""
     buckets = f"sum by ({by}, le) (rate(http_server_request_duration_seconds_bucket[{window}]))"
     return f"histogram_quantile({quantile:g}, {buckets}) and on ({by}) ({http_request_rate(by, window)} > {min_rate:g})"
+
+
+def pg_sessions_per_transaction(window: str, selector: str = "", by: str = "job, instance, server") -> str:
+    """New PostgreSQL sessions per transaction over ``window``, ``by`` (PostgreSQL 14+ counts
+    sessions): near 1 when clients connect per request, near 0 behind a pool ("connection churn").
+    Servers without transactions in the window are left out (not NaN)."""
+    sessions = f"sum by ({by}) (rate(pg_stat_database_sessions{selector}[{window}]))"
+    transactions = (f"sum by ({by}) (rate(pg_stat_database_xact_commit{selector}[{window}])"
+                    f" + rate(pg_stat_database_xact_rollback{selector}[{window}]))")
+    return f"{sessions} / ({transactions} > 0)"
+
+
+def select_rows_per_call(window: str, selector: str = "") -> str:
+    """Rows returned per call over ``window`` of each exported SELECT statement called at least
+    ``POSTGRES.slow_statement_min_calls`` times in it ("unbounded queries": no LIMIT).
+
+    Only ``command="select"``: rows of an UPDATE or DELETE are rows changed, not rows read.
+    """
+    selects = _narrowed(selector, 'command="select"')
+    calls = f"pg_stat_statements_calls_total{selects}"
+    return (f"(rate(pg_stat_statements_rows_total{selects}[{window}]) / rate({calls}[{window}])"
+            f" and increase({calls}[{window}]) >= {POSTGRES.slow_statement_min_calls})")
 
 
 def job_queue_oldest_age(by: str, matchers: str = "") -> str:

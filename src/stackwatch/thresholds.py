@@ -134,6 +134,21 @@ class PostgresThresholds:
     #: standbys each primary streams to; fewer pages a ticket (only on primaries that had standbys
     #: within PRESENCE_WINDOW, so a single server is never expected to have one).
     expected_replicas: int = 1
+    #: block reads per second under which the buffer cache hit ratio is left alone: an idle
+    #: database's few cold reads swing it without anyone waiting on the disk.
+    min_block_reads_per_second: float = 100.0
+    #: "No connection pooling": more than one new session per ten transactions means sessions live
+    #: for a request or a query, not for the process (a pool opens a handful per process start).
+    new_sessions_per_transaction: float = 0.1
+    #: traffic guard: under one new session a second (cron jobs, migrations, a monitoring tool
+    #: connecting per scrape) churn costs nothing worth an alert.
+    min_new_sessions_per_second: float = 1.0
+    #: sessions a database must have seen before ``stackwatch check`` judges its churn: fewer is a
+    #: quiet database (or one whose statistics were just reset), pooled or not.
+    churn_min_sessions: int = 50
+    #: a week's warning before the databases' growth fills their disk: time to add disk, archive or
+    #: drop data during working hours rather than at 3 a.m.
+    disk_full_horizon_seconds: int = 7 * 86_400
 
 
 @dataclass(frozen=True)
@@ -144,6 +159,9 @@ class PoolThresholds:
     pending_requests: float = 0.0
     #: 100 ms waiting for a connection is a tenth of the p99 budget spent before any work starts.
     wait_mean_seconds: float = 0.1
+    #: the checklist's pool errors when it cannot connect in 2 s; past 10 s (or with no timeout)
+    #: requests hang on an unreachable database instead of failing fast.
+    connect_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -165,6 +183,15 @@ class RedisThresholds:
     #: maxmemory-policy values under which memory near the limit and evictions are healthy (an LRU/LFU
     #: cache at capacity); the memory and eviction alerts only watch the others (noeviction, volatile-*).
     cache_policies: tuple[str, ...] = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
+    #: connections opened per command processed above which clients connect per request: a pooled
+    #: client sends thousands of commands per connection, one connecting per request a handful.
+    connections_per_command: float = 0.1
+    #: traffic guard: under one new connection a second (cron jobs, health probes) churn is harmless.
+    min_connections_per_second: float = 1.0
+    #: commands that walk or drop the whole keyspace while every other client waits (Redis runs one
+    #: command at a time): KEYS (use SCAN), FLUSHALL/FLUSHDB (the cache lost at once), SAVE (a
+    #: snapshot in the main thread; BGSAVE forks). Lowercase, as INFO commandstats names them.
+    dangerous_commands: tuple[str, ...] = ("keys", "flushall", "flushdb", "save")
 
 
 @dataclass(frozen=True)
@@ -210,6 +237,9 @@ class HttpThresholds:
     #: a route that keeps the loop blocked 1% of the time (3 s in 5 minutes) delays every other
     #: request that often; a rare single stall stays below it.
     event_loop_blocked_ratio: float = 0.01
+    #: "traffic drop": requests fell under half of the previous hour's average while still flowing
+    #: (none at all is HttpTrafficAbsent): a lost upstream, a broken client release, a DNS change.
+    traffic_drop_ratio: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -356,6 +386,20 @@ class ForDurations:
     node_filesystem_space_filling_up: str = "1h"
     node_filesystem_almost_out_of_space: str = "15m"
     node_memory_high_utilization: str = "15m"
+    postgres_slow_query_log_off: str = "1h"
+    postgres_statements_not_loaded: str = "1h"
+    #: the slow tier polls statements every 5 minutes: two readings over the line, not one
+    postgres_unbounded_query: str = "30m"
+    postgres_duplicate_index: str = "1h"
+    #: CREATE INDEX CONCURRENTLY leaves its index invalid while it builds: an hour is past any build
+    postgres_invalid_index: str = "1h"
+    postgres_buffer_cache_hit_ratio_low: str = "15m"
+    postgres_connection_churn: str = "15m"
+    redis_keys_without_ttl: str = "1h"
+    redis_connection_churn: str = "15m"
+    redis_dangerous_commands: str = "0m"
+    http_traffic_drop: str = "15m"
+    postgres_disk_full_forecast: str = "1h"
 
 
 POSTGRES: Final = PostgresThresholds()
@@ -383,6 +427,9 @@ SLOW_TIER_WINDOW: Final = "15m"
 #: how long absent-style alerts remember a series that vanished (a target the exporter no longer
 #: serves, a service that stopped receiving requests): they fire, then resolve after this long.
 PRESENCE_WINDOW: Final = "1h"
+#: history a growth forecast (``predict_linear``) is fitted on: long enough to smooth a batch load
+#: or a vacuum, short enough to follow a change in the write rate.
+GROWTH_WINDOW: Final = "6h"
 
 #: statement kinds (the exporter's ``command`` label) never judged as the application's slow or
 #: unbounded statements: maintenance and DDL (VACUUM, CREATE INDEX, COPY of backups...) and

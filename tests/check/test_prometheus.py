@@ -39,6 +39,10 @@ class Endpoint:
         r = self.registry
         Gauge("db_client_connection_pending_requests", "Waiting.", ["pool_name"], registry=r) \
             .labels("main").set(0 if healthy else 3)
+        # configured as the checklist suggests, or without a connect timeout and oversized
+        Gauge("db_client_connection_pool_info", "Settings.", ["pool_name", "min", "max", "idle_timeout_seconds",
+              "connect_timeout_seconds"], registry=r).labels("main", "5", "20" if healthy else "100", "30",
+                                                             "2" if healthy else "").set(1)
         self.wait = Histogram("db_client_connection_wait_time_seconds", "Wait.", ["pool_name"],
                               registry=r).labels("main")
         self.wait_seconds = 0.001 if healthy else 0.4
@@ -157,7 +161,7 @@ def _outcome(setup: Setup) -> Outcome:
     return setup.outcome
 
 
-@pytest.mark.parametrize("item", ["app.pool_waiting", "app.n_plus_one", "ops.resource_limits",
+@pytest.mark.parametrize("item", ["app.pool_waiting", "app.pool_settings", "app.n_plus_one", "ops.resource_limits",
                                   "ops.alert_rules", "ops.alertmanager", "ops.targets", "app.async_processing",
                                   "redis.queues", "pg.read_share"])
 def test_item_passes_when_healthy_and_fails_when_broken(healthy: Setup, broken: Setup, item: str) -> None:
@@ -173,6 +177,7 @@ def test_evidence_names_what_is_wrong(broken: Setup) -> None:
     assert "/authors in demo (2)" in outcome.finding("app.n_plus_one")["evidence"]
     assert "main in demo: max 3" in outcome.finding("app.pool_waiting")["evidence"]
     assert "mean wait 400ms" in outcome.finding("app.pool_waiting")["evidence"]
+    assert "no connect timeout up to 10s: main in demo" in outcome.finding("app.pool_settings")["evidence"]
     assert "stackwatch-exporter" in outcome.finding("ops.targets")["evidence"]
     assert "/system.slice/app.service" in outcome.finding("ops.resource_limits")["evidence"]
     assert "/reports in demo" in outcome.finding("app.async_processing")["evidence"]

@@ -100,3 +100,17 @@ def test_password_is_used_and_never_shown(redis_factory: Any) -> None:
     assert wrong.code == 2
     assert "wrong-pass-456" not in wrong.out + wrong.err and "redis-pass-123" not in ok.out + ok.err
     assert "error: redis:" in wrong.out
+
+
+def test_keys_in_production_is_flagged_and_a_scan_only_server_passes(redis_factory: Any) -> None:
+    dirty, clean = redis_factory(), redis_factory()
+    for server in (dirty, clean):
+        client = server.client()
+        client.set("user:1", "x", ex=60)
+        list(client.scan_iter("user:*"))  # SCAN is the fix, never flagged
+    dirty.client().keys("user:*")
+    flagged = _check(dirty).finding("redis.dangerous_commands")
+    assert flagged["status"] == "fail" and "KEYS 1 call(s)" in flagged["evidence"], flagged
+    assert "SCAN" in flagged["fix"] and "invalidate_pattern" in flagged["fix"], flagged
+    passed = _check(clean).finding("redis.dangerous_commands")
+    assert passed["status"] == "pass" and "no KEYS/FLUSHALL/FLUSHDB/SAVE call" in passed["evidence"], passed

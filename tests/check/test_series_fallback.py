@@ -39,6 +39,7 @@ JUDGED = {
     "redis.hit_rate": "fail", "redis.keys_without_ttl": "fail", "redis.maxmemory": "fail", "app.health": "fail",
 }
 NEEDS_THE_SYSTEM = {"pg.connections_per_app": "--postgres-dsn", "pg.plans": "--postgres-dsn",
+                    "pg.connection_churn": "--postgres-dsn", "redis.dangerous_commands": "--redis-url",
                     "pg.unbounded_queries": "--postgres-dsn", "app.compression": "--app-url",
                     "app.metrics": "--app-url"}
 

@@ -206,3 +206,41 @@ def test_gone_pools_drop_their_gauges_but_a_successor_of_the_same_name_keeps_the
     assert gauge(registry, "db_client_connection_max", pool_name="cache") == 5
     assert gauge(registry, "db_client_connection_count", pool_name="cache", state="idle") == 1
     successor.close()
+
+
+def _pool_info(registry, pool: str) -> dict[str, str]:
+    collect(registry)
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == "db_client_connection_pool_info" and sample.labels["pool_name"] == pool:
+                assert sample.value == 1
+                return {k: v for k, v in sample.labels.items() if k != "pool_name"}
+    raise AssertionError(f"no db_client_connection_pool_info for {pool}")
+
+
+def test_pool_settings_are_exported_as_info(postgres, redis_server, registry):
+    pool = ConnectionPool(postgres.dsn(), min_size=1, max_size=20, max_idle=30, timeout=2, open=True, name="tuned")
+    instrument_pool(pool, registry=registry)
+    assert _pool_info(registry, "tuned") == {"min": "1", "max": "20", "idle_timeout_seconds": "30",
+                                             "connect_timeout_seconds": "2"}
+    engine = create_engine(postgres.dsn().replace("postgresql://", "postgresql+psycopg://"), pool_size=5,
+                           max_overflow=10, pool_timeout=3)
+    instrument_pool(engine, name="orm", registry=registry)
+    assert _pool_info(registry, "orm") == {"min": "", "max": "15", "idle_timeout_seconds": "",
+                                           "connect_timeout_seconds": "3"}
+    client = redis.Redis.from_url(redis_server.url, max_connections=8, socket_connect_timeout=1.5)
+    instrument_pool(client, name="cache", registry=registry)
+    assert _pool_info(registry, "cache") == {"min": "", "max": "8", "idle_timeout_seconds": "",
+                                             "connect_timeout_seconds": "1.5"}
+    pool.close()
+    engine.dispose()
+    client.close()
+
+
+async def test_asyncpg_pool_settings(postgres, registry):
+    pool = await asyncpg.create_pool(postgres.dsn(), min_size=2, max_size=4, max_inactive_connection_lifetime=30,
+                                     timeout=2)
+    instrument_pool(pool, name="apg", registry=registry)
+    assert _pool_info(registry, "apg") == {"min": "2", "max": "4", "idle_timeout_seconds": "30",
+                                           "connect_timeout_seconds": "2"}
+    await pool.close()

@@ -24,18 +24,21 @@ SLOW_LOG = Item("pg.slow_query_log", _DB, "Slow query log configured (log_min_du
 STATEMENTS = Item("pg.pg_stat_statements", _DB, "pg_stat_statements loaded")
 SLOW = Item("pg.slow_statements", _DB, "Slow query log monitored: slowest statements")
 PLANS = Item("pg.plans", _DB, "Query execution plans analyzed")
+CHURN = Item("pg.connection_churn", _DB, "Connection pooling configured: no connection per request")
 UNBOUNDED = Item("pg.unbounded_queries", _DB, "No unbounded queries (rows per call)")
 POSTGRES_ITEMS = (MISSING_INDEXES, UNUSED_INDEXES, DUPLICATE_INDEXES, INVALID_INDEXES, CONNECTIONS, IDLE, PER_APP,
-                  SLOW_LOG, STATEMENTS, SLOW, PLANS, UNBOUNDED)
+                  CHURN, SLOW_LOG, STATEMENTS, SLOW, PLANS, UNBOUNDED)
 
 _CACHE = "Caching"
 HIT_RATE = Item("redis.hit_rate", _CACHE, ">80% cache hit rate achieved")
 TTL = Item("redis.keys_without_ttl", _CACHE, "Cache TTL configured appropriately")
 MAXMEMORY = Item("redis.maxmemory", _CACHE, "maxmemory and an eviction policy set")
+DANGEROUS = Item("redis.dangerous_commands", _CACHE, "Cache invalidation on writes: no KEYS/FLUSHALL/FLUSHDB/SAVE")
 _ASYNC = "Application"
 QUEUES = Item("redis.queues", _ASYNC, "Async processing for long tasks: job queues drain")
-REDIS_ITEMS = (HIT_RATE, TTL, MAXMEMORY, QUEUES)
+REDIS_ITEMS = (HIT_RATE, TTL, MAXMEMORY, DANGEROUS, QUEUES)
 
+POOL_SETTINGS = Item("app.pool_settings", _DB, "Connection pooling configured: pool size and timeouts")
 POOL_WAITING = Item("app.pool_waiting", _DB, "Connection pooling: no requests waiting for a connection")
 N_PLUS_ONE = Item("app.n_plus_one", _DB, "N+1 queries eliminated")
 LIMITS = Item("ops.resource_limits", "Application", "Resource limits set (CPU, memory)")
@@ -50,8 +53,8 @@ TRACING = Item("app.tracing", "Monitoring", "Distributed tracing for microservic
 ERROR_TRACKING = Item("app.error_tracking", "Monitoring", "Error tracking (Sentry)")
 APM = Item("app.apm", "Monitoring", "APM tool configured")
 READ_SHARE = Item("pg.read_share", _DB, "Read replicas for read-heavy workloads (90%+ reads)")
-PROMETHEUS_ITEMS = (POOL_WAITING, N_PLUS_ONE, LIMITS, RULES, ALERTMANAGER, TARGETS, ASYNC, LATENCY, ERROR_RATIO,
-                    THROUGHPUT, TRACING, ERROR_TRACKING, APM, READ_SHARE)
+PROMETHEUS_ITEMS = (POOL_WAITING, POOL_SETTINGS, N_PLUS_ONE, LIMITS, RULES, ALERTMANAGER, TARGETS, ASYNC, LATENCY,
+                    ERROR_RATIO, THROUGHPUT, TRACING, ERROR_TRACKING, APM, READ_SHARE)
 
 HEALTH = Item("app.health", "Application", "Health checks implemented")
 COMPRESSION = Item("app.compression", "Application", "Response compression enabled (gzip)")

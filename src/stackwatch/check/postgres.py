@@ -33,6 +33,7 @@ from stackwatch.thresholds import POSTGRES, SLOW_TIER_WINDOW, UNJUDGED_COMMANDS,
 
 from . import index_advice
 from .items import (
+    CHURN,
     CONNECTIONS,
     DUPLICATE_INDEXES,
     IDLE,
@@ -49,6 +50,7 @@ from .items import (
 from .items import POSTGRES_ITEMS as ITEMS
 from .model import Finding, Item, SourceUnavailable, Status
 from .plan_advice import UNBOUNDED_FIX, PlanAdvisor, first_line, short
+from .postgres_churn import churn_finding
 from .postgres_series import POOLER_FIX, saturation_status, slow_log_finding
 from .promapi import Prometheus, PrometheusError
 from .runner import Budget
@@ -114,6 +116,7 @@ class PostgresCheck:
                                 (MISSING_INDEXES, self._missing_indexes), (UNUSED_INDEXES, self._unused),
                                 (DUPLICATE_INDEXES, self._duplicates), (INVALID_INDEXES, self._invalid),
                                 (CONNECTIONS, self._connections), (IDLE, self._idle), (PER_APP, self._per_app),
+                                (CHURN, lambda: churn_finding(self.source, self.thresholds)),
                                 (SLOW_LOG, self._slow_log), (STATEMENTS, self._statements)):
                 yield self._guarded(item, check)
         finally:

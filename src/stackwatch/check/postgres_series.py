@@ -18,6 +18,7 @@ from stackwatch.core.text import byte_size
 from ..promql import statement_mean_seconds
 from ..thresholds import POSTGRES, SLOW_TIER_WINDOW, PostgresThresholds
 from .items import (
+    CHURN,
     CONNECTIONS,
     DUPLICATE_INDEXES,
     IDLE,
@@ -95,7 +96,8 @@ class PostgresSeriesCheck:
         yield from judge_from_series(self.url, budget, (
             (MISSING_INDEXES, self._missing_indexes), (UNUSED_INDEXES, self._unused),
             (DUPLICATE_INDEXES, self._duplicates), (INVALID_INDEXES, self._invalid),
-            (CONNECTIONS, self._connections), (IDLE, self._idle), (PER_APP, None), (SLOW_LOG, self._slow_log),
+            (CONNECTIONS, self._connections), (IDLE, self._idle), (PER_APP, None), (CHURN, None),
+            (SLOW_LOG, self._slow_log),
             (STATEMENTS, self._statements), (SLOW, self._slow), (PLANS, None), (UNBOUNDED, None)),
             "--postgres-dsn")
 

@@ -35,6 +35,7 @@ from .items import (
     LATENCY,
     LIMITS,
     N_PLUS_ONE,
+    POOL_SETTINGS,
     POOL_WAITING,
     READ_SHARE,
     RULES,
@@ -46,6 +47,7 @@ from .items import PROMETHEUS_ITEMS as ITEMS
 from .jobs import async_processing_finding
 from .key_metrics import error_ratio_finding, latency_finding, throughput_finding
 from .model import Finding, Item, SourceUnavailable, Status
+from .pool_settings import pool_settings_finding
 from .promapi import Prometheus, PrometheusError
 from .read_share import read_share_finding
 from .runner import Budget
@@ -77,7 +79,8 @@ class PrometheusCheck:
         except PrometheusError as error:  # answered, but not as a Prometheus: a usage error (exit 2)
             raise SourceUnavailable(redact_text(str(error))) from None
         checks: tuple[tuple[Item, Callable[[], Finding]], ...] = (
-            (POOL_WAITING, self._pool), (N_PLUS_ONE, self._n_plus_one), (LIMITS, self._limits),
+            (POOL_WAITING, self._pool), (POOL_SETTINGS, lambda: pool_settings_finding(self.prom, self.pool)),
+            (N_PLUS_ONE, self._n_plus_one), (LIMITS, self._limits),
             (RULES, self._rules), (ALERTMANAGER, self._alertmanager), (TARGETS, self._targets),
             (ASYNC, lambda: async_processing_finding(self.prom, self.http)),
             (LATENCY, lambda: latency_finding(self.prom, self.http)),

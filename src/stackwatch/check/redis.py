@@ -1,4 +1,5 @@
-"""Redis items: hit rate over a window, keys without TTL, maxmemory and its eviction policy.
+"""Redis items: hit rate over a window, keys without TTL, maxmemory and its eviction policy,
+commands that block or empty the whole server.
 
 Whatever samples TTLs must not change the hit rate: Redis counts every ``PTTL``/``TTL`` as a
 keyspace hit, so every measurement leaves them out (``cmdstat_pttl``/``cmdstat_ttl`` calls, read
@@ -22,7 +23,7 @@ import redis
 
 from stackwatch.core.redact import redact, redact_text
 from stackwatch.core.redis.connection import ConnectionSettings, InvalidURL, connect, url_name
-from stackwatch.core.redis.info import Info
+from stackwatch.core.redis.info import Info, command_stats, parse_number
 from stackwatch.core.redis.lookups import client_lookups, ttl_lookups
 from stackwatch.core.redis.queue_spec import KNOWN_LAYOUTS, QueueSpec
 from stackwatch.core.redis.queues import QueueReader
@@ -30,7 +31,7 @@ from stackwatch.core.redis.source import RedisOptions, RedisSource
 from stackwatch.core.redis.ttl_sampler import sample_ttls
 
 from ..thresholds import JOBS, RATE_WINDOW, REDIS, JobThresholds, RedisThresholds
-from .items import HIT_RATE, MAXMEMORY, QUEUES, TTL
+from .items import DANGEROUS, HIT_RATE, MAXMEMORY, QUEUES, TTL
 from .items import REDIS_ITEMS as ITEMS
 from .jobs import queues_finding, queues_from_prometheus
 from .model import Finding, Item, SourceUnavailable, Status
@@ -39,6 +40,10 @@ from .redis_series import HIT_FIX, hit_rate_from_prometheus, maxmemory_finding, 
 from .runner import Budget
 
 __all__ = ["ITEMS", "RedisCheck"]
+
+_DANGEROUS_FIX = ("invalidate by pattern with SCAN + UNLINK in batches (stackwatch Cache.invalidate_pattern) instead "
+                 "of KEYS; never FLUSHALL/FLUSHDB a shared cache (delete by prefix), BGSAVE instead of SAVE; deny "
+                 "them to the application's ACL user (-keys -flushall -flushdb -save)")
 
 
 @dataclass
@@ -65,6 +70,7 @@ class RedisCheck:
             yield self._guarded(MAXMEMORY, lambda: self._maxmemory(source))
             yield self._guarded(TTL, lambda: self._ttl(client, budget))
             yield self._guarded(HIT_RATE, lambda: self._hit_rate(source, budget))
+            yield self._guarded(DANGEROUS, lambda: self._dangerous(source))
             yield self._guarded(QUEUES, lambda: self._queues(client))
         finally:
             client.close()
@@ -83,6 +89,22 @@ class RedisCheck:
         info = source.info()
         return maxmemory_finding(info.number("maxmemory") or 0.0, info.text("maxmemory_policy") or "?",
                                  info.number("used_memory") or 0.0, self.thresholds)
+
+    def _dangerous(self, source: RedisSource) -> Finding:
+        """Calls since the server started (or ``CONFIG RESETSTAT``), from ``INFO commandstats``: one
+        KEYS in production is one too many, however long ago, until someone looks."""
+        info = source.info()
+        stats = command_stats(info)
+        calls = {cmd: parse_number(stats[cmd].get("calls", "")) or 0.0
+                 for cmd in self.thresholds.dangerous_commands if cmd in stats}
+        called = {cmd.upper(): n for cmd, n in calls.items() if n > 0}
+        hours = (info.number("uptime_in_seconds") or 0.0) / 3600
+        since = f"in {hours:.1f}h since the server started or CONFIG RESETSTAT"
+        if called:
+            listed = ", ".join(f"{cmd} {n:.0f} call(s)" for cmd, n in sorted(called.items()))
+            return DANGEROUS.finding(Status.FAIL, f"{listed} {since}", _DANGEROUS_FIX)
+        watched = "/".join(c.upper() for c in self.thresholds.dangerous_commands)
+        return DANGEROUS.finding(Status.PASS, f"no {watched} call {since} (INFO commandstats)")
 
     def _from_prometheus(self, judge: Any) -> Finding | None:
         """``judge(prometheus)``, or None without a usable Prometheus (its own source reports why)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..promql import cache_request_rate, redis_lookup_rate
 from ..thresholds import CACHE, RATE_WINDOW, REDIS, CacheThresholds, RedisThresholds
-from .items import HIT_RATE, MAXMEMORY, QUEUES, TTL
+from .items import DANGEROUS, HIT_RATE, MAXMEMORY, QUEUES, TTL
 from .jobs import queues_from_prometheus
 from .model import Finding, Status
 from .promapi import Prometheus
@@ -140,7 +140,7 @@ class RedisSeriesCheck:
             (MAXMEMORY, self._maxmemory),
             (TTL, lambda prom: ttl_from_prometheus(prom, None, self.thresholds)),
             (HIT_RATE, lambda prom: hit_rate_from_prometheus(prom, self.thresholds)),
-            (QUEUES, queues_from_prometheus)), "--redis-url")
+            (DANGEROUS, None), (QUEUES, queues_from_prometheus)), "--redis-url")
 
     def _maxmemory(self, prom: Prometheus) -> Finding | None:
         limits = {m.get("server", ""): v for m, v in prom.query("redis_memory_max_bytes")}

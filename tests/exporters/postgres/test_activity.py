@@ -180,3 +180,21 @@ def test_a_real_role_and_application_called_other_keep_their_own_count(server: P
     real = {"datname": DB, "usename": "other", "application_name": "other", "state": "idle"}
     assert count[frozenset(real.items())] == 3
     assert count[frozenset({**real, "usename": "pg_other"}.items())] >= 2
+
+
+def test_client_backend_ages_tell_pooled_connections_from_fresh_ones(server: PostgresServer) -> None:
+    for name in ("sw_ages_pooled", "sw_ages_fresh"):
+        server.query(f"DROP DATABASE IF EXISTS {name}")
+        server.query(f"CREATE DATABASE {name}")
+    pooled = [server.connect("sw_ages_pooled") for _ in range(3)]
+    try:
+        def median(datname: str) -> float | None:
+            return value(collect(server), "pg_stat_activity_client_backend_median_age_seconds", datname=datname)
+
+        wait_until(lambda: (median("sw_ages_pooled") or 0.0) >= 1.0, 20, "the pooled backends to age")
+        with server.connect("sw_ages_fresh"):  # what a client connecting per request leaves
+            fresh = median("sw_ages_fresh")
+            assert fresh is not None and fresh < (median("sw_ages_pooled") or 0.0), fresh
+    finally:
+        for conn in pooled:
+            conn.close()

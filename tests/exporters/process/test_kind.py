@@ -49,5 +49,5 @@ def test_missing_explicit_cgroup_fails_only_its_collector() -> None:
 
 def test_collectors_can_be_disabled_by_name() -> None:
     (target,) = _targets("--process-group", "py=python", "--disable-collector", "process.cgroup")
-    assert [c.name for c in target.collectors] == ["groups"]
+    assert [c.name for c in target.collectors] == ["groups", "filesystem"]
     assert target.describe_target()["groups"] == ["py"]

@@ -45,6 +45,23 @@ def test_stats_hit_ratio_over_the_window(redis_factory) -> None:
     assert sample(second, "redis_uptime_in_seconds") >= 0
 
 
+def test_connections_received_count_a_client_connecting_per_request(redis_factory) -> None:
+    """The churn signal (``RedisConnectionChurn``): each new connection counts, a pooled one once."""
+    server = redis_factory()
+    collector = StatsCollector()
+    with real_source(server.url) as source:
+        before = sample(poll(source, collector), "redis_connections_received_total")
+        for _ in range(5):  # a handler that connects for each request
+            with redis.Redis.from_url(server.url) as client:
+                client.get("user:1")
+        pooled = server.client()
+        for _ in range(20):  # one pooled connection serving every request
+            pooled.get("user:1")
+        after = sample(poll(source, collector), "redis_connections_received_total")
+        pooled.close()
+    assert after - before == 6
+
+
 def test_memory_unlimited(redis_server) -> None:
     with real_source(redis_server.url) as source:
         families = poll(source, MemoryCollector())
