@@ -210,6 +210,9 @@ class HttpThresholds:
     #: a route that keeps the loop blocked 1% of the time (3 s in 5 minutes) delays every other
     #: request that often; a rare single stall stays below it.
     event_loop_blocked_ratio: float = 0.01
+    #: health checks not run for 2 minutes have missed 8 runs of the instrumentation's 15 s timer:
+    #: the timer or the event loop is stuck, and health_check_status is frozen.
+    health_check_max_age_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -356,6 +359,9 @@ class ForDurations:
     node_filesystem_space_filling_up: str = "1h"
     node_filesystem_almost_out_of_space: str = "15m"
     node_memory_high_utilization: str = "15m"
+    health_check_not_running: str = "5m"
+    #: longer than the rate window: a Tempo restart the exporter's retries ride out is not a loss
+    otel_collector_dropping_spans: str = "10m"
 
 
 POSTGRES: Final = PostgresThresholds()
