@@ -34,8 +34,9 @@ PROVISIONING = REPO_ROOT / "provisioning"
 WEBHOOK_PLACEHOLDER = "http://alertmanager-webhook.invalid/"
 #: how long an alert's condition must hold in the test (the shipped values are minutes)
 TEST_FOR = "3s"
-#: jobs of provisioning/prometheus.yml that have no native counterpart here (no otelcol binary)
-NOT_RUN_NATIVELY = {"otel-collector"}
+#: jobs of provisioning/prometheus.yml that have no native counterpart here (no otelcol, Tempo or
+#: Grafana binary)
+NOT_RUN_NATIVELY = {"otel-collector", "tempo", "grafana"}
 
 
 class WebhookReceiver:

@@ -43,7 +43,7 @@ def test_every_target_is_up(stack: Stack) -> None:
         raise AssertionError(f"targets: {states}\n{stack.logs()}") from None
     jobs = {t["labels"]["job"] for t in stack.prometheus.targets()}
     assert jobs | NOT_RUN_NATIVELY == {"stackwatch-exporter", "demo", "demo-worker", "prometheus", "alertmanager",
-                                       "node", "otel-collector"}
+                                       "node", "otel-collector", "tempo", "grafana"}
 
 
 def test_every_dashboard_query_parses_and_returns_data(stack: Stack) -> None:
