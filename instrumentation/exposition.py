@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.metrics_core import Metric
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 
 __all__ = ["LiveWorkersCollector", "MetricsServer", "WithoutCreated", "exposition_registry", "metrics_response"]
 
