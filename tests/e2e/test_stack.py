@@ -56,7 +56,7 @@ E2E_FIRES = (
 def test_every_target_is_up(stack: Stack) -> None:
     def all_up() -> bool:
         targets = stack.prometheus.targets()
-        return len(targets) == 6 and all(t["health"] == "up" for t in targets)
+        return len(targets) == 7 and all(t["health"] == "up" for t in targets)  # demo has two replicas
 
     try:
         wait_until(all_up, 60, "every scrape target up", interval=0.5)
