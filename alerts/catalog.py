@@ -1191,6 +1191,22 @@ def _health_checks() -> tuple[Alert, ...]:
             runbook="service", dashboard="service", threshold="status == 0 on some instances",
             meaning="a dependency check of the service's /health fails on some of its instances",
         ),
+        Alert(
+            alert="HealthCheckNotRunning",
+            expr=f"time() - health_check_last_run_timestamp_seconds > {num(HTTP.health_check_max_age_seconds)}",
+            for_=FOR.health_check_not_running,
+            severity="warning",
+            summary=f"Health check {check} has not run for {SECS}",
+            description=(
+                f"The {label('check')} check of {label('job')} on {label('instance')} last finished {SECS} ago "
+                f"(threshold {duration(HTTP.health_check_max_age_seconds)}), yet the instance is scraped: its "
+                "health_check_status is frozen and HealthCheckFailing cannot see a failure. The instrumentation's "
+                "timer (STACKWATCH_HEALTH_INTERVAL) is off or stuck, or the event loop is blocked."
+            ),
+            runbook="service", dashboard="service",
+            threshold=f"last run > {duration(HTTP.health_check_max_age_seconds)} ago",
+            meaning="age of the last evaluation of a /health check (timer or request)",
+        ),
     )
 
 
@@ -1453,6 +1469,39 @@ def _availability() -> tuple[Alert, ...]:
             threshold=(f"< {percent(HTTP.traffic_drop_ratio)} of the previous hour's average (with > "
                        f"{num(HTTP.min_requests_per_second)} req/s then)"),
             meaning="request rate against its own average over the previous hour",
+        ),
+    )
+
+
+def _otel_collector() -> tuple[Alert, ...]:
+    """The trace pipeline: spans the OpenTelemetry collector loses (exemplar links then lead nowhere)."""
+
+    def lost(reason: str, family: str) -> str:
+        # the collector names counters with `_total` since its telemetry moved to the OTel SDK
+        rate = f"rate({family}_total[{W}]) or rate({family}[{W}])"
+        return f'label_replace({rate}, "reason", "{reason}", "", "")'
+
+    losses = " or ".join((
+        lost("refused", "otelcol_receiver_refused_spans"),
+        lost("send_failed", "otelcol_exporter_send_failed_spans"),
+        lost("enqueue_failed", "otelcol_exporter_enqueue_failed_spans"),
+    ))
+    return (
+        Alert(
+            alert="OtelCollectorDroppingSpans",
+            expr=f"sum by (job, instance, reason) ({losses}) > 0",
+            for_=FOR.otel_collector_dropping_spans,
+            severity="warning",
+            summary=f"The OpenTelemetry collector {label('instance')} loses spans ({label('reason')})",
+            description=(
+                f"The collector {label('instance')} has lost {value_as('humanize')} span(s)/s for "
+                f"{FOR.otel_collector_dropping_spans} ({label('reason')}: refused = the receiver turned them away, "
+                "usually the memory_limiter; send_failed = the backend rejected them after retries; "
+                "enqueue_failed = the sending queue was full). Traces have gaps and exemplar links lead to "
+                "missing traces. Its log names the exporter and the error."
+            ),
+            runbook="stackwatch", dashboard="checklist", threshold="> 0 spans/s lost",
+            meaning=f"spans refused by receivers or failed/dropped by exporters, by reason, {W} rate",
         ),
     )
 
@@ -1730,7 +1779,7 @@ def _groups() -> tuple[Group, ...]:
         Group("stackwatch.slo.recording", _slo_recording()),
         Group("stackwatch.exporter", _exporter()),
         Group("stackwatch.availability", _availability()),
-        Group("stackwatch.pipeline", _pipeline()),
+        Group("stackwatch.pipeline", (*_pipeline(), *_otel_collector())),
         Group("stackwatch.slo", _slo_alerts()),
         Group("stackwatch.postgres", _postgres()),
         Group("stackwatch.redis", _redis()),

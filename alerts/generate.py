@@ -14,6 +14,7 @@ import argparse
 import sys
 import urllib.parse
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,8 @@ from stackwatch.thresholds import DASHBOARD_UIDS, GRAFANA_BASE_URL, RUNBOOK_BASE
 from .catalog import GROUPS, alerts, records, slo_problems
 from .rules import Alert, Group, Record, runbook_anchor
 
-__all__ = ["ALERTING_FILE", "DOCS_FILE", "RECORDING_FILE", "ROOT", "base_url_problems", "check_expressions",
-           "dashboard_urls", "dump_yaml", "main", "render_files", "rule_groups", "write_files"]
+__all__ = ["ALERTING_FILE", "DEMO_FIRES", "DOCS_FILE", "RECORDING_FILE", "ROOT", "DemoFault", "base_url_problems",
+           "check_expressions", "dashboard_urls", "dump_yaml", "main", "render_files", "rule_groups", "write_files"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDING_FILE = "alerts/rules/recording.yml"
@@ -158,7 +159,7 @@ def _docs(runbook_base: str) -> str:
     lines += ["", "## What the demo fires by design", "",
               "The demo service (`docker compose up` without the monitoring-only override) fails on purpose so",
               "that every panel has something to show. Expect these alerts while it runs:", ""]
-    lines += [f"- `{name}` ({where}): {why}" for name, where, why in _DEMO_FIRES]
+    lines += [f"- `{fault.alert}` ({fault.where()}): {fault.why}" for fault in DEMO_FIRES]
     lines += ["", "## Checklist items with no alert, and why", ""]
     lines += [f"- **{item}**: {why}" for item, why in _NOT_ALERTED]
     lines += [
@@ -188,20 +189,35 @@ def _docs(runbook_base: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class DemoFault:
+    """An alert the demo stack fires while nothing is wrong: its name, the labels that single it
+    out (the end-to-end test's steady state allows exactly these), and why, for docs/alerts.md."""
+
+    alert: str
+    labels: dict[str, str]
+    why: str
+
+    def where(self) -> str:
+        others = [f'`{key}="{value}"`' for key, value in self.labels.items() if key != "severity"]
+        return ", ".join([self.labels["severity"], *others])
+
+
 #: what the demo stack fires while nothing is wrong (alertname, where, why and where it goes)
-_DEMO_FIRES: tuple[tuple[str, str, str], ...] = (
-    ("Watchdog", "none", "always, by design; Alertmanager sends it to the `null` receiver (point it at a dead "
-     "man's switch)."),
-    ("HttpErrorRatioHigh", "warning, `job=\"demo\"`, `http_route=\"/error\"`", "GET /error answers 500 on purpose; "
-     "Alertmanager routes the demo's /error alerts to `null`, and the demo's SLO (`SLOS`) leaves that route "
-     "out, so no HttpErrorBudgetBurn follows."),
-    ("NPlusOneQueriesDetected", "warning, `http_route=\"/authors/{author_id}/books\"`", "the N+1 loop the load "
-     "generator calls; routed to `null` like /error."),
-    ("PostgresSlowStatements", "warning", "GET /reports/slow runs `pg_sleep(0.3)`, above the 250 ms mean; it "
-     "notifies (a real slow statement looks the same)."),
-    ("AlertmanagerFailedToSendAlerts", "warning, `integration=\"webhook\"`", "as long as "
-     "`ALERTMANAGER_WEBHOOK_URL` is unset: the placeholder URL cannot be resolved, so no notification is "
-     "delivered. Set it and the alert resolves."),
+DEMO_FIRES: tuple[DemoFault, ...] = (
+    DemoFault("Watchdog", {"severity": "none"}, "always, by design; Alertmanager sends it to the `null` receiver "
+              "(point it at a dead man's switch)."),
+    DemoFault("HttpErrorRatioHigh", {"severity": "warning", "job": "demo", "http_route": "/error"},
+              "GET /error answers 500 on purpose; Alertmanager routes the demo's /error alerts to `null`, and the "
+              "demo's SLO (`SLOS`) leaves that route out, so no HttpErrorBudgetBurn follows."),
+    DemoFault("NPlusOneQueriesDetected",
+              {"severity": "warning", "job": "demo", "http_route": "/authors/{author_id}/books"},
+              "the N+1 loop the load generator calls; routed to `null` like /error."),
+    DemoFault("PostgresSlowStatements", {"severity": "warning"}, "GET /reports/slow runs `pg_sleep(0.3)`, above "
+              "the 250 ms mean; it notifies (a real slow statement looks the same)."),
+    DemoFault("AlertmanagerFailedToSendAlerts", {"severity": "warning", "integration": "webhook"}, "as long as "
+              "`ALERTMANAGER_WEBHOOK_URL` is unset: the placeholder URL cannot be resolved, so no notification is "
+              "delivered. Set it and the alert resolves."),
 )
 
 #: checklist items (reference/backend-performance-checklist.txt) that no alert watches, and why

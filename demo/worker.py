@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 from rq import Queue, SimpleWorker
 
 from stackwatch.instrumentation import Settings
-from stackwatch.instrumentation.exposition import MetricsServer
+from stackwatch.instrumentation.exposition import MetricsServer, exposition_registry
 from stackwatch.instrumentation.jobs_rq import instrument_rq
 from stackwatch.instrumentation.tracing import build_tracer_provider
 
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     provider = build_tracer_provider(Settings(service_name=os.environ.get("OTEL_SERVICE_NAME") or "demo-worker"))
     trace.set_tracer_provider(provider)
     instrument_rq(tracer_provider=provider)
-    server = MetricsServer(REGISTRY, args.metrics_addr, args.metrics_port)
+    server = MetricsServer(exposition_registry(REGISTRY, multiprocess=False), args.metrics_addr, args.metrics_port)
     connection = redis.Redis.from_url(args.url)
     try:
         # SimpleWorker runs jobs in this process, whose /metrics then counts them; RQ's default

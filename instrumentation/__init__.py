@@ -20,7 +20,8 @@ give the app:
   (``metrics_port``); multiprocess mode through ``PROMETHEUS_MULTIPROC_DIR`` and
   :func:`child_exit`;
 * ``/health``, ``/health/live``, ``/health/ready`` with bounded dependency checks
-  (``health_checks={"database": database_check(pool), "redis": redis_check(client)}``);
+  (``health_checks={"database": database_check(pool), "redis": redis_check(client)}``), also run
+  every ``health_interval`` seconds in the background so ``health_check_status`` stays fresh;
 * Sentry events for unhandled errors and 5xx responses when ``SENTRY_DSN`` is set (a Sentry
   client the service initialised itself is used as it is), one isolation scope per request;
 * statement timing, queries per request and N+1 detection (meant repeats excepted with
@@ -226,8 +227,13 @@ class Instrumentation:
             server_request_hook=self.server_request_hook,
             server_response_hook=self.server_response_hook,
             multiprocess=self.multiprocess,
+            on_startup=self._start_health_timer,
+            on_shutdown=self.health.stop_timer,
         )
         return self.middleware
+
+    def _start_health_timer(self) -> None:
+        self.health.start_timer(self.settings.health_interval)
 
     def close(self) -> None:
         """Stop the metrics server, flush and stop what this instrumentation created."""

@@ -208,6 +208,8 @@ class Settings:
     liveness_path: str = _setting("/health/live", "STACKWATCH_LIVENESS_PATH", _path)
     readiness_path: str = _setting("/health/ready", "STACKWATCH_READINESS_PATH", _path)
     health_timeout: float = _setting(2.0, "STACKWATCH_HEALTH_TIMEOUT", _positive_float)
+    #: seconds between background evaluations of the health checks; 0 runs them only on request
+    health_interval: float = _setting(15.0, "STACKWATCH_HEALTH_INTERVAL", _seconds)
     n_plus_one_threshold: int = _setting(DEFAULT_N_PLUS_ONE_THRESHOLD, "STACKWATCH_N_PLUS_ONE_THRESHOLD", _positive_int)
     n_plus_one_strict: bool = _setting(False, "STACKWATCH_N_PLUS_ONE_STRICT", _bool)
     excluded_urls: tuple[str, ...] = _setting(
@@ -280,6 +282,8 @@ class Settings:
                               f"got {self.event_loop_block_threshold!r}")
         if self.health_timeout <= 0:
             raise ConfigError(f"health_timeout: expected a positive number of seconds, got {self.health_timeout!r}")
+        if not float(self.health_interval) >= 0:
+            raise ConfigError(f"health_interval: expected a number of seconds >= 0, got {self.health_interval!r}")
         paths = [self.metrics_path, self.health_path, self.liveness_path, self.readiness_path]
         for name, value in zip(("metrics_path", "health_path", "liveness_path", "readiness_path"), paths):
             if not str(value).startswith("/"):

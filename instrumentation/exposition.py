@@ -4,7 +4,9 @@ Prometheus asks for OpenMetrics (``Accept: application/openmetrics-text``), the 
 carries exemplars and units; everything else gets the classic text format, gzipped when the
 scraper accepts it (Prometheus does), as the exporter serves it. In multiprocess mode the
 scrape reads every worker's files through a fresh ``MultiProcessCollector`` registry, after
-dropping the live gauges of workers that no longer exist.
+dropping the live gauges of workers that no longer exist. Either way the ``_created`` samples of
+counters, histograms and summaries are left out: Prometheus stores each as one more series (the
+series of every counter doubled) and no dashboard or rule reads them.
 """
 
 from __future__ import annotations
@@ -12,23 +14,53 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 
-__all__ = ["LiveWorkersCollector", "MetricsServer", "exposition_registry", "metrics_response"]
+__all__ = ["LiveWorkersCollector", "MetricsServer", "WithoutCreated", "exposition_registry", "metrics_response"]
 
 logger = logging.getLogger("stackwatch.instrumentation")
 
 
 def exposition_registry(registry: CollectorRegistry, multiprocess: bool) -> CollectorRegistry:
-    """The registry a scrape reads: ``registry`` itself, or the aggregate of all live workers."""
-    if not multiprocess:
-        return registry
-    aggregate = CollectorRegistry()
-    aggregate.register(LiveWorkersCollector())
-    return aggregate
+    """The registry a scrape reads: ``registry``, or the aggregate of all live workers, without
+    ``_created`` samples."""
+    source = registry
+    if multiprocess:
+        source = CollectorRegistry()
+        source.register(LiveWorkersCollector())
+    scrape = CollectorRegistry(auto_describe=False)
+    scrape.register(WithoutCreated(source))
+    return scrape
+
+
+class WithoutCreated:
+    """The families of ``registry`` without the ``_created`` samples client_python adds to counters,
+    histograms and summaries (a gauge that happens to end in ``_created`` is kept)."""
+
+    _TYPES = frozenset(("counter", "histogram", "summary"))
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            if family.type in self._TYPES:
+                created = family.name + "_created"
+                kept = [sample for sample in family.samples if sample.name != created]
+                if len(kept) != len(family.samples):
+                    family = _copy(family, kept)
+            yield family
+
+
+def _copy(family: Metric, samples: list[Any]) -> Metric:
+    copy = Metric(family.name, family.documentation, family.type, family.unit)
+    copy.samples = samples
+    return copy
 
 
 class LiveWorkersCollector:

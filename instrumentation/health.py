@@ -6,7 +6,12 @@ own so a hung socket cannot block the event loop, and a check still hung from an
 evaluation is waited on again rather than started beside it (one thread per check at most). The
 body carries uptime, a timestamp, memory and one entry per check with its status, duration and
 -- on failure -- only the exception class name, so nothing secret (DSNs, hosts, passwords) can
-leak. Every evaluation sets ``health_check_status``.
+leak. Every evaluation sets ``health_check_status`` and ``health_check_last_run_timestamp_seconds``.
+
+Checks also run on a timer (:meth:`Health.start_timer`, every ``health_interval`` seconds, in the
+service's event loop, where async clients live), so the status Prometheus scrapes is fresh even when
+nothing requests ``/health``: a failing dependency pages without a prober, and an old timestamp
+says the checks stopped running.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,6 +30,8 @@ import psutil
 from .metrics import Metrics
 
 __all__ = ["Check", "Health", "database_check", "redis_check"]
+
+logger = logging.getLogger("stackwatch.instrumentation")
 
 Check = Callable[[], Awaitable[Any] | Any]
 
@@ -38,6 +46,7 @@ class Health:
         self.started = time.time()
         self._process = psutil.Process()
         self._running: dict[str, asyncio.Future[Any]] = {}
+        self._timer: asyncio.Task[None] | None = None
 
     def _in_thread(self, name: str, check: Check) -> asyncio.Future[Any]:
         """The run of sync ``check`` in a daemon thread of its own; the one still running, if any.
@@ -71,8 +80,41 @@ class Health:
         threading.Thread(target=run, name=f"stackwatch-health-{name}", daemon=True).start()
         return future
 
+    def start_timer(self, interval: float) -> None:
+        """Evaluate the checks every ``interval`` seconds in the running event loop, from now on.
+
+        Idempotent per loop (the middleware calls it on lifespan startup and on requests, so a
+        server run without lifespan gets it too); nothing when there are no checks or ``interval``
+        is 0.
+        """
+        if not self.checks or interval <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        timer = self._timer
+        if timer is not None and not timer.done() and timer.get_loop() is loop:
+            return
+        self._timer = loop.create_task(self._every(interval), name="stackwatch-health-timer")
+
+    def stop_timer(self) -> None:
+        """Cancel the timer (lifespan shutdown, :meth:`close`)."""
+        timer, self._timer = self._timer, None
+        if timer is not None and not timer.done():
+            try:
+                timer.cancel()
+            except RuntimeError:  # its loop is closed already
+                pass
+
+    async def _every(self, interval: float) -> None:
+        while True:
+            try:
+                await self.evaluate()
+            except Exception:  # noqa: BLE001 -- the timer outlives one bad evaluation (logged, retried)
+                logger.exception("health checks: evaluation failed")
+            await asyncio.sleep(interval)
+
     def close(self) -> None:
-        """Forget the runs in flight (a hung one is not waited for)."""
+        """Stop the timer and forget the runs in flight (a hung one is not waited for)."""
+        self.stop_timer()
         self._running.clear()
 
     async def _run(self, name: str, check: Check) -> dict[str, Any]:
@@ -94,6 +136,7 @@ class Health:
         result["duration_seconds"] = round(time.perf_counter() - began, 6)
         if self.metrics is not None:
             self.metrics.health_status.labels(name).set(1 if result["status"] == "ok" else 0)
+            self.metrics.health_last_run.labels(name).set(time.time())
         return result
 
     async def evaluate(self) -> tuple[bool, dict[str, Any]]:

@@ -257,6 +257,13 @@ class Metrics:
             registry=registry,
         )
         self.instrumentation_info = InfoSeries(registry)
+        self.health_last_run = Gauge(
+            "health_check_last_run_timestamp_seconds",
+            "Unix time the health check last finished (on the timer or for a /health request).",
+            ["check"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
 
     def db_duration_child(self, system: str, operation: str) -> Any:
         """The ``db_client_operation_duration_seconds`` child for a label pair, cached (hot path)."""

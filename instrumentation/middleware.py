@@ -7,7 +7,9 @@ router matched. When a server span is already current (OpenTelemetry's middlewar
 that span is the request's span: stackwatch names it by the route template and adds its
 attributes instead of starting a second one. ``/metrics`` and the health paths are answered here
 before routing and are neither traced nor counted, nor are excluded URLs. A WebSocket connection
-gets one server span and its own metrics; lifespan scopes pass through untouched.
+gets one server span and its own metrics; lifespan scopes pass through, their startup and
+shutdown also starting and stopping the instrumentation's background work (the health timer),
+which a server run without lifespan gets on its first request instead.
 
 The request path is the benchmarked part (``bench/instrumentation``): what depends only on the
 method, route and status (label children, span name, constant attributes) is built once per
@@ -149,8 +151,13 @@ class StackwatchMiddleware:
         server_request_hook: ServerRequestHook | None = None,
         server_response_hook: ServerResponseHook | None = None,
         multiprocess: bool = False,
+        on_startup: Callable[[], None] | None = None,
+        on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
+        self.on_startup = on_startup
+        self.on_shutdown = on_shutdown
+        self._started = on_startup is None
         self.metrics = metrics
         self.tracer = tracer
         self.endpoints = endpoints
@@ -177,9 +184,31 @@ class StackwatchMiddleware:
         self._series: dict[tuple[str, str, int], _Series] = {}
         self._active: dict[str, Callable[[float], None]] = {}
 
+    def _startup(self) -> None:
+        self._started = True
+        if self.on_startup is not None:
+            self.on_startup()
+
+    def _lifespan_receive(self, receive: Any) -> Any:
+        """``receive`` of a lifespan scope, starting and stopping the background work on its events."""
+
+        async def watched() -> Any:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._startup()
+            elif message["type"] == "lifespan.shutdown":
+                self._started = False
+                if self.on_shutdown is not None:
+                    self.on_shutdown()
+            return message
+
+        return watched
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":
+            if not self._started:
+                self._startup()
             endpoint = self.endpoints.get(route_path(scope)) if self.endpoints else None
             if endpoint is not None:
                 await endpoint(scope, receive, send)
@@ -189,6 +218,8 @@ class StackwatchMiddleware:
                 await self._http(scope, receive, send)
         elif kind == "websocket" and (self.excluded is None or not self.excluded.search(scope["path"])):
             await self._websocket(scope, receive, send)
+        elif kind == "lifespan" and self.on_startup is not None:
+            await self.app(scope, self._lifespan_receive(receive), send)
         else:
             await self.app(scope, receive, send)
 

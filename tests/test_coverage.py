@@ -19,7 +19,7 @@ import pytest
 import stackwatch.instrumentation as instrumentation
 from alerts.catalog import alerts
 from stackwatch.check import items
-from stackwatch.coverage import PENDING, all_lines
+from stackwatch.coverage import all_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "docs" / "reference" / "backend-performance-checklist.txt"
@@ -125,20 +125,13 @@ def _named(kind: str) -> set[str]:
 @pytest.mark.parametrize("kind", ["alerts", "panels", "families", "checks"])
 def test_every_named_signal_exists(kind: str) -> None:
     named = _named(kind)
-    missing = sorted(named - EXISTING[kind] - PENDING)
+    missing = sorted(named - EXISTING[kind])
     assert not missing, f"{kind} named in stackwatch.coverage that do not exist: {missing}"
-    arrived = sorted(named & EXISTING[kind] & PENDING)
-    assert not arrived, f"{arrived} exist now: take them out of stackwatch.coverage.PENDING"
 
 
 def test_every_named_instrumentation_exists() -> None:
     missing = sorted(n for n in _named("instrumentation") if not _instrumentation(n))
     assert not missing, f"not in stackwatch.instrumentation: {missing}"
-
-
-def test_pending_names_are_all_used() -> None:
-    used = set().union(*(_named(kind) for kind in ("alerts", "panels", "checks")))
-    assert PENDING <= used, sorted(PENDING - used)
 
 
 def test_the_existence_check_catches_a_wrong_name() -> None:

@@ -240,6 +240,9 @@ class HttpThresholds:
     #: "traffic drop": requests fell under half of the previous hour's average while still flowing
     #: (none at all is HttpTrafficAbsent): a lost upstream, a broken client release, a DNS change.
     traffic_drop_ratio: float = 0.5
+    #: health checks not run for 2 minutes have missed 8 runs of the instrumentation's 15 s timer:
+    #: the timer or the event loop is stuck, and health_check_status is frozen.
+    health_check_max_age_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -400,6 +403,9 @@ class ForDurations:
     redis_dangerous_commands: str = "0m"
     http_traffic_drop: str = "15m"
     postgres_disk_full_forecast: str = "1h"
+    health_check_not_running: str = "5m"
+    #: longer than the rate window: a Tempo restart the exporter's retries ride out is not a loss
+    otel_collector_dropping_spans: str = "10m"
 
 
 POSTGRES: Final = PostgresThresholds()

@@ -1,9 +1,9 @@
 """The whole stack, natively: what ``docker compose up`` runs, as processes on loopback ports.
 
-PostgreSQL and Redis (fixtures), ``stackwatch exporter``, the demo service's two replicas (uvicorn)
-behind nginx (provisioning/nginx/nginx.conf) and its RQ worker as subprocesses, the demo's load
-generator (through nginx), a readiness prober (what the compose healthcheck does), node_exporter,
-Alertmanager with provisioning/alertmanager.yml (the webhook placeholder pointed at a local
+PostgreSQL with a streaming replica and Redis (fixtures), ``stackwatch exporter`` watching all
+three, the demo service's two replicas (uvicorn, their health checks on a 1 s timer) behind nginx
+(provisioning/nginx/nginx.conf) and its RQ worker as subprocesses, the demo's load generator
+(through nginx), node_exporter, Alertmanager with provisioning/alertmanager.yml (the webhook placeholder pointed at a local
 receiver, as entrypoint.sh does) and Prometheus with provisioning/prometheus.yml and the rules
 of alerts/rules. Only addresses and timing change: targets become loopback ports, scrape and
 evaluation run every second and each alert's ``for`` is shortened; thresholds stay as shipped.
@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from tests.exporters.postgres.test_replication import SLOT as REPLICA_SLOT
+from tests.exporters.postgres.test_replication import Replica
 from tests.fixtures.nginx import NginxServer
 from tests.fixtures.procs import free_port, stop_process, wait_until
 from tests.fixtures.prometheus import REPO_ROOT, AlertmanagerServer, PrometheusServer, copy_rules, find_node_exporter
@@ -34,8 +36,11 @@ PROVISIONING = REPO_ROOT / "provisioning"
 WEBHOOK_PLACEHOLDER = "http://alertmanager-webhook.invalid/"
 #: how long an alert's condition must hold in the test (the shipped values are minutes)
 TEST_FOR = "3s"
-#: jobs of provisioning/prometheus.yml that have no native counterpart here (no otelcol binary)
-NOT_RUN_NATIVELY = {"otel-collector"}
+#: how long Alertmanager waits between two notifications of one group in the test (shipped: 5m)
+TEST_GROUP_INTERVAL = "5s"
+#: jobs of provisioning/prometheus.yml that have no native counterpart here (no otelcol, Tempo or
+#: Grafana binary)
+NOT_RUN_NATIVELY = {"otel-collector", "tempo", "grafana"}
 
 
 class WebhookReceiver:
@@ -113,6 +118,19 @@ def alertmanager_config(webhook_url: str) -> dict[str, Any]:
     return dict(yaml.safe_load(text.replace(WEBHOOK_PLACEHOLDER, webhook_url)))
 
 
+def quick_group_interval(config: dict[str, Any]) -> dict[str, Any]:
+    """Every route's group_interval at TEST_GROUP_INTERVAL: a group that flushed once (an alert
+    that fired and resolved earlier in the run, under load) otherwise holds its next notification
+    for the shipped 5 minutes."""
+    routes = [config["route"]]
+    while routes:
+        route = routes.pop()
+        if "group_interval" in route:
+            route["group_interval"] = TEST_GROUP_INTERVAL
+        routes.extend(route.get("routes", []))
+    return config
+
+
 def prometheus_config(addresses: dict[str, str], alertmanager: str) -> dict[str, Any]:
     """provisioning/prometheus.yml with targets rewritten to loopback and 1 s intervals."""
     config = yaml.safe_load((PROVISIONING / "prometheus" / "prometheus.yml").read_text())
@@ -144,6 +162,9 @@ class Stack:
     def _start(self) -> None:
         self.postgres.create_database("demo")
         self._seed_missing_index()
+        self.postgres.query("SELECT pg_create_physical_replication_slot(%s)", (REPLICA_SLOT,))
+        self.pg_replica = Replica(self.postgres)
+        self._closers.append(self.pg_replica.destroy)
         exporter_port, demo_port = free_port(), free_port()
         self.exporter_url = f"http://127.0.0.1:{exporter_port}"
         self.demo_url = f"http://127.0.0.1:{demo_port}"
@@ -151,6 +172,7 @@ class Stack:
         self.exporter = self._spawn("exporter", [
             sys.executable, "-m", "stackwatch.cli", "exporter", "--listen", f"127.0.0.1:{exporter_port}",
             "--postgres-dsn", self.postgres.dsn("demo", user="stackwatch_monitor"),
+            "--postgres-dsn", self.pg_replica.dsn("demo", user="stackwatch_monitor"),
             "--redis-url", self.redis.url, "--interval-fast", "1", "--interval-slow", "2", "--interval-rare", "5",
             "--process-group", "demo=uvicorn demo.app", "--process-group", "exporter=stackwatch.cli exporter",
             "--cgroup", "self", "--redis-queue", "rq:rq:queue:*",
@@ -158,12 +180,12 @@ class Stack:
         self.demo = self._spawn("demo", [
             sys.executable, "-m", "uvicorn", "demo.app:app", "--host", "127.0.0.1", "--port", str(demo_port),
             "--log-level", "warning",
-        ], {"DATABASE_URL": self.postgres.dsn("demo"), "REDIS_URL": self.redis.url, "OTEL_SERVICE_NAME": "demo"})
+        ], self._demo_env())
         replica_port = free_port()
         self.replica = self._spawn("demo-2", [
             sys.executable, "-m", "uvicorn", "demo.app:app", "--host", "127.0.0.1", "--port", str(replica_port),
             "--log-level", "warning",
-        ], {"DATABASE_URL": self.postgres.dsn("demo"), "REDIS_URL": self.redis.url, "OTEL_SERVICE_NAME": "demo"})
+        ], self._demo_env())
         wait_until(lambda: self.exporter.alive() and _http_ok(f"{self.exporter_url}/-/healthy"), 60, "the exporter")
         wait_until(lambda: self.demo.alive() and _http_ok(f"{self.demo_url}/health/live"), 60, "the demo")
         wait_until(lambda: self.replica.alive() and _http_ok(f"http://127.0.0.1:{replica_port}/health/live"), 60,
@@ -180,7 +202,6 @@ class Stack:
             sys.executable, "-m", "demo.loadgen", "--target", self.balancer.url, "--rate", "20", "--duration", "0",
             "--seed", "1",
         ], {})
-        self._probe_readiness()
         node_port = free_port()
         # the collectors the Host dashboard reads (docker-compose.yml runs node_exporter's defaults)
         self.node_exporter = self._spawn("node-exporter", [
@@ -191,7 +212,7 @@ class Stack:
 
         self.webhook = WebhookReceiver()
         self._closers.append(self.webhook.close)
-        self.alertmanager = AlertmanagerServer(alertmanager_config(self.webhook.url))
+        self.alertmanager = AlertmanagerServer(quick_group_interval(alertmanager_config(self.webhook.url)))
         self._closers.append(self.alertmanager.destroy)
 
         rules = copy_rules(self.root / "rules", for_duration=TEST_FOR)
@@ -212,6 +233,11 @@ class Stack:
         request = urllib.request.Request(f"{self.prometheus.url}/-/reload", method="POST")
         urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback only
 
+    def _demo_env(self) -> dict[str, str]:
+        return {"DATABASE_URL": self.postgres.dsn("demo"), "REDIS_URL": self.redis.url, "OTEL_SERVICE_NAME": "demo",
+                # nothing requests /health here: the checks' own timer keeps health_check_status fresh
+                "STACKWATCH_HEALTH_INTERVAL": "1"}
+
     def _seed_missing_index(self) -> None:
         """A fault present from the start: a 5,000-row table queried by a column without an index
         (sequential scans every time), plus an index no query uses."""
@@ -228,21 +254,6 @@ class Stack:
         child = Subprocess(name, args, env, self.root)
         self._closers.append(child.stop)
         return child
-
-    def _probe_readiness(self) -> None:
-        """GET /health/ready every second, like the compose healthcheck (it runs the checks)."""
-        stop = threading.Event()
-
-        def probe() -> None:
-            while not stop.wait(1.0):
-                try:
-                    urllib.request.urlopen(f"{self.demo_url}/health/ready", timeout=5).close()  # noqa: S310
-                except OSError:
-                    pass  # 503 while a dependency is down is the point
-
-        thread = threading.Thread(target=probe, daemon=True)
-        thread.start()
-        self._closers.append(lambda: (stop.set(), thread.join(10)))
 
     def logs(self) -> str:
         """The children's last lines, for failure messages."""

@@ -92,6 +92,7 @@ def test_keyword_arguments_win_over_the_environment():
                                                        "seconds >= 0, got 'inf'"),
         ({"STACKWATCH_EVENT_LOOP_BLOCK_THRESHOLD": "0"},
          "STACKWATCH_EVENT_LOOP_BLOCK_THRESHOLD: expected a positive number of seconds, got '0'"),
+        ({"STACKWATCH_HEALTH_INTERVAL": "soon"}, "STACKWATCH_HEALTH_INTERVAL"),
         ({"STACKWATCH_TRACES": "maybe"}, "STACKWATCH_TRACES: expected true/false, got 'maybe'"),
         ({"STACKWATCH_METRICS_PATH": "metrics"}, "STACKWATCH_METRICS_PATH: expected a path starting with '/'"),
     ],

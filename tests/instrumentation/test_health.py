@@ -17,6 +17,7 @@ from stackwatch.instrumentation import (
     redis_check,
     uninstrument,
 )
+from tests.fixtures.procs import wait_until
 
 from .apps import make_app
 
@@ -162,3 +163,62 @@ async def test_database_check_for_each_supported_handle(postgres, registry):
         sync_pool.close()
         await async_engine.dispose()
         engine.dispose()
+
+
+def last_run(registry, check: str) -> float | None:
+    return registry.get_sample_value("health_check_last_run_timestamp_seconds", {"check": check})
+
+
+def test_checks_run_on_a_timer_without_anyone_requesting_health(redis_factory, registry, serve):
+    """A real uvicorn app and a real Redis: the status follows Redis with no /health request."""
+    server = redis_factory()
+    client = redis.Redis(host=server.host, port=server.port, socket_timeout=1, socket_connect_timeout=1)
+    app = make_app()
+    instrument(app, registry=registry, traces=False, environ={"STACKWATCH_HEALTH_INTERVAL": "0.2"},
+               health_timeout=1, health_checks={"redis": redis_check(client)})
+    try:
+        with serve(app) as url:
+            wait_until(lambda: status(registry, "redis") == 1, 10, "the first timed evaluation")
+            first = last_run(registry, "redis")
+            wait_until(lambda: last_run(registry, "redis") > first, 10, "a second timed evaluation")
+            server.stop()
+            wait_until(lambda: status(registry, "redis") == 0, 15, "the status to follow Redis down")
+            scraped = httpx.get(f"{url}/metrics", timeout=10).text
+            assert 'health_check_status{check="redis"} 0.0' in scraped
+            assert 'health_check_last_run_timestamp_seconds{check="redis"}' in scraped
+        stopped = last_run(registry, "redis")
+        time.sleep(0.6)  # three intervals: a timer that outlived the shutdown would have run again
+        assert last_run(registry, "redis") == stopped
+    finally:
+        uninstrument(app)
+
+
+def test_without_lifespan_the_first_request_starts_the_timer(registry, serve):
+    runs: list[float] = []
+    app = make_app()
+    instrument(app, registry=registry, traces=False, environ={}, health_interval=0.1,
+               health_checks={"counted": lambda: runs.append(time.time())})
+    try:
+        with serve(app, lifespan="off") as url:
+            time.sleep(0.3)
+            assert runs == []  # nothing served yet: the app has not been called
+            assert httpx.get(f"{url}/items/1", timeout=10).status_code == 200
+            wait_until(lambda: len(runs) >= 3, 10, "timed evaluations after the first request")
+    finally:
+        uninstrument(app)
+
+
+def test_interval_zero_runs_checks_only_on_request(registry, serve):
+    runs: list[float] = []
+    app = make_app()
+    instrument(app, registry=registry, traces=False, environ={"STACKWATCH_HEALTH_INTERVAL": "0"},
+               health_checks={"counted": lambda: runs.append(time.time())})
+    try:
+        with serve(app) as url:
+            assert httpx.get(f"{url}/items/1", timeout=10).status_code == 200
+            time.sleep(0.3)
+            assert runs == []
+            assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+            assert len(runs) == 1
+    finally:
+        uninstrument(app)

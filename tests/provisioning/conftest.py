@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,24 @@ def services() -> dict[str, dict[str, Any]]:
     return compose()["services"]
 
 
-def with_defaults(value: str) -> str:
-    """``value`` as compose interpolates it without a .env: every ``${VAR:-default}`` (innermost
-    first) becomes its default, a bare ``${VAR}`` becomes empty."""
-    pattern = re.compile(r"\$\{(\w+)(?::?-([^${}]*))?\}")
+def with_defaults(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """``value`` as compose interpolates it with ``environ`` as the .env (none by default).
+
+    Compose's rules: ``${VAR:-default}`` takes the default when VAR is unset or empty,
+    ``${VAR-default}`` only when it is unset; a bare ``${VAR}`` is VAR or empty. Innermost first.
+    """
+    env = environ or {}
+    pattern = re.compile(r"\$\{(\w+)(?:(:?-)([^${}]*))?\}")
+
+    def substitute(match: re.Match[str]) -> str:
+        name, operator, default = match.group(1), match.group(2), match.group(3) or ""
+        given = env.get(name)
+        if given is None or (operator == ":-" and not given):
+            return default
+        return given
+
     while pattern.search(value):
-        value = pattern.sub(lambda m: m.group(2) or "", value)
+        value = pattern.sub(substitute, value)
     return value
 
 

@@ -160,3 +160,53 @@ def test_the_demo_commands_and_variables_exist() -> None:
     app_source = (ROOT / "demo" / "app.py").read_text()
     for variable in ("DEMO_DATABASE_URL", "DEMO_REDIS_URL"):
         assert variable in defined["demo-1"]["environment"] and variable in app_source
+
+
+def _exporter_environment(environ: dict[str, str]) -> dict[str, str]:
+    service = services()["stackwatch-exporter"]
+    return {key: with_defaults(str(value), environ) for key, value in service["environment"].items()}
+
+
+def test_an_empty_dsn_or_url_means_no_target_and_unset_the_demo() -> None:
+    """A monitoring-only team without Redis sets STACKWATCH_REDIS_URL= : no target, not the demo's."""
+    empty = _exporter_environment({"STACKWATCH_POSTGRES_DSN": "", "STACKWATCH_REDIS_URL": ""})
+    assert empty["STACKWATCH_POSTGRES_DSN"] == "" and empty["STACKWATCH_REDIS_URL"] == ""
+    unset = _exporter_environment({})
+    assert "@postgres:5432/demo" in unset["STACKWATCH_POSTGRES_DSN"]
+    assert unset["STACKWATCH_REDIS_URL"] == "redis://redis:6379/0"
+    own = _exporter_environment({"STACKWATCH_REDIS_URL": "redis://cache.internal:6379/0"})
+    assert own["STACKWATCH_REDIS_URL"] == "redis://cache.internal:6379/0"
+
+
+def test_the_exporter_with_an_empty_dsn_watches_no_postgres(redis_server) -> None:
+    """The compose environment with STACKWATCH_POSTGRES_DSN= and a real Redis, run natively: no pg_*
+    series (no PostgresDown, no PostgresMetricsAbsent to fire), Redis watched as usual."""
+    import urllib.request
+
+    from tests.fixtures.exporter import ExporterProcess
+
+    env = _exporter_environment({"STACKWATCH_POSTGRES_DSN": "", "STACKWATCH_REDIS_URL": redis_server.url})
+    exporter = ExporterProcess(env=env)  # --listen on loopback wins over STACKWATCH_LISTEN
+    try:
+        with urllib.request.urlopen(f"http://{exporter.address}/metrics", timeout=10) as response:
+            lines = response.read().decode().splitlines()
+    finally:
+        exporter.stop()
+    assert "redis_up 1.0" in {line.split("{")[0] + " " + line.rsplit(" ", 1)[-1] for line in lines}
+    assert not [line for line in lines if line.startswith("pg_")]
+    kinds = {m.group(1) for line in lines if (m := re.search(r'stackwatch_exporter_target_info\{.*kind="(\w+)"', line))}
+    assert "redis" in kinds and "pg" not in kinds
+
+
+def test_published_ports_listen_on_loopback_unless_told_otherwise() -> None:
+    """Prometheus' lifecycle API and Alertmanager's silences have no authentication: nothing is
+    published beyond 127.0.0.1 unless STACKWATCH_BIND says so."""
+    published = [(name, str(mapping)) for name, service in services().items() for mapping in service.get("ports", [])]
+    assert published
+    for name, mapping in published:
+        assert mapping.startswith("${STACKWATCH_BIND:-127.0.0.1}:"), f"{name} publishes {mapping}"
+        assert with_defaults(mapping).startswith("127.0.0.1:"), name
+        assert with_defaults(mapping, {"STACKWATCH_BIND": ""}).startswith("127.0.0.1:"), name
+        assert with_defaults(mapping, {"STACKWATCH_BIND": "0.0.0.0"}).startswith("0.0.0.0:"), name
+    assert "--web.enable-lifecycle" in services()["prometheus"]["command"]  # why this matters (docs/stack.md)
+    assert "STACKWATCH_BIND=0.0.0.0" in (ROOT / "docs" / "stack.md").read_text()

@@ -35,4 +35,5 @@ def test_rule_files_glob_matches_the_compose_mount() -> None:
 
 def test_scrape_jobs_are_the_contracts() -> None:
     jobs = [job["job_name"] for job in load_yaml(CONFIG)["scrape_configs"]]
-    assert jobs == [EXPORTER_JOB, "demo", "demo-worker", "prometheus", "alertmanager", "node", "otel-collector"]
+    assert jobs == [EXPORTER_JOB, "demo", "demo-worker", "prometheus", "alertmanager", "node", "otel-collector", "tempo",
+                    "grafana"]
