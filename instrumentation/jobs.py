@@ -37,6 +37,7 @@ from .config import DEFAULT_N_PLUS_ONE_THRESHOLD
 from .jobs_sentry import SentryJob
 from .metrics import Metrics, get_metrics, multiprocess_active, observe
 from .queries import NPlusOnePolicy, RequestQueries, request_queries
+from .tracing import set_valid_attributes
 
 __all__ = ["ENQUEUED_AT", "JOB_DURATION_BUCKETS", "JobMetrics", "JobRun", "JobTracker", "Result"]
 
@@ -82,6 +83,9 @@ class _Children:
     results: dict[str, Any]
     jobs: Any
     labels: tuple[str, str, str]
+    #: the span's name and attributes, valid already (set without the SDK checking them again)
+    span_name: str
+    attributes: dict[str, str]
 
     def result(self, result: str) -> Any:
         child = self.results.get(result)
@@ -158,7 +162,9 @@ class JobTracker:
             labels = (self.system, queue, task)
             found = self._children[(queue, task)] = _Children(
                 self.job_metrics.wait.labels(*labels), self.job_metrics.run.labels(*labels),
-                self.metrics.queries_per_request.labels(task), {}, self.job_metrics.jobs, labels)
+                self.metrics.queries_per_request.labels(task), {}, self.job_metrics.jobs, labels, f"process {queue}",
+                {"messaging.system": self.system, "messaging.destination.name": queue,
+                 "messaging.operation.type": "process", "code.function.name": task})
         return found
 
     def carrier(self, into: MutableMapping[str, Any] | None = None) -> MutableMapping[str, Any]:
@@ -178,13 +184,12 @@ class JobTracker:
                 enqueued_at = float(carrier[ENQUEUED_AT])
             except (KeyError, TypeError, ValueError):
                 enqueued_at = None
+        children = self.children(queue, task)
         if enqueued_at is not None:
-            observe(self.children(queue, task).wait, max(0.0, now - enqueued_at))
+            observe(children.wait, max(0.0, now - enqueued_at))
         parent = propagate.extract({k: v for k, v in carrier.items() if isinstance(v, str)})
-        span = self.tracer.start_span(f"process {queue}", context=parent, kind=SpanKind.CONSUMER, attributes={
-            "messaging.system": self.system, "messaging.destination.name": queue,
-            "messaging.operation.type": "process", "code.function.name": task,
-        })
+        span = self.tracer.start_span(children.span_name, context=parent, kind=SpanKind.CONSUMER)
+        set_valid_attributes(span, children.attributes)
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         queries = RequestQueries(self.n_plus_one)
         return JobRun(self, queue, task, now, span, token, queries, request_queries.set(queries),
