@@ -31,6 +31,7 @@ from stackwatch.thresholds import (
     PROCESS,
     RATE_WINDOW,
     REDIS,
+    SELECTORS,
     SLOW_TIER_WINDOW,
 )
 
@@ -217,6 +218,20 @@ def _resources(g: Grid) -> None:
 
 def _monitoring(g: Grid) -> None:
     g.row("Monitoring")
+    g.add(stat("Healthy instances", "Load balancing configured: instances up of the service with the fewest "
+               f"(at least {HTTP.min_instances} behind the load balancer).",
+               f"min(count by (job) (up{{{SELECTORS.services}, {S}}} == 1))", "short",
+               too_low(HTTP.min_instances), links=["service"]), **SIZE)
+    g.add(stat("Services traced", "Distributed tracing for microservices: share of instrumented services whose "
+               "request spans are made (stackwatch_instrumentation_info).",
+               f'(count(stackwatch_instrumentation_info{{{S}, tracing="true"}}) or vector(0)) / '
+               f"count(stackwatch_instrumentation_info{{{S}}})",
+               "percentunit", too_low(1), links=["service"]), **SIZE)
+    g.add(stat("Services with error tracking", "Error tracking (Sentry): share of instrumented services whose "
+               "errors a Sentry client reports.",
+               f'(count(stackwatch_instrumentation_info{{{S}, error_tracking!="none"}}) or vector(0)) / '
+               f"count(stackwatch_instrumentation_info{{{S}}})",
+               "percentunit", too_low(1), links=["service"]), **SIZE)
     g.add(_ok("Alerting pipeline", "Alerting on key metrics: the always-firing Watchdog alert is active, so "
               "rules are evaluated.",
               f'max(ALERTS{{{selector(alertname="Watchdog", alertstate="firing")}}}) or vector(0)',

@@ -51,7 +51,8 @@ _CHURN = Coverage("", "", families=("pg_stat_database_sessions", "pg_stat_activi
               alerts=("PostgresConnectionChurn", "RedisConnectionChurn"),
               panels=(Panel("checklist", "Connection churn"),),
               checks=("pg.connection_churn", "app.pool_settings"), instrumentation=("instrument_pool",))
-_CDN = Coverage("", "", checks=("app.cdn", "app.cache_control"),
+_CDN = Coverage("", "", families=("http_server_responses_cache_control_total",),
+            panels=(Panel("service", "Responses by Cache-Control class"),), checks=("app.cdn", "app.cache_control"),
             note="a CDN is seen from outside: its headers (Age, Via, X-Cache) on a public URL")
 
 CHECKLIST: tuple[Coverage, ...] = (
@@ -114,7 +115,11 @@ CHECKLIST: tuple[Coverage, ...] = (
              families=("http_server_response_body_size_bytes",), checks=("app.compression",),
              note="judged by requesting the service with Accept-Encoding: gzip (no metric says it)"),
     Coverage(f"{_CL} / Application", "Load balancing configured",
-             alerts=("HttpTrafficImbalanced", "HttpInstanceOutOfRotation"), checks=("ops.load_balancing",)),
+             families=("http_server_request_duration_seconds",),
+             alerts=("HttpTrafficImbalanced", "HttpInstanceOutOfRotation"),
+             panels=(Panel("checklist", "Healthy instances"), Panel("service", "Request share per instance"),
+                     Panel("service", "Instances up")),
+             checks=("ops.load_balancing",)),
     Coverage(f"{_CL} / Application", "Health checks implemented",
              families=("health_check_status",), alerts=("HealthCheckFailing",),
              panels=(Panel("checklist", "Health checks passing"), Panel("service", "Health checks")),
@@ -124,10 +129,12 @@ CHECKLIST: tuple[Coverage, ...] = (
              alerts=("ProcessResourceLimitMissing", "ProcessCpuNearLimit", "ProcessMemoryNearLimit"),
              panels=(Panel("checklist", "CPU limits set"), Panel("checklist", "Memory limits set")),
              checks=("ops.resource_limits",)),
-    Coverage(f"{_CL} / Monitoring", "APM tool configured (New Relic/Datadog)", checks=("app.apm",),
-             instrumentation=("instrument",),
-             note="stackwatch's traces and RED metrics stand in; the vendors' agents are not checked"),
-    Coverage(f"{_CL} / Monitoring", "Error tracking (Sentry)", checks=("app.error_tracking",),
+    Coverage(f"{_CL} / Monitoring", "APM tool configured (New Relic/Datadog)",
+             families=("stackwatch_instrumentation_info",), checks=("app.apm",), instrumentation=("instrument",),
+             note="the agents found in the process (ddtrace, newrelic, Sentry performance) are in the info "
+                  "series; stackwatch's traces and RED metrics stand in for the rest"),
+    Coverage(f"{_CL} / Monitoring", "Error tracking (Sentry)", families=("stackwatch_instrumentation_info",),
+             panels=(Panel("checklist", "Services with error tracking"),), checks=("app.error_tracking",),
              instrumentation=("instrument",)),
     Coverage(f"{_CL} / Monitoring", "Performance dashboards (Grafana)",
              panels=(Panel("service", "Request rate"), Panel("postgres", "PostgreSQL up"), Panel("redis", "Redis up"),
@@ -139,7 +146,8 @@ CHECKLIST: tuple[Coverage, ...] = (
                                            Panel("checklist", "Critical alerts firing")),
              checks=("ops.alert_rules", "ops.alertmanager")),
     Coverage(f"{_CL} / Monitoring", "Distributed tracing for microservices",
-             alerts=("OtelCollectorDroppingSpans",), checks=("app.tracing",),
+             families=("stackwatch_instrumentation_info",), alerts=("OtelCollectorDroppingSpans",),
+             panels=(Panel("checklist", "Services traced"),), checks=("app.tracing",),
              instrumentation=("instrument", "outgoing_headers")),
 )
 
