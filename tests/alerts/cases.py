@@ -145,4 +145,4 @@ def run_subset(promtool: str, root: Path, keep: Callable[[Evaluation], bool],
         target = root / "tests" / path.name
         target.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
         files.append(str(target))
-    return subprocess.run([promtool, "test", "rules", *files], capture_output=True, text=True, check=False, timeout=120)
+    return subprocess.run([promtool, "test", "rules", *files], capture_output=True, text=True, check=False, timeout=600)

@@ -7,9 +7,11 @@ fire always, its quiet cases must fail.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -84,20 +86,29 @@ MUTATIONS: dict[str, tuple[str, str | None, Callable[[Evaluation, RuleKey], bool
 
 @pytest.fixture(scope="module")
 def caught(promtool: str, tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, RuleKey], set[Any]]:
-    """(mutation, rule) -> the cases promtool reported failing once that rule was mutated."""
-    results: dict[tuple[str, RuleKey], set[Any]] = {}
+    """(mutation, rule) -> the cases promtool reported failing once that rule was mutated.
+
+    Every case first runs once through the same subsetting unmutated and must pass (a case the
+    subsetting broke would fail under any mutation and look caught); then each (mutation, batch)
+    runs mutated. The runs are independent, so they go side by side, one per core.
+    """
+    runs = []
     for name, (expr, for_, selects) in MUTATIONS.items():
         for batch in _batches():
             keys = [k for k in batch if name == "silenced" or k not in ALWAYS_FIRING]
-            root = tmp_path_factory.mktemp(name)
 
             def keep(e: Evaluation, keys: list[RuleKey] = keys, selects: Any = selects) -> bool:
                 return any(selects(e, k) for k in keys)
 
-            baseline = run_subset(promtool, root / "baseline", keep)
-            assert baseline.returncode == 0, baseline.stdout + baseline.stderr
-            mutated = run_subset(promtool, root / "mutated", keep, _mutate(keys, expr, for_))
-            failed = failed_evaluations(mutated.stdout + mutated.stderr)
+            runs.append((name, keys, tmp_path_factory.mktemp(name), keep, _mutate(keys, expr, for_)))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        baseline = pool.submit(run_subset, promtool, tmp_path_factory.mktemp("baseline"), lambda e: True)
+        mutated = [pool.submit(run_subset, promtool, root, keep, mutate) for _, _, root, keep, mutate in runs]
+        done = baseline.result()
+        assert done.returncode == 0, done.stdout + done.stderr
+        results: dict[tuple[str, RuleKey], set[Any]] = {}
+        for (name, keys, *_), changed in zip(runs, mutated):
+            failed = failed_evaluations(changed.result().stdout + changed.result().stderr)
             results.update({(name, key): failed for key in keys})
     return results
 
