@@ -29,7 +29,7 @@ from .pki import bcrypt_hash, make_pki
 
 # values tried in turn until one parses, so the twin test covers options added later too
 CANDIDATES = ["127.0.0.1:9199", "7", "info", "pg.settings", "g=^x", "postgresql://u:pw@127.0.0.1:5432/db",
-              "redis://127.0.0.1:6379/0", "/tmp/some/path", "rq:rq:queue:*"]
+              "redis://127.0.0.1:6379/0", "/tmp/some/path", "rq:rq:queue:*", "data=/tmp"]
 
 
 def _sample(opt: Option) -> str:
