@@ -14,6 +14,9 @@ from typing import ClassVar, Generic, TypeVar
 
 from prometheus_client.core import Metric
 
+from stackwatch.core.option_fields import option
+from stackwatch.core.options import positive_float
+
 __all__ = ["Tier", "Intervals", "Collector", "CollectorDisabled"]
 
 S = TypeVar("S")
@@ -27,13 +30,28 @@ class Tier(enum.Enum):
     RARE = "rare"
 
 
+#: the longest polling interval: a week (a longer wait overflows the platform's timers)
+MAX_INTERVAL = 7 * 24 * 3600.0
+
+
+def interval(text: str) -> float:
+    """Parser of the tier intervals: positive, finite seconds, at most :data:`MAX_INTERVAL`."""
+    value = positive_float(text)
+    if value > MAX_INTERVAL:
+        raise ValueError(f"must be at most {MAX_INTERVAL:.0f} seconds (a week)")
+    return value
+
+
 @dataclass(frozen=True)
 class Intervals:
     """Polling interval in seconds for each tier."""
 
-    fast: float = 15.0
-    slow: float = 300.0
-    rare: float = 3600.0
+    fast: float = option("--interval-fast", "STACKWATCH_INTERVAL_FAST", "seconds between polls of the fast tier "
+                         "(activity, locks, INFO)", default=15.0, parse=interval, metavar="SECONDS")
+    slow: float = option("--interval-slow", "STACKWATCH_INTERVAL_SLOW", "seconds between polls of the slow tier "
+                         "(tables, indexes, sizes, statements)", default=300.0, parse=interval, metavar="SECONDS")
+    rare: float = option("--interval-rare", "STACKWATCH_INTERVAL_RARE", "seconds between polls of the rare tier "
+                         "(index advice)", default=3600.0, parse=interval, metavar="SECONDS")
 
     def of(self, tier: Tier) -> float:
         return {Tier.FAST: self.fast, Tier.SLOW: self.slow, Tier.RARE: self.rare}[tier]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from stackwatch.core.option_fields import from_values, nested, option, options_of
 from stackwatch.core.options import Option, OptionError
 
 from .collector import Collector, Intervals
@@ -18,16 +19,28 @@ from .target import Target
 
 __all__ = ["Common", "ConnectedKind", "ExporterKind", "select_collectors"]
 
-OptionsT = TypeVar("OptionsT")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
+
+
+def _name(text: str) -> str:
+    return text.strip()
 
 
 @dataclass(frozen=True)
 class Common:
     """Settings every kind shares."""
 
-    intervals: Intervals = field(default_factory=Intervals)
-    enabled: frozenset[str] = frozenset()
-    disabled: frozenset[str] = frozenset()
+    intervals: Intervals = nested(Intervals)
+    enabled: frozenset[str] = option(
+        "--enable-collector", "STACKWATCH_ENABLE_COLLECTORS", "turn on a collector that is off by default, "
+        "as PREFIX.NAME (e.g. pg.statements); comma-separated in the environment",
+        repeat=True, split=",", parse=_name, metavar="PREFIX.NAME", convert=frozenset)
+    disabled: frozenset[str] = option(
+        "--disable-collector", "STACKWATCH_DISABLE_COLLECTORS", "turn off a collector, as PREFIX.NAME",
+        repeat=True, split=",", parse=_name, metavar="PREFIX.NAME", convert=frozenset)
 
 
 class ExporterKind(Protocol):
@@ -54,17 +67,25 @@ class ExporterKind(Protocol):
 class ConnectedKind(abc.ABC, Generic[OptionsT]):
     """A kind whose targets are servers reached at an address (a DSN, a URL): PostgreSQL, Redis.
 
-    A kind declares only what differs: :attr:`targets_file_key` (the key of its targets-file
-    entries, also the ``dest`` of its address option), :meth:`check_address`,
-    :meth:`target_name`, :meth:`kind_options` and :meth:`new_target` (its target class); the
-    flags, the targets file and ``/probe`` work the same for every such kind.
+    A kind declares only what differs: :attr:`address` (the option of its addresses; its ``dest``
+    is also the key of its targets-file entries), :attr:`settings` (the dataclass of its
+    collectors' knobs, whose fields declare their options), :meth:`check_address`,
+    :meth:`target_name` and :meth:`new_target` (its target class); the flags, the targets file
+    and ``/probe`` work the same for every such kind.
     """
 
     prefix: str
     title: str
-    options: Sequence[Option]
+    address: Option
+    settings: type[OptionsT]
     collectors: Sequence[type[Collector[Any]]]
-    targets_file_key: str
+
+    def __init__(self) -> None:
+        self.options: Sequence[Option] = (self.address, *options_of(self.settings))
+
+    @property
+    def targets_file_key(self) -> str:
+        return self.address.dest
 
     @abc.abstractmethod
     def check_address(self, address: str) -> None:
@@ -74,9 +95,9 @@ class ConnectedKind(abc.ABC, Generic[OptionsT]):
     def target_name(self, address: str) -> str:
         """A readable name of the target at ``address`` that carries no secret."""
 
-    @abc.abstractmethod
     def kind_options(self, values: Mapping[str, Any]) -> OptionsT:
         """The collectors' knobs from resolved option values."""
+        return from_values(self.settings, values)
 
     @abc.abstractmethod
     def new_target(self, name: str, address: str, collectors: list[Collector[Any]], common: Common,
@@ -85,9 +106,8 @@ class ConnectedKind(abc.ABC, Generic[OptionsT]):
 
     def targets(self, values: Mapping[str, Any], common: Common) -> list[Target[Any]]:
         addresses = [str(a) for a in values.get(self.targets_file_key) or []]
-        option = next(o for o in self.options if o.dest == self.targets_file_key)
         for address in addresses:  # checked here too, so the (redacted) reason is shown
-            self._checked(address, f"{option.flag}/${option.env}")
+            self._checked(address, f"{self.address.flag}/${self.address.env}")
         if not addresses:
             return []
         options = self.kind_options(values)

@@ -8,12 +8,13 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from stackwatch.core.options import Option, OptionError, add_options, positive_float, resolve_options
+from stackwatch.core.option_fields import from_values, nested, option, options_of
+from stackwatch.core.options import Option, OptionError, add_options, resolve_options
 from stackwatch.core.redact import redact_text
 
-from .collector import Intervals
 from .kinds import Common, ExporterKind, check_collector_names
 from .logformat import LOG_FORMAT, OneLineFormatter
 from .server import Exporter, ExporterHTTPServer
@@ -21,7 +22,7 @@ from .target import Target
 from .targets_file import load_targets_file
 from .webconfig import WebConfigFile
 
-__all__ = ["COMMON_OPTIONS", "KINDS", "add_arguments", "all_options", "build", "parse_listen", "run"]
+__all__ = ["COMMON_OPTIONS", "KINDS", "ServerOptions", "add_arguments", "all_options", "build", "parse_listen", "run"]
 
 log = logging.getLogger("stackwatch.exporters")
 
@@ -43,49 +44,30 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-#: the longest polling interval: a week (a longer wait overflows the platform's timers)
-MAX_INTERVAL = 7 * 24 * 3600.0
-
-
-def interval(text: str) -> float:
-    """Parser of the tier intervals: positive, finite seconds, at most :data:`MAX_INTERVAL`."""
-    value = positive_float(text)
-    if value > MAX_INTERVAL:
-        raise ValueError(f"must be at most {MAX_INTERVAL:.0f} seconds (a week)")
-    return value
-
-
-def _names(text: str) -> str:
-    return text.strip()
-
-
 def _log_level(text: str) -> str:
     if text.lower() not in ("debug", "info", "warning", "error"):
         raise ValueError("expected debug, info, warning or error")
     return text.lower()
 
 
-COMMON_OPTIONS: Sequence[Option] = (
-    Option("--listen", "STACKWATCH_LISTEN", "address to serve /metrics, /probe and /-/ready on",
-           default="127.0.0.1:9188", parse=parse_listen, metavar="HOST:PORT"),
-    Option("--targets-file", "STACKWATCH_TARGETS_FILE",
-           "YAML file of named targets for /probe?target=NAME (credentials stay out of URLs)", metavar="PATH"),
-    Option("--interval-fast", "STACKWATCH_INTERVAL_FAST", "seconds between polls of the fast tier "
-           "(activity, locks, INFO)", default=15.0, parse=interval, metavar="SECONDS"),
-    Option("--interval-slow", "STACKWATCH_INTERVAL_SLOW", "seconds between polls of the slow tier "
-           "(tables, indexes, sizes, statements)", default=300.0, parse=interval, metavar="SECONDS"),
-    Option("--interval-rare", "STACKWATCH_INTERVAL_RARE", "seconds between polls of the rare tier "
-           "(index advice)", default=3600.0, parse=interval, metavar="SECONDS"),
-    Option("--enable-collector", "STACKWATCH_ENABLE_COLLECTORS", "turn on a collector that is off by default, "
-           "as PREFIX.NAME (e.g. pg.statements); comma-separated in the environment",
-           repeat=True, split=",", parse=_names, metavar="PREFIX.NAME"),
-    Option("--disable-collector", "STACKWATCH_DISABLE_COLLECTORS", "turn off a collector, as PREFIX.NAME",
-           repeat=True, split=",", parse=_names, metavar="PREFIX.NAME"),
-    Option("--log-level", "STACKWATCH_LOG_LEVEL", "debug, info, warning or error", default="info",
-           parse=_log_level, metavar="LEVEL"),
-    Option("--web.config.file", "STACKWATCH_WEB_CONFIG_FILE", "exporter-toolkit web config (YAML) that turns on "
-           "TLS and/or basic auth for every endpoint; see docs/exporter-security.md", metavar="PATH"),
-)
+@dataclass(frozen=True)
+class ServerOptions:
+    """The exporter server's own options, and those every kind shares (:class:`Common`)."""
+
+    listen: tuple[str, int] = option("--listen", "STACKWATCH_LISTEN", "address to serve /metrics, /probe and "
+                                     "/-/ready on", default="127.0.0.1:9188", parse=parse_listen, metavar="HOST:PORT")
+    targets_file: str | None = option(
+        "--targets-file", "STACKWATCH_TARGETS_FILE",
+        "YAML file of named targets for /probe?target=NAME (credentials stay out of URLs)", metavar="PATH")
+    common: Common = nested(Common)
+    log_level: str = option("--log-level", "STACKWATCH_LOG_LEVEL", "debug, info, warning or error", default="info",
+                            parse=_log_level, metavar="LEVEL")
+    web_config_file: str | None = option(
+        "--web.config.file", "STACKWATCH_WEB_CONFIG_FILE", "exporter-toolkit web config (YAML) that turns on "
+        "TLS and/or basic auth for every endpoint; see docs/exporter-security.md", metavar="PATH")
+
+
+COMMON_OPTIONS: Sequence[Option] = options_of(ServerOptions)
 
 
 def all_options() -> list[Option]:
@@ -100,11 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build(values: Mapping[str, Any]) -> Exporter:
     """The exporter described by resolved option values (raises OptionError on bad input)."""
-    common = Common(
-        intervals=Intervals(values["interval_fast"], values["interval_slow"], values["interval_rare"]),
-        enabled=frozenset(values["enable_collector"]),
-        disabled=frozenset(values["disable_collector"]),
-    )
+    common = from_values(Common, values)
     check_collector_names(KINDS, common)
     targets: list[Target[Any]] = [t for kind in KINDS for t in kind.targets(values, common)]
     names = [(t.prefix, t.name) for t in targets]
@@ -113,9 +91,10 @@ def build(values: Mapping[str, Any]) -> Exporter:
         raise OptionError(f"--postgres-dsn/--redis-url: more than one target named {', '.join(twice)} "
                           f"(the same host, port and database given twice)")
     probe: dict[str, Target[Any]] = {t.name: t for t in targets}
-    if values.get("targets_file"):
+    targets_file = from_values(ServerOptions, values).targets_file
+    if targets_file:
         keys = [kind.targets_file_key for kind in KINDS if kind.targets_file_key]
-        for name, entry in load_targets_file(values["targets_file"], keys).items():
+        for name, entry in load_targets_file(targets_file, keys).items():
             probe[name] = next(t for kind in KINDS if (t := kind.probe_target(name, entry, values, common)))
     return Exporter(targets, probe)
 
@@ -124,13 +103,14 @@ def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
     try:
         values = resolve_options(all_options(), args)
-        _configure_logging(values["log_level"])
-        web = WebConfigFile(values["web_config_file"]) if values.get("web_config_file") else None
+        options = from_values(ServerOptions, values)
+        _configure_logging(options.log_level)
+        web = WebConfigFile(options.web_config_file) if options.web_config_file else None
         exporter = build(values)
     except OptionError as error:
         print(f"stackwatch exporter: {redact_text(str(error))}", file=sys.stderr)
         return 2
-    server = _bind(values["listen"], exporter, web)
+    server = _bind(options.listen, exporter, web)
     if server is None:
         return 2
     _stop_on_signals(server)

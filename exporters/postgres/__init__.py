@@ -8,11 +8,11 @@ indexes, settings), imported from there by its collector.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from stackwatch.core.options import Option, positive_int, regex
-from stackwatch.core.postgres.connection import ConnectionSettings, InvalidDSN, checked_dsn, parse_dsn
+from stackwatch.core.options import Option
+from stackwatch.core.postgres.connection import InvalidDSN, checked_dsn, parse_dsn
 from stackwatch.core.postgres.source import PostgresOptions, PostgresSource
 from stackwatch.core.redact import redact
 
@@ -32,7 +32,7 @@ from .tables import TablesCollector
 from .target import PostgresTarget
 from .wal import WalCollector
 
-__all__ = ["KIND", "COLLECTORS", "PostgresTarget", "PostgresOptions"]
+__all__ = ["ADDRESS", "KIND", "COLLECTORS", "PostgresTarget", "PostgresOptions"]
 
 #: Every PostgreSQL collector and whether it runs by default (``default_enabled`` on the class).
 COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
@@ -52,35 +52,10 @@ COLLECTORS: Sequence[type[Collector[PostgresSource]]] = (
 )
 
 
-#: the collectors' knobs as the dataclass declares them: every default below is written there once
-_DEFAULT = PostgresOptions()
-
-OPTIONS: Sequence[Option] = (
-    Option("--postgres-dsn", "STACKWATCH_POSTGRES_DSN",
-           "PostgreSQL DSN to monitor (URL or key=value); several are separated by newlines",
-           repeat=True, secret=True, parse=checked_dsn, metavar="DSN"),
-    Option("--pg-top-n", "STACKWATCH_PG_TOP_N", "tables/indexes exported per instance before the `other` rollup",
-           default=_DEFAULT.top_n, parse=positive_int, metavar="N"),
-    Option("--pg-statements-top-n", "STACKWATCH_PG_STATEMENTS_TOP_N",
-           "statements exported per instance (sticky union of the tops by time, calls, mean, reads, temp)",
-           default=_DEFAULT.statements_top_n, parse=positive_int, metavar="N"),
-    Option("--pg-slow-statement-seconds", "STACKWATCH_PG_SLOW_STATEMENT_SECONDS",
-           "mean execution time above which a statement counts as slow",
-           default=_DEFAULT.slow_statement_seconds, parse=float, metavar="SECONDS"),
-    Option("--pg-slow-statement-min-calls", "STACKWATCH_PG_SLOW_STATEMENT_MIN_CALLS",
-           "calls in a window below which a statement is a one-off, never counted as slow",
-           default=_DEFAULT.slow_statement_min_calls, parse=positive_int, metavar="N"),
-    Option("--pg-query-text-max-bytes", "STACKWATCH_PG_QUERY_TEXT_MAX_BYTES",
-           "longest normalized statement text exported in pg_stat_statements_query_info (cut on a UTF-8 boundary)",
-           default=_DEFAULT.query_text_max_bytes, parse=positive_int, metavar="BYTES"),
-    Option("--pg-include-databases", "STACKWATCH_PG_INCLUDE_DATABASES",
-           "regex of databases whose tables and indexes are collected", parse=regex, metavar="REGEX"),
-    Option("--pg-exclude-databases", "STACKWATCH_PG_EXCLUDE_DATABASES",
-           "regex of databases to skip", parse=regex, metavar="REGEX"),
-    Option("--pg-statement-timeout-ms", "STACKWATCH_PG_STATEMENT_TIMEOUT_MS",
-           "statement_timeout of every exporter query", default=_DEFAULT.connection.statement_timeout_ms,
-           parse=positive_int, metavar="MS"),
-)
+#: the addresses to monitor; every other option is declared on a field of :class:`PostgresOptions`
+ADDRESS = Option("--postgres-dsn", "STACKWATCH_POSTGRES_DSN",
+                 "PostgreSQL DSN to monitor (URL or key=value); several are separated by newlines",
+                 repeat=True, secret=True, parse=checked_dsn, metavar="DSN")
 
 
 def target_name(dsn: str) -> str:
@@ -93,9 +68,9 @@ def target_name(dsn: str) -> str:
 class _PostgresKind(ConnectedKind[PostgresOptions]):
     prefix = "pg"
     title = "PostgreSQL"
-    options = OPTIONS
+    address = ADDRESS
+    settings = PostgresOptions
     collectors = COLLECTORS
-    targets_file_key = "postgres_dsn"
 
     def check_address(self, address: str) -> None:
         try:
@@ -105,18 +80,6 @@ class _PostgresKind(ConnectedKind[PostgresOptions]):
 
     def target_name(self, address: str) -> str:
         return target_name(address)
-
-    def kind_options(self, values: Mapping[str, Any]) -> PostgresOptions:
-        return PostgresOptions(
-            top_n=values["pg_top_n"],
-            statements_top_n=values["pg_statements_top_n"],
-            slow_statement_seconds=values["pg_slow_statement_seconds"],
-            slow_statement_min_calls=values["pg_slow_statement_min_calls"],
-            query_text_max_bytes=values["pg_query_text_max_bytes"],
-            include_databases=values["pg_include_databases"],
-            exclude_databases=values["pg_exclude_databases"],
-            connection=ConnectionSettings(statement_timeout_ms=values["pg_statement_timeout_ms"]),
-        )
 
     def new_target(self, name: str, address: str, collectors: list[Collector[Any]], common: Common,
                    options: PostgresOptions) -> PostgresTarget:

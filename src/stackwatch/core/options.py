@@ -1,8 +1,10 @@
 """Command-line options with environment twins and ``*_FILE`` secrets, declared as data.
 
-Every exporter option is one :class:`Option` row. The same rows build the argparse parser,
-resolve values (flag, else environment, else ``<ENV>_FILE``, else default) and render the
-README's option table, so the three can never disagree.
+Every option is one :class:`Option` row, declared on the dataclass field it fills
+(:func:`stackwatch.core.option_fields.option`) or, for a command's flat options, in a table.
+The same rows build the argparse parser, resolve values (flag, else environment, else
+``<ENV>_FILE``, else default) and render the README's option table, so the three can never
+disagree.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import yaml
 
 from stackwatch.core.redact import redact_text
 
-__all__ = ["Option", "OptionError", "SafeArgumentParser", "SafeValueError", "add_options", "resolve_options",
-           "markdown_table", "non_negative_float", "positive_int", "positive_float", "ratio", "read_yaml",
-           "regex"]
+__all__ = ["Option", "OptionError", "SafeArgumentParser", "SafeValueError", "add_options", "default_value",
+           "from_environment", "markdown_table", "non_negative_float", "positive_int", "positive_float", "ratio",
+           "read_yaml", "regex", "resolve_options"]
 
 
 class OptionError(ValueError):
@@ -37,26 +39,33 @@ class SafeValueError(ValueError):
 
 @dataclass(frozen=True)
 class Option:
-    """One flag and its environment twin.
+    """One flag and its environment twin (``flag`` None: a setting read from the environment only).
 
     ``repeat`` options collect every occurrence; from the environment their values are
     separated by newlines (``split`` overrides that, e.g. ``","`` for names).
     ``secret`` options also read ``<ENV>_FILE`` and are never echoed in errors.
+    ``fallback`` is a more general variable read when ``env`` is unset (OpenTelemetry's
+    ``OTEL_PYTHON_EXCLUDED_URLS`` behind ``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS``).
+    ``coerce``: a value given in code that is not a string goes through ``parse`` too (lists, sets).
     """
 
-    flag: str
+    flag: str | None
     env: str
-    help: str
+    help: str = ""
     default: Any = None
     parse: Callable[[str], Any] = str
     repeat: bool = False
     secret: bool = False
     split: str = "\n"
     metavar: str | None = None
+    fallback: str | None = None
+    coerce: bool = False
 
     @property
     def dest(self) -> str:
-        return self.flag.lstrip("-").replace("-", "_").replace(".", "_")
+        """The key of its value: the flag's name with underscores (the variable's, lower case,
+        for a setting without a flag)."""
+        return (self.flag or self.env.lower()).lstrip("-").replace("-", "_").replace(".", "_")
 
 
 def positive_int(text: str) -> int:
@@ -199,6 +208,8 @@ def add_options(parser: argparse.ArgumentParser, options: Sequence[Option], titl
     """Add ``options`` to ``parser`` under a titled group; defaults resolve later."""
     group = parser.add_argument_group(title)
     for opt in options:
+        if opt.flag is None:
+            raise TypeError(f"{opt.env} is a setting without a flag: it has no place on a command line")
         env = f"${opt.env}" + (f" or ${opt.env}_FILE" if opt.secret else "")
         default = "" if opt.default in (None, [], "") else f"; default {opt.default}"
         group.add_argument(opt.flag, dest=opt.dest, action="append" if opt.repeat else "store",
@@ -223,7 +234,7 @@ def resolve_options(options: Sequence[Option], namespace: argparse.Namespace,
     for opt in options:
         given = _given(opt, namespace, env)
         if given is None:
-            values[opt.dest] = _default(opt)
+            values[opt.dest] = default_value(opt)
             continue
         raws, source = given
         parsed = [_parse(opt, raw, source) for raw in raws]
@@ -235,23 +246,42 @@ def _given(opt: Option, namespace: argparse.Namespace, env: Mapping[str, str]) -
     """The raw values of ``opt`` and where they came from (the flag, the variable or its file)."""
     given = getattr(namespace, opt.dest, None)
     if given is not None:
-        return (given if opt.repeat else [given]), opt.flag
-    if env.get(opt.env):
-        return _split(opt, env[opt.env]), f"${opt.env}"
-    if opt.secret and env.get(opt.env + "_FILE"):
+        return (given if opt.repeat else [given]), str(opt.flag)
+    found = from_environment(opt, env)
+    if found is None:
+        return None
+    text, variable = found
+    return _split(opt, text), f"${variable}"
+
+
+def from_environment(opt: Option, env: Mapping[str, str], keep_empty: bool = False) -> tuple[str, str] | None:
+    """The raw text of ``opt`` in ``env`` and the variable it came from: ``opt.env``, else its
+    ``fallback``, else (secrets) the file ``<ENV>_FILE`` names; None when none is set.
+
+    An empty variable counts as unset unless ``keep_empty`` (the instrumentation parses it, as
+    the OpenTelemetry SDK does: ``STACKWATCH_METRICS_PORT=`` is no port).
+    """
+    def given(name: str | None) -> bool:
+        return name is not None and (name in env if keep_empty else bool(env.get(name)))
+
+    for name in (opt.env, opt.fallback):
+        if given(name):
+            return env[str(name)], str(name)
+    if opt.secret and given(opt.env + "_FILE"):
         path = env[opt.env + "_FILE"]
         try:
-            text = Path(path).read_text()
+            return Path(path).read_text(), opt.env + "_FILE"
         except OSError as error:
             raise OptionError(f"${opt.env}_FILE: cannot read {redact_text(path)!r}: {error.strerror}") from None
-        return _split(opt, text), f"${opt.env}_FILE"
     return None
 
 
-def _default(opt: Option) -> Any:
+def default_value(opt: Option) -> Any:
+    """The value of ``opt`` when nothing sets it; a string default is written as a user would type
+    it and parsed like their input."""
     default = opt.default
-    if isinstance(default, str):  # defaults are written as a user would type them
-        default = _parse(opt, default, f"default of {opt.flag}")
+    if isinstance(default, str):
+        default = _parse(opt, default, f"default of {opt.flag or opt.env}")
     return list(default or []) if opt.repeat else default
 
 

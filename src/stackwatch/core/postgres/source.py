@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -13,6 +13,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from stackwatch import thresholds
+from stackwatch.core.option_fields import option
+from stackwatch.core.options import positive_int, regex
 
 from . import connection
 from .commands import marked
@@ -22,18 +24,43 @@ __all__ = ["PostgresOptions", "PostgresSource"]
 _LIBRARY_SUFFIX = re.compile(r"\.(?:so|dylib|dll)$")
 
 
+def _connection(statement_timeout_ms: int) -> connection.ConnectionSettings:
+    return connection.ConnectionSettings(statement_timeout_ms=statement_timeout_ms)
+
+
 @dataclass(frozen=True)
 class PostgresOptions:
-    """Knobs of the PostgreSQL collectors (all have CLI flags and environment twins)."""
+    """Knobs of the PostgreSQL collectors, each declared once with its flag and environment twin."""
 
-    top_n: int = 50
-    statements_top_n: int = 100
-    slow_statement_seconds: float = thresholds.POSTGRES.slow_statement_mean_seconds
-    slow_statement_min_calls: int = thresholds.POSTGRES.slow_statement_min_calls
-    query_text_max_bytes: int = 512
-    include_databases: re.Pattern[str] | None = None
-    exclude_databases: re.Pattern[str] | None = None
-    connection: connection.ConnectionSettings = field(default_factory=connection.ConnectionSettings)
+    top_n: int = option("--pg-top-n", "STACKWATCH_PG_TOP_N",
+                        "tables/indexes exported per instance before the `other` rollup",
+                        default=50, parse=positive_int, metavar="N")
+    statements_top_n: int = option(
+        "--pg-statements-top-n", "STACKWATCH_PG_STATEMENTS_TOP_N",
+        "statements exported per instance (sticky union of the tops by time, calls, mean, reads, temp)",
+        default=100, parse=positive_int, metavar="N")
+    slow_statement_seconds: float = option(
+        "--pg-slow-statement-seconds", "STACKWATCH_PG_SLOW_STATEMENT_SECONDS",
+        "mean execution time above which a statement counts as slow",
+        default=thresholds.POSTGRES.slow_statement_mean_seconds, parse=float, metavar="SECONDS")
+    slow_statement_min_calls: int = option(
+        "--pg-slow-statement-min-calls", "STACKWATCH_PG_SLOW_STATEMENT_MIN_CALLS",
+        "calls in a window below which a statement is a one-off, never counted as slow",
+        default=thresholds.POSTGRES.slow_statement_min_calls, parse=positive_int, metavar="N")
+    query_text_max_bytes: int = option(
+        "--pg-query-text-max-bytes", "STACKWATCH_PG_QUERY_TEXT_MAX_BYTES",
+        "longest normalized statement text exported in pg_stat_statements_query_info (cut on a UTF-8 boundary)",
+        default=512, parse=positive_int, metavar="BYTES")
+    include_databases: re.Pattern[str] | None = option(
+        "--pg-include-databases", "STACKWATCH_PG_INCLUDE_DATABASES",
+        "regex of databases whose tables and indexes are collected", parse=regex, metavar="REGEX")
+    exclude_databases: re.Pattern[str] | None = option(
+        "--pg-exclude-databases", "STACKWATCH_PG_EXCLUDE_DATABASES", "regex of databases to skip",
+        parse=regex, metavar="REGEX")
+    connection: connection.ConnectionSettings = option(
+        "--pg-statement-timeout-ms", "STACKWATCH_PG_STATEMENT_TIMEOUT_MS", "statement_timeout of every exporter query",
+        default=connection.ConnectionSettings.statement_timeout_ms, parse=positive_int, metavar="MS",
+        convert=_connection)
 
     def wants_database(self, name: str) -> bool:
         if self.include_databases is not None and not self.include_databases.search(name):

@@ -11,14 +11,17 @@ into one round trip, and is cached between the config collector's slow polls.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from stackwatch.core.option_fields import option
+from stackwatch.core.options import positive_float, positive_int
+
 from .connection import ConnectionSettings
 from .info import Info, parse_info
-from .queue_spec import QueueSpec
+from .queue_spec import SYSTEMS, QueueSpec, parse_queue_option, queue_specs
 
 __all__ = ["CONFIG_KEYS", "OwnLookups", "RedisOptions", "RedisSource"]
 
@@ -34,19 +37,47 @@ CONFIG_KEYS: tuple[str, ...] = (
 )
 
 
+def _delimiter(text: str) -> str:
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _timeouts(seconds: float) -> ConnectionSettings:
+    return ConnectionSettings(socket_timeout=seconds, connect_timeout=seconds)
+
+
 @dataclass(frozen=True)
 class RedisOptions:
-    """Knobs of the Redis collectors (all have CLI flags and environment twins)."""
+    """Knobs of the Redis collectors; those with a flag declare it (and its environment twin) here."""
 
-    ttl_sample_keys: int = 10_000
-    ttl_sample_seconds: float = 2.0
-    ttl_prefixes_max: int = 20
-    ttl_prefix_delimiter: str = ":"
+    connection: ConnectionSettings = option(
+        "--redis-timeout-seconds", "STACKWATCH_REDIS_TIMEOUT_SECONDS",
+        "socket connect and read timeout of the exporter's Redis connection",
+        default=ConnectionSettings.socket_timeout, parse=positive_float, metavar="SECONDS", convert=_timeouts)
+    ttl_sample_keys: int = option("--redis-ttl-sample-keys", "STACKWATCH_REDIS_TTL_SAMPLE_KEYS",
+                                  "most keys the TTL sampler checks per run (one PTTL each)", default=10_000,
+                                  parse=positive_int, metavar="N")
+    ttl_sample_seconds: float = option("--redis-ttl-sample-seconds", "STACKWATCH_REDIS_TTL_SAMPLE_SECONDS",
+                                       "most seconds one TTL sampler run may take", default=2.0,
+                                       parse=positive_float, metavar="SECONDS")
+    ttl_prefixes_max: int = option("--redis-ttl-prefixes-max", "STACKWATCH_REDIS_TTL_PREFIXES_MAX",
+                                   "key prefixes reported by the TTL sampler before the `(other)` group",
+                                   default=20, parse=positive_int, metavar="N")
+    ttl_prefix_delimiter: str = option("--redis-ttl-prefix-delimiter", "STACKWATCH_REDIS_TTL_PREFIX_DELIMITER",
+                                       "a key's prefix is the text before the first occurrence of this",
+                                       default=":", parse=_delimiter, metavar="TEXT")
     ttl_scan_count: int = 1000
     slowlog_fetch: int = 256
-    queues: tuple[QueueSpec, ...] = ()
-    queues_max: int = 50
-    connection: ConnectionSettings = field(default_factory=ConnectionSettings)
+    queues: tuple[QueueSpec, ...] = option(
+        "--redis-queue", "STACKWATCH_REDIS_QUEUES",
+        f"job queues to read, as SYSTEM:PATTERN (SYSTEM one of {', '.join(SYSTEMS)}; PATTERN a key or a "
+        "glob such as rq:queue:*), or `auto` for the layouts whose key names their library fixes (RQ, "
+        "arq, Dramatiq, Bull, Celery's default queue; within the SCAN budgets); one per line in the "
+        "environment", repeat=True, parse=parse_queue_option, metavar="SYSTEM:PATTERN", convert=queue_specs)
+    queues_max: int = option("--redis-queues-max", "STACKWATCH_REDIS_QUEUES_MAX",
+                             "queues per system exported by name before the `(other)` rollup", default=50,
+                             parse=positive_int, metavar="N")
 
 
 @dataclass
