@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Regenerate the generated blocks of README.md (the option tables) from the option rows.
+"""Regenerate the option tables of README.md and docs/instrumentation.md from the options' declarations.
 
-Usage: python scripts/render_readme.py [--check]   (--check: exit 1 when README.md is stale)
+Usage: python scripts/render_readme.py [--check]   (--check: exit 1 when a file is stale)
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+INSTRUMENTATION = ROOT / "docs" / "instrumentation.md"
 
 
 def _exporter_options() -> str:
@@ -28,14 +30,22 @@ def _check_options() -> str:
     return markdown_table(OPTIONS)
 
 
+def _instrumentation_settings() -> str:
+    from stackwatch.core.option_fields import settings_table
+    from stackwatch.instrumentation.config import Settings
+
+    return settings_table(Settings)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "exporter options": _exporter_options,
     "check options": _check_options,
+    "instrumentation settings": _instrumentation_settings,
 }
 
 
 def render(text: str) -> str:
-    """``text`` with every generated block replaced by its current content."""
+    """``text`` with every generated block it holds replaced by its current content."""
     for name, produce in BLOCKS.items():
         pattern = re.compile(rf"(<!-- BEGIN {name} [^>]*-->\n).*?(<!-- END {name} -->)", re.DOTALL)
         if pattern.search(text):
@@ -46,8 +56,8 @@ def render(text: str) -> str:
 def main() -> int:
     from stackwatch.core.generated import write_or_check
 
-    return write_or_check({README: render(README.read_text())}, "--check" in sys.argv,
-                          "python scripts/render_readme.py", README.parent)
+    return write_or_check({path: render(path.read_text()) for path in (README, INSTRUMENTATION)}, "--check" in sys.argv,
+                          "python scripts/render_readme.py", ROOT)
 
 
 if __name__ == "__main__":

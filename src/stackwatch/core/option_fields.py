@@ -23,9 +23,9 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .options import Option, default_value
+from .options import Option, default_value, markdown_table
 
-__all__ = ["field_options", "from_values", "nested", "option", "options_of"]
+__all__ = ["field_options", "from_values", "nested", "option", "options_of", "settings_table"]
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -69,6 +69,13 @@ def field_options(cls: type[DataclassInstance]) -> Iterator[tuple[str, Option]]:
 def options_of(cls: type[DataclassInstance]) -> list[Option]:
     """The option rows of ``cls``'s fields, for argparse, ``--help`` and the README tables."""
     return [row for _, row in field_options(cls)]
+
+
+def settings_table(cls: type[DataclassInstance]) -> str:
+    """The documentation table of a settings dataclass whose options have no flag: keyword, variable,
+    default and meaning (the instrumentation's ``Settings``)."""
+    names, rows = zip(*field_options(cls))
+    return markdown_table(rows, names)
 
 
 def from_values(cls: type[T], values: Mapping[str, Any]) -> T:

@@ -291,11 +291,14 @@ def _split(opt: Option, text: str) -> list[str]:
     return [part.strip() for part in text.split(opt.split) if part.strip()]
 
 
-def markdown_table(options: Sequence[Option]) -> str:
-    """The README table of flags, variables, defaults and meanings."""
-    rows = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
-    for opt in options:
-        env = f"`{opt.env}`" + (f", `{opt.env}_FILE`" if opt.secret else "")
+def markdown_table(options: Sequence[Option], keywords: Sequence[str] | None = None) -> str:
+    """The README table of flags (or, given ``keywords``, the settings' keyword names), variables,
+    defaults and meanings."""
+    rows = [f"| {'flag' if keywords is None else 'keyword'} | environment | default | meaning |", "|---|---|---|---|"]
+    for index, opt in enumerate(options):
+        name = opt.flag if keywords is None else keywords[index]
+        env = (f"`{opt.env}`" + (f", `{opt.env}_FILE`" if opt.secret else "")
+               + (f", else `{opt.fallback}`" if opt.fallback else ""))
         default = "" if opt.default in (None, [], "") else f"`{opt.default}`"
-        rows.append(f"| `{opt.flag}` | {env} | {default} | {opt.help}{' (repeatable)' if opt.repeat else ''} |")
+        rows.append(f"| `{name}` | {env} | {default} | {opt.help}{' (repeatable)' if opt.repeat else ''} |")
     return "\n".join(rows)
