@@ -7,6 +7,7 @@ statement the pool sends on each release is left out (it is not the request's). 
 loggers on the next event-loop iteration (in the request's context); the middleware yields once
 at the end of each request when asyncpg is instrumented, so the last statements still count.
 Strict N+1 mode cannot raise into the query there: with asyncpg it logs.
+``uninstrument_asyncpg`` removes the loggers and gives the pool its own setup hook back.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .errors import NPlusOneError
 from .metrics import Metrics, get_metrics
 from .queries import DeferredSources, record_query
 
-__all__ = ["instrument_asyncpg"]
+__all__ = ["instrument_asyncpg", "uninstrument_asyncpg"]
 
 logger = logging.getLogger("stackwatch.instrumentation")
 _loggers: dict[int, Any] = {}
@@ -66,6 +67,8 @@ def instrument_asyncpg(target: Any, registry: CollectorRegistry | None = None) -
         if original_setup is not None:
             await original_setup(proxy)
 
+    setup._stackwatch_original = original_setup  # type: ignore[attr-defined]
+
     # Each connection holder keeps its own copy of the pool's setup hook (taken when the pool was
     # initialized) and runs it on every acquire: connections the pool opens later, or reopens,
     # get the logger there.
@@ -74,4 +77,28 @@ def instrument_asyncpg(target: Any, registry: CollectorRegistry | None = None) -
         holder._setup = setup
         if holder._con is not None:
             _pooled(holder._con, log)
+    return target
+
+
+def _unlog(con: Any) -> None:
+    for log in _loggers.values():
+        con.remove_query_logger(log)  # a set discard: harmless for a logger it does not have
+
+
+def uninstrument_asyncpg(target: Any) -> Any:
+    """Undo :func:`instrument_asyncpg`: ``target``'s statements are no longer recorded; returns it.
+
+    Harmless on a connection or pool that is not instrumented.
+    """
+    if hasattr(target, "add_query_logger"):
+        _unlog(target)
+        return target
+    ours: Any = getattr(target, "_setup", None)
+    if not hasattr(ours, "_stackwatch_original"):
+        return target
+    target._setup = ours._stackwatch_original
+    for holder in getattr(target, "_holders", ()):
+        holder._setup = target._setup
+        if holder._con is not None:
+            _unlog(holder._con)
     return target

@@ -3,21 +3,26 @@
 psycopg has no execution hooks, but every ``execute`` -- ``conn.execute`` included -- goes through
 the connection's ``cursor_factory``. ``instrument_psycopg`` swaps that factory for a subclass of
 the current one that times ``execute``/``executemany`` and records them; for a ``psycopg_pool``
-pool, each connection is switched when it is checked out.
+pool, each connection is switched when it is checked out. ``uninstrument_psycopg`` puts the
+original factory back (on every connection the pool handed out too) and the pool's own ``getconn``.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from .metrics import Metrics, get_metrics
+from .patching import patch_attribute
 from .queries import record_query
 
-__all__ = ["instrument_psycopg"]
+__all__ = ["instrument_psycopg", "uninstrument_psycopg"]
 
 _SYSTEM = "postgresql"
 _classes: dict[tuple[type, int], type] = {}
@@ -33,6 +38,7 @@ def _text(cursor: Any, query: Any) -> str:
 
 class _SyncTiming:
     _stackwatch_metrics: Metrics
+    _stackwatch_base: type  # the cursor factory it extends, put back by uninstrument_psycopg
 
     def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -51,6 +57,7 @@ class _SyncTiming:
 
 class _AsyncTiming:
     _stackwatch_metrics: Metrics
+    _stackwatch_base: type
 
     async def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -74,13 +81,28 @@ def _timed_cursor_class(base: type, metrics: Metrics) -> type:
     cls = _classes.get(key)
     if cls is None:
         mixin = _AsyncTiming if inspect.iscoroutinefunction(getattr(base, "execute", None)) else _SyncTiming
-        cls = _classes[key] = type(base.__name__, (mixin, base), {"_stackwatch_metrics": metrics})
+        cls = _classes[key] = type(base.__name__, (mixin, base), {"_stackwatch_metrics": metrics,
+                                                                   "_stackwatch_base": base})
     return cls
 
 
 def _instrument_connection(conn: Any, metrics: Metrics) -> Any:
     conn.cursor_factory = _timed_cursor_class(conn.cursor_factory, metrics)
     return conn
+
+
+def _uninstrument_connection(conn: Any) -> None:
+    timed = conn.cursor_factory
+    if issubclass(timed, (_SyncTiming, _AsyncTiming)):
+        conn.cursor_factory = timed._stackwatch_base
+
+
+@dataclass
+class _PoolPatch:
+    """What ``instrument_psycopg`` changed on a pool: its ``getconn``, and the connections it switched."""
+
+    undo_getconn: Callable[[], None]
+    connections: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
 
 
 def instrument_psycopg(target: Any, registry: CollectorRegistry | None = None) -> Any:
@@ -94,20 +116,42 @@ def instrument_psycopg(target: Any, registry: CollectorRegistry | None = None) -
         return _instrument_connection(target, metrics)
     if not hasattr(target, "getconn"):
         raise TypeError(f"instrument_psycopg: expected a psycopg connection or pool, got {type(target).__qualname__}")
-    if getattr(target, "_stackwatch_psycopg", False):
+    if isinstance(getattr(target, "_stackwatch_psycopg", None), _PoolPatch):
         return target
     getconn = target.getconn
+    switched: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def switch(conn: Any) -> Any:
+        switched.add(conn)
+        return _instrument_connection(conn, metrics)
+
     if inspect.iscoroutinefunction(getconn):
 
         async def getconn_async(*args: Any, **kwargs: Any) -> Any:
-            return _instrument_connection(await getconn(*args, **kwargs), metrics)
+            return switch(await getconn(*args, **kwargs))
 
-        target.getconn = getconn_async
+        undo = patch_attribute(target, "getconn", getconn_async)
     else:
 
         def getconn_sync(*args: Any, **kwargs: Any) -> Any:
-            return _instrument_connection(getconn(*args, **kwargs), metrics)
+            return switch(getconn(*args, **kwargs))
 
-        target.getconn = getconn_sync
-    target._stackwatch_psycopg = True
+        undo = patch_attribute(target, "getconn", getconn_sync)
+    target._stackwatch_psycopg = _PoolPatch(undo, switched)
+    return target
+
+
+def uninstrument_psycopg(target: Any) -> Any:
+    """Undo :func:`instrument_psycopg`: ``target``'s statements are no longer recorded; returns it.
+
+    Harmless on a connection or pool that is not instrumented.
+    """
+    if hasattr(target, "cursor_factory"):
+        _uninstrument_connection(target)
+        return target
+    patch = vars(target).pop("_stackwatch_psycopg", None)
+    if isinstance(patch, _PoolPatch):
+        patch.undo_getconn()
+        for conn in list(patch.connections):
+            _uninstrument_connection(conn)
     return target

@@ -2,7 +2,7 @@
 
 Works for any dialect and driver (``db_system_name`` is the dialect name); for an ``AsyncEngine``
 the events go on its ``sync_engine``. The statement recorded is the one sent to the driver, with
-placeholders, never the bound values.
+placeholders, never the bound values. ``uninstrument_sqlalchemy`` removes the listeners.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .errors import NPlusOneError
 from .metrics import get_metrics
 from .queries import record_query
 
-__all__ = ["instrument_sqlalchemy"]
+__all__ = ["instrument_sqlalchemy", "uninstrument_sqlalchemy"]
 
 
 def instrument_sqlalchemy(engine: Any, registry: CollectorRegistry | None = None) -> Any:
@@ -45,8 +45,19 @@ def instrument_sqlalchemy(engine: Any, registry: CollectorRegistry | None = None
         if started is not None and exception_context.statement:
             record_query(metrics, system, exception_context.statement, time.perf_counter() - started)
 
-    event.listen(sync_engine, "before_cursor_execute", before)
-    event.listen(sync_engine, "after_cursor_execute", after)
-    event.listen(sync_engine, "handle_error", failed)
-    sync_engine._stackwatch_sqlalchemy = True
+    listeners = (("before_cursor_execute", before), ("after_cursor_execute", after), ("handle_error", failed))
+    for name, listener in listeners:
+        event.listen(sync_engine, name, listener)
+    sync_engine._stackwatch_sqlalchemy = listeners
+    return engine
+
+
+def uninstrument_sqlalchemy(engine: Any) -> Any:
+    """Undo :func:`instrument_sqlalchemy`: statements through ``engine`` are no longer recorded;
+    harmless on an engine that is not instrumented; returns it."""
+    from sqlalchemy import event
+
+    sync_engine = getattr(engine, "sync_engine", engine)
+    for name, listener in vars(sync_engine).pop("_stackwatch_sqlalchemy", ()):
+        event.remove(sync_engine, name, listener)
     return engine

@@ -278,6 +278,13 @@ class Metrics:
             self._pools.append(watch)
         _refreshed(watch)
 
+    def unwatch_pool(self, watch: Any) -> None:
+        """Stop refreshing ``watch`` and drop its gauges, unless another watched pool reports under its name."""
+        with self._pools_lock:
+            self._pools = [w for w in self._pools if w is not watch]
+            if all(w.name != watch.name for w in self._pools):
+                watch.forget()
+
     def refresh_pools(self) -> None:
         """Copy every watched pool's figures into the gauges; forget pools that are gone.
 

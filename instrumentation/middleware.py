@@ -23,13 +23,14 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from .asgi import ASGIApp, Receive, Scope, Send
 from .cache_control import CacheControlCounter
 from .config import Settings
 from .event_loop import LoopWatch
@@ -40,10 +41,10 @@ from .routes import UNMATCHED, RouteTemplates, route_path
 from .sentry import SentryReporter
 from .tracing import extract_context, set_valid_attributes
 
-__all__ = ["ServerRequestHook", "ServerResponseHook", "StackwatchMiddleware"]
+__all__ = ["Endpoint", "ServerRequestHook", "ServerResponseHook", "StackwatchMiddleware"]
 
-ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
-Endpoint = Callable[[Any, Any, Any], Awaitable[None]]
+Endpoint = ASGIApp
+"""An endpoint stackwatch answers itself (``/metrics``, the health paths) before routing."""
 ServerRequestHook = Callable[[trace.Span, dict[str, Any]], None]
 """``hook(span, scope)``: called with the server span and the ASGI scope when a request starts."""
 ServerResponseHook = Callable[[trace.Span, dict[str, Any], dict[str, Any] | None], None]
@@ -204,7 +205,7 @@ class StackwatchMiddleware:
 
         return watched
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             if not self._started:

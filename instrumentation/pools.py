@@ -9,7 +9,8 @@ psycopg_pool, whose size also counts connections being opened or re-opened, the 
 is wrapped too and "used" is what clients hold, so a pool reconnecting to a database that is
 down does not look saturated. The
 gauges are refreshed when the registry is collected (and, in multiprocess mode, at most once a
-second at the end of a request, since a scrape only reaches one worker).
+second at the end of a request, since a scrape only reaches one worker). ``uninstrument_pool(pool)``
+gives the pool its own methods back and removes its gauges.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from .metrics import Metrics, get_metrics
+from .patching import patch_attribute
 
-__all__ = ["PoolWatch", "instrument_pool"]
+__all__ = ["PoolWatch", "instrument_pool", "uninstrument_pool"]
 
 Stats = Callable[[Any], "tuple[int, int, int]"]  # pool -> (idle, used, max)
 
@@ -60,7 +62,7 @@ class PoolWatch:
         except TypeError:  # asyncpg pools have __slots__ without __weakref__: they live as long as we do
             self._pool = lambda: pool
         self._stats = stats
-        self._metrics = metrics
+        self.metrics = metrics
         self._wait = metrics.pool_wait.labels(name)
         self._gauges = (
             metrics.pool_connections.labels(name, "idle"),
@@ -150,10 +152,10 @@ class PoolWatch:
     def forget(self) -> None:
         """Drop the gauges of a pool that is gone (only when no live pool reports under its name)."""
         for state in ("idle", "used"):
-            self._metrics.pool_connections.remove(self.name, state)
-        self._metrics.pool_max.remove(self.name)
-        self._metrics.pool_pending.remove(self.name)
-        self._metrics.pool_info.remove(self.name, *self._settings)
+            self.metrics.pool_connections.remove(self.name, state)
+        self.metrics.pool_max.remove(self.name)
+        self.metrics.pool_pending.remove(self.name)
+        self.metrics.pool_info.remove(self.name, *self._settings)
 
 
 def _psycopg_stats(pool: Any) -> tuple[int, int, int]:
@@ -244,15 +246,25 @@ def _asyncpg_timed_class(cls: type) -> type:
 
 
 def _install_method(target: Any, method: str, watch: PoolWatch) -> None:
-    setattr(target, method, watch.timed(getattr(target, method)))
+    undo = [patch_attribute(target, method, watch.timed(getattr(target, method)))]
     if method == "getconn":  # psycopg_pool: count what clients hold through its release method
-        target.putconn = watch.counted(target.putconn)
+        undo.append(patch_attribute(target, "putconn", watch.counted(target.putconn)))
     target._stackwatch_pool_watch = watch
+    target._stackwatch_pool_undo = undo  # on the pool, not the watch: the watch must not keep it alive
 
 
 def _install_asyncpg(target: Any, method: str, watch: PoolWatch) -> None:
     _asyncpg_watches[id(target)] = watch
     target.__class__ = _asyncpg_timed_class(type(target))
+
+
+def _uninstall(target: Any) -> None:
+    if _asyncpg_watches.pop(id(target), None) is not None:
+        target.__class__ = type(target).__bases__[0]  # the pool's own class, which the timed one extends
+        return
+    for step in vars(target).pop("_stackwatch_pool_undo"):
+        step()
+    del target._stackwatch_pool_watch
 
 
 def _installed(target: Any) -> PoolWatch | None:
@@ -294,3 +306,14 @@ def instrument_pool(pool: Any, name: str | None = None, registry: CollectorRegis
     install(target, acquire_name, watch)
     metrics.watch_pool(watch)
     return watch
+
+
+def uninstrument_pool(pool: Any) -> None:
+    """Undo :func:`instrument_pool`: the pool's methods are its own again and its gauges are gone
+    (unless another watched pool reports under the same name); harmless when not instrumented."""
+    target = _resolve(pool)[0]
+    watch = _installed(target)
+    if watch is None:
+        return
+    _uninstall(target)
+    watch.metrics.unwatch_pool(watch)
