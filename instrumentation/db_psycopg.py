@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from .metrics import Metrics, get_metrics
-from .patching import patch_attribute
+from .patching import wrap_method
 from .queries import record_query
 
 __all__ = ["instrument_psycopg", "uninstrument_psycopg"]
@@ -118,26 +118,26 @@ def instrument_psycopg(target: Any, registry: CollectorRegistry | None = None) -
         raise TypeError(f"instrument_psycopg: expected a psycopg connection or pool, got {type(target).__qualname__}")
     if isinstance(getattr(target, "_stackwatch_psycopg", None), _PoolPatch):
         return target
-    getconn = target.getconn
     switched: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def switch(conn: Any) -> Any:
         switched.add(conn)
         return _instrument_connection(conn, metrics)
 
-    if inspect.iscoroutinefunction(getconn):
+    def wrap(getconn: Any) -> Any:
+        if inspect.iscoroutinefunction(getconn):
 
-        async def getconn_async(*args: Any, **kwargs: Any) -> Any:
-            return switch(await getconn(*args, **kwargs))
+            async def getconn_async(*args: Any, **kwargs: Any) -> Any:
+                return switch(await getconn(*args, **kwargs))
 
-        undo = patch_attribute(target, "getconn", getconn_async)
-    else:
+            return getconn_async
 
         def getconn_sync(*args: Any, **kwargs: Any) -> Any:
             return switch(getconn(*args, **kwargs))
 
-        undo = patch_attribute(target, "getconn", getconn_sync)
-    target._stackwatch_psycopg = _PoolPatch(undo, switched)
+        return getconn_sync
+
+    target._stackwatch_psycopg = _PoolPatch(wrap_method(target, "getconn", wrap), switched)
     return target
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from .metrics import Metrics, get_metrics
-from .patching import patch_attribute
+from .patching import wrap_method
 
 __all__ = ["PoolWatch", "instrument_pool", "uninstrument_pool"]
 
@@ -246,9 +246,9 @@ def _asyncpg_timed_class(cls: type) -> type:
 
 
 def _install_method(target: Any, method: str, watch: PoolWatch) -> None:
-    undo = [patch_attribute(target, method, watch.timed(getattr(target, method)))]
+    undo = [wrap_method(target, method, watch.timed)]
     if method == "getconn":  # psycopg_pool: count what clients hold through its release method
-        undo.append(patch_attribute(target, "putconn", watch.counted(target.putconn)))
+        undo.append(wrap_method(target, "putconn", watch.counted))
     target._stackwatch_pool_watch = watch
     target._stackwatch_pool_undo = undo  # on the pool, not the watch: the watch must not keep it alive
 
