@@ -82,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build(values: Mapping[str, Any]) -> Exporter:
     """The exporter described by resolved option values (raises OptionError on bad input)."""
-    common = from_values(Common, values)
+    server = from_values(ServerOptions, values)
+    common = server.common
     check_collector_names(KINDS, common)
     targets: list[Target[Any]] = [t for kind in KINDS for t in kind.targets(values, common)]
     names = [(t.prefix, t.name) for t in targets]
@@ -91,10 +92,9 @@ def build(values: Mapping[str, Any]) -> Exporter:
         raise OptionError(f"--postgres-dsn/--redis-url: more than one target named {', '.join(twice)} "
                           f"(the same host, port and database given twice)")
     probe: dict[str, Target[Any]] = {t.name: t for t in targets}
-    targets_file = from_values(ServerOptions, values).targets_file
-    if targets_file:
+    if server.targets_file:
         keys = [kind.targets_file_key for kind in KINDS if kind.targets_file_key]
-        for name, entry in load_targets_file(targets_file, keys).items():
+        for name, entry in load_targets_file(server.targets_file, keys).items():
             probe[name] = next(t for kind in KINDS if (t := kind.probe_target(name, entry, values, common)))
     return Exporter(targets, probe)
 
