@@ -93,10 +93,12 @@ def uninstrument_asyncpg(target: Any) -> Any:
     if hasattr(target, "add_query_logger"):
         _unlog(target)
         return target
-    ours: Any = getattr(target, "_setup", None)
-    if not hasattr(ours, "_stackwatch_original"):
+    setup: Any = getattr(target, "_setup", None)
+    if not hasattr(setup, "_stackwatch_original"):
         return target
-    target._setup = ours._stackwatch_original
+    while hasattr(setup, "_stackwatch_original"):  # instrumented more than once (for several registries)
+        setup = setup._stackwatch_original
+    target._setup = setup
     for holder in getattr(target, "_holders", ()):
         holder._setup = target._setup
         if holder._con is not None:

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 import redis
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 from sqlalchemy import create_engine, text
 
@@ -128,6 +129,7 @@ async def test_asyncpg_connection_and_pool(dsn, registry) -> None:  # noqa: F811
 
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
     instrument_asyncpg(pool, registry=registry)
+    instrument_asyncpg(pool, registry=CollectorRegistry())  # a second registry: undone together
     async with pool.acquire() as held:
         await held.execute("SELECT 1")
     await asyncio.sleep(0)
@@ -186,8 +188,6 @@ async def test_asyncpg_pool_gauges_go(dsn, registry) -> None:  # noqa: F811
 
 
 async def test_one_options_value_and_the_keywords_both_work(registry) -> None:
-    from prometheus_client import CollectorRegistry
-
     app = FastAPI()
 
     @app.get("/hi")
