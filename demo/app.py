@@ -18,7 +18,8 @@ Configuration (environment): ``DATABASE_URL`` (or ``DEMO_DATABASE_URL``), ``REDI
 ``DEMO_REDIS_URL``), ``DEMO_CACHE_TTL`` seconds, plus every ``OTEL_*``/``SENTRY_*``/
 ``STACKWATCH_*`` variable of the instrumentation. Nothing connects at import: the pool opens
 and the schema is created when the app starts. Every response says how it may be cached
-(``Cache-Control``), as the checklist's CDN section asks.
+(``Cache-Control``), as the checklist's CDN section asks, and responses of 1 KiB or more go out
+gzipped when the client accepts it (the checklist's response compression).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException, Response
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import AsyncConnectionPool
 from rq import Queue
@@ -46,6 +48,7 @@ from stackwatch.instrumentation import (
     redis_check,
 )
 from stackwatch.instrumentation.jobs_rq import instrument_rq
+from stackwatch.thresholds import HTTP
 
 from . import jobs
 
@@ -193,6 +196,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         raise RuntimeError("demo failure")
 
     app.mount("/static", FingerprintedStatic(directory=STATIC_DIR), name="static")
+    app.add_middleware(GZipMiddleware, minimum_size=HTTP.compression_min_bytes)
     instrument(app, health_checks={"database": database_check(pool), "redis": redis_check(client)})
     return app
 

@@ -20,15 +20,14 @@ The most restrictive directive wins (``public, no-store`` is ``no-store``).
 
 from __future__ import annotations
 
-from typing import Any
+from functools import lru_cache
 
 from stackwatch.core.cache_headers import directives as parse
 
-__all__ = ["CLASSES", "CacheControlCounter", "cache_control_class"]
+__all__ = ["CLASSES", "cache_control_class", "cache_control_of"]
 
 #: every label value, most restrictive first
 CLASSES = ("no-store", "private-no-cache", "public-immutable", "public", "none")
-_HEADER = b"cache-control"
 #: distinct raw header values whose class is memoized (an app sends a handful)
 _MEMO_LIMIT = 256
 
@@ -49,29 +48,7 @@ def cache_control_class(value: str | None) -> str:
     return "public"
 
 
-class CacheControlCounter:
-    """Counts one response per request into the family, reading the ``http.response.start`` headers."""
-
-    def __init__(self, family: Any) -> None:
-        self.family = family
-        self._classes: dict[bytes | None, str] = {}
-        self._children: dict[tuple[str, str], Any] = {}
-
-    def count(self, route: str, response_start: Any) -> None:
-        """Count the response that ``response_start`` began (None: no response was started)."""
-        if response_start is None:
-            return
-        raw = None
-        for name, value in response_start.get("headers", ()):
-            if name.lower() == _HEADER:
-                raw = bytes(value)
-                break
-        kind = self._classes.get(raw)
-        if kind is None:
-            kind = cache_control_class(None if raw is None else raw.decode("latin-1"))
-            if len(self._classes) < _MEMO_LIMIT:
-                self._classes[raw] = kind
-        child = self._children.get((route, kind))
-        if child is None:
-            child = self._children[(route, kind)] = self.family.labels(route, kind)
-        child.inc()
+@lru_cache(maxsize=_MEMO_LIMIT)
+def cache_control_of(raw: bytes | None) -> str:
+    """:func:`cache_control_class` of a raw header value, memoized (the per-request path)."""
+    return cache_control_class(None if raw is None else raw.decode("latin-1"))

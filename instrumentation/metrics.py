@@ -256,6 +256,20 @@ class Metrics:
             ["http_route", "cache_control"],
             registry=registry,
         )
+        self.content_encoding = Counter(
+            "http_server_responses_content_encoding",
+            "HTTP server responses worth compressing (compressible type, sent encoded or from 1 KiB) by route and "
+            "Content-Encoding class (gzip|br|zstd|deflate|identity|other).",
+            ["http_route", "content_encoding"],
+            registry=registry,
+        )
+        self.cdn_requests = Counter(
+            "http_server_requests_cdn",
+            "HTTP server requests by route and the CDN their headers say they came through "
+            "(cloudflare|cloudfront|fastly|akamai|azure|other|none).",
+            ["http_route", "cdn"],
+            registry=registry,
+        )
         self.instrumentation_info = InfoSeries(registry)
         self.health_last_run = Gauge(
             "health_check_last_run_timestamp_seconds",

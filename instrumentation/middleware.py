@@ -31,9 +31,9 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .asgi import ASGIApp, Receive, Scope, Send
-from .cache_control import CacheControlCounter
 from .config import Settings
 from .event_loop import LoopWatch
+from .header_counts import HeaderCounts
 from .headers import HeaderCapture
 from .metrics import Metrics, gauge_adder, observe
 from .queries import DeferredSources, NPlusOnePolicy, RequestQueries, request_queries
@@ -179,7 +179,7 @@ class StackwatchMiddleware:
         excluded = settings.excluded_urls
         self.excluded = re.compile("|".join(f"(?:{p})" for p in excluded)) if excluded else None
         self.templates = RouteTemplates()
-        self.cache_control = CacheControlCounter(metrics.cache_control) if metrics is not None else None
+        self.header_counts = HeaderCounts(metrics) if metrics is not None else None
         self.loop_watch = (LoopWatch(metrics, self.templates, settings.event_loop_block_threshold)
                            if metrics is not None and settings.event_loop else None)
         self._series: dict[tuple[str, str, int], _Series] = {}
@@ -281,8 +281,8 @@ class StackwatchMiddleware:
         if exchange.active is not None:
             exchange.active(-1)
             self._observe(series, elapsed, exchange)
-        if self.cache_control is not None:
-            self.cache_control.count(series.route, exchange.response_start)
+        if self.header_counts is not None:
+            self.header_counts.count(series.route, exchange.scope, exchange.response_start, exchange.sent)
         if exchange.span is not None and (exchange.owned or exchange.on_response_start is not None):
             self._annotate(exchange, error, series)
         return series.route

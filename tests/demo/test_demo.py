@@ -44,6 +44,8 @@ def test_endpoints_produce_every_signal(serve, demo_env):
     with serve(app) as base, httpx.Client(base_url=base, timeout=20) as client:
         before = samples(client.get("/metrics").text)
         assert len(client.get("/books?limit=5").json()) == 5
+        large = client.get("/books?limit=40", headers={"Accept-Encoding": "gzip"})
+        assert large.headers["content-encoding"] == "gzip" and len(large.json()) == 40
         assert client.get("/authors/3").json() == {"id": 3, "name": "Author 3"}
         assert client.get("/authors/3").json()["id"] == 3
         assert client.put("/authors/4", params={"name": "Renamed"}).json()["name"] == "Renamed"
@@ -61,6 +63,11 @@ def test_endpoints_produce_every_signal(serve, demo_env):
                if value(after, "http_server_responses_cache_control_total", http_route=route, cache_control=kind)}
     assert classes == {("/books", "public"), ("/reports/slow", "no-store"), ("/static", "public-immutable")}
     assert set(health.json()["checks"]) == {"database", "redis"}
+    # the 40 books (~2 KiB) went out gzipped, the 5 (< 1 KiB) are not worth counting
+    assert value(after, "http_server_responses_content_encoding_total", http_route="/books", content_encoding="gzip") == 1
+    assert value(after, "http_server_responses_content_encoding_total", http_route="/books",
+                 content_encoding="identity") == 0
+    assert value(after, "http_server_requests_cdn_total", http_route="/static", cdn="none") == 1
     route = "/authors/{author_id}/books"
     assert value(after, "db_client_n_plus_one_total", http_route=route) - value(before, "db_client_n_plus_one_total", http_route=route) == 1
     hits = value(after, "cache_requests_total", cache="authors", result="hit") - value(before, "cache_requests_total", cache="authors", result="hit")

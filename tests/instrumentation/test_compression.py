@@ -1,0 +1,81 @@
+"""Responses worth compressing counted by Content-Encoding class and route, through a real uvicorn
+server with Starlette's GZipMiddleware."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI, Response
+from fastapi.middleware.gzip import GZipMiddleware
+from prometheus_client.parser import text_string_to_metric_families
+
+from stackwatch.instrumentation import instrument
+from stackwatch.instrumentation.compression import CLASSES, compressible, compression_class, content_encoding_class
+from stackwatch.thresholds import HTTP
+from tests.fixtures.uvicorn import serve_app
+
+FAMILY = "http_server_responses_content_encoding"
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("gzip", "gzip"), ("x-gzip", "gzip"), ("BR", "br"), ("zstd", "zstd"), ("deflate", "deflate"),
+    ("gzip, br", "br"), ("identity", "identity"), (None, "identity"), (" , ", "identity"), ("compress", "other"),
+])
+def test_encodings_fall_into_the_bounded_classes(header: str | None, expected: str) -> None:
+    assert content_encoding_class(header) == expected
+    assert expected in CLASSES
+
+
+@pytest.mark.parametrize(("content_type", "expected"), [
+    ("application/json", True), ("text/html; charset=utf-8", True), ("application/problem+json", True),
+    ("image/svg+xml", True), ("Application/JavaScript", True), ("text/css", True),
+    ("text/event-stream", False), ("image/png", False), ("font/woff2", False), ("application/zip", False),
+    ("application/octet-stream", False), (None, False),
+])
+def test_only_text_like_types_are_compressible(content_type: str | None, expected: bool) -> None:
+    assert compressible(content_type) is expected
+
+
+def test_small_identity_bodies_are_not_counted_but_small_encoded_ones_are() -> None:
+    small, large = HTTP.compression_min_bytes - 1, HTTP.compression_min_bytes
+    assert compression_class(None, b"application/json", small, large) is None
+    assert compression_class(None, b"application/json", large, large) == "identity"
+    assert compression_class(b"gzip", b"application/json", 300, large) == "gzip"
+    assert compression_class(b"gzip", b"application/json", 0, large) is None  # HEAD: no body went out
+
+
+def _samples(text: str) -> dict[tuple[str, str], float]:
+    return {(s.labels["http_route"], s.labels["content_encoding"]): s.value
+            for family in text_string_to_metric_families(text) if family.name == FAMILY
+            for s in family.samples if s.name.endswith("_total")}
+
+
+def test_gzip_and_large_identity_responses_are_counted_small_and_binary_ones_not(registry, clean_env) -> None:
+    app = FastAPI()
+    app.add_middleware(GZipMiddleware, minimum_size=HTTP.compression_min_bytes)
+    rows = [{"id": n, "title": f"Book number {n}"} for n in range(100)]  # ~3 KiB of JSON
+
+    @app.get("/books")
+    async def books() -> list[dict[str, object]]:
+        return rows
+
+    @app.get("/tiny")
+    async def tiny() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/logo.png")
+    async def logo() -> Response:
+        return Response(b"\x89PNG" + bytes(4096), media_type="image/png")
+
+    instrument(app, registry=registry, traces=False, environ=clean_env)
+    with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        assert not _samples(client.get("/metrics").text)
+        gzipped = client.get("/books", headers={"Accept-Encoding": "gzip"})
+        assert gzipped.headers["content-encoding"] == "gzip"
+        plain = client.get("/books", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and len(plain.content) >= HTTP.compression_min_bytes
+        client.get("/tiny", headers={"Accept-Encoding": "identity"}).raise_for_status()
+        client.get("/tiny", headers={"Accept-Encoding": "gzip"}).raise_for_status()
+        client.get("/logo.png", headers={"Accept-Encoding": "gzip"}).raise_for_status()
+        text = client.get("/metrics").text
+    assert _samples(text) == {("/books", "gzip"): 1.0, ("/books", "identity"): 1.0}
