@@ -15,6 +15,7 @@ from stackwatch.core.text import byte_size
 from stackwatch.promql import (
     DATA_FILESYSTEMS,
     cache_request_rate,
+    compressed_share,
     filesystem_avail_ratio,
     instance_request_share,
     instances_up,
@@ -1055,6 +1056,28 @@ def _service() -> tuple[Alert, ...]:
             threshold=f"> {percent(HTTP.event_loop_blocked_ratio)} of the time",
             meaning=(f"share of time the event loop was blocked (stalls of {duration(HTTP.event_loop_block_seconds)}+) "
                      f"by requests of the route, {W} rate"),
+        ),
+        Alert(
+            alert="HttpResponsesUncompressed",
+            expr=(f"{compressed_share('job', W)} < {num(HTTP.compressed_ratio)}"
+                  f" and sum by (job) (rate(http_server_responses_content_encoding_total[{W}]))"
+                  f" > {num(HTTP.min_compressible_per_second)}"),
+            for_=FOR.http_responses_uncompressed,
+            severity="warning",
+            summary=f"{label('job')} compresses only {PCT} of the responses worth compressing",
+            description=(
+                f"Of the responses of {label('job')} where compression matters (a text type: JSON, HTML, CSS, "
+                f"JavaScript...; sent encoded, or of {HTTP.compression_min_bytes} bytes and more), only {PCT} went "
+                f"out with a Content-Encoding over the last {W} (target: at least {percent(HTTP.compressed_ratio)}, "
+                f"checked above {num(HTTP.min_compressible_per_second)} such responses/s): large text crosses the "
+                "network uncompressed (checklist: response compression enabled). Enable gzip "
+                f"(Starlette/FastAPI: app.add_middleware(GZipMiddleware, minimum_size={HTTP.compression_min_bytes}))"
+                " or find the routes the Service dashboard shows bypassing it."
+            ),
+            runbook="service", dashboard="service",
+            threshold=(f"< {percent(HTTP.compressed_ratio)} encoded (with > "
+                       f"{num(HTTP.min_compressible_per_second)} compressible responses/s)"),
+            meaning=f"responses sent encoded over the responses where compression matters, by service, {W} rate",
         ),
         *_health_checks(),
         Alert(

@@ -229,9 +229,10 @@ _NOT_ALERTED: tuple[tuple[str, str], ...] = (
      "and the hit-ratio alerts catch its consequences."),
     ("Cache invalidation on writes", "not observable from metrics: stale reads look like hits. Only the "
      "application's tests can prove it."),
-    ("CDN for static assets", "outside this stack: the CDN's own monitoring watches it."),
-    ("Response compression enabled (gzip)", "a configuration fact, not an incident: `stackwatch check` "
-     "(`app.compression`) verifies it."),
+    ("CDN for static assets", "a design choice, not an incident: the Checklist's \"Static assets via CDN\" "
+     "stat shows how much of the fingerprinted assets' traffic reaches the origin straight "
+     "(`http_server_requests_cdn_total`), `stackwatch check` (`app.cdn`) asks a public URL; the CDN's own "
+     "monitoring watches the CDN."),
     ("Load balancing configured", "its configuration is not visible to Prometheus; its failures are: "
      "TargetDown, ServiceDown and HttpTrafficAbsent."),
     ("Unbounded queries (no LIMIT)", "many rows per call is legitimate for exports and reports, so it is a "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from stackwatch.thresholds import POSTGRES, SELECTORS, UNJUDGED_COMMANDS
 
-__all__ = ["DATA_FILESYSTEMS", "TTL_COMMANDS", "cache_request_rate", "filesystem_avail_ratio", "http_request_quantile",
+__all__ = ["DATA_FILESYSTEMS", "TTL_COMMANDS", "cache_request_rate", "compressed_share", "filesystem_avail_ratio", "http_request_quantile",
            "http_request_rate", "instance_request_share", "instances_up", "job_queue_oldest_age", "le_matcher",
            "memory_used_ratio", "n_plus_one_detections", "pg_sessions_per_transaction", "pool_wait_mean",
            "recent_increase", "redis_lookup_rate", "select_rows_per_call", "statement_mean_seconds"]
@@ -76,6 +76,18 @@ def n_plus_one_detections(window: str, by: str | None = None, selector: str = ""
     (a route's counter is born with its first detection: :func:`recent_increase`)."""
     total = "sum" if by is None else f"sum by ({by})"
     return f"{total} ({recent_increase(f'db_client_n_plus_one_total{selector}', window)})"
+
+
+def compressed_share(by: str | None, window: str, selector: str = "") -> str:
+    """Share of the responses where compression matters (``http_server_responses_content_encoding_total``:
+    compressible, sent encoded or of 1 KiB and more) that went out encoded; 0 when none did.
+    ``by=None`` sums everything; ``selector`` (``{...}``) narrows every series."""
+    total = "sum" if by is None else f"sum by ({by})"
+    family = "http_server_responses_content_encoding_total"
+    encoded_only = _narrowed(selector, 'content_encoding!="identity"')
+    every = f"{total} (rate({family}{selector}[{window}]))"
+    encoded = f"{total} (rate({family}{encoded_only}[{window}]))"
+    return f"({encoded} or {every} * 0) / {every}"
 
 
 def recent_increase(series: str, window: str) -> str:

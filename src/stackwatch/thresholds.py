@@ -220,6 +220,16 @@ class HttpThresholds:
     n_plus_one_detections: int = 0
     #: responses over 1 KiB gain from gzip; smaller ones cost more CPU than they save.
     compression_min_bytes: int = 1024
+    #: with compression on, every compressible response worth it goes out encoded (a share near
+    #: 1); under 90% a service sends much of its large text uncompressed (a route that bypasses it,
+    #: or no compression at all).
+    compressed_ratio: float = 0.9
+    #: traffic guard: under one compressible response of 1 KiB+ every 10 s a few large downloads
+    #: swing the share.
+    min_compressible_per_second: float = 0.1
+    #: a CDN in front takes the fingerprinted assets' traffic; over a tenth of it reaching the
+    #: origin straight means pages link the origin, or there is no CDN.
+    static_via_cdn_ratio: float = 0.9
     #: load balancing needs somewhere to balance to: fewer instances is a single point of failure.
     min_instances: int = 2
     #: an instance taking 1.5x its fair share (75% of two instances' requests) is not balanced:
@@ -353,6 +363,8 @@ class ForDurations:
     job_queue_no_workers: str = "5m"
     http_route_should_be_background_job: str = "30m"
     event_loop_blocked: str = "5m"
+    #: a configuration fact (compression off or bypassed), not an incident: wait out deploys
+    http_responses_uncompressed: str = "30m"
     collector_failing: str = "10m"
     collector_disabled: str = "15m"
     collector_stale: str = "5m"
