@@ -19,7 +19,7 @@ import pytest
 import stackwatch.instrumentation as instrumentation
 from alerts.catalog import alerts
 from stackwatch.check import items
-from stackwatch.coverage import all_lines
+from stackwatch.coverage import CHECKLIST, all_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "docs" / "reference" / "backend-performance-checklist.txt"
@@ -81,6 +81,12 @@ def test_every_seed_line_is_in_the_table_verbatim_and_nothing_else() -> None:
 def test_every_line_is_covered_or_says_why_not() -> None:
     for entry in all_lines():
         assert entry.families or entry.alerts or entry.panels or entry.checks or entry.note, entry.line
+
+
+def test_every_checklist_line_has_a_stat_on_the_checklist_dashboard() -> None:
+    """The issue: "The Checklist dashboard gets a stat per line"; the names are checked to exist below."""
+    missing = [e.line for e in CHECKLIST if not any(p.dashboard == "checklist" for p in e.panels)]
+    assert not missing, f"checklist lines without a Checklist dashboard panel: {missing}"
 
 
 def _panels() -> set[str]:

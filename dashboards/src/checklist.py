@@ -15,6 +15,7 @@ from grafanalib.core import Dashboard
 from alerts.catalog import ERRORS_BY_INSTANCE, LATENCY_BY_INSTANCE, REQUESTS_BY_INSTANCE, alerts
 from stackwatch.coverage import CHECKLIST
 from stackwatch.promql import (
+    compressed_share,
     job_queue_oldest_age,
     n_plus_one_detections,
     pg_sessions_per_transaction,
@@ -142,6 +143,16 @@ def _database(g: Grid) -> None:
                too_high(POSTGRES.new_sessions_per_transaction), links=["postgres"], no_value="idle"), **SIZE)
 
 
+def _static_via_cdn() -> str:
+    """Requests that came through a CDN over all requests, on the routes whose responses are
+    ``public-immutable`` (fingerprinted assets), per instance and route as both families count them."""
+    by = "job, instance, http_route"
+    assets = (f'(rate(http_server_responses_cache_control_total{{{S}, cache_control="public-immutable"}}[{W}]) > 0)')
+    every = f"sum(rate(http_server_requests_cdn_total{{{S}}}[{W}]) and on ({by}) {assets})"
+    via_cdn = f'sum(rate(http_server_requests_cdn_total{{{S}, cdn!="none"}}[{W}]) and on ({by}) {assets})'
+    return f"({via_cdn} or {every} * 0) / {every}"
+
+
 def _caching(g: Grid) -> None:
     g.row("Caching")
     g.add(_ok("Redis reachable", "redis_up of every watched server.", f"min(redis_up{{{S}}})", "yes", "DOWN",
@@ -172,6 +183,12 @@ def _caching(g: Grid) -> None:
                "invalidation belongs to SCAN.",
                f'sum(increase(redis_commands_total{{{S}, cmd=~"{"|".join(REDIS.dangerous_commands)}"}}'
                f"[{EVENT_WINDOW}])) or vector(0)", "short", too_high(0), links=["redis"]), **SIZE)
+    g.add(stat("Static assets via CDN", "CDN for static assets: share of the requests to routes that serve "
+               "fingerprinted assets (their responses say Cache-Control immutable) that came through a CDN, "
+               f"by its request headers (CDN-Loop, Via, CF-Ray...; {W}). Low: static assets are served from origin.",
+               q(_static_via_cdn(), empty_reason="no route answers Cache-Control immutable (no fingerprinted assets)"),
+               "percentunit", too_low(HTTP.static_via_cdn_ratio), links=["service"], no_value="no static assets"),
+          **SIZE)
 
 
 def _application(g: Grid) -> None:
@@ -190,6 +207,13 @@ def _application(g: Grid) -> None:
     g.add(stat("Oldest waiting job", "Async processing for long tasks: the longest any queued job has waited "
                "(0 when the queues are drained).", f"max({job_queue_oldest_age('job, instance', S)})",
                "s", too_high(JOBS.oldest_age_seconds), links=["jobs"], no_value="no queues"), **SIZE)
+    g.add(stat("Compressed responses", "Response compression enabled (gzip): share of the responses worth "
+               "compressing (a text type, sent encoded or of "
+               f"{HTTP.compression_min_bytes} bytes and more) that went out with a Content-Encoding ({W}).",
+               q(compressed_share(None, W, f"{{{S}}}"),
+                 empty_reason="no compressible response of 1 KiB or more in the window (small JSON only)"),
+               "percentunit", too_low(HTTP.compressed_ratio), links=["service"], no_value="nothing to compress"),
+          **SIZE)
     g.add(stat("Slowest route p95", "Synchronous processing pitfall: the highest p95 of any route (recorded per "
                "route over all instances: $instance does not narrow it); past the line its work belongs in a "
                "background job.",
@@ -232,6 +256,16 @@ def _monitoring(g: Grid) -> None:
                f'(count(stackwatch_instrumentation_info{{{S}, error_tracking!="none"}}) or vector(0)) / '
                f"count(stackwatch_instrumentation_info{{{S}}})",
                "percentunit", too_low(1), links=["service"]), **SIZE)
+    g.add(stat("Services with APM", "APM tool configured: share of instrumented services an APM sees, by an agent "
+               "in the process (ddtrace, newrelic, Sentry performance) or request spans exported "
+               "(stackwatch_instrumentation_info).",
+               f'(count(stackwatch_instrumentation_info{{{S}, apm!="none"}} or stackwatch_instrumentation_info'
+               f'{{{S}, tracing="true", traces_exporter=~"otlp|service"}}) or vector(0)) / '
+               f"count(stackwatch_instrumentation_info{{{S}}})",
+               "percentunit", too_low(1), links=["service"]), **SIZE)
+    g.add(_ok("Grafana up", "Performance dashboards (Grafana): Prometheus scrapes Grafana, which serves these "
+              "dashboards (its scrape job's up).", f"min(up{{{SELECTORS.grafana}, {S}}})", "up", "DOWN",
+              "checklist"), **SIZE)
     g.add(_ok("Alerting pipeline", "Alerting on key metrics: the always-firing Watchdog alert is active, so "
               "rules are evaluated.",
               f'max(ALERTS{{{selector(alertname="Watchdog", alertstate="firing")}}}) or vector(0)',

@@ -10,7 +10,7 @@ from __future__ import annotations
 from grafanalib.core import Dashboard
 
 from alerts.catalog import ERRORS_BY_INSTANCE, LATENCY_BY_INSTANCE, REQUESTS_BY_INSTANCE
-from stackwatch.promql import n_plus_one_detections, pool_wait_mean
+from stackwatch.promql import compressed_share, n_plus_one_detections, pool_wait_mean
 from stackwatch.thresholds import CACHE, HTTP, POOL, SELECTORS
 
 from ..common import (
@@ -184,4 +184,14 @@ def _delivery(g: Grid) -> None:
         (f"sum by (http_route, cache_control) "
          f"(rate(http_server_responses_cache_control_total{{{selector('job', 'instance', 'route')}}}[{WINDOW}]))",
          "{{http_route}} {{cache_control}}"),
+    ], "reqps", stacked=True), w=12)
+    g.add(timeseries("Compressed responses by route", "Does each route compress what is worth it? The share of "
+                     "its responses of a text type (sent encoded, or of 1 KiB and more) that went out with a "
+                     "Content-Encoding; a route low while others are near 100% bypasses the compression.", [
+        (compressed_share("http_route", WINDOW, f"{{{RAW}}}"), "{{http_route}}"),
+    ], "percentunit", thresholds=too_low(HTTP.compressed_ratio)), w=12)
+    g.add(timeseries("Requests by CDN", "Do static assets come through a CDN? Requests per route by the CDN "
+                     "their headers name (none: straight from clients or a plain load balancer).", [
+        (f"sum by (http_route, cdn) (rate(http_server_requests_cdn_total{{{RAW}}}[{WINDOW}]))",
+         "{{http_route}} {{cdn}}"),
     ], "reqps", stacked=True), w=12)

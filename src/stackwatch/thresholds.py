@@ -474,6 +474,8 @@ class Selectors:
     prometheus: str = 'job="prometheus"'
     #: Alertmanager's scrape job (notification deliveries)
     alertmanager: str = 'job="alertmanager"'
+    #: Grafana's scrape job (the checklist's performance dashboards: is Grafana up)
+    grafana: str = 'job="grafana"'
     #: the label that tells Prometheus servers' series apart in a shared store (the mixins'
     #: ``clusterLabel``: an ``external_labels`` entry per Kubernetes cluster or region). Every
     #: aggregation and vector match of the rules keeps it, so central evaluation (Mimir, Thanos,
