@@ -21,7 +21,8 @@ from .target import ProcessSource
 
 __all__ = ["Filesystem", "FilesystemCollector", "parse_filesystem"]
 
-_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+#: a PostgreSQL server's name is ``host:port/dbname`` (its ``server`` label): ``/`` belongs in it
+_NAME = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 
 
 @dataclass(frozen=True)

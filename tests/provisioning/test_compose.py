@@ -178,6 +178,28 @@ def test_an_empty_dsn_or_url_means_no_target_and_unset_the_demo() -> None:
     assert own["STACKWATCH_REDIS_URL"] == "redis://cache.internal:6379/0"
 
 
+def test_the_exporter_watches_the_disk_of_the_demo_database() -> None:
+    """PostgresDiskFullForecast joins the databases' growth with the free space of the filesystem
+    named as their server: the exporter gets the demo database's volume, read-only, under the name
+    its DSN gives that server; set to nothing, no filesystem (a team watching its own server)."""
+    from stackwatch.cli import build_parser
+    from stackwatch.core.options import resolve_options
+    from stackwatch.exporters.main import all_options
+    from stackwatch.exporters.postgres import target_name
+
+    def resolved(environ: dict[str, str]) -> dict[str, object]:
+        return dict(resolve_options(all_options(), build_parser().parse_args(["exporter"]),
+                                    _exporter_environment(environ)))
+
+    defined = services()
+    (filesystem,) = resolved({})["filesystem"]  # type: ignore[misc]
+    assert filesystem.name == target_name(_exporter_environment({})["STACKWATCH_POSTGRES_DSN"])
+    data = next(v for v in defined["postgres"]["volumes"] if v.startswith("postgres-data:"))
+    assert data.split(":")[1] == filesystem.path
+    assert f"{data}:ro" in defined["stackwatch-exporter"]["volumes"]
+    assert not resolved({"STACKWATCH_FILESYSTEMS": ""})["filesystem"]
+
+
 def test_the_exporter_with_an_empty_dsn_watches_no_postgres(redis_server) -> None:
     """The compose environment with STACKWATCH_POSTGRES_DSN= and a real Redis, run natively: no pg_*
     series (no PostgresDown, no PostgresMetricsAbsent to fire), Redis watched as usual."""

@@ -34,6 +34,18 @@ def test_free_and_total_bytes_of_the_declared_filesystem(tmp_path: Path) -> None
     assert target.describe_target()["filesystems"] == ["main"]
 
 
+def test_a_filesystem_is_named_as_the_postgres_server_it_holds(tmp_path: Path) -> None:
+    """The disk-full forecast joins on the server label, ``host:port/dbname`` for a DSN."""
+    from stackwatch.exporters.postgres import target_name
+
+    server = target_name("postgresql://monitor@db.internal:5432/app")
+    (target,) = _targets("--filesystem", f"{server}={tmp_path}")
+    target.refresh()
+    registry = registry_of(target.families())
+    assert server == "db.internal:5432/app"
+    assert registry.get_sample_value("process_filesystem_size_bytes", {"filesystem": server, "path": str(tmp_path)})
+
+
 def test_a_missing_path_fails_the_collector_not_the_exporter(tmp_path: Path) -> None:
     (target,) = _targets("--filesystem", f"gone={tmp_path / 'nope'}")
     target.refresh()
