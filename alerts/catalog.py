@@ -16,6 +16,7 @@ from stackwatch.promql import (
     DATA_FILESYSTEMS,
     cache_request_rate,
     compressed_share,
+    database_growth_forecast,
     filesystem_avail_ratio,
     instance_request_share,
     instances_up,
@@ -566,8 +567,7 @@ def _postgres_practices() -> tuple[Alert, ...]:
     blocks = (f"rate(pg_stat_database_blks_hit[{W}]) + rate(pg_stat_database_blks_read[{W}])")
     sessions = f"sum by ({_PG_BY}) (rate(pg_stat_database_sessions[{W}]))"
     horizon = POSTGRES.disk_full_horizon_seconds
-    growth = (f"sum by ({_PG_BY}) (predict_linear(pg_database_size_bytes[{GROWTH_WINDOW}], {horizon}))"
-              f" - sum by ({_PG_BY}) (pg_database_size_bytes)")
+    growth = database_growth_forecast(_PG_BY, GROWTH_WINDOW, horizon)
     free = 'max by (server) (label_replace(process_filesystem_avail_bytes, "server", "$1", "filesystem", "(.*)"))'
     return (
         Alert(

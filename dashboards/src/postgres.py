@@ -13,7 +13,8 @@ from typing import Any
 
 from grafanalib.core import Dashboard
 
-from stackwatch.thresholds import POSTGRES, SLOW_TIER_WINDOW
+from stackwatch.promql import database_growth_forecast
+from stackwatch.thresholds import GROWTH_WINDOW, POSTGRES, SLOW_TIER_WINDOW
 
 from ..common import (
     Grid,
@@ -34,6 +35,9 @@ from ..common import (
 __all__ = ["build"]
 
 S = selector("job", "instance", "server")
+#: the filesystems declared under a server's name (``--filesystem SERVER=PATH``): the process
+#: target's series, whose own ``server`` label is the host's
+FILESYSTEMS = selector("job", "instance") + ',filesystem=~"$server"'
 WINDOW = "$__rate_interval"
 #: families the exporter refreshes on its slow tier (statements, tables, checkpointer; every 300 s by
 #: default) change once per poll: a rate over $__rate_interval would be 0 or NaN between polls
@@ -116,6 +120,16 @@ def _throughput_and_cache(g: Grid) -> None:
     ], "Bps"), w=8)
     g.add(timeseries("Database size", "How fast is each database growing?", [
         (f"sum by (datname) (pg_database_size_bytes{{{S}}})", "{{datname}}"),
+    ], "bytes"), w=8)
+    days = POSTGRES.disk_full_horizon_seconds // 86_400
+    g.add(timeseries("Disk: growth forecast vs free", f"Will the databases fill their disk within {days} days? "
+                     f"Their growth over the next {days} days at the trend of the last {GROWTH_WINDOW}, against the "
+                     "space left on the filesystem declared for the server (exporter --filesystem SERVER=PATH): "
+                     "PostgresDiskFullForecast fires when the growth line passes the free one.", [
+        (database_growth_forecast("server", GROWTH_WINDOW, POSTGRES.disk_full_horizon_seconds, f"{{{S}}}"),
+         f"{{{{server}}}} growth in {days}d"),
+        q(f'max by (filesystem) (process_filesystem_avail_bytes{{{FILESYSTEMS}}})', "{{filesystem}} free",
+          empty_reason="no --filesystem declared under the server's name"),
     ], "bytes"), w=8)
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from stackwatch.thresholds import POSTGRES, SELECTORS, UNJUDGED_COMMANDS
 
-__all__ = ["DATA_FILESYSTEMS", "TTL_COMMANDS", "cache_request_rate", "compressed_share", "filesystem_avail_ratio",
-           "http_request_quantile", "http_request_rate", "instance_request_share", "instances_up",
-           "job_queue_oldest_age", "le_matcher", "memory_used_ratio", "n_plus_one_detections",
+__all__ = ["DATA_FILESYSTEMS", "TTL_COMMANDS", "cache_request_rate", "compressed_share", "database_growth_forecast",
+           "filesystem_avail_ratio", "http_request_quantile", "http_request_rate", "instance_request_share",
+           "instances_up", "job_queue_oldest_age", "le_matcher", "memory_used_ratio", "n_plus_one_detections",
            "pg_sessions_per_transaction", "pool_wait_mean", "recent_increase", "redis_lookup_rate",
            "select_rows_per_call", "statement_mean_seconds"]
 
@@ -89,6 +89,14 @@ def compressed_share(by: str | None, window: str, selector: str = "") -> str:
     every = f"{total} (rate({family}{selector}[{window}]))"
     encoded = f"{total} (rate({family}{encoded_only}[{window}]))"
     return f"({encoded} or {every} * 0) / {every}"
+
+
+def database_growth_forecast(by: str, window: str, horizon_seconds: int, selector: str = "") -> str:
+    """Bytes the PostgreSQL databases will have grown by in ``horizon_seconds``, at the linear
+    trend of the last ``window``, summed ``by`` (``server`` among them)."""
+    size = f"pg_database_size_bytes{selector}"
+    return (f"sum by ({by}) (predict_linear({size}[{window}], {horizon_seconds}))"
+            f" - sum by ({by}) ({size})")
 
 
 def recent_increase(series: str, window: str) -> str:

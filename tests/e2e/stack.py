@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from stackwatch.exporters.postgres import target_name
 from tests.exporters.postgres.test_replication import SLOT as REPLICA_SLOT
 from tests.exporters.postgres.test_replication import Replica
 from tests.fixtures.nginx import NginxServer
@@ -169,6 +170,8 @@ class Stack:
         self.exporter_url = f"http://127.0.0.1:{exporter_port}"
         self.demo_url = f"http://127.0.0.1:{demo_port}"
 
+        #: the primary's ``server`` label, as the exporter names it from its DSN
+        self.primary_server = target_name(self.postgres.dsn("demo", user="stackwatch_monitor"))
         self.exporter = self._spawn("exporter", [
             sys.executable, "-m", "stackwatch.cli", "exporter", "--listen", f"127.0.0.1:{exporter_port}",
             "--postgres-dsn", self.postgres.dsn("demo", user="stackwatch_monitor"),
@@ -176,6 +179,8 @@ class Stack:
             "--redis-url", self.redis.url, "--interval-fast", "1", "--interval-slow", "2", "--interval-rare", "5",
             "--process-group", "demo=uvicorn demo.app", "--process-group", "exporter=stackwatch.cli exporter",
             "--cgroup", "self", "--redis-queue", "rq:rq:queue:*",
+            # the primary's disk, named as its server (docker-compose.yml mounts the demo's volume)
+            "--filesystem", f"{self.primary_server}={self.postgres.datadir}",
         ], {})
         self.demo = self._spawn("demo", [
             sys.executable, "-m", "uvicorn", "demo.app:app", "--host", "127.0.0.1", "--port", str(demo_port),

@@ -103,6 +103,17 @@ def test_the_demo_compresses_and_serves_its_assets_from_origin(stack: Stack) -> 
     assert value("Static assets via CDN") == 0.0
 
 
+def test_the_disk_forecast_sees_the_primary_s_filesystem(stack: Stack) -> None:
+    """--filesystem named as the primary (as docker-compose.yml names the demo database's volume):
+    the PostgreSQL dashboard's forecast panel and PostgresDiskFullForecast join its free space."""
+    (free,) = [q for q in panel_queries() if q.title == "Disk: growth forecast vs free" and "filesystem" in q.expr]
+    wait_until(lambda: stack.prometheus.query(substitute(free.expr)), DATA_TIMEOUT, "the primary's free disk",
+               interval=1)
+    result = stack.prometheus.query(substitute(free.expr))
+    assert [r["metric"]["filesystem"] for r in result] == [stack.primary_server]
+    assert float(result[0]["value"][1]) > 0
+
+
 def test_table_queries_join_into_rows(stack: Stack) -> None:
     """Grafana's merge transformation joins a table's queries on equal labels: no query may carry
     a metric name, and every row of B, C... must match a row of A on A's labels."""
