@@ -96,6 +96,10 @@ class PostgresThresholds:
     #: an index pays off when the filter keeps at most ~5% of the table: above that (a column of a few
     #: values) the planner reads the table anyway, and the fix is a LIMIT, not an index.
     index_max_filter_share: float = 0.05
+    #: a column where one value fills 90%+ of the rows (an ``active``/``archived`` flag, a status that
+    #: ends "done") is read by its rare values: pg_stat_statements hides the value compared with, so a
+    #: partial index on the rare value is tried with it substituted (``WHERE active = true``).
+    partial_index_skew_share: float = 0.9
     #: a B-tree holds every key whole: from ~100 bytes on average (URLs, tokens, hex digests) a Hash
     #: index's 4-byte codes make it several times smaller, for the equality lookups that are all it serves.
     hash_index_min_avg_width: int = 100

@@ -126,3 +126,27 @@ def test_operators_pick_gin_gist_or_hash_by_the_columns_kind() -> None:
     assert methods("(o.token = $1)") == ["hash", "btree"]
     assert methods("(o.code = $1)") == ["btree"]  # narrow keys: a B-tree is as small and serves ranges too
     assert methods("((o.token = $1) AND (o.code = $2))") == ["btree"]  # a Hash index serves one column
+
+
+def test_a_skewed_column_s_parameter_is_found_and_substituted() -> None:
+    from stackwatch.check.index_advice import (
+        parameter_equalities,
+        rare_value,
+        skewed_candidate,
+        sql_literal,
+        with_parameter,
+    )
+
+    scan = _scan("((o.status = $2) AND ((o.region)::text = $1) AND (o.total > $3) AND (x.y = $4))")
+    assert parameter_equalities(scan) == [("status", 2), ("region", 1)]
+    assert parameter_equalities(_scan("((o.status = $1) OR (o.region = $2))")) == []
+    assert rare_value(["done", "pending", "failed"], [0.95, 0.03, 0.02], 0.9) == ("pending", 0.03)
+    assert rare_value(["t", "f"], [0.6, 0.4], 0.9) is None and rare_value(["t"], [1.0], 0.9) is None
+    literal = sql_literal("pending", "text")
+    assert (literal, sql_literal("t", "boolean"), sql_literal("7", "integer")) == ("'pending'", "true", "'7'::integer")
+    assert sql_literal("o'k", "character varying(20)") == "'o''k'"
+    # $2 goes, $3 and $12 move down: PREPARE cannot type a parameter nothing references
+    assert with_parameter("SELECT 1 FROM t WHERE a = $1 AND s = $2 AND b > $3 AND c = $12", 2, literal) == \
+        "SELECT 1 FROM t WHERE a = $1 AND s = ('pending') AND b > $2 AND c = $11"
+    assert skewed_candidate(scan, "status", literal).sql() == \
+        "CREATE INDEX CONCURRENTLY ON public.orders (region) WHERE status = 'pending';"

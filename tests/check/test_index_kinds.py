@@ -41,11 +41,14 @@ STATEMENTS = {
     "small": "SELECT id FROM tiny WHERE code = %s",
     "updated": "SELECT id FROM counters WHERE hits = %s",
     "trigram": "SELECT id FROM notes WHERE body LIKE %s",
+    "skewed": "SELECT id FROM accounts WHERE flagged = %s",
+    "uniform": "SELECT id FROM accounts WHERE coin = %s",
 }
 PARAMS: dict[str, tuple[object, ...]] = {
     "gin_jsonb": ('{"k": 5}',), "gin_array": (["t5"],), "gist_range": ("2030-01-01", "2030-01-02"),
     "gist_point": (1, 1, 2, 2), "hash": ("x" * 150,), "partial": ("u5@example.com",), "order_by": (5,),
     "sorted_index_scan": (5,), "small": ("c5",), "updated": (5,), "trigram": ("%abc%",),
+    "skewed": (True,), "uniform": (True,),
 }
 
 SEED = """
@@ -73,6 +76,9 @@ CREATE INDEX audit_d ON audit (d);
 INSERT INTO audit (ref, a, b, c, d) SELECT g, g, g, g, g FROM generate_series(1, 4000) g;
 CREATE TABLE notes (id bigserial PRIMARY KEY, body text NOT NULL);
 INSERT INTO notes (body) SELECT 'note ' || md5(g::text) FROM generate_series(1, 5000) g;
+-- flagged: 1 row in 100 (skewed: the rare value deserves a partial index); coin: half and half
+CREATE TABLE accounts (id bigserial PRIMARY KEY, flagged boolean NOT NULL, coin boolean NOT NULL);
+INSERT INTO accounts (flagged, coin) SELECT g % 100 = 0, g % 2 = 0 FROM generate_series(1, 5000) g;
 ANALYZE;
 """
 
@@ -140,6 +146,24 @@ def test_each_index_kind_is_advised_and_switches_the_plan_when_applied(seeded: S
         conn.rollback()
     assert index_advice.uses_index(plan, name), plan
     assert not index_advice.scans_to_index(plan), plan  # no filtered seq scan, no sort left
+
+
+def test_a_skewed_column_gets_a_partial_index_on_its_rare_value_a_uniform_one_none(seeded: Seeded) -> None:
+    """pg_stat_statements records `flagged = $1`; pg_stats shows flagged true in 1% of the rows: the
+    partial index on true is proven on the statement with true substituted. coin (half true) gets none."""
+    plans = seeded.plans()
+    index = "ON public.accounts (flagged) WHERE flagged = true"
+    assert f"CREATE INDEX CONCURRENTLY {index};" in plans["fix"], plans
+    assert f"{index} turns it into an index scan when called with flagged = true (1% of the rows" in plans["evidence"]
+    assert not [fix for fix in plans["fix"].split(";") if "CREATE INDEX" in fix and "coin" in fix], plans["fix"]
+    assert "accounts WHERE coin = $1`: Seq Scan on public.accounts filtering" in plans["evidence"]  # judged
+    with psycopg.connect(seeded.dsn()) as conn:  # applied for real: the rare value's plan uses it
+        conn.execute(f"CREATE INDEX applied_skewed {index}")
+        plan = index_advice.generic_plan(conn, "SELECT id FROM accounts WHERE flagged = true", 5000)
+        generic = index_advice.generic_plan(conn, "SELECT id FROM accounts WHERE flagged = $1", 5000)
+        conn.rollback()
+    assert index_advice.uses_index(plan, "applied_skewed"), plan
+    assert not index_advice.uses_index(generic, "applied_skewed")  # hence the substituted value
 
 
 def test_a_small_table_is_not_indexed(seeded: Seeded) -> None:

@@ -15,8 +15,10 @@ geometric operators (overlap ``&&``, containment ``@>``/``<@``) -> GiST; equalit
 wide column -> Hash (4-byte codes instead of whole keys). Predicates that survive
 pg_stat_statements' normalization as constants (``deleted_at IS NULL``, a bare ``active`` or
 ``NOT archived``) make a partial index (``... WHERE deleted_at IS NULL``); ``active = true`` is
-recorded as ``active = $2`` and cannot be told from a parameter. A ``LIMIT`` over a sort of
-index-scanned rows gets the composite index with the sort key too.
+recorded as ``active = $2`` and cannot be told from a parameter -- unless pg_stats shows the
+column skewed (one value in most rows): then the rare value is substituted for the parameter
+(:func:`with_parameter`) and a partial index on it (:func:`skewed_candidate`) is tried on that
+text. A ``LIMIT`` over a sort of index-scanned rows gets the composite index with the sort key too.
 
 A candidate is only advice once it is shown to help: :func:`generic_plan` can build it first
 (``setup``) inside the same transaction, which is always rolled back, and the candidate counts
@@ -40,7 +42,8 @@ from psycopg import sql
 from stackwatch.core.postgres.commands import marked, without_comments
 
 __all__ = ["Column", "ScanFilter", "IndexSuggestion", "is_plannable_select", "parameter_count", "generic_plan",
-           "scans_to_index", "suggest_index", "candidates", "uses_index", "without_typed_literals"]
+           "scans_to_index", "suggest_index", "candidates", "uses_index", "without_typed_literals",
+           "nodes", "parameter_equalities", "rare_value", "sql_literal", "with_parameter", "skewed_candidate"]
 
 _PREPARED_NAME = "stackwatch_check_plan"
 _PARAM = re.compile(r"\$(\d+)")
@@ -105,7 +108,7 @@ class IndexSuggestion:
     method: str = "btree"
     opclass: str = ""
     order: tuple[str, ...] = ()
-    where: tuple[tuple[str, str], ...] = ()  # (column, operator of _CONSTANT)
+    where: tuple[tuple[str, str], ...] = ()  # (column, operator of _CONSTANT, or "= <literal>")
 
     def definition(self, name: str = "", concurrently: bool = True) -> str:
         """``CREATE INDEX`` of this index (``name``d, not concurrent: the form built to verify it)."""
@@ -115,7 +118,8 @@ class IndexSuggestion:
         columns = ", ".join(_quote(c) + (f" {self.opclass}" if self.opclass else "") + (f" {d}" if d else "")
                             for c, d in zip(self.columns, directions))
         head = "CREATE INDEX CONCURRENTLY" if concurrently else "CREATE INDEX"
-        where = " AND ".join(_CONSTANT[op].format(_quote(column)) for column, op in self.where)
+        where = " AND ".join(_CONSTANT[op].format(_quote(column)) if op in _CONSTANT else f"{_quote(column)} {op}"
+                             for column, op in self.where)
         return f"{head}{' ' + _quote(name) if name else ''} ON {table}{using} ({columns})" + (
             f" WHERE {where}" if where else "")
 
@@ -185,7 +189,7 @@ def generic_plan(conn: psycopg.Connection, query: str, timeout_ms: int,
 
 def uses_index(plan: dict[str, Any], index: str) -> bool:
     """Whether any node of ``plan`` scans the index named ``index``."""
-    return any(node.get("Index Name") == index for node in _nodes(plan))
+    return any(node.get("Index Name") == index for node in nodes(plan))
 
 
 def _untracked(conn: psycopg.Connection) -> None:
@@ -200,10 +204,11 @@ def _untracked(conn: psycopg.Connection) -> None:
         pass
 
 
-def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of ``plan``, the root first."""
     yield plan
     for child in plan.get("Plans", []):
-        yield from _nodes(child)
+        yield from nodes(child)
 
 
 def scans_to_index(plan: dict[str, Any]) -> list[ScanFilter]:
@@ -355,3 +360,62 @@ def candidates(scan: ScanFilter, columns: Mapping[str, Column] | None = None,
         patterns = dict.fromkeys(column for column, op in conjuncts if op in _PATTERN)
         found += [IndexSuggestion(scan.schema, scan.table, (column,), "gin", "gin_trgm_ops") for column in patterns]
     return list(dict.fromkeys(found))
+
+
+def parameter_equalities(scan: ScanFilter) -> list[tuple[str, int]]:
+    """``(column, n)`` of each conjunct ``column = $n`` of ``scan``'s filter on its own table."""
+    expression = _strip_parens(scan.filter)
+    if len(_split_top_level(expression, "OR")) > 1:
+        return []
+    found = []
+    for conjunct in _split_top_level(expression, "AND"):
+        match = _PARAMETER_EQUALITY.match(_strip_parens(conjunct))
+        if match and _unquote(match["alias"]) == scan.alias:
+            found.append((_unquote(match["col"]), int(match["n"])))
+    return found
+
+
+def rare_value(values: list[str], freqs: list[float], skew_share: float) -> tuple[str, float] | None:
+    """``(value, share of rows)`` of the most common value other than the dominant one, when one
+    value of pg_stats' most common values fills at least ``skew_share`` of the rows; else None."""
+    if not values or len(values) != len(freqs) or max(freqs) < skew_share:
+        return None
+    dominant = freqs.index(max(freqs))
+    rest = [(freq, value) for i, (value, freq) in enumerate(zip(values, freqs)) if i != dominant]
+    if not rest:
+        return None
+    freq, value = max(rest)
+    return value, freq
+
+
+def sql_literal(value: str, type_name: str) -> str:
+    """``value`` (pg_stats' text form) as an SQL literal of ``type_name``: ``true``, ``'pending'``,
+    ``'3'::integer``."""
+    if type_name == "boolean":
+        return "true" if value in ("t", "true") else "false"
+    quoted = "'" + value.replace("'", "''") + "'"
+    return quoted if type_name in ("text", "character varying") or type_name.startswith(
+        ("character varying(", "character(")) else f"{quoted}::{type_name}"
+
+
+def with_parameter(query: str, n: int, literal: str) -> str:
+    """``query`` with ``$n`` replaced by ``literal`` and the later parameters renumbered (a
+    parameter no longer referenced could not be typed by ``PREPARE``)."""
+    def replace(match: re.Match[str]) -> str:
+        m = int(match[1])
+        return f"({literal})" if m == n else f"${m - 1}" if m > n else match[0]
+
+    return _PARAM.sub(replace, query)
+
+
+def skewed_candidate(scan: ScanFilter, column: str, literal: str) -> IndexSuggestion:
+    """A partial index for the rows where the skewed ``column`` holds the rare ``literal``, keyed by the
+    other equality columns of the filter (else by the column itself)."""
+    conjuncts = _conjuncts(scan) or []
+    keys = tuple(dict.fromkeys(c for c, op in conjuncts if op in _EQUALITY and c != column)) or (column,)
+    return IndexSuggestion(scan.schema, scan.table, keys, where=((column, f"= {literal}"),))
+
+
+# "alias.col = $3", "(alias.col)::text = $3", "alias.col = ($3)::integer"
+_PARAMETER_EQUALITY = re.compile(rf"^\(*(?P<alias>{_IDENT})\.(?P<col>{_IDENT})\)?(?:::[\w\s\[\]\"]+?)?\s*=\s*"
+                                 r"\(*\$(?P<n>\d+)\)?(?:::[\w\s\[\]\"]+)?$")

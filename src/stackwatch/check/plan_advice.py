@@ -66,6 +66,8 @@ class Suggestion:
     statement: str
     index: IndexSuggestion
     unprovable: str = ""
+    #: the parameter value it serves, for an index on a skewed column's rare value
+    when: str = ""
 
     def fix(self) -> str:
         return f"{_TRGM_FIX} {self.index.sql()}" if "not installed" in self.unprovable else self.index.sql()
@@ -73,7 +75,7 @@ class Suggestion:
     def outcome(self) -> str:
         if self.unprovable:
             return f"{self.index.definition()} should serve it (not proven: {self.unprovable})"
-        return f"{self.index.definition()} turns it into an index scan"
+        return f"{self.index.definition()} turns it into an index scan" + (f" {self.when}" if self.when else "")
 
 
 @dataclass
@@ -169,6 +171,10 @@ class PlanAdvisor:
                 return Advice(f"{where}; not indexed: {updated}", judged=False)
         if scan.indexed:
             return None
+        skewed = self._skewed_index(row, scan) if share > t.index_max_filter_share else None
+        if skewed is not None:
+            self.suggestions.append(skewed)
+            return Advice(f"{where}; {skewed.outcome()}{self._write_cost(scan)}", skewed.fix())
         if row["rows_per_call"] > t.rows_per_call:
             return Advice(f"{where} keeps ~{share:.0%} of {table_rows:.0f} rows{self._distinct_values(scan)} and "
                           f"returns {row['rows_per_call']:.0f} rows per call: an index would not help, the statement "
@@ -195,6 +201,37 @@ class PlanAdvisor:
             if proof.switches or proof.unprovable:
                 return Suggestion(row["query"], candidate, proof.unprovable), skipped
         return None, skipped
+
+    def _skewed_index(self, row: dict[str, Any], scan: ScanFilter) -> Suggestion | None:
+        """A partial index on the rare value of a skewed column the filter compares with a
+        parameter (``active = $1``, one value in ``partial_index_skew_share`` of the rows): tried
+        on the statement with that value substituted, suggested only when it switches that plan,
+        which no index served before. Frequently updated columns are left out, as for the others."""
+        equalities = index_advice.parameter_equalities(scan)
+        if not equalities:
+            return None
+        stats = {r["attname"]: r for r in self.rows(_SKEW_SQL, (scan.schema, scan.table, [c for c, _ in equalities]))}
+        updated = self._updated_columns(scan.schema, scan.table)
+        skew = self.thresholds.partial_index_skew_share
+        for column, n in equalities:
+            r = stats.get(column)
+            rare = index_advice.rare_value(r["vals"], r["freqs"], skew) if r is not None else None
+            if r is None or rare is None or (column in updated and updated[column][0] >= row["calls"]):
+                continue
+            literal = index_advice.sql_literal(rare[0], r["type"])
+            query = index_advice.with_parameter(row["query"], n, literal)
+            candidate = index_advice.skewed_candidate(scan, column, literal)
+            try:
+                served = any(node.get("Relation Name") == scan.table and "Index Name" in node
+                             for node in index_advice.nodes(self.generic_plan(query)))
+            except psycopg.errors.QueryCanceled:
+                raise
+            except psycopg.Error:
+                continue
+            if not served and self.prove(query, candidate).switches:
+                return Suggestion(row["query"], candidate, when=f"when called with {column} = {literal} "
+                                  f"({rare[1]:.0%} of the rows, by pg_stats)")
+        return None
 
     def prove(self, query: str, candidate: IndexSuggestion) -> Proof:
         """Whether building ``candidate`` (in a rolled-back transaction) makes the generic plan use it."""
@@ -337,6 +374,16 @@ FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = a.attname
 WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+"""
+
+_SKEW_SQL = """
+SELECT s.attname::text AS attname, s.most_common_vals::text::text[] AS vals,
+       s.most_common_freqs::float8[] AS freqs, format_type(a.atttypid, a.atttypmod) AS type
+FROM pg_stats s JOIN pg_namespace n ON n.nspname = s.schemaname
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = s.attname
+WHERE s.schemaname = %s AND s.tablename = %s AND s.attname = ANY(%s) AND NOT s.inherited
+  AND s.most_common_vals IS NOT NULL
 """
 
 _WRITE_HEAVY_SQL = """
