@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import FastAPI, Response
-from prometheus_client.parser import text_string_to_metric_families
 
 from stackwatch.instrumentation import instrument
 from stackwatch.instrumentation.cache_control import CLASSES, cache_control_class
 from tests.fixtures.uvicorn import serve_app
+from tests.instrumentation.counts import route_counts
 
 
 @pytest.mark.parametrize(("header", "expected"), [
@@ -32,9 +32,7 @@ def test_header_values_fall_into_the_bounded_classes(header: str | None, expecte
 
 
 def _samples(text: str) -> dict[tuple[str, str], float]:
-    return {(s.labels["http_route"], s.labels["cache_control"]): s.value
-            for family in text_string_to_metric_families(text) if family.name == "http_server_responses_cache_control"
-            for s in family.samples if s.name.endswith("_total")}
+    return route_counts(text, "http_server_responses_cache_control", "cache_control")
 
 
 def test_responses_are_counted_by_route_and_class_on_metrics(registry, clean_env) -> None:

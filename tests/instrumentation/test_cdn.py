@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
 
 from stackwatch.instrumentation import instrument
 from stackwatch.instrumentation.cdn import CLASSES, cdn_class
 from tests.fixtures.uvicorn import serve_app
+from tests.instrumentation.counts import route_counts
 
 FAMILY = "http_server_requests_cdn"
 
@@ -33,9 +33,7 @@ def test_request_headers_name_the_cdn(headers: dict[str, str], expected: str) ->
 
 
 def _samples(text: str) -> dict[tuple[str, str], float]:
-    return {(s.labels["http_route"], s.labels["cdn"]): s.value
-            for family in text_string_to_metric_families(text) if family.name == FAMILY
-            for s in family.samples if s.name.endswith("_total")}
+    return route_counts(text, FAMILY, "cdn")
 
 
 def test_requests_are_counted_by_route_and_cdn_on_metrics(registry, clean_env) -> None:

@@ -7,12 +7,12 @@ import httpx
 import pytest
 from fastapi import FastAPI, Response
 from fastapi.middleware.gzip import GZipMiddleware
-from prometheus_client.parser import text_string_to_metric_families
 
 from stackwatch.instrumentation import instrument
 from stackwatch.instrumentation.compression import CLASSES, compressible, compression_class, content_encoding_class
 from stackwatch.thresholds import HTTP
 from tests.fixtures.uvicorn import serve_app
+from tests.instrumentation.counts import route_counts
 
 FAMILY = "http_server_responses_content_encoding"
 
@@ -45,9 +45,7 @@ def test_small_identity_bodies_are_not_counted_but_small_encoded_ones_are() -> N
 
 
 def _samples(text: str) -> dict[tuple[str, str], float]:
-    return {(s.labels["http_route"], s.labels["content_encoding"]): s.value
-            for family in text_string_to_metric_families(text) if family.name == FAMILY
-            for s in family.samples if s.name.endswith("_total")}
+    return route_counts(text, FAMILY, "content_encoding")
 
 
 def test_gzip_and_large_identity_responses_are_counted_small_and_binary_ones_not(registry, clean_env) -> None:
