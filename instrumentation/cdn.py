@@ -20,12 +20,11 @@ __all__ = ["CLASSES", "cdn_class"]
 
 #: every label value
 CLASSES = ("cloudflare", "cloudfront", "fastly", "akamai", "azure", "other", "none")
-#: request headers only one CDN sends
-_VENDOR_HEADERS = {b"cf-ray": "cloudflare", b"cf-connecting-ip": "cloudflare", b"x-amz-cf-id": "cloudfront",
-                   b"akamai-origin-hop": "akamai", b"x-azure-fdid": "azure"}
+#: request headers only one CDN sends -> its name; headers any CDN or caching proxy may add, whose
+#: value may name the vendor -> "" (names as ASGI servers give them: lowercased)
+_MARKERS = {b"cf-ray": "cloudflare", b"cf-connecting-ip": "cloudflare", b"x-amz-cf-id": "cloudfront",
+            b"akamai-origin-hop": "akamai", b"x-azure-fdid": "azure", b"cdn-loop": "", b"via": ""}
 _FASTLY = b"fastly-"
-#: headers any CDN or caching proxy may add; their value may name the vendor
-_GENERIC_HEADERS = frozenset((b"cdn-loop", b"via"))
 _NAMED_IN_VALUE = (("cloudflare", "cloudflare"), ("cloudfront", "cloudfront"), ("fastly", "fastly"),
                    ("akamai", "akamai"), ("azure", "azure"))
 
@@ -38,15 +37,19 @@ def _named(value: bytes) -> str:
 
 
 def cdn_class(headers: Iterable[tuple[bytes, bytes]]) -> str:
-    """The CDN a request's raw ASGI headers say it came through; a vendor's own header wins."""
+    """The CDN a request's raw ASGI headers say it came through; a vendor's own header wins.
+
+    The request path: one dict lookup per header (the names are lowercase, as ASGI servers send
+    them and the trace-context extraction relies on too).
+    """
     generic = None
     for name, value in headers:
-        name = name.lower()
-        vendor = _VENDOR_HEADERS.get(name)
-        if vendor is not None:
+        vendor = _MARKERS.get(name)
+        if vendor is None:
+            if name.startswith(_FASTLY):
+                return "fastly"
+        elif vendor:
             return vendor
-        if name.startswith(_FASTLY):
-            return "fastly"
-        if name in _GENERIC_HEADERS and generic in (None, "other"):
+        elif generic in (None, "other"):
             generic = _named(bytes(value))
     return generic or "none"

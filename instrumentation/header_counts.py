@@ -14,6 +14,7 @@ from stackwatch.thresholds import HTTP
 from .cache_control import cache_control_of
 from .cdn import cdn_class
 from .compression import compression_class
+from .metrics import gauge_adder
 
 __all__ = ["HeaderCounts"]
 
@@ -53,7 +54,7 @@ class HeaderCounts:
             self._inc("content_encoding", route, kind)
 
     def _inc(self, family: str, route: str, kind: str) -> None:
-        child = self._children.get((family, route, kind))
-        if child is None:
-            child = self._children[(family, route, kind)] = self._families[family].labels(route, kind)
-        child.inc()
+        add = self._children.get((family, route, kind))
+        if add is None:  # the label child's adder, without inc()'s per-call checks (the request path)
+            add = self._children[(family, route, kind)] = gauge_adder(self._families[family].labels(route, kind))
+        add(1)
