@@ -233,12 +233,6 @@ _NOT_ALERTED: tuple[tuple[str, str], ...] = (
      "stat shows how much of the fingerprinted assets' traffic reaches the origin straight "
      "(`http_server_requests_cdn_total`), `stackwatch check` (`app.cdn`) asks a public URL; the CDN's own "
      "monitoring watches the CDN."),
-    ("Load balancing configured", "its configuration is not visible to Prometheus; its failures are: "
-     "TargetDown, ServiceDown and HttpTrafficAbsent."),
-    ("Unbounded queries (no LIMIT)", "many rows per call is legitimate for exports and reports, so it is a "
-     "review item (`stackwatch check` `pg.unbounded_queries`, the PostgreSQL dashboard), not a page."),
-    ("Buffer cache hit ratio", "a cold start or one analytics query drops it with no user impact; the "
-     "dashboard shows it, and the latency SLO alerts fire when it matters."),
     ("Typical 20-30 connections per app instance", "a sizing guideline: `stackwatch check` "
      "(`pg.connections_per_app`) reports it; saturation and pool waits are alerted."),
     ("APM, error tracking (Sentry), distributed tracing, dashboards", "configuration of the stack itself: "
