@@ -14,7 +14,7 @@ from stackwatch.thresholds import HTTP
 from .cache_control import cache_control_of
 from .cdn import cdn_class
 from .compression import compression_class
-from .metrics import gauge_adder
+from .metrics import value_adder
 
 __all__ = ["HeaderCounts"]
 
@@ -56,5 +56,5 @@ class HeaderCounts:
     def _inc(self, family: str, route: str, kind: str) -> None:
         add = self._children.get((family, route, kind))
         if add is None:  # the label child's adder, without inc()'s per-call checks (the request path)
-            add = self._children[(family, route, kind)] = gauge_adder(self._families[family].labels(route, kind))
+            add = self._children[(family, route, kind)] = value_adder(self._families[family].labels(route, kind))
         add(1)

@@ -15,6 +15,8 @@ import threading
 import time
 import weakref
 from bisect import bisect_left
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from prometheus_client import (
@@ -25,6 +27,7 @@ from prometheus_client import (
     Histogram,
     values,
 )
+from prometheus_client.values import MutexValue
 from prometheus_client.samples import Exemplar
 
 from .info import InfoSeries
@@ -37,10 +40,10 @@ __all__ = [
     "QUERIES_PER_REQUEST_BUCKETS",
     "WEBSOCKET_DURATION_BUCKETS",
     "Metrics",
-    "gauge_adder",
     "get_metrics",
     "multiprocess_active",
     "observe",
+    "value_adder",
 ]
 
 logger = logging.getLogger("stackwatch.instrumentation")
@@ -77,16 +80,32 @@ def observe(child: Any, amount: float, exemplar: dict[str, str] | None = None) -
     ``span_id``, 48 characters in all) and walks the buckets one by one. Same values, same files
     in multiprocess mode; a test checks the result equals client_python's own ``observe``.
     """
-    child._sum.inc(amount)
     bucket = child._buckets[bisect_left(child._upper_bounds, amount)]
-    bucket.inc(1)
+    _add(child._sum, amount)
+    _add(bucket, 1)
     if exemplar is not None:
         bucket.set_exemplar(Exemplar(exemplar, amount, time.time()))
 
 
-def gauge_adder(child: Any) -> Any:
-    """``amount -> None`` adding to a labelled gauge child: ``inc``/``dec`` without their per-call checks."""
-    return child._value.inc
+def _add(value: Any, amount: float) -> None:
+    """``value.inc(amount)``; client_python's in-process value under its own lock, taken without a
+    ``with`` block (which costs as much as the rest), any other value class (multiprocess files)
+    through its ``inc``."""
+    if type(value) is MutexValue:
+        lock = value._lock
+        lock.acquire()
+        try:
+            value._value += amount
+        finally:
+            lock.release()
+    else:
+        value.inc(amount)
+
+
+def value_adder(child: Any) -> Callable[[float], None]:
+    """``amount -> None`` adding to a labelled gauge or counter child: ``inc``/``dec`` without their
+    per-call checks (a counter's amounts must be positive, as for ``inc``)."""
+    return partial(_add, child._value)
 
 
 class _PoolRefresher:

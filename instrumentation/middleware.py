@@ -35,7 +35,7 @@ from .config import Settings
 from .event_loop import LoopWatch
 from .header_counts import HeaderCounts
 from .headers import HeaderCapture
-from .metrics import Metrics, gauge_adder, observe
+from .metrics import Metrics, observe, value_adder
 from .queries import DeferredSources, NPlusOnePolicy, RequestQueries, request_queries
 from .routes import UNMATCHED, RouteTemplates, route_path
 from .sentry import SentryReporter
@@ -119,22 +119,25 @@ class _Exchange:
             self.received += len(body)
         return message
 
-    async def send(self, message: Any) -> None:
+    def send(self, message: Any) -> Awaitable[None]:
+        # A plain function returning the server's awaitable: no coroutine of its own but for the last message.
         kind = message["type"]
         if kind == "http.response.body":
             body = message.get("body")
             if body:
                 self.sent += len(body)
             if not message.get("more_body", False):
-                await self._send(message)
-                self.sent_at = time.perf_counter()
-                return
+                return self._send_last(message)
         elif kind == "http.response.start":
             self.status = message["status"]
             self.response_start = message
             if self.on_response_start is not None:
                 self.on_response_start()
+        return self._send(message)  # type: ignore[no-any-return]
+
+    async def _send_last(self, message: Any) -> None:
         await self._send(message)
+        self.sent_at = time.perf_counter()
 
 
 class StackwatchMiddleware:
@@ -257,7 +260,7 @@ class StackwatchMiddleware:
         if self.metrics is not None:
             active = self._active.get(exchange.method)
             if active is None:
-                active = self._active[exchange.method] = gauge_adder(self.metrics.http_active.labels(exchange.method))
+                active = self._active[exchange.method] = value_adder(self.metrics.http_active.labels(exchange.method))
             active(1)
             exchange.active = active
         token = None
@@ -317,7 +320,7 @@ class StackwatchMiddleware:
         if exchange.span is not None and self.exemplars:
             ctx = exchange.span.get_span_context()
             if ctx.trace_flags.sampled:
-                exemplar = {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+                exemplar = {"trace_id": "%032x" % ctx.trace_id, "span_id": "%016x" % ctx.span_id}
         observe(series.duration, elapsed, exemplar)
         queries: RequestQueries = exchange.queries  # type: ignore[assignment]
         observe(series.per_request, queries.count)
@@ -399,8 +402,6 @@ def _close_span(span: Any, owned: bool, scope: Any, name: str | None, attributes
     client = scope.get("client")
     if client:
         attributes["client.address"] = client[0]
-    if name is not None:  # else the route is unknown: the span keeps the method as its name
-        span.update_name(name)
     if error is not None:
         if owned:  # an adopted span's owner records the exception itself
             span.record_exception(error)
@@ -408,7 +409,7 @@ def _close_span(span: Any, owned: bool, scope: Any, name: str | None, attributes
         span.set_status(_ERROR)
     elif "error.type" in attributes:
         span.set_status(_ERROR)
-    set_valid_attributes(span, attributes)
+    set_valid_attributes(span, attributes, name)  # name None: the route is unknown, the span keeps the method
     if hook is not None:
         _call_hook(hook, span, scope, message)
     if owned:

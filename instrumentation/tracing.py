@@ -25,6 +25,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Span as SDKSpan
 from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
@@ -45,6 +46,7 @@ __all__ = [
 logger = logging.getLogger("stackwatch.instrumentation")
 _GRPC_EXPORTER = "opentelemetry.exporter.otlp.proto.grpc"
 _built: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()  # built provider -> its exporter
+_SDK_UPDATE_NAME = SDKSpan.update_name
 
 
 def build_sampler(name: str, arg: float) -> sampling.Sampler:
@@ -167,24 +169,35 @@ def _fields(propagator: Any) -> frozenset[bytes]:
     return fields
 
 
-def set_valid_attributes(span: Any, attributes: dict[str, Any]) -> None:
-    """``span.set_attributes(attributes)`` for values that are valid already (str, int, tuples of str).
+def set_valid_attributes(span: Any, attributes: dict[str, Any], name: str | None = None) -> None:
+    """``span.update_name(name)`` (unless None) and ``span.set_attributes(attributes)`` for values that
+    are valid already (str, int, tuples of str).
 
     The request path: the SDK validates every value again, which was a fifth of what a server span
-    cost. For the SDK's own span, still recording, with no value-length limit and room under its
-    attribute count limit, the values go in as they are, with the same result (tested against the
-    public path); any other span (another SDK, limits set) takes the public path.
+    cost, and takes a lock per call. For the SDK's own span, still recording, with no value-length
+    limit and room under its attribute count limit, the values go in as they are and the name is
+    set as ``update_name`` sets it, with the same result (tested against the public path); any
+    other span (another SDK, limits set) takes the public path.
     """
     bounded = getattr(span, "_attributes", None)
     if (
         type(bounded) is BoundedAttributes
         and bounded.max_value_len is None
-        and (bounded.maxlen is None or len(bounded) + len(attributes) <= bounded.maxlen)
+        and (bounded.maxlen is None or len(bounded._dict) + len(attributes) <= bounded.maxlen)
+        and (name is None or getattr(type(span), "update_name", None) is _SDK_UPDATE_NAME)
         and span.is_recording()
     ):
-        with bounded._lock:
+        lock = bounded._lock
+        lock.acquire()
+        try:
             bounded._dict.update(attributes)
+        finally:
+            lock.release()
+        if name is not None:
+            span._name = name
     else:
+        if name is not None:
+            span.update_name(name)
         span.set_attributes(attributes)
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS, gauge_adder, observe
+from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS, value_adder, observe
 
 
 def samples(registry: CollectorRegistry) -> list[tuple]:
@@ -31,12 +31,17 @@ def test_observe_matches_client_python() -> None:
     assert any(s[3] for s in samples(ours))  # exemplars were compared too
 
 
-def test_gauge_adder_matches_inc_and_dec() -> None:
+def test_value_adder_matches_inc_and_dec() -> None:
     ours, theirs = CollectorRegistry(), CollectorRegistry()
-    add = gauge_adder(Gauge("a", "a", ["m"], registry=ours).labels("GET"))
+    add = value_adder(Gauge("a", "a", ["m"], registry=ours).labels("GET"))
+    count = value_adder(Counter("c", "c", ["m"], registry=ours).labels("GET"))
     child = Gauge("a", "a", ["m"], registry=theirs).labels("GET")
+    counter = Counter("c", "c", ["m"], registry=theirs).labels("GET")
     for amount in (1, 1, -1, 2.5, -3):
         add(amount)
         child.inc(amount) if amount > 0 else child.dec(-amount)
+        count(abs(amount))
+        counter.inc(abs(amount))
     assert samples(ours) == samples(theirs)
     assert theirs.get_sample_value("a", {"m": "GET"}) == 0.5
+    assert theirs.get_sample_value("c_total", {"m": "GET"}) == 8.5

@@ -290,7 +290,9 @@ def test_under_the_opentelemetry_instrument_launcher(otlp_receiver):
     assert len(set(per_trace.values())) == 1  # through the mount: as many spans as without it
 
 
-def test_valid_attributes_go_in_as_the_public_path_puts_them(provider):
+def test_valid_attributes_and_name_go_in_as_the_public_path_puts_them(provider):
+    from opentelemetry.sdk.trace import SpanLimits
+
     from stackwatch.instrumentation.tracing import set_valid_attributes
 
     attributes = {"http.request.method": "GET", "http.response.status_code": 200, "http.route": "/items/{item_id}",
@@ -299,10 +301,25 @@ def test_valid_attributes_go_in_as_the_public_path_puts_them(provider):
     fast, public = tracer.start_span("fast"), tracer.start_span("public")
     fast.set_attribute("http.route", "/before")
     public.set_attribute("http.route", "/before")
-    set_valid_attributes(fast, dict(attributes))
+    set_valid_attributes(fast, dict(attributes), "GET /items/{item_id}")
+    public.update_name("GET /items/{item_id}")
     public.set_attributes(dict(attributes))
     fast.end()
     public.end()
     assert dict(fast.attributes) == dict(public.attributes) == attributes
-    set_valid_attributes(fast, {"late": "ignored"})  # an ended span takes nothing, as with set_attributes
-    assert "late" not in fast.attributes
+    assert fast.name == public.name == "GET /items/{item_id}"
+    set_valid_attributes(fast, {"late": "ignored"}, "late")  # an ended span takes nothing, as with the public path
+    assert "late" not in fast.attributes and fast.name == "GET /items/{item_id}"
+    # A length limit (the SDK truncates) or a span that is not the SDK's takes the public path.
+    limited = TracerProvider(span_limits=SpanLimits(max_span_attribute_length=3)).get_tracer("test").start_span("x")
+    set_valid_attributes(limited, {"url.path": "/items/1"}, "GET /items")
+    assert limited.attributes["url.path"] == "/it" and limited.name == "GET /items"
+
+    class Renaming(type(fast)):  # type: ignore[misc]
+        def update_name(self, name: str) -> None:
+            super().update_name(name.lower())
+
+    own = tracer.start_span("x")
+    own.__class__ = Renaming
+    set_valid_attributes(own, {"a": "b"}, "GET /Items")
+    assert own.name == "get /items" and own.attributes["a"] == "b"
