@@ -37,7 +37,7 @@ from .config import DEFAULT_N_PLUS_ONE_THRESHOLD
 from .jobs_sentry import SentryJob
 from .metrics import Metrics, get_metrics, multiprocess_active, observe
 from .queries import NPlusOnePolicy, RequestQueries, request_queries
-from .tracing import set_valid_attributes
+from .tracing import exemplar_labels, set_valid_attributes
 
 __all__ = ["ENQUEUED_AT", "JOB_DURATION_BUCKETS", "JobMetrics", "JobRun", "JobTracker", "Result"]
 
@@ -119,9 +119,7 @@ class JobRun:
         self.finished = True
         tracker = self.tracker
         elapsed = self.elapsed()
-        ctx = self.span.get_span_context()
-        exemplar = ({"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
-                    if ctx.trace_flags.sampled and tracker.exemplars else None)
+        exemplar = exemplar_labels(self.span) if tracker.exemplars else None
         children = tracker.children(self.queue, self.task)
         observe(children.run, elapsed, exemplar)
         children.result(result).inc()

@@ -27,8 +27,8 @@ from prometheus_client import (
     Histogram,
     values,
 )
-from prometheus_client.values import MutexValue
 from prometheus_client.samples import Exemplar
+from prometheus_client.values import MutexValue
 
 from .info import InfoSeries
 

@@ -39,7 +39,7 @@ from .metrics import Metrics, observe, value_adder
 from .queries import DeferredSources, NPlusOnePolicy, RequestQueries, request_queries
 from .routes import UNMATCHED, RouteTemplates, route_path
 from .sentry import SentryReporter
-from .tracing import extract_context, set_valid_attributes
+from .tracing import exemplar_labels, extract_context, set_valid_attributes
 
 __all__ = ["Endpoint", "ServerRequestHook", "ServerResponseHook", "StackwatchMiddleware"]
 
@@ -316,11 +316,7 @@ class StackwatchMiddleware:
         metrics: Metrics = self.metrics  # type: ignore[assignment]
         observe(series.request_size, exchange.received)
         observe(series.response_size, exchange.sent)
-        exemplar = None
-        if exchange.span is not None and self.exemplars:
-            ctx = exchange.span.get_span_context()
-            if ctx.trace_flags.sampled:
-                exemplar = {"trace_id": "%032x" % ctx.trace_id, "span_id": "%016x" % ctx.span_id}
+        exemplar = exemplar_labels(exchange.span) if exchange.span is not None and self.exemplars else None
         observe(series.duration, elapsed, exemplar)
         queries: RequestQueries = exchange.queries  # type: ignore[assignment]
         observe(series.per_request, queries.count)

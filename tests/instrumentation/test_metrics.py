@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS, value_adder, observe
+from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS, observe, value_adder
 
 
 def samples(registry: CollectorRegistry) -> list[tuple]:
