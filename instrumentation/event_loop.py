@@ -17,7 +17,9 @@ request waits that long. From an instrumented app's first request on, for each l
   own) shows in the lag only.
 
 The lateness undercounts a stall by at most half a threshold (the heartbeat falls due after the
-stall began). The cost is two callbacks per threshold on the loop and a thread that wakes as often.
+stall began). The cost is two callbacks per threshold on the loop and a thread that wakes as often
+while requests are in flight; with none, a stall has no request to be charged to, and the thread
+waits for the next one (looking at the loop once a second, to notice a stopped or closed loop).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = ["LoopWatch"]
 
 # (scope, route before routing, root_path before routing, the resolver of the app's templates)
 _Request = tuple[Any, Any, str, RouteTemplates]
+_IDLE_LOOK = 1.0  # seconds between the watchdog's looks at a loop that serves no request
 
 
 class _LoopMonitor:
@@ -50,6 +53,8 @@ class _LoopMonitor:
         self._blocked = metrics.event_loop_blocked
         self._suspect: _Request | None = None
         self._paused = False
+        self.idle = False  # the watchdog waits for a request: LoopWatch.enter sets ``wake``
+        self.wake = threading.Event()
         self._thread = threading.get_ident()  # created on the loop's thread, by a request
         # time.monotonic, not loop.time(): uvloop's clock stands still while the loop is blocked.
         self._due = time.monotonic() + self.interval
@@ -75,6 +80,16 @@ class _LoopMonitor:
         """On the watchdog thread: while the heartbeat is overdue, note the request the loop runs."""
         loop = self.loop
         while not loop.is_closed():
+            if not self.requests:
+                # No request to charge a stall to: wait for one (LoopWatch.enter sets ``wake``).
+                self.idle = True
+                if not self.requests:  # looked again after saying so: no request goes unnoticed
+                    self.wake.wait(_IDLE_LOOK)
+                self.idle = False
+                self.wake.clear()
+                if not loop.is_running():
+                    self._paused = True
+                continue
             time.sleep(self.interval)
             if not loop.is_running():
                 self._paused = True
@@ -135,6 +150,8 @@ class LoopWatch:
             monitor = self._monitor = _monitor(loop, self.metrics, self.threshold)
         request = (scope, entry_route, entry_root, self.templates)
         monitor.requests[task] = request
+        if monitor.idle:
+            monitor.wake.set()
         return monitor, task, request
 
     @staticmethod

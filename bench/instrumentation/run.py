@@ -108,8 +108,9 @@ def event_loop_idle_cost(seconds: float = 3.0) -> float:
     from stackwatch.instrumentation.routes import RouteTemplates
 
     async def idle(watched: bool) -> float:
-        if watched:
-            LoopWatch(Metrics(CollectorRegistry()), RouteTemplates(), 0.1).enter({}, None, "")
+        if watched:  # served one request, then idle
+            watch = LoopWatch(Metrics(CollectorRegistry()), RouteTemplates(), 0.1)
+            watch.leave(watch.enter({}, None, ""))
         started = time.process_time()
         await asyncio.sleep(seconds)
         return time.process_time() - started

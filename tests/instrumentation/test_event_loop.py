@@ -80,3 +80,29 @@ def test_blocking_below_an_http_middleware_is_attributed_too(registry, clean_env
         samples = _samples(base)
     blocked = _blocked(samples, "/hash")
     assert blocked is not None and 0.2 <= blocked <= 0.6, samples
+
+
+def test_the_watchdog_waits_while_no_request_is_in_flight_and_wakes_for_the_next(registry):
+    from stackwatch.instrumentation.event_loop import LoopWatch
+    from stackwatch.instrumentation.metrics import get_metrics
+    from stackwatch.instrumentation.routes import RouteTemplates
+
+    async def until(condition, seconds: float) -> bool:
+        for _ in range(int(seconds / 0.01)):
+            if condition():
+                return True
+            await asyncio.sleep(0.01)
+        return condition()
+
+    async def scenario() -> tuple[bool, bool]:
+        watch = LoopWatch(get_metrics(registry), RouteTemplates(), 0.1)
+        token = watch.enter({}, None, "")
+        monitor = token[0]
+        watch.leave(token)
+        idle = await until(lambda: monitor.idle, 1.0)  # nothing to charge a stall to: no polling
+        token = watch.enter({}, None, "")
+        woken = await until(lambda: not monitor.idle, 0.5)  # at once, not after its once-a-second look
+        watch.leave(token)
+        return idle, woken
+
+    assert asyncio.run(scenario()) == (True, True)
