@@ -23,7 +23,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -99,7 +99,7 @@ class _Exchange:
         self.entry_route = scope.get("route")
         self.entry_root = scope.get("root_path", "")
         self._receive = receive
-        self._send = send
+        self._send: Send = send
         self.status = 500
         self.response_start: Any = None
         self.sent_at = 0.0
@@ -133,7 +133,7 @@ class _Exchange:
             self.response_start = message
             if self.on_response_start is not None:
                 self.on_response_start()
-        return self._send(message)  # type: ignore[no-any-return]
+        return self._send(message)
 
     async def _send_last(self, message: Any) -> None:
         await self._send(message)
