@@ -81,7 +81,8 @@ def observe(child: Any, amount: float, exemplar: dict[str, str] | None = None) -
     in multiprocess mode; a test checks the result equals client_python's own ``observe``.
     """
     bucket = child._buckets[bisect_left(child._upper_bounds, amount)]
-    _add(child._sum, amount)
+    if amount:  # a zero (no body, no statement) leaves the sum as it is
+        _add(child._sum, amount)
     _add(bucket, 1)
     if exemplar is not None:
         bucket.set_exemplar(Exemplar(exemplar, amount, time.time()))
