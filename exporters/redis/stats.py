@@ -5,7 +5,9 @@ because the lifetime ratio INFO implies hides a cache that went cold an hour ago
 out every TTL lookup (``PTTL``/``TTL`` calls from commandstats, in the same INFO), which Redis
 counts as hits: the exporter's own TTL sampler, ``stackwatch check`` and any other sampler alike,
 as the recording rules do (``stackwatch.promql.redis_lookup_rate``). The raw
-``redis_keyspace_hits_total`` (redis_exporter's meaning) still includes them.
+``redis_keyspace_hits_total`` (redis_exporter's meaning) still includes them. The exporter's own
+queue reads, measured by Redis itself, are left out of both counters and so of every ratio
+(:mod:`stackwatch.core.redis.own_lookups`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from prometheus_client.core import Metric
 
 from stackwatch.core.redis.info import Info, parse_fields, parse_number
 from stackwatch.core.redis.lookups import client_lookups, ttl_lookups
+from stackwatch.core.redis.own_lookups import Lookups
 from stackwatch.core.redis.source import RedisSource
 
 from ..collector import Collector, Tier
@@ -26,8 +29,6 @@ __all__ = ["StatsCollector"]
 
 FIELDS = (
     Field("uptime_in_seconds", "redis_uptime_in_seconds", "Seconds since the server started."),
-    Field("keyspace_hits", "redis_keyspace_hits_total", "Successful key lookups.", counter=True),
-    Field("keyspace_misses", "redis_keyspace_misses_total", "Failed key lookups.", counter=True),
     Field("evicted_keys", "redis_evicted_keys_total", "Keys evicted because of maxmemory.", counter=True),
     Field("expired_keys", "redis_expired_keys_total", "Keys deleted because their TTL expired.", counter=True),
     Field("expired_stale_perc", "redis_expired_stale_percentage",
@@ -110,13 +111,23 @@ def error_stats(info: Info) -> Metric:
     return family
 
 
+def keyspace_lookups(counters: Lookups) -> list[Metric]:
+    """``keyspace_hits``/``keyspace_misses`` without the exporter's own queue reads."""
+    return [single("redis_keyspace_hits_total", "Successful key lookups (the exporter's queue reads left out).",
+                   counters.hits, is_counter=True),
+            single("redis_keyspace_misses_total", "Failed key lookups (the exporter's queue reads left out).",
+                   counters.misses, is_counter=True)]
+
+
 def own_lookups(source: RedisSource) -> list[Metric]:
-    """The exporter's own key lookups (TTL sampler PTTLs), which Redis counts in keyspace_hits
-    and keyspace_misses (the hit ratios leave out every TTL lookup, these included)."""
-    hits = counter("redis_exporter_keyspace_hits_total", "Key lookups by the exporter itself that hit.")
-    hits.add_metric([], source.own.hits)
-    misses = counter("redis_exporter_keyspace_misses_total", "Key lookups by the exporter itself that missed.")
-    misses.add_metric([], source.own.misses)
+    """The exporter's own key lookups by reader: the TTL sampler's PTTLs (still inside the keyspace
+    counters; the hit ratios leave out every TTL lookup) and the queue reads (left out of them)."""
+    hits = counter("redis_exporter_keyspace_hits_total", "Key lookups by the exporter itself that hit.", ["reader"])
+    misses = counter("redis_exporter_keyspace_misses_total", "Key lookups by the exporter itself that missed.",
+                     ["reader"])
+    for reader, lookups in (("queues", source.own.queues.total), ("ttl_sampler", source.own.ttl)):
+        hits.add_metric([reader], lookups.hits)
+        misses.add_metric([reader], lookups.misses)
     return [hits, misses]
 
 
@@ -153,5 +164,9 @@ class StatsCollector(Collector[RedisSource]):
         families.append(instance_info(info))
         families.append(error_stats(info))
         families += own_lookups(source)
-        families += self.hit_ratio(info.number("keyspace_hits"), info.number("keyspace_misses"), ttl_lookups(info))
+        counters = source.keyspace()
+        if counters is None:
+            return families
+        families += keyspace_lookups(counters)
+        families += self.hit_ratio(counters.hits, counters.misses, ttl_lookups(info))
         return families

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import redis
 
 from stackwatch.core.redis import connection
-from stackwatch.core.redis.source import OwnLookups, RedisOptions, RedisSource
+from stackwatch.core.redis.own_lookups import OwnLookups
+from stackwatch.core.redis.source import RedisOptions, RedisSource
 
 from ..collector import Collector, Intervals
 from ..target import ConnectedTarget

@@ -46,13 +46,6 @@ E2E_FIRES = (
     DemoFault("ProcessResourceLimitMissing", {"severity": "info", "job": "stackwatch-exporter"},
               "natively the exporter watches its own cgroup (`--cgroup self`), a test host's, without limits; "
               "docker-compose.yml gives the exporter's container cpus and mem_limit"),
-    # NOT by design, a known false positive left for the exporter's owners: its own reads of the RQ
-    # queues (`--redis-queue rq:rq:queue:*`, as in docker-compose.yml) are keyspace misses (ZCARD of
-    # empty registries: ~6 misses and 4 hits a second, measured against an idle Redis), which drown
-    # the demo cache's ~6 lookups a second. Remove this entry once those lookups are left out of
-    # the ratio as TTL sampling is.
-    DemoFault("RedisHitRatioLow", {"severity": "warning", "job": "stackwatch-exporter"},
-              "the exporter's own queue reads count as misses (known false positive)"),
 )
 
 

@@ -17,7 +17,8 @@ from prometheus_client.core import Metric
 
 from stackwatch.core.redis import connection
 from stackwatch.core.redis.info import Info, parse_info
-from stackwatch.core.redis.source import OwnLookups, RedisOptions, RedisSource
+from stackwatch.core.redis.own_lookups import Lookups, OwnLookups, lookups_of
+from stackwatch.core.redis.source import RedisOptions, RedisSource
 
 __all__ = ["canned_source", "canned_text", "poll", "real_source", "sample", "samples"]
 
@@ -78,6 +79,9 @@ class _CannedSource:
 
     def info(self) -> Info:
         return self._info
+
+    def keyspace(self) -> Lookups | None:
+        return lookups_of(self._info)
 
     def config(self, refresh: bool = False) -> dict[str, str]:
         return {}

@@ -8,9 +8,11 @@ import logging
 import time
 
 import pytest
+from rq import Queue
 
 from stackwatch.core.options import OptionError
 from stackwatch.core.redis.connection import InvalidURL, parse_redis_url, url_name
+from stackwatch.core.redis.queue_spec import KNOWN_LAYOUTS, parse_queue_spec
 from stackwatch.core.redis.source import RedisSource
 from stackwatch.exporters.collector import Collector, Intervals, Tier
 from stackwatch.exporters.kinds import Common
@@ -19,6 +21,7 @@ from stackwatch.exporters.server import Exporter
 from tests.fixtures.procs import free_port
 
 from .collect import sample, samples
+from .queue_jobs import succeed
 
 FAST = Intervals(fast=0.05, slow=0.05, rare=0.05)
 
@@ -161,6 +164,75 @@ def test_other_clients_ttl_lookups_stay_out_of_the_hit_ratio(redis_factory) -> N
         client.get("missing")
     families = _poll(target)
     assert sample(families, "redis_keyspace_hit_ratio") == pytest.approx(0.25)
+    target.close()
+
+
+def _app_lookups(families: list) -> tuple[float, float]:  # type: ignore[type-arg]
+    """Exported hits and misses as the recording rules read them: every PTTL taken off the hits."""
+    pttl = sample(families, "redis_commands_total", cmd="pttl") or 0.0
+    return (sample(families, "redis_keyspace_hits_total") or 0.0) - pttl, \
+        sample(families, "redis_keyspace_misses_total") or 0.0
+
+
+def _raw_lookups(client) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    stats = client.info("stats")
+    return stats["keyspace_hits"], stats["keyspace_misses"]
+
+
+def _queues(server) -> RedisOptions:  # type: ignore[no-untyped-def]
+    """Queues whose reads hit (an RQ queue holding a job, a stream) and miss (RQ's empty
+    registries, a list that does not exist, ``auto``'s libraries that are not in use)."""
+    client = server.client()
+    Queue("emails", connection=client).enqueue(succeed, 1)
+    client.xadd("events", {"n": 1})
+    client.xgroup_create("events", "mailers", id="0")
+    client.set("page:1", "cached")
+    specs = [parse_queue_spec("list:absent"), parse_queue_spec("stream:events"), *KNOWN_LAYOUTS]
+    return RedisOptions(queues=tuple(specs))
+
+
+def test_queue_reads_stay_out_of_the_keyspace_counters_and_the_hit_ratio(redis_factory) -> None:
+    """The exporter's reads of queue keys are keyspace hits and misses in INFO: measured by Redis
+    inside their own transaction and left out, so only the application's GETs move the counters."""
+    server = redis_factory()
+    client = server.client()
+    target = _target(server.url, _queues(server))
+    first = _poll(target)
+    assert sample(first, "job_queue_depth", system="rq", queue="emails", state="queued") == 1
+    raw = _raw_lookups(client)
+    for _ in range(3):
+        families = _poll(target)
+        assert _app_lookups(families) == _app_lookups(first)
+    grown = [_raw_lookups(client)[i] - raw[i] for i in (0, 1)]
+    # per poll 8 misses (LLEN absent, RQ's 4 registries and workers set, EXISTS arq:queue and celery)
+    assert grown[1] == 3 * 8
+    # and every lookup Redis counted is one the exporter measured: its queue reads and its PTTLs
+    own = [sum((sample(f, f"redis_exporter_keyspace_{kind}_total", reader=r) or 0) * sign
+               for f, sign in ((families, 1), (first, -1)) for r in ("queues", "ttl_sampler"))
+           for kind in ("hits", "misses")]
+    assert own == grown and grown[0] > 3 * 5
+
+    client.get("page:1")  # the application: one hit, one miss
+    client.get("page:2")
+    families = _poll(target)
+    hits, misses = _app_lookups(families)
+    assert (hits, misses) == (_app_lookups(first)[0] + 1, _app_lookups(first)[1] + 1)
+    assert sample(families, "redis_keyspace_hit_ratio") == 0.5
+    target.close()
+
+
+def test_queue_reads_stay_out_across_a_stats_reset(redis_factory) -> None:
+    """After ``CONFIG RESETSTAT`` (or a restart) the counters hold none of the earlier reads: none
+    is taken off them, and the counters never go below the application's lookups."""
+    server = redis_factory()
+    client = server.client()
+    target = _target(server.url, _queues(server))
+    _poll(target)
+    _poll(target)
+    client.config_resetstat()
+    client.get("page:1")
+    for _ in range(3):
+        assert _app_lookups(_poll(target)) == (1, 0)
     target.close()
 
 

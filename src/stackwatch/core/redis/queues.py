@@ -16,6 +16,9 @@ library that is not used adds no series). A queue once seen is
 remembered, so a drained queue reads 0 instead of vanishing (Redis deletes empty lists). Every
 queue costs a fixed handful of O(1)/O(log N) commands, pipelined into two round trips per poll
 whatever the number of queues, and a queue of a million jobs costs what an empty one does.
+Redis counts these reads as keyspace hits and misses (a missing key is a miss), so every read of
+a key (discovery's ``EXISTS``/``SSCAN`` too; ``SCAN`` reads none) runs in a transaction that
+measures them (:meth:`RedisSource.own_reads`) and the exported counters leave them out.
 """
 
 from __future__ import annotations
@@ -43,6 +46,18 @@ RQ_QUEUES = "rq:queues"
 
 def _text(value: Any) -> str:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+
+
+def _key(spec: QueueSpec) -> str:
+    """The key (or glob) ``spec`` names: a Bull queue is found by its ``:id`` counter."""
+    return f"{spec.pattern}:id" if spec.system == "bull" else spec.pattern
+
+
+def _raised(reply: Any) -> Any:
+    """``reply``, raised when it is an error (a reply that decides what else is read)."""
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
 
 
 def _age_from_ms(ms: Any, now: float) -> float | None:
@@ -249,9 +264,12 @@ class QueueReader:
 
     def read(self, source: RedisSource) -> list[QueueReading]:
         """Every queue ``source.options.queues`` names, as of now (``stackwatch check`` uses this too)."""
+        limit = source.options.queues_max * 20
+        present = self._present(source, [_key(spec) for spec in source.options.queues
+                                         if spec.auto and not spec.is_glob and _key(spec) not in self._known])
         for spec in source.options.queues:
-            self._discover(source, spec, limit=source.options.queues_max * 20)
-        return self._read(source.client, list(self._known.values()), time.time())
+            self._discover(source, spec, limit, present)
+        return self._read(source, list(self._known.values()), time.time())
 
     def _remember(self, spec: QueueSpec, key: str, limit: int) -> None:
         name = LAYOUTS[spec.system].name(key)
@@ -264,18 +282,34 @@ class QueueReader:
             return
         self._known[key] = _Queue(spec, key, name)
 
-    def _discover(self, source: RedisSource, spec: QueueSpec, limit: int) -> None:
-        """Add the keys ``spec`` names: literal keys as they are, globs by a SCAN walk that resumes
-        across polls within the TTL sampler's key and time budgets."""
-        pattern = f"{spec.pattern}:id" if spec.system == "bull" else spec.pattern
+    @staticmethod
+    def _present(source: RedisSource, keys: list[str]) -> set[str]:
+        """Which of ``keys`` exist, in one measured round trip."""
+        if not keys:
+            return set()
+        pipe = source.own_reads()
+        for key in keys:
+            pipe.exists(key)
+        replies = source.execute_own(pipe)
+        return {key for key, reply in zip(keys, replies, strict=True) if _raised(reply)}
+
+    def _discover(self, source: RedisSource, spec: QueueSpec, limit: int, present: set[str]) -> None:
+        """Add the keys ``spec`` names: literal keys as they are (``auto`` ones once in ``present``),
+        globs by a SCAN walk that resumes across polls within the TTL sampler's key and time budgets."""
+        pattern = _key(spec)
         if not spec.is_glob:
-            if not spec.auto or pattern in self._known or source.client.exists(pattern):
+            if not spec.auto or pattern in self._known or pattern in present:
                 self._remember(spec, pattern, limit)
             return
         if spec.system == "rq":  # RQ lists every queue it ever used: found even while it is empty
-            for key in source.client.sscan_iter(RQ_QUEUES, match=pattern, count=source.options.ttl_scan_count):
-                self._remember(spec, _text(key), limit)
-                if len(self._known) >= limit:
+            set_cursor = 0
+            while True:
+                pipe = source.own_reads()
+                pipe.sscan(RQ_QUEUES, set_cursor, match=pattern, count=source.options.ttl_scan_count)
+                set_cursor, members = _raised(source.execute_own(pipe)[0])
+                for key in members:
+                    self._remember(spec, _text(key), limit)
+                if set_cursor == 0 or len(self._known) >= limit:
                     break
         options = source.options
         deadline = time.monotonic() + options.ttl_sample_seconds
@@ -289,16 +323,18 @@ class QueueReader:
                 break
         self._cursors[spec] = cursor
 
-    def _read(self, client: Any, queues: Sequence[_Queue], now: float) -> list[QueueReading]:
-        """Two pipelined round trips for all queues: counts and heads, then the oldest jobs."""
-        pipe = client.pipeline(transaction=False)
+    def _read(self, source: RedisSource, queues: Sequence[_Queue], now: float) -> list[QueueReading]:
+        """Two measured round trips for all queues: counts and heads, then the oldest jobs."""
+        if not queues:
+            return []
+        pipe = source.own_reads()
         plans = []
         for queue in queues:
             layout = LAYOUTS[queue.spec.system]
             states = layout.depth(pipe, queue.key, queue.name, now)
             plans.append((queue, layout, states, layout.head(pipe, queue.key, now)))
-        replies = iter(pipe.execute(raise_on_error=False))
-        second = client.pipeline(transaction=False)
+        replies = iter(source.execute_own(pipe))
+        second = source.own_reads()
         pending: list[tuple[QueueReading, _Layout, Any]] = []
         readings = []
         for queue, layout, states, has_head in plans:
@@ -323,8 +359,7 @@ class QueueReader:
                     pending.append((reading, layout, queue))
                 else:
                     reading.oldest_age_seconds = self._age(layout, head, now, queue)
-        for (reading, layout, queue), reply in zip(pending, second.execute(raise_on_error=False) if pending else [],
-                                                   strict=True):
+        for (reading, layout, queue), reply in zip(pending, source.execute_own(second) if pending else [], strict=True):
             reading.oldest_age_seconds = None if isinstance(reply, Exception) else self._age(layout, reply, now, queue)
         return readings
 

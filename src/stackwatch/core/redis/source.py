@@ -5,7 +5,9 @@ memory, clients, commands, latency, keyspace, replication, persistence) all read
 parsed :class:`~.info.Info`, so a fast poll costs Redis one INFO whatever the number of
 collectors. ``CONFIG GET`` asks for the few keys in :data:`CONFIG_KEYS` only (never
 ``CONFIG GET *``), one key per call so Redis 6 (one pattern per call) works too, pipelined
-into one round trip, and is cached between the config collector's slow polls.
+into one round trip, and is cached between the config collector's slow polls. The exporter's own
+key reads go through :meth:`RedisSource.own_reads`, which measures what Redis counted of them
+(:mod:`.own_lookups`), and :meth:`RedisSource.keyspace` gives the INFO counters without them.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from stackwatch.core.option_fields import option
 from stackwatch.core.options import positive_float, positive_int
 
 from .connection import ConnectionSettings
 from .info import Info, parse_info
+from .own_lookups import Lookups, MeasuredLookups, OwnLookups, lookups_of
 from .queue_spec import SYSTEMS, QueueSpec, parse_queue_option, queue_specs
 
-__all__ = ["CONFIG_KEYS", "OwnLookups", "RedisOptions", "RedisSource"]
+__all__ = ["CONFIG_KEYS", "RedisOptions", "RedisSource"]
 
 #: The only configuration keys the exporter reads.
 CONFIG_KEYS: tuple[str, ...] = (
@@ -80,15 +84,6 @@ class RedisOptions:
                              parse=positive_int, metavar="N")
 
 
-@dataclass
-class OwnLookups:
-    """Key lookups the exporter itself made (the TTL sampler's PTTLs count as hits and misses
-    in INFO); kept by the target across reconnects so the hit ratio can leave them out."""
-
-    hits: int = 0
-    misses: int = 0
-
-
 def _raw(response: Any, **options: Any) -> Any:
     """Keep INFO's reply as text: our parser is version-tolerant where the client's is not."""
     return response
@@ -103,6 +98,7 @@ class RedisSource:
         self.own = own if own is not None else OwnLookups()
         self.client.set_response_callback("INFO", _raw)
         self._info: Info | None = None
+        self._own_at_info = MeasuredLookups()
         self._config: dict[str, str] | None = None
 
     def new_poll(self) -> None:
@@ -113,7 +109,30 @@ class RedisSource:
         """``INFO all``, fetched once per poll and shared by every collector that needs it."""
         if self._info is None:
             self._info = parse_info(self.client.execute_command("INFO", "all"))
+            self._own_at_info = self.own.queues.snapshot()
         return self._info
+
+    def keyspace(self) -> Lookups | None:
+        """This poll's ``keyspace_hits``/``keyspace_misses`` without the exporter's own queue reads
+        (None when INFO lacks them): the lookups the applications made."""
+        counters = lookups_of(self.info())
+        return None if counters is None else self._own_at_info.left_out(counters)
+
+    def own_reads(self) -> Pipeline:
+        """A transaction for the exporter's own key reads; run it with :meth:`execute_own`."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.execute_command("INFO", "stats")
+        return pipe
+
+    def execute_own(self, pipe: Pipeline) -> list[Any]:
+        """Run ``pipe`` (from :meth:`own_reads`) and return its replies, errors in place; the
+        lookups Redis counted between its first and last ``INFO stats`` -- this transaction's own,
+        nobody else's -- go to ``own.queues``."""
+        pipe.execute_command("INFO", "stats")
+        replies = pipe.execute(raise_on_error=False)
+        before, after = (_counters(reply) for reply in (replies[0], replies[-1]))
+        self.own.queues.add(before, after)
+        return replies[1:-1]
 
     def config(self, refresh: bool = False) -> Mapping[str, str]:
         """The values of :data:`CONFIG_KEYS` (cached; ``refresh`` re-reads them)."""
@@ -127,6 +146,15 @@ class RedisSource:
                 values.update({_text(k): _text(v) for k, v in pairs})
             self._config = values
         return self._config
+
+
+def _counters(reply: Any) -> Lookups:
+    if isinstance(reply, Exception):
+        raise reply
+    counters = lookups_of(parse_info(reply))
+    if counters is None:
+        raise redis.ResponseError("INFO stats has no keyspace_hits/keyspace_misses")
+    return counters
 
 
 def _text(value: Any) -> str:

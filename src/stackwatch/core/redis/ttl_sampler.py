@@ -24,7 +24,7 @@ from typing import cast
 
 import redis
 
-from stackwatch.core.redis.source import OwnLookups
+from stackwatch.core.redis.own_lookups import Lookups, OwnLookups
 
 __all__ = ["NO_PREFIX", "OTHER", "TtlSample", "prefix_of", "sample_ttls"]
 
@@ -71,7 +71,7 @@ def sample_ttls(client: redis.Redis, max_keys: int, max_seconds: float, scan_cou
                 delimiter: str = ":", own: OwnLookups | None = None) -> TtlSample:
     """Walk the current database with SCAN + pipelined PTTL within both budgets.
 
-    Each PTTL counts as a keyspace hit (or a miss for a vanished key) in INFO; ``own`` tallies them.
+    Each PTTL counts as a keyspace hit (or a miss for a vanished key) in INFO; ``own.ttl`` tallies them.
     """
     deadline = time.monotonic() + max_seconds
     tally = own if own is not None else OwnLookups()
@@ -90,12 +90,13 @@ def sample_ttls(client: redis.Redis, max_keys: int, max_seconds: float, scan_cou
             pipe = client.pipeline(transaction=False)
             for key in fresh:
                 pipe.pttl(key)
-            for key, ttl in zip(fresh, pipe.execute()):
+            ttls = pipe.execute()
+            vanished = sum(ttl == -2 for ttl in ttls)  # deleted or expired between SCAN and PTTL
+            tally.ttl += Lookups(len(ttls) - vanished, vanished)
+            for key, ttl in zip(fresh, ttls):
                 seen.add(key)
-                if ttl == -2:  # deleted or expired between SCAN and PTTL
-                    tally.misses += 1
+                if ttl == -2:
                     continue
-                tally.hits += 1
                 counts = sample.prefixes.setdefault(prefix_of(key, sep), [0, 0])
                 counts[0] += 1
                 counts[1] += ttl == -1
