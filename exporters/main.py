@@ -28,9 +28,9 @@ log = logging.getLogger("stackwatch.exporters")
 
 
 def _kinds() -> list[ExporterKind]:
-    from . import postgres, process, redis
+    from . import alertmanager, postgres, process, redis
 
-    return [postgres.KIND, redis.KIND, process.KIND]
+    return [postgres.KIND, redis.KIND, process.KIND, alertmanager.KIND]
 
 
 KINDS: Sequence[ExporterKind] = _kinds()
@@ -89,8 +89,8 @@ def build(values: Mapping[str, Any]) -> Exporter:
     names = [(t.prefix, t.name) for t in targets]
     twice = sorted({name for prefix, name in names if names.count((prefix, name)) > 1})
     if twice:  # their series would be exact duplicates (same families, same server label)
-        raise OptionError(f"--postgres-dsn/--redis-url: more than one target named {', '.join(twice)} "
-                          f"(the same host, port and database given twice)")
+        raise OptionError(f"--postgres-dsn/--redis-url/--alertmanager-url: more than one target named "
+                          f"{', '.join(twice)} (the same host, port and database given twice)")
     probe: dict[str, Target[Any]] = {t.name: t for t in targets}
     if server.targets_file:
         keys = [kind.targets_file_key for kind in KINDS if kind.targets_file_key]

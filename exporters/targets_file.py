@@ -8,7 +8,7 @@ targets:
     redis_url: redis://cache:6379/0
 ```
 
-Each entry has exactly one target key (``postgres_dsn``, ``redis_url``) or its ``_file`` twin,
+Each entry has exactly one target key (``postgres_dsn``, ``redis_url``, ``alertmanager_url``) or its ``_file`` twin,
 which is replaced by the contents of that file (for secrets). Anything else (an unknown or
 misspelled key, two kinds in one entry, a key given twice) is an error naming the entry and the
 key: a typo never silently drops a target or a setting.

@@ -10,7 +10,8 @@ import pytest
 from stackwatch.core.options import OptionError
 from stackwatch.core.postgres.source import PostgresOptions
 from stackwatch.core.redis.source import RedisOptions
-from stackwatch.exporters import postgres, redis
+from stackwatch.exporters import alertmanager, postgres, redis
+from stackwatch.exporters.alertmanager.target import AlertmanagerOptions, AlertmanagerTarget
 from stackwatch.exporters.collector import Intervals
 from stackwatch.exporters.kinds import Common, ConnectedKind
 from stackwatch.exporters.postgres.target import PostgresTarget
@@ -20,10 +21,12 @@ from stackwatch.exporters.target import ConnectedTarget
 BAD = {
     "pg": "postgresql://app:hunter2secret@db:5432/app?no_such_parameter=1",
     "redis": "redis://:hunter2secret@cache:6379/abc",
+    "stackwatch_alertmanager": "ftp://watcher:hunter2secret@alertmanager:9093",
 }
+KINDS = [postgres.KIND, redis.KIND, alertmanager.KIND]
 
 
-@pytest.mark.parametrize("kind", [postgres.KIND, redis.KIND], ids=lambda k: k.prefix)
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.prefix)
 def test_a_malformed_address_is_refused_where_it_was_given_without_its_password(kind: ConnectedKind[object]) -> None:
     bad = BAD[kind.prefix]
     with pytest.raises(OptionError) as from_flags:
@@ -37,7 +40,7 @@ def test_a_malformed_address_is_refused_where_it_was_given_without_its_password(
         assert "hunter2secret" not in str(error)
 
 
-@pytest.mark.parametrize("kind", [postgres.KIND, redis.KIND], ids=lambda k: k.prefix)
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.prefix)
 def test_an_entry_for_another_kind_is_left_to_it(kind: ConnectedKind[object]) -> None:
     other = next(key for key in ("postgres_dsn", "redis_url") if key != kind.targets_file_key)
     assert kind.probe_target("orders", {other: "whatever"}, {}, Common()) is None
@@ -48,7 +51,9 @@ def test_an_entry_for_another_kind_is_left_to_it(kind: ConnectedKind[object]) ->
 @pytest.mark.parametrize(("target_class", "options", "good", "bad", "key"), [
     (PostgresTarget, PostgresOptions(), "postgresql://app:hunter2secret@127.0.0.1:1/app", BAD["pg"], "dsn"),
     (RedisTarget, RedisOptions(), "redis://:hunter2secret@127.0.0.1:1/0", BAD["redis"], "url"),
-], ids=["pg", "redis"])
+    (AlertmanagerTarget, AlertmanagerOptions(), "http://u:hunter2secret@127.0.0.1:1", BAD["stackwatch_alertmanager"],
+     "url"),
+], ids=["pg", "redis", "alertmanager"])
 def test_a_target_fails_fast_on_a_bad_address_and_describes_itself_without_the_password(
         target_class: type[ConnectedTarget[Any, Any]], options: object, good: str, bad: str, key: str) -> None:
     """:class:`ConnectedTarget`: the address is checked before any thread starts, shown redacted."""

@@ -123,6 +123,8 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytes
     (["--enable-collector", "process.nope"], {}, ["--enable-collector", "process.nope", "process.groups"]),
     (["--web.config.file", "/nonexistent/web.yml"], {}, ["--web.config.file: cannot read"]),
     ([], {"STACKWATCH_POSTGRES_DSN_FILE": "/nonexistent/dsn"}, ["$STACKWATCH_POSTGRES_DSN_FILE"]),
+    (["--alertmanager-url", "ftp://u:hunter2@127.0.0.1:9093"], {},
+     ["--alertmanager-url", "scheme must be http:// or https://", "u:***@"]),
     (["--redis-url", "redis://127.0.0.1:6399/1", "--redis-url", "redis://:pw@127.0.0.1:6399/1"], {},
      ["--redis-url", "more than one target named 127.0.0.1:6399/1"]),
     ([], {"STACKWATCH_POSTGRES_DSN": "postgresql://a@127.0.0.1:5499/db\npostgresql://b:pw@127.0.0.1:5499/db"},

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 from stackwatch.core.redact import redact
+from stackwatch.core.web import Response, get
 
 from ..thresholds import HTTP, HttpThresholds
 from .items import APP_ITEMS as ITEMS
 from .items import COMPRESSION, HEALTH, METRICS
 from .model import Finding, Status
 from .runner import Budget
-from .web import Response, get
 
 __all__ = ["ITEMS", "AppCheck"]
 

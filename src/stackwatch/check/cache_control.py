@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from stackwatch.core.redact import redact
+from stackwatch.core.web import get
 
 from ..core.cache_headers import directives as parse
 from ..promql import recent_increase
@@ -21,7 +22,6 @@ from .items import CACHE_CONTROL
 from .model import Finding, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
 from .runner import Budget
-from .web import get
 
 __all__ = ["CacheControlCheck", "static_asset_verdict"]
 

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from stackwatch.core.redact import redact
+from stackwatch.core.web import get
 
 from .items import CDN
 from .model import Finding, Status
 from .runner import Budget
-from .web import get
 
 __all__ = ["CDN_HEADERS", "CdnCheck"]
 

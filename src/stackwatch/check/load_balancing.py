@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from stackwatch.core.redact import redact
+from stackwatch.core.web import get
 
 from ..promql import instance_request_share
 from ..thresholds import HTTP, RATE_WINDOW, SELECTORS, HttpThresholds
@@ -22,7 +23,6 @@ from .items import LOAD_BALANCING
 from .model import Finding, SourceUnavailable, Status
 from .promapi import Prometheus, PrometheusError
 from .runner import Budget
-from .web import get
 
 __all__ = ["LIVE_PATH", "READY_PATH", "LoadBalancingCheck"]
 

@@ -7,10 +7,10 @@ import urllib.parse
 from typing import Any
 
 from stackwatch.core.redact import redact
+from stackwatch.core.web import get
 
 from .model import SourceUnavailable
 from .runner import Budget
-from .web import get
 
 __all__ = ["Prometheus", "PrometheusError"]
 

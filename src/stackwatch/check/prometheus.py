@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from stackwatch.core.redact import redact_text
+from stackwatch.core.web import get
 
 from ..promql import n_plus_one_detections, pool_wait_mean
 from ..thresholds import (
@@ -52,7 +53,6 @@ from .promapi import Prometheus, PrometheusError
 from .read_share import read_share_finding
 from .runner import Budget
 from .tooling import apm_finding, error_tracking_finding, tracing_finding
-from .web import get
 
 __all__ = ["ITEMS", "PrometheusCheck"]
 

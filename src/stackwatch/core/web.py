@@ -1,4 +1,5 @@
-"""Bounded HTTP GETs with the standard library (the check needs no HTTP client dependency).
+"""Bounded HTTP GETs with the standard library (``stackwatch check`` and the exporter's Alertmanager
+reader need no HTTP client dependency).
 
 Responses are not decompressed, so the app's compression item sees ``Content-Encoding`` as sent.
 Bodies are capped so a huge response cannot exhaust memory or the deadline.
@@ -53,7 +54,7 @@ def get(url: str, timeout: float, headers: Mapping[str, str] | None = None) -> R
     part of the host name), sent to that URL's origin only, never to another host it redirects to.
     """
     parts = urllib.parse.urlsplit(url)
-    sent = {"User-Agent": "stackwatch-check", **(headers or {})}
+    sent = {"User-Agent": "stackwatch", **(headers or {})}
     if parts.username is not None:
         credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
         sent["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
