@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import Any
 
 from stackwatch.core.options import resolve_options
 from stackwatch.exporters import main as exporter_main
 from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.prometheus import AlertmanagerServer
 from tests.fixtures.redis import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,12 +31,14 @@ def exposed_names(registry) -> set[str]:
     return names
 
 
-def test_every_exported_family_is_documented(postgres: PostgresServer, redis_server: RedisServer) -> None:
+def test_every_exported_family_is_documented(postgres: PostgresServer, redis_server: RedisServer,
+                                             alertmanager_factory: Any) -> None:
+    manager: AlertmanagerServer = alertmanager_factory({"route": {"receiver": "null"}, "receivers": [{"name": "null"}]})
     parser = argparse.ArgumentParser()
     exporter_main.add_arguments(parser)
     every = [f"{kind.prefix}.{c.name}" for kind in exporter_main.KINDS for c in kind.collectors]
     argv = ["--postgres-dsn", postgres.monitor_dsn, "--redis-url", redis_server.url,
-            "--process-group", "pytest=python"]
+            "--process-group", "pytest=python", "--alertmanager-url", manager.url]
     for name in every:
         argv += ["--enable-collector", name]
     exporter = exporter_main.build(resolve_options(exporter_main.all_options(), parser.parse_args(argv), {}))
@@ -53,6 +57,7 @@ def test_every_exported_family_is_documented(postgres: PostgresServer, redis_ser
     prefixes = tuple(re.findall(r"`([a-z][a-z0-9_]*_)<[a-z_]+>`", text))
     missing = sorted(n for n in names if n not in documented and not n.startswith(CLIENT_PYTHON_OWN + prefixes))
     assert not missing, f"families exported but not in docs/metrics.md: {missing}"
-    assert {"pg_up", "redis_up", "pg_connections_saturation_ratio", "redis_keyspace_hits_total"} <= names
+    assert {"pg_up", "redis_up", "pg_connections_saturation_ratio", "redis_keyspace_hits_total",
+            "stackwatch_alertmanager_alerts"} <= names
     for target in exporter.all_targets():
         target.close()

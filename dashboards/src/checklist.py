@@ -270,10 +270,11 @@ def _monitoring(g: Grid) -> None:
               "rules are evaluated.",
               f'max(ALERTS{{{selector(alertname="Watchdog", alertstate="firing")}}}) or vector(0)',
               "working", "BROKEN", "checklist"), **SIZE)
-    g.add(stat("Critical alerts firing", "Critical alerts Prometheus evaluates as firing, silenced and inhibited "
-               "ones included (Prometheus cannot see Alertmanager's silences): the Alerts row shows which of "
-               "them page.",
-               f'count(ALERTS{{{selector(severity="critical", alertstate="firing")}}}) or vector(0)', "short",
+    g.add(stat("Critical alerts firing", "Critical alerts that page right now: active in Alertmanager, neither "
+               "silenced nor inhibited (stackwatch_alertmanager_alerts, read from Alertmanager's API by the "
+               "exporter's --alertmanager-url; Prometheus' ALERTS cannot see silences). No data: the exporter "
+               "does not read Alertmanager.",
+               f'max(stackwatch_alertmanager_alerts{{{selector(severity="critical", state="active")}}})', "short",
                too_high(0), links=["checklist"]), **SIZE)
     g.add(_ok("Exporter collectors", "Every exporter sub-collector succeeded on its last poll.",
               f'min({{__name__=~"(pg|redis|process)_scrape_collector_success",{S}}})', "ok", "FAILING",

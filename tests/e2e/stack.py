@@ -166,6 +166,11 @@ class Stack:
         self.postgres.query("SELECT pg_create_physical_replication_slot(%s)", (REPLICA_SLOT,))
         self.pg_replica = Replica(self.postgres)
         self._closers.append(self.pg_replica.destroy)
+        # Alertmanager first: the exporter reads its API (--alertmanager-url, as in docker-compose.yml)
+        self.webhook = WebhookReceiver()
+        self._closers.append(self.webhook.close)
+        self.alertmanager = AlertmanagerServer(quick_group_interval(alertmanager_config(self.webhook.url)))
+        self._closers.append(self.alertmanager.destroy)
         exporter_port, demo_port = free_port(), free_port()
         self.exporter_url = f"http://127.0.0.1:{exporter_port}"
         self.demo_url = f"http://127.0.0.1:{demo_port}"
@@ -178,7 +183,7 @@ class Stack:
             "--postgres-dsn", self.pg_replica.dsn("demo", user="stackwatch_monitor"),
             "--redis-url", self.redis.url, "--interval-fast", "1", "--interval-slow", "2", "--interval-rare", "5",
             "--process-group", "demo=uvicorn demo.app", "--process-group", "exporter=stackwatch.cli exporter",
-            "--cgroup", "self", "--redis-queue", "rq:rq:queue:*",
+            "--cgroup", "self", "--redis-queue", "rq:rq:queue:*", "--alertmanager-url", self.alertmanager.url,
             # the primary's disk, named as its server (docker-compose.yml mounts the demo's volume)
             "--filesystem", f"{self.primary_server}={self.postgres.datadir}",
         ], {})
@@ -214,11 +219,6 @@ class Stack:
             *(f"--collector.{name}" for name in ("cpu", "meminfo", "filesystem", "diskstats", "netdev", "loadavg",
                                                   "stat", "time", "uname", "vmstat")),
         ], {})
-
-        self.webhook = WebhookReceiver()
-        self._closers.append(self.webhook.close)
-        self.alertmanager = AlertmanagerServer(quick_group_interval(alertmanager_config(self.webhook.url)))
-        self._closers.append(self.alertmanager.destroy)
 
         rules = copy_rules(self.root / "rules", for_duration=TEST_FOR)
         # Prometheus picks its own port when it starts: scrape itself through a placeholder first,
