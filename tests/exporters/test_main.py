@@ -176,7 +176,8 @@ def test_bad_dsn_in_the_targets_file_never_shows_the_password(tmp_path: Path, ca
 
 @pytest.mark.parametrize(("entries", "expected"), [
     ("  orders:\n    postgres_dsn: {dsn}\n    sslmode: require\n",
-     "target 'orders': unknown key 'sslmode' (known: postgres_dsn, postgres_dsn_file, redis_url, redis_url_file)"),
+     "target 'orders': unknown key 'sslmode' (known: alertmanager_url, alertmanager_url_file, postgres_dsn, "
+     "postgres_dsn_file, redis_url, redis_url_file)"),
     ("  orders:\n    postgress_dsn: {dsn}\n", "target 'orders': unknown key 'postgress_dsn'"),
     ("  orders:\n    postgres_dsn: {dsn}\n    redis_url: redis://:hunter2@127.0.0.1:1/0\n",
      "target 'orders': postgres_dsn and redis_url; an entry is one target"),
