@@ -7,7 +7,10 @@ exporter does. Reported from INFO commandstats deltas (the only client is the co
 * the first polls, while the glob walk (SCAN, resumed across polls within the TTL sampler's key
   budget) is still discovering queues, and a steady poll once every queue is known;
 * commands per queue in a steady poll (a fixed handful, whatever a queue's length);
-* the wall time of a steady poll (median of ``--polls``).
+* the wall time of a steady poll (median of ``--polls``);
+* how long Redis is held by the transactions of a steady poll (``EXEC``'s server time from
+  commandstats, all of a poll's transactions together: the longest holds Redis at most that long;
+  the reads run in ``MULTI``/``EXEC`` so that their keyspace hits and misses can be measured).
 
 No peer: no packaged exporter reads RQ, Celery, arq, Dramatiq and Bull layouts. Run from the
 repository root:  python bench/redis/queues.py  [--jobs N] [--polls N]. Prints JSON.
@@ -58,6 +61,10 @@ def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
 
 
+def _exec_usec(server: RedisServer) -> int:
+    return int(server.client().info("commandstats").get("cmdstat_exec", {}).get("usec", 0))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1_000_000)
@@ -78,6 +85,7 @@ def main() -> int:
                 if len(collector._known) == known:  # noqa: SLF001
                     break
             durations, steady = [], {}
+            exec_usec = _exec_usec(server)
             for _ in range(args.polls):
                 before = commands(server)
                 start = time.perf_counter()
@@ -85,6 +93,7 @@ def main() -> int:
                 durations.append(time.perf_counter() - start)
                 steady = delta(before, commands(server))
         queues = len(collector._known)  # noqa: SLF001
+        held = (_exec_usec(server) - exec_usec) / args.polls
         steady_total = sum(steady.values())
         print(json.dumps({
             "queues": queues, "largest_queue_jobs": args.jobs, "other_keys": 100_000,
@@ -93,6 +102,7 @@ def main() -> int:
             "steady_commands_per_poll": steady_total, "steady_commands": steady,
             "steady_commands_per_queue": round(steady_total / queues, 2),
             "steady_poll_seconds_p50": round(statistics.median(durations), 4),
+            "exec_server_ms_per_poll": round(held / 1000, 2),
         }, indent=2))
     finally:
         server.destroy()
