@@ -6,48 +6,39 @@ Alertmanager knows it pages nobody. One request per fast poll (``GET /api/v2/ale
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from stackwatch.core.options import Option, positive_float
+from stackwatch.core.options import Option
 
 from ..collector import Collector
 from ..kinds import Common, ConnectedKind
 from .alerts import AlertsCollector
 from .target import AlertmanagerOptions, AlertmanagerSource, AlertmanagerTarget, check_url, url_name
 
-__all__ = ["COLLECTORS", "KIND", "OPTIONS", "AlertmanagerOptions", "AlertmanagerTarget"]
+__all__ = ["ADDRESS", "COLLECTORS", "KIND", "AlertmanagerOptions", "AlertmanagerTarget"]
 
 COLLECTORS: Sequence[type[Collector[AlertmanagerSource]]] = (AlertsCollector,)
 
-_DEFAULT = AlertmanagerOptions()
-
-OPTIONS: Sequence[Option] = (
-    Option("--alertmanager-url", "STACKWATCH_ALERTMANAGER_URL",
-           "Alertmanager whose alerts to count by severity and state (active, silenced, inhibited): "
-           "http[s]://[user:password@]host:port[/prefix]; newline-separated in the environment",
-           repeat=True, secret=True, metavar="URL"),
-    Option("--alertmanager-timeout-seconds", "STACKWATCH_ALERTMANAGER_TIMEOUT_SECONDS",
-           "timeout of each request to Alertmanager", default=_DEFAULT.timeout, parse=positive_float,
-           metavar="SECONDS"),
-)
+#: the Alertmanagers to read; every other option is declared on a field of :class:`AlertmanagerOptions`
+ADDRESS = Option("--alertmanager-url", "STACKWATCH_ALERTMANAGER_URL",
+                 "Alertmanager whose alerts to count by severity and state (active, silenced, inhibited): "
+                 "http[s]://[user:password@]host:port[/prefix]; newline-separated in the environment",
+                 repeat=True, secret=True, metavar="URL")
 
 
 class _AlertmanagerKind(ConnectedKind[AlertmanagerOptions]):
     prefix = "stackwatch_alertmanager"
     title = "Alertmanager"
-    options = OPTIONS
+    address = ADDRESS
+    settings = AlertmanagerOptions
     collectors = COLLECTORS
-    targets_file_key = "alertmanager_url"
 
     def check_address(self, address: str) -> None:
         check_url(address)
 
     def target_name(self, address: str) -> str:
         return url_name(address)
-
-    def kind_options(self, values: Mapping[str, Any]) -> AlertmanagerOptions:
-        return AlertmanagerOptions(timeout=values.get("alertmanager_timeout_seconds") or _DEFAULT.timeout)
 
     def new_target(self, name: str, address: str, collectors: list[Collector[Any]], common: Common,
                    options: AlertmanagerOptions) -> AlertmanagerTarget:

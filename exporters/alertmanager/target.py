@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from stackwatch.core.option_fields import option
+from stackwatch.core.options import positive_float
 from stackwatch.core.redact import redact
 from stackwatch.core.web import get
 
@@ -24,9 +26,11 @@ __all__ = ["AlertmanagerError", "AlertmanagerOptions", "AlertmanagerSource", "Al
 
 @dataclass(frozen=True)
 class AlertmanagerOptions:
-    """Knobs of the Alertmanager reader (with CLI flags and environment twins)."""
+    """Knobs of the Alertmanager reader; each declares its flag and environment twin."""
 
-    timeout: float = 5.0
+    timeout: float = option("--alertmanager-timeout-seconds", "STACKWATCH_ALERTMANAGER_TIMEOUT_SECONDS",
+                            "timeout of each request to Alertmanager", default=5.0, parse=positive_float,
+                            metavar="SECONDS")
 
 
 class AlertmanagerError(RuntimeError):

@@ -149,8 +149,8 @@ CHECKLIST: tuple[Coverage, ...] = (
              note="Grafana itself is provisioned by docker-compose.yml, and scraped (job grafana); no Grafana "
                   "runs where tests run"),
     Coverage(f"{_CL} / Monitoring", "Alerting on key metrics",
-             families=("stackwatch_alertmanager_alerts",), alerts=("Watchdog",), panels=(Panel("checklist", "Alerting pipeline"),
-                                           Panel("checklist", "Critical alerts firing")),
+             families=("stackwatch_alertmanager_alerts",), alerts=("Watchdog",),
+             panels=(Panel("checklist", "Alerting pipeline"), Panel("checklist", "Critical alerts firing")),
              checks=("ops.alert_rules", "ops.alertmanager")),
     Coverage(f"{_CL} / Monitoring", "Distributed tracing for microservices",
              families=("stackwatch_instrumentation_info",), alerts=("OtelCollectorDroppingSpans",),

@@ -14,13 +14,14 @@ from stackwatch.core.options import markdown_table, positive_int, resolve_option
 from stackwatch.core.postgres.source import PostgresOptions
 from stackwatch.core.redis.source import RedisOptions
 from stackwatch.exporters import main
+from stackwatch.exporters.alertmanager import AlertmanagerOptions
 from stackwatch.exporters.kinds import ConnectedKind
 from stackwatch.exporters.process import ProcessOptions
 from stackwatch.instrumentation.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 #: every dataclass whose fields declare the exporter's options
-EXPORTER_SETTINGS = (main.ServerOptions, PostgresOptions, RedisOptions, ProcessOptions)
+EXPORTER_SETTINGS = (main.ServerOptions, PostgresOptions, RedisOptions, ProcessOptions, AlertmanagerOptions)
 
 
 def test_every_exporter_option_is_declared_by_exactly_one_field_or_is_a_kind_address() -> None:
