@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from stackwatch.core.text import byte_size
 from stackwatch.promql import (
     DATA_FILESYSTEMS,
+    EXPORTER_KINDS,
     cache_request_rate,
     compressed_share,
     database_growth_forecast,
@@ -215,7 +216,7 @@ def _recording() -> tuple[Record, ...]:
 
 def _self_metric(suffix: str) -> str:
     """``<prefix>_scrape_collector_<suffix>`` of every target kind, with the prefix as ``target``."""
-    return (f'label_replace({{__name__=~"(pg|redis|process)_scrape_collector_{suffix}"}}, '
+    return (f'label_replace({{__name__=~"({EXPORTER_KINDS})_scrape_collector_{suffix}"}}, '
             f'"target", "$1", "__name__", "(.+)_scrape_collector_{suffix}")')
 
 
@@ -240,10 +241,9 @@ def _exporter() -> tuple[Alert, ...]:
             # a target that is down is PostgresDown/RedisDown's business: the collector that met the
             # lost connection keeps success 0 until the target is back, and is not failing itself
             expr=(
-                'label_replace({__name__=~"(pg|redis|process)_scrape_collector_success"}, '
-                '"target", "$1", "__name__", "(.+)_scrape_collector_success") == 0'
+                f'{_self_metric("success")} == 0'
                 " unless on (job, instance, server, target) "
-                'label_replace({__name__=~"(pg|redis|process)_up"}, "target", "$1", "__name__", "(.+)_up") == 0'
+                f'label_replace({{__name__=~"({EXPORTER_KINDS})_up"}}, "target", "$1", "__name__", "(.+)_up") == 0'
             ),
             for_=FOR.collector_failing,
             severity="warning",
@@ -261,7 +261,7 @@ def _exporter() -> tuple[Alert, ...]:
             alert="StackwatchCollectorDisabled",
             expr=(
                 # no process groups configured is a choice, an old Redis without LATENCY blinds no alert
-                'label_replace({__name__=~"(pg|redis|process)_scrape_collector_disabled", '
+                f'label_replace({{__name__=~"({EXPORTER_KINDS})_scrape_collector_disabled", '
                 'reason!~"no_groups_configured|unsupported_version"}, '
                 '"target", "$1", "__name__", "(.+)_scrape_collector_disabled") == 1'
             ),

@@ -15,6 +15,7 @@ from grafanalib.core import Dashboard
 from alerts.catalog import ERRORS_BY_INSTANCE, LATENCY_BY_INSTANCE, REQUESTS_BY_INSTANCE, alerts
 from stackwatch.coverage import CHECKLIST
 from stackwatch.promql import (
+    EXPORTER_KINDS,
     compressed_share,
     job_queue_oldest_age,
     n_plus_one_detections,
@@ -277,7 +278,7 @@ def _monitoring(g: Grid) -> None:
                f'max(stackwatch_alertmanager_alerts{{{selector(severity="critical", state="active")}}})', "short",
                too_high(0), links=["checklist"]), **SIZE)
     g.add(_ok("Exporter collectors", "Every exporter sub-collector succeeded on its last poll.",
-              f'min({{__name__=~"(pg|redis|process)_scrape_collector_success",{S}}})', "ok", "FAILING",
+              f'min({{__name__=~"({EXPORTER_KINDS})_scrape_collector_success",{S}}})', "ok", "FAILING",
               "checklist"), **SIZE)
     g.add(_ok("Scrape targets up", "Every Prometheus target answered its last scrape.",
               f"min(up{{{S}}})", "all up", "DOWN", "checklist"), **SIZE)

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from stackwatch.thresholds import POSTGRES, SELECTORS, UNJUDGED_COMMANDS
 
-__all__ = ["DATA_FILESYSTEMS", "TTL_COMMANDS", "cache_request_rate", "compressed_share", "database_growth_forecast",
-           "filesystem_avail_ratio", "http_request_quantile", "http_request_rate", "instance_request_share",
-           "instances_up", "job_queue_oldest_age", "le_matcher", "memory_used_ratio", "n_plus_one_detections",
-           "pg_sessions_per_transaction", "pool_wait_mean", "recent_increase", "redis_lookup_rate",
-           "select_rows_per_call", "statement_mean_seconds"]
+__all__ = ["DATA_FILESYSTEMS", "EXPORTER_KINDS", "TTL_COMMANDS", "cache_request_rate", "compressed_share",
+           "database_growth_forecast", "filesystem_avail_ratio", "http_request_quantile", "http_request_rate",
+           "instance_request_share", "instances_up", "job_queue_oldest_age", "le_matcher", "memory_used_ratio",
+           "n_plus_one_detections", "pg_sessions_per_transaction", "pool_wait_mean", "recent_increase",
+           "redis_lookup_rate", "select_rows_per_call", "statement_mean_seconds"]
+
+
+#: the prefixes of the exporter's target kinds, which every kind's self-observability families carry
+#: (``<prefix>_up``, ``<prefix>_scrape_collector_success``...): a regex alternation for ``__name__``
+EXPORTER_KINDS = "pg|redis|process|stackwatch_alertmanager"
 
 
 #: commands that read a key's TTL: stackwatch's TTL sampling (the exporter's sampler and

@@ -157,7 +157,7 @@ HOST_STATE_FIRES: dict[str, Callable[[dict[str, str]], bool]] = {
 
 
 def _by_design(labels: dict[str, str]) -> bool:
-    if labels["alertname"] in HOST_LOAD_FIRES and labels.get("job") == "demo" \
+    if labels["alertname"] in HOST_LOAD_FIRES and labels.get("job") in ("demo", "demo-worker") \
             and os.getloadavg()[0] > (os.cpu_count() or 1):
         return True
     host_state = HOST_STATE_FIRES.get(labels["alertname"])
