@@ -11,9 +11,10 @@ import pytest
 from rq import Queue
 
 from stackwatch.core.options import OptionError
+from stackwatch.core.redis import source
 from stackwatch.core.redis.connection import InvalidURL, parse_redis_url, url_name
 from stackwatch.core.redis.queue_spec import KNOWN_LAYOUTS, parse_queue_spec
-from stackwatch.core.redis.source import RedisSource
+from stackwatch.core.redis.source import OWN_READS_PER_TRANSACTION, RedisSource
 from stackwatch.exporters.collector import Collector, Intervals, Tier
 from stackwatch.exporters.kinds import Common
 from stackwatch.exporters.redis import COLLECTORS, KIND, RedisOptions, RedisTarget
@@ -191,9 +192,14 @@ def _queues(server) -> RedisOptions:  # type: ignore[no-untyped-def]
     return RedisOptions(queues=tuple(specs))
 
 
-def test_queue_reads_stay_out_of_the_keyspace_counters_and_the_hit_ratio(redis_factory) -> None:
+@pytest.mark.parametrize("per_transaction", [OWN_READS_PER_TRANSACTION, 2])
+def test_queue_reads_stay_out_of_the_keyspace_counters_and_the_hit_ratio(redis_factory, monkeypatch,
+                                                                         per_transaction: int) -> None:
     """The exporter's reads of queue keys are keyspace hits and misses in INFO: measured by Redis
-    inside their own transaction and left out, so only the application's GETs move the counters."""
+    inside their own transactions and left out, so only the application's GETs move the counters;
+    exact too when the reads are cut into many short transactions (Redis serves no one else
+    while one runs)."""
+    monkeypatch.setattr(source, "OWN_READS_PER_TRANSACTION", per_transaction)
     server = redis_factory()
     client = server.client()
     target = _target(server.url, _queues(server))
