@@ -8,17 +8,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import redis
+
 from tests.check.conftest import run_check
 from tests.fixtures.redis import RedisServer
 
 
 @contextmanager
-def traffic(server: RedisServer, keys: list[str]) -> Iterator[None]:
-    """GETs of ``keys`` in a loop while the block runs (hits or misses depending on the keys)."""
+def traffic(server: RedisServer, keys: list[str], client: redis.Redis | None = None) -> Iterator[None]:
+    """GETs of ``keys`` in a loop while the block runs (hits or misses depending on the keys), on
+    ``client`` when given (a connection of its own otherwise)."""
     stop = threading.Event()
 
     def loop() -> None:
-        client = server.client()
+        nonlocal client
+        client = client or server.client()
         while not stop.is_set():
             for key in keys:
                 client.get(key)
@@ -114,3 +118,22 @@ def test_keys_in_production_is_flagged_and_a_scan_only_server_passes(redis_facto
     assert "SCAN" in flagged["fix"] and "invalidate_pattern" in flagged["fix"], flagged
     passed = _check(clean).finding("redis.dangerous_commands")
     assert passed["status"] == "pass" and "no KEYS/FLUSHALL/FLUSHDB/SAVE call" in passed["evidence"], passed
+
+
+def test_a_low_hit_rate_beside_an_exporter_s_connection_is_unknown_not_a_false_fail(redis_factory: Any) -> None:
+    """An exporter with --redis-queue reads queue keys (misses on empty registries) that INFO counts
+    with the application's lookups: beside a stackwatch connection a low ratio may be the exporter's,
+    so the check says so instead of failing (with --prometheus-url the exporter's series leave its
+    own reads out)."""
+    server = redis_factory()
+    client = server.client()
+    for i in range(200):
+        client.set(f"user:{i}", "x", ex=3600)
+    exporter = redis.Redis.from_url(server.url, client_name="stackwatch")
+    exporter.ping()
+    # the exporter's reads of an RQ queue's empty registries, the application's all hits
+    with traffic(server, [f"user:{i}" for i in range(5)]), traffic(server, ["rq:wip:empty"] * 30, exporter):
+        finding = _check(server).finding("redis.hit_rate")
+    assert finding["status"] == "unknown", finding
+    assert "1 other stackwatch connection(s)" in finding["evidence"] and "--prometheus-url" in finding["fix"]
+    exporter.close()

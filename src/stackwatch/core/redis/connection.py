@@ -19,8 +19,8 @@ from redis.retry import Retry
 
 from stackwatch.core.redact import redact, redact_text
 
-__all__ = ["ConnectionSettings", "InvalidURL", "checked_url", "classify_error", "connect", "parse_redis_url",
-           "url_name"]
+__all__ = ["CLIENT_NAME", "ConnectionSettings", "InvalidURL", "checked_url", "classify_error", "connect",
+           "parse_redis_url", "url_name"]
 
 _SCHEMES = ("redis", "rediss")
 
@@ -76,6 +76,9 @@ def parse_redis_url(url: str) -> dict[str, object]:
         raise InvalidURL(f"invalid Redis URL {shown}: {redact_text(str(error))}") from None
 
 
+#: the name every stackwatch connection gives itself (CLIENT SETNAME): how Redis tells them apart
+CLIENT_NAME = "stackwatch"
+
 def url_name(url: str) -> str:
     """``host:port/db``: a readable target name that carries no secret."""
     parts = urlsplit(url)
@@ -90,7 +93,7 @@ def connect(url: str, settings: ConnectionSettings) -> redis.Redis:
         socket_timeout=settings.socket_timeout,
         socket_connect_timeout=settings.connect_timeout,
         retry=Retry(NoBackoff(), 0),
-        client_name="stackwatch",
+        client_name=CLIENT_NAME,
         **_NO_SETINFO,
         decode_responses=False,
         protocol=2,  # RESP2 works on every server version and needs no HELLO
