@@ -21,6 +21,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
+from .asgi import Scope, Send
+
 __all__ = ["LiveWorkersCollector", "MetricsServer", "WithoutCreated", "exposition_registry", "metrics_response"]
 
 logger = logging.getLogger("stackwatch.instrumentation")
@@ -113,7 +115,7 @@ def _process_exists(pid: int) -> bool:
         return True
 
 
-async def metrics_response(registry: CollectorRegistry, scope: Any, send: Any) -> None:
+async def metrics_response(registry: CollectorRegistry, scope: Scope, send: Send) -> None:
     """Answer a scrape: GET or HEAD only, the format the Accept header asks for, gzipped when accepted."""
     if scope["method"] not in ("GET", "HEAD"):
         body = b"method not allowed: /metrics answers GET and HEAD\n"
