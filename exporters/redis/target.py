@@ -30,7 +30,8 @@ class RedisTarget(ConnectedTarget[RedisSource, RedisOptions]):
         connection.parse_redis_url(address)
 
     def open(self) -> RedisSource:
-        return RedisSource(connection.connect(self.address, self.options.connection), self.options, self._own)
+        name = connection.QUEUE_READER_NAME if self.options.queues else connection.CLIENT_NAME
+        return RedisSource(connection.connect(self.address, self.options.connection, name), self.options, self._own)
 
     def close_source(self, source: RedisSource) -> None:
         source.client.close()

@@ -8,21 +8,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import redis
+import pytest
 
 from tests.check.conftest import run_check
+from tests.fixtures.exporter import ExporterProcess
+from tests.fixtures.procs import wait_until
 from tests.fixtures.redis import RedisServer
 
 
 @contextmanager
-def traffic(server: RedisServer, keys: list[str], client: redis.Redis | None = None) -> Iterator[None]:
-    """GETs of ``keys`` in a loop while the block runs (hits or misses depending on the keys), on
-    ``client`` when given (a connection of its own otherwise)."""
+def traffic(server: RedisServer, keys: list[str]) -> Iterator[None]:
+    """GETs of ``keys`` in a loop while the block runs (hits or misses depending on the keys)."""
     stop = threading.Event()
 
     def loop() -> None:
-        nonlocal client
-        client = client or server.client()
+        client = server.client()
         while not stop.is_set():
             for key in keys:
                 client.get(key)
@@ -120,20 +120,26 @@ def test_keys_in_production_is_flagged_and_a_scan_only_server_passes(redis_facto
     assert passed["status"] == "pass" and "no KEYS/FLUSHALL/FLUSHDB/SAVE call" in passed["evidence"], passed
 
 
-def test_a_low_hit_rate_beside_an_exporter_s_connection_is_unknown_not_a_false_fail(redis_factory: Any) -> None:
-    """An exporter with --redis-queue reads queue keys (misses on empty registries) that INFO counts
-    with the application's lookups: beside a stackwatch connection a low ratio may be the exporter's,
-    so the check says so instead of failing (with --prometheus-url the exporter's series leave its
-    own reads out)."""
+@pytest.mark.parametrize("queues, expected", [(("--redis-queue", "list:jobs"), "unknown"), ((), "fail")])
+def test_a_low_hit_rate_beside_a_queue_reading_exporter_is_unknown_not_a_false_fail(
+        redis_factory: Any, queues: tuple[str, ...], expected: str) -> None:
+    """An exporter with --redis-queue reads queue keys (misses on a missing list) that INFO counts
+    with the application's lookups: beside it a low ratio may be the exporter's, so the check says
+    so instead of failing (with --prometheus-url the exporter's series leave its own reads out);
+    beside an exporter that reads no queue a low ratio still fails."""
     server = redis_factory()
     client = server.client()
     for i in range(200):
         client.set(f"user:{i}", "x", ex=3600)
-    exporter = redis.Redis.from_url(server.url, client_name="stackwatch")
-    exporter.ping()
-    # the exporter's reads of an RQ queue's empty registries, the application's all hits
-    with traffic(server, [f"user:{i}" for i in range(5)]), traffic(server, ["rq:wip:empty"] * 30, exporter):
-        finding = _check(server).finding("redis.hit_rate")
-    assert finding["status"] == "unknown", finding
-    assert "1 other stackwatch connection(s)" in finding["evidence"] and "--prometheus-url" in finding["fix"]
-    exporter.close()
+    exporter = ExporterProcess("--redis-url", server.url, "--interval-fast", "1", *queues)
+    try:
+        wait_until(lambda: any(c.get("name", "").startswith("stackwatch") for c in client.client_list()), 30,
+                   "the exporter's connection")
+        with traffic(server, ["user:1", *(f"missing:{i}" for i in range(9))]):  # 1 hit in 10 lookups
+            finding = _check(server).finding("redis.hit_rate")
+    finally:
+        exporter.stop()
+    assert finding["status"] == expected, finding
+    if expected == "unknown":
+        assert "a stackwatch exporter reading job queues was connected" in finding["evidence"], finding
+        assert "--prometheus-url" in finding["fix"]

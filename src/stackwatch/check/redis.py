@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from stackwatch.core.redact import redact, redact_text
-from stackwatch.core.redis.connection import CLIENT_NAME, ConnectionSettings, InvalidURL, connect, url_name
+from stackwatch.core.redis.connection import QUEUE_READER_NAME, ConnectionSettings, InvalidURL, connect, url_name
 from stackwatch.core.redis.info import Info, command_stats, parse_number
 from stackwatch.core.redis.lookups import client_lookups, ttl_lookups
 from stackwatch.core.redis.queue_spec import KNOWN_LAYOUTS, QueueSpec
@@ -160,13 +160,11 @@ class RedisCheck:
         if hits + misses >= self.thresholds.min_lookups_per_second * seconds and hits + misses > 0:
             judged = self._judge(hits, misses, f"over {seconds:.1f}s of INFO during the check; {ttl:.0f} TTL "
                                                "lookups left out")
-            monitors = _other_monitors(source.client)
-            if judged.status is Status.FAIL and monitors:
+            if judged.status is Status.FAIL and _queue_reader_connected(source.client):
                 return HIT_RATE.finding(
-                    Status.UNKNOWN, f"{judged.evidence}; but {monitors} other stackwatch connection(s) were "
-                    "connected: an exporter's queue reads (--redis-queue) count as lookups in INFO and cannot be "
-                    "told from the application's here", "pass --prometheus-url: the exporter's series leave its "
-                    "own reads out")
+                    Status.UNKNOWN, f"{judged.evidence}; but a stackwatch exporter reading job queues was connected: "
+                    "its reads (--redis-queue) count as lookups in INFO and cannot be told from the application's "
+                    "here", "pass --prometheus-url: the exporter's series leave its own reads out")
             return judged
         lifetime = client_lookups(_number(second, "keyspace_hits"), _number(second, "keyspace_misses"),
                                   ttl_lookups(second))
@@ -190,14 +188,13 @@ class RedisCheck:
         return HIT_RATE.finding(Status.PASS, evidence)
 
 
-def _other_monitors(client: Any) -> int:
-    """Connections named as stackwatch's (an exporter, another check) besides this one; 0 when
-    the ACL refuses CLIENT LIST."""
+def _queue_reader_connected(client: Any) -> bool:
+    """Whether a stackwatch exporter that reads job queues is connected (not known, so no, when the
+    ACL refuses CLIENT LIST)."""
     try:
-        own = client.client_id()
-        return sum(1 for c in client.client_list() if c.get("name") == CLIENT_NAME and int(c["id"]) != own)
+        return any(c.get("name") == QUEUE_READER_NAME for c in client.client_list())
     except redis.RedisError:
-        return 0
+        return False
 
 
 def _number(info: Info, key: str) -> float:

@@ -19,8 +19,8 @@ from redis.retry import Retry
 
 from stackwatch.core.redact import redact, redact_text
 
-__all__ = ["CLIENT_NAME", "ConnectionSettings", "InvalidURL", "checked_url", "classify_error", "connect",
-           "parse_redis_url", "url_name"]
+__all__ = ["CLIENT_NAME", "QUEUE_READER_NAME", "ConnectionSettings", "InvalidURL", "checked_url", "classify_error",
+           "connect", "parse_redis_url", "url_name"]
 
 _SCHEMES = ("redis", "rediss")
 
@@ -76,8 +76,11 @@ def parse_redis_url(url: str) -> dict[str, object]:
         raise InvalidURL(f"invalid Redis URL {shown}: {redact_text(str(error))}") from None
 
 
-#: the name every stackwatch connection gives itself (CLIENT SETNAME): how Redis tells them apart
+#: the name a stackwatch connection gives itself (CLIENT SETNAME) ...
 CLIENT_NAME = "stackwatch"
+#: ... and an exporter's that reads job queues (``--redis-queue``), whose reads Redis counts as
+#: keyspace lookups: ``stackwatch check`` tells from CLIENT LIST that its INFO window holds them
+QUEUE_READER_NAME = "stackwatch-queues"
 
 def url_name(url: str) -> str:
     """``host:port/db``: a readable target name that carries no secret."""
@@ -85,15 +88,15 @@ def url_name(url: str) -> str:
     return f"{parts.hostname}:{parts.port or 6379}/{parts.path.strip('/') or '0'}"
 
 
-def connect(url: str, settings: ConnectionSettings) -> redis.Redis:
-    """A client for ``url`` that has answered PING (raises when unreachable or refused)."""
+def connect(url: str, settings: ConnectionSettings, name: str = CLIENT_NAME) -> redis.Redis:
+    """A client for ``url``, named ``name``, that has answered PING (raises when unreachable or refused)."""
     parse_redis_url(url)
     client = redis.Redis.from_url(
         url,
         socket_timeout=settings.socket_timeout,
         socket_connect_timeout=settings.connect_timeout,
         retry=Retry(NoBackoff(), 0),
-        client_name=CLIENT_NAME,
+        client_name=name,
         **_NO_SETINFO,
         decode_responses=False,
         protocol=2,  # RESP2 works on every server version and needs no HELLO
