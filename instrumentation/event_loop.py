@@ -83,13 +83,16 @@ class _LoopMonitor:
             if not self.requests:
                 # No request to charge a stall to: wait for one (LoopWatch.enter sets ``wake``).
                 self.idle = True
-                if not self.requests:  # looked again after saying so: no request goes unnoticed
-                    self.wake.wait(_IDLE_LOOK)
+                # looked again after saying so: no request goes unnoticed
+                woken = bool(self.requests) or self.wake.wait(_IDLE_LOOK)
                 self.idle = False
                 self.wake.clear()
-                if not loop.is_running():
-                    self._paused = True
-                continue
+                if not woken:
+                    if not loop.is_running():
+                        self._paused = True
+                    continue
+                # Woken by a request: look after the interval as while one is in flight, even if it
+                # is over by then; idling again at once would take the GIL from the loop per request.
             time.sleep(self.interval)
             if not loop.is_running():
                 self._paused = True
@@ -150,7 +153,8 @@ class LoopWatch:
             monitor = self._monitor = _monitor(loop, self.metrics, self.threshold)
         request = (scope, entry_route, entry_root, self.templates)
         monitor.requests[task] = request
-        if monitor.idle:
+        if monitor.idle:  # woken once, not by every request until the watchdog thread gets the GIL
+            monitor.idle = False
             monitor.wake.set()
         return monitor, task, request
 

@@ -7,6 +7,7 @@ its ``Content-Encoding`` class when compression matters for it (:mod:`.compressi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from stackwatch.thresholds import HTTP
@@ -16,11 +17,24 @@ from .cdn import cdn_class
 from .compression import compression_class
 from .metrics import value_adder
 
-__all__ = ["HeaderCounts"]
+__all__ = ["HeaderCounts", "RouteCounts"]
 
 _CACHE_CONTROL = b"cache-control"
 _CONTENT_ENCODING = b"content-encoding"
 _CONTENT_TYPE = b"content-type"
+
+
+class RouteCounts:
+    """The adders of one route's label children in the three families, by class, made on first use:
+    part of the middleware's per-route record, so a count is one dict lookup by class."""
+
+    __slots__ = ("cache_control", "cdn", "content_encoding", "route")
+
+    def __init__(self, route: str) -> None:
+        self.route = route
+        self.cdn: dict[str, Callable[[float], None]] = {}
+        self.cache_control: dict[str, Callable[[float], None]] = {}
+        self.content_encoding: dict[str, Callable[[float], None]] = {}
 
 
 class HeaderCounts:
@@ -28,15 +42,22 @@ class HeaderCounts:
     ``http_server_responses_cache_control_total`` and ``http_server_responses_content_encoding_total``."""
 
     def __init__(self, metrics: Any) -> None:
-        self._families = {"cdn": metrics.cdn_requests, "cache_control": metrics.cache_control,
-                          "content_encoding": metrics.content_encoding}
-        self._children: dict[tuple[str, str, str], Any] = {}
+        self._metrics = metrics
+        self._routes: dict[str, RouteCounts] = {}
         self._min_bytes = HTTP.compression_min_bytes
 
-    def count(self, route: str, scope: Any, response_start: Any, sent: int) -> None:
-        """Count the request of ``scope`` and the response ``response_start`` began (None: no
-        response was started), whose body was ``sent`` bytes."""
-        self._inc("cdn", route, cdn_class(scope.get("headers", ())))
+    def route(self, route: str) -> RouteCounts:
+        """The record of ``route`` (one per route, shared by its methods and status codes)."""
+        counts = self._routes.get(route)
+        if counts is None:
+            counts = self._routes[route] = RouteCounts(route)
+        return counts
+
+    def count(self, counts: RouteCounts, scope: Any, response_start: Any, sent: int) -> None:
+        """Count the request of ``scope`` on the route of ``counts`` and the response
+        ``response_start`` began (None: no response was started), whose body was ``sent`` bytes."""
+        metrics, route = self._metrics, counts.route
+        _inc(counts.cdn, metrics.cdn_requests, route, cdn_class(scope.get("headers", ())))
         if response_start is None:
             return
         cache_control = encoding = content_type = None
@@ -48,13 +69,16 @@ class HeaderCounts:
                 encoding = bytes(value)
             elif name == _CONTENT_TYPE:
                 content_type = bytes(value)
-        self._inc("cache_control", route, cache_control_of(cache_control))
+        _inc(counts.cache_control, metrics.cache_control, route, cache_control_of(cache_control))
         kind = compression_class(encoding, content_type, sent, self._min_bytes)
         if kind is not None:
-            self._inc("content_encoding", route, kind)
+            _inc(counts.content_encoding, metrics.content_encoding, route, kind)
 
-    def _inc(self, family: str, route: str, kind: str) -> None:
-        add = self._children.get((family, route, kind))
-        if add is None:  # the label child's adder, without inc()'s per-call checks (the request path)
-            add = self._children[(family, route, kind)] = value_adder(self._families[family].labels(route, kind))
-        add(1)
+
+def _inc(adders: dict[str, Callable[[float], None]], family: Any, route: str, kind: str) -> None:
+    """Add 1 to ``family{route, kind}`` through its adder in ``adders``, made on first use: the label
+    child's adder, without inc()'s per-call checks (the request path)."""
+    add = adders.get(kind)
+    if add is None:
+        add = adders[kind] = value_adder(family.labels(route, kind))
+    add(1)

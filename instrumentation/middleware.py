@@ -33,7 +33,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .asgi import ASGIApp, Receive, Scope, Send
 from .config import Settings
 from .event_loop import LoopWatch
-from .header_counts import HeaderCounts
+from .header_counts import HeaderCounts, RouteCounts
 from .headers import HeaderCapture
 from .metrics import Metrics, observe, value_adder
 from .queries import DeferredSources, NPlusOnePolicy, RequestQueries, request_queries
@@ -59,12 +59,16 @@ _ERROR = Status(StatusCode.ERROR)
 
 
 class _Series:
-    """What one ``(method, route, status)`` always writes: its label children and span constants."""
+    """What one ``(method, route, status)`` always writes: its label children, header counts' adders
+    and span constants (one lookup per request finds them all)."""
 
-    __slots__ = ("attributes", "duration", "per_request", "request_size", "response_size", "route", "span_name")
+    __slots__ = ("attributes", "counts", "duration", "per_request", "request_size", "response_size", "route",
+                 "span_name")
 
-    def __init__(self, metrics: Metrics | None, method: str, route: str, status: int) -> None:
+    def __init__(self, metrics: Metrics | None, header_counts: HeaderCounts | None, method: str, route: str,
+                 status: int) -> None:
         self.route = route
+        self.counts: RouteCounts | None = header_counts.route(route) if header_counts is not None else None
         self.span_name = None if route == UNMATCHED else f"{method} {route}"
         attributes: dict[str, Any] = {"http.request.method": method, "http.response.status_code": status}
         if route != UNMATCHED:
@@ -284,8 +288,9 @@ class StackwatchMiddleware:
         if exchange.active is not None:
             exchange.active(-1)
             self._observe(series, elapsed, exchange)
-        if self.header_counts is not None:
-            self.header_counts.count(series.route, exchange.scope, exchange.response_start, exchange.sent)
+        if series.counts is not None:
+            self.header_counts.count(series.counts, exchange.scope,  # type: ignore[union-attr]
+                                     exchange.response_start, exchange.sent)
         if exchange.span is not None and (exchange.owned or exchange.on_response_start is not None):
             self._annotate(exchange, error, series)
         return series.route
@@ -297,7 +302,7 @@ class StackwatchMiddleware:
         key = (exchange.method, self._route(exchange), exchange.status)
         series = self._series.get(key)
         if series is None:
-            series = self._series[key] = _Series(self.metrics, *key)
+            series = self._series[key] = _Series(self.metrics, self.header_counts, *key)
         return series
 
     @staticmethod

@@ -94,15 +94,18 @@ def test_the_watchdog_waits_while_no_request_is_in_flight_and_wakes_for_the_next
             await asyncio.sleep(0.01)
         return condition()
 
-    async def scenario() -> tuple[bool, bool]:
+    async def scenario() -> tuple[bool, bool, bool]:
         watch = LoopWatch(get_metrics(registry), RouteTemplates(), 0.1)
         token = watch.enter({}, None, "")
         monitor = token[0]
         watch.leave(token)
         idle = await until(lambda: monitor.idle, 1.0)  # nothing to charge a stall to: no polling
         token = watch.enter({}, None, "")
-        woken = await until(lambda: not monitor.idle, 0.5)  # at once, not after its once-a-second look
+        signalled = monitor.wake.is_set() and not monitor.idle  # the next request wakes it, once
         watch.leave(token)
-        return idle, woken
+        # It ran at once (clearing the flag), looked an interval later and waits again: not after its
+        # once-a-second look.
+        woken = await until(lambda: not monitor.wake.is_set() and monitor.idle, 0.5)
+        return idle, signalled, woken
 
-    assert asyncio.run(scenario()) == (True, True)
+    assert asyncio.run(scenario()) == (True, True, True)
