@@ -275,7 +275,8 @@ def test_redis_7_info_fields_under_redis_exporters_names(redis_factory) -> None:
     assert sample(families, "redis_evicted_clients_total") == 0
     assert sample(families, "redis_mem_total_replication_buffers_bytes") == 0
     # exported under its name; a fresh server's main thread may not have a tick of user CPU yet
-    assert (sample(families, "redis_cpu_user_main_thread_seconds_total") or -1) >= 0
+    main_thread = sample(families, "redis_cpu_user_main_thread_seconds_total")
+    assert main_thread is not None and main_thread >= 0
 
 
 def test_latency_histogram_without_permission_disables_only_itself(redis_factory) -> None:
