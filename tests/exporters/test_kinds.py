@@ -14,11 +14,11 @@ from stackwatch.exporters import alertmanager, postgres, redis
 from stackwatch.exporters.alertmanager.target import AlertmanagerOptions, AlertmanagerTarget
 from stackwatch.exporters.collector import Intervals
 from stackwatch.exporters.kinds import Common, ConnectedKind
-from stackwatch.exporters.main import KINDS
-from stackwatch.promql import EXPORTER_KINDS
+from stackwatch.exporters.main import KINDS as ALL_KINDS
 from stackwatch.exporters.postgres.target import PostgresTarget
 from stackwatch.exporters.redis.target import RedisTarget
 from stackwatch.exporters.target import ConnectedTarget
+from stackwatch.promql import EXPORTER_KINDS
 
 BAD = {
     "pg": "postgresql://app:hunter2secret@db:5432/app?no_such_parameter=1",
@@ -69,4 +69,4 @@ def test_a_target_fails_fast_on_a_bad_address_and_describes_itself_without_the_p
 def test_the_rules_watch_every_kind() -> None:
     """The collector alerts and the Checklist's collector stat select every kind's self-observability
     families by prefix (stackwatch.promql, which the rules import without the exporter)."""
-    assert sorted(EXPORTER_KINDS.split("|")) == sorted(kind.prefix for kind in KINDS)
+    assert sorted(EXPORTER_KINDS.split("|")) == sorted(kind.prefix for kind in ALL_KINDS)
