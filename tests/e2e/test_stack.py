@@ -146,13 +146,17 @@ def _free_share(mountpoint: str) -> float:
     return usage.free / usage.total
 
 
+def _available_memory_share() -> float:
+    memory = psutil.virtual_memory()
+    return memory.available / memory.total
+
+
 #: natively node_exporter watches the test host itself: its host alerts fire for their reason when
 #: the host really is that short of room (a shared CI disk below 40% free while tests write to it)
 HOST_STATE_FIRES: dict[str, Callable[[dict[str, str]], bool]] = {
     "NodeFilesystemSpaceFillingUp": lambda labels: _free_share(labels["mountpoint"]) < HOST.filesystem_filling_avail_ratio,
     "NodeFilesystemAlmostOutOfSpace": lambda labels: _free_share(labels["mountpoint"]) < HOST.filesystem_avail_ratio,
-    "NodeMemoryHighUtilization": lambda labels: psutil.virtual_memory().available / psutil.virtual_memory().total
-    < 1 - HOST.memory_used_ratio,
+    "NodeMemoryHighUtilization": lambda labels: _available_memory_share() < 1 - HOST.memory_used_ratio,
 }
 
 
