@@ -55,7 +55,8 @@ class HeaderCounts:
 
     def count(self, counts: RouteCounts, scope: Any, response_start: Any, sent: int) -> None:
         """Count the request of ``scope`` on the route of ``counts`` and the response
-        ``response_start`` began (None: no response was started), whose body was ``sent`` bytes."""
+        ``response_start`` began (None: no response was started), whose body was ``sent`` bytes;
+        the caller holds the metrics' ``request_lock``."""
         metrics, route = self._metrics, counts.route
         _inc(counts.cdn, metrics.cdn_requests, route, cdn_class(scope.get("headers", ())))
         if response_start is None:
@@ -80,5 +81,5 @@ def _inc(adders: dict[str, Callable[[float], None]], family: Any, route: str, ki
     child's adder, without inc()'s per-call checks (the request path)."""
     add = adders.get(kind)
     if add is None:
-        add = adders[kind] = value_adder(family.labels(route, kind))
+        add = adders[kind] = value_adder(family.labels(route, kind), held=True)
     add(1)

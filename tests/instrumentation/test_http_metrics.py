@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
@@ -102,3 +106,43 @@ async def test_excluded_urls_keyword_and_the_generic_variable(registry):
 def test_a_bad_excluded_url_pattern_is_named():
     with pytest.raises(ConfigError, match=r"OTEL_PYTHON_FASTAPI_EXCLUDED_URLS: '\(unclosed' is not a regular expression"):
         instrument(FastAPI(), environ={"OTEL_PYTHON_FASTAPI_EXCLUDED_URLS": "ok,(unclosed"})
+
+
+def test_requests_on_several_threads_are_counted_exactly(registry, clean_env):
+    """Loops on four threads serving one instrumented app at once (GIL switches forced every
+    microsecond) lose no count and leave no request active: the middleware's updates share one
+    lock per registry."""
+    app = FastAPI()
+
+    @app.get("/items/{iid}")
+    async def item(iid: int) -> int:
+        return iid
+
+    instrument(app, registry=registry, traces=False, event_loop=False, environ=clean_env)
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": "/items/1", "raw_path": b"/items/1", "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"t")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        pass
+
+    async def serve(n: int) -> None:
+        for _ in range(n):
+            await app(dict(scope), receive, send)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: asyncio.run(serve(300)), range(4)))
+    finally:
+        sys.setswitchinterval(switch)
+    labels = {"http_request_method": "GET", "http_route": "/items/{iid}", "http_response_status_code": "200"}
+    assert registry.get_sample_value("http_server_request_duration_seconds_count", labels) == 1200
+    assert registry.get_sample_value("http_server_response_body_size_bytes_sum", labels) == 1200
+    assert registry.get_sample_value("http_server_active_requests", {"http_request_method": "GET"}) == 0
+    assert registry.get_sample_value("http_server_requests_cdn_total", {"http_route": "/items/{iid}",
+                                                                        "cdn": "none"}) == 1200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from stackwatch.instrumentation.metrics import HTTP_DURATION_BUCKETS, observe, value_adder
@@ -18,23 +19,25 @@ def samples(registry: CollectorRegistry) -> list[tuple]:
     return out
 
 
-def test_observe_matches_client_python() -> None:
+@pytest.mark.parametrize("held", [False, True], ids=["own-lock", "request-lock-held"])
+def test_observe_matches_client_python(held: bool) -> None:
     ours, theirs = CollectorRegistry(), CollectorRegistry()
     children = [Histogram("d_seconds", "d", ["route"], buckets=HTTP_DURATION_BUCKETS, registry=r).labels("/x")
                 for r in (ours, theirs)]
     amounts = [0.0, 0.001, 0.005, 0.0050001, 0.1, 0.75, 10.0, 10.5, 1e9, 0.3, 0.005]
     for i, amount in enumerate(amounts):
         exemplar = {"trace_id": f"{i:032x}", "span_id": f"{i:016x}"} if i % 2 else None
-        observe(children[0], amount, exemplar)
+        observe(children[0], amount, exemplar, held=held)
         children[1].observe(amount, exemplar)
     assert samples(ours) == samples(theirs)
     assert any(s[3] for s in samples(ours))  # exemplars were compared too
 
 
-def test_value_adder_matches_inc_and_dec() -> None:
+@pytest.mark.parametrize("held", [False, True], ids=["own-lock", "request-lock-held"])
+def test_value_adder_matches_inc_and_dec(held: bool) -> None:
     ours, theirs = CollectorRegistry(), CollectorRegistry()
-    add = value_adder(Gauge("a", "a", ["m"], registry=ours).labels("GET"))
-    count = value_adder(Counter("c", "c", ["m"], registry=ours).labels("GET"))
+    add = value_adder(Gauge("a", "a", ["m"], registry=ours).labels("GET"), held=held)
+    count = value_adder(Counter("c", "c", ["m"], registry=ours).labels("GET"), held=held)
     child = Gauge("a", "a", ["m"], registry=theirs).labels("GET")
     counter = Counter("c", "c", ["m"], registry=theirs).labels("GET")
     for amount in (1, 1, -1, 2.5, -3):
