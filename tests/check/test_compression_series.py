@@ -65,6 +65,7 @@ def outcomes() -> Iterator[dict[str, Outcome]]:
             wait_for(prom, CONTENT_ENCODING_FAMILY, 1)
             found["twin"] = check("--prometheus-url", prom.url)
             found["twin probed"] = check("--prometheus-url", prom.url, "--app-url", gzipped)
+            found["probe fails"] = check("--prometheus-url", prom.url, "--app-url", plain, "--app-large-path", "/reports")
             _traffic(plain)
             wait_for(prom, CONTENT_ENCODING_FAMILY, 2)
             found["planted"] = check("--prometheus-url", prom.url)
@@ -104,3 +105,12 @@ def test_a_passing_probe_does_not_hide_an_uncompressed_route(outcomes: dict[str,
     assert f"{CONTENT_ENCODING_FAMILY}: 1 of 2 routes" in both["evidence"]
     assert "/reports in plain (0% encoded)" in both["evidence"]
     assert "GZipMiddleware" in both["fix"]
+
+
+def test_what_the_probe_sees_fails_the_item_with_prometheus_given(outcomes: dict[str, Outcome]) -> None:
+    """The other way round: the probe gets /reports uncompressed (Prometheus may not hold that
+    response yet), and the evidence names the probe."""
+    finding = outcomes["probe fails"].finding("app.compression")
+    assert finding["status"] == "fail", finding
+    assert finding["evidence"].startswith("probe: GET /reports") and "Content-Encoding identity" in finding["evidence"]
+    assert "GZipMiddleware" in finding["fix"]

@@ -2,8 +2,8 @@
 
 A probe of one path (``--app-url``) sees one response; ``stackwatch.instrumentation`` counts every
 response where compression matters, per route, by ``Content-Encoding`` class. Read from Prometheus
-over the alert's window with the alert's share (``HttpResponsesUncompressed``), a route whose
-compressible responses mostly go out ``identity`` fails the item even when the probed path is
+over the alert's window with the alert's share (``HttpResponsesUncompressed``), a route that sends
+fewer of them encoded than ``HTTP.compressed_ratio`` fails the item even when the probed path is
 compressed: either source seeing a problem fails it, and the evidence says which one saw it.
 """
 
@@ -58,6 +58,6 @@ def combined(probe: Finding, prom: Prometheus) -> Finding:
         series = COMPRESSION.finding(Status.UNKNOWN, f"not read: {error}", "check --prometheus-url")
     statuses = {probe.status, series.status}
     status = next(s for s in (Status.FAIL, Status.WARN, Status.PASS, Status.UNKNOWN) if s in statuses)
-    fixes = dict.fromkeys(f.fix for f in (probe, series) if f.status == status != Status.PASS and f.fix)
+    fixes = [] if status == Status.PASS else [f.fix for f in (probe, series) if f.status == status and f.fix]
     return COMPRESSION.finding(status, f"probe: {probe.evidence}; {CONTENT_ENCODING_FAMILY}: {series.evidence}",
-                               "; ".join(fixes))
+                               "; ".join(dict.fromkeys(fixes)))
