@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from stackwatch.core.text import byte_size
 from stackwatch.promql import (
+    CONTENT_ENCODING_FAMILY,
     DATA_FILESYSTEMS,
     EXPORTER_KINDS,
     cache_request_rate,
@@ -1060,7 +1061,7 @@ def _service() -> tuple[Alert, ...]:
         Alert(
             alert="HttpResponsesUncompressed",
             expr=(f"{compressed_share('job', W)} < {num(HTTP.compressed_ratio)}"
-                  f" and sum by (job) (rate(http_server_responses_content_encoding_total[{W}]))"
+                  f" and sum by (job) (rate({CONTENT_ENCODING_FAMILY}[{W}]))"
                   f" > {num(HTTP.min_compressible_per_second)}"),
             for_=FOR.http_responses_uncompressed,
             severity="warning",

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from stackwatch.thresholds import POSTGRES, SELECTORS, UNJUDGED_COMMANDS
 
-__all__ = ["DATA_FILESYSTEMS", "EXPORTER_KINDS", "TTL_COMMANDS", "cache_request_rate", "compressed_share",
-           "database_growth_forecast", "filesystem_avail_ratio", "http_request_quantile", "http_request_rate",
-           "instance_request_share", "instances_up", "job_queue_oldest_age", "le_matcher", "memory_used_ratio",
-           "n_plus_one_detections", "pg_sessions_per_transaction", "pool_wait_mean", "recent_increase",
-           "redis_lookup_rate", "select_rows_per_call", "statement_mean_seconds"]
+__all__ = ["CONTENT_ENCODING_FAMILY", "DATA_FILESYSTEMS", "EXPORTER_KINDS", "TTL_COMMANDS", "cache_request_rate",
+           "compressed_share", "database_growth_forecast", "filesystem_avail_ratio", "http_request_quantile",
+           "http_request_rate", "instance_request_share", "instances_up", "job_queue_oldest_age", "le_matcher",
+           "memory_used_ratio", "n_plus_one_detections", "pg_sessions_per_transaction", "pool_wait_mean",
+           "recent_increase", "redis_lookup_rate", "select_rows_per_call", "statement_mean_seconds"]
 
 
 #: the prefixes of the exporter's target kinds, which every kind's self-observability families carry
@@ -84,15 +84,24 @@ def n_plus_one_detections(window: str, by: str | None = None, selector: str = ""
     return f"{total} ({recent_increase(f'db_client_n_plus_one_total{selector}', window)})"
 
 
-def compressed_share(by: str | None, window: str, selector: str = "") -> str:
-    """Share of the responses where compression matters (``http_server_responses_content_encoding_total``:
+#: responses where compression matters, by route and ``Content-Encoding`` class (the instrumentation's)
+CONTENT_ENCODING_FAMILY = "http_server_responses_content_encoding_total"
+
+
+def compressed_share(by: str | None, window: str, selector: str = "", *, recent: bool = False) -> str:
+    """Share of the responses where compression matters (:data:`CONTENT_ENCODING_FAMILY`:
     compressible, sent encoded or of 1 KiB and more) that went out encoded; 0 when none did.
-    ``by=None`` sums everything; ``selector`` (``{...}``) narrows every series."""
+    ``by=None`` sums everything; ``selector`` (``{...}``) narrows every series. ``recent`` counts
+    with :func:`recent_increase` instead of ``rate``: the same share, but a route's series born
+    inside the window counts whole (a one-off judgement such as ``stackwatch check``'s)."""
     total = "sum" if by is None else f"sum by ({by})"
-    family = "http_server_responses_content_encoding_total"
+
+    def counted(series: str) -> str:
+        return f"{total} ({recent_increase(series, window) if recent else f'rate({series}[{window}])'})"
+
     encoded_only = _narrowed(selector, 'content_encoding!="identity"')
-    every = f"{total} (rate({family}{selector}[{window}]))"
-    encoded = f"{total} (rate({family}{encoded_only}[{window}]))"
+    every = counted(f"{CONTENT_ENCODING_FAMILY}{selector}")
+    encoded = counted(f"{CONTENT_ENCODING_FAMILY}{encoded_only}")
     return f"({encoded} or {every} * 0) / {every}"
 
 

@@ -40,8 +40,7 @@ JUDGED = {
 }
 NEEDS_THE_SYSTEM = {"pg.connections_per_app": "--postgres-dsn", "pg.plans": "--postgres-dsn",
                     "pg.connection_churn": "--postgres-dsn", "redis.dangerous_commands": "--redis-url",
-                    "pg.unbounded_queries": "--postgres-dsn", "app.compression": "--app-url",
-                    "app.metrics": "--app-url"}
+                    "pg.unbounded_queries": "--postgres-dsn", "app.metrics": "--app-url"}
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,8 +108,8 @@ def test_dockerfile_installs_the_repo_as_non_root() -> None:
 def test_monitoring_only_override_leaves_the_demo_out() -> None:
     base = services()
     override = load_yaml(MONITORING_ONLY_FILE)["services"]
-    assert set(override) == DEMO_SERVICES
-    assert all(entry == {"profiles": ["demo"]} for entry in override.values())
+    assert set(override) == DEMO_SERVICES | {"stackwatch-exporter"}
+    assert all(override[name] == {"profiles": ["demo"]} for name in DEMO_SERVICES)
     # profiles only remove services: nothing left running may depend on a removed one
     for name in MONITORING_SERVICES:
         assert not set(base[name].get("depends_on", {})) & DEMO_SERVICES, f"{name} needs the demo"
@@ -162,9 +163,26 @@ def test_the_demo_commands_and_variables_exist() -> None:
         assert variable in defined["demo-1"]["environment"] and variable in app_source
 
 
-def _exporter_environment(environ: dict[str, str]) -> dict[str, str]:
-    service = services()["stackwatch-exporter"]
-    return {key: with_defaults(str(value), environ) for key, value in service["environment"].items()}
+def _exporter_environment(environ: dict[str, str], monitoring_only: bool = False) -> dict[str, str]:
+    """The exporter's environment as compose interpolates it, the monitoring-only override's
+    variables replacing the base's (compose merges mappings key by key)."""
+    variables = dict(services()["stackwatch-exporter"]["environment"])
+    if monitoring_only:
+        variables |= _monitoring_only_exporter()["environment"]
+    return {key: with_defaults(str(value), environ) for key, value in variables.items()}
+
+
+def _monitoring_only_exporter() -> dict[str, Any]:
+    return dict(load_yaml(MONITORING_ONLY_FILE)["services"]["stackwatch-exporter"])
+
+
+def _resolved(environment: dict[str, str]) -> dict[str, Any]:
+    """The exporter's options from ``environment``, as the container's ``stackwatch exporter`` reads them."""
+    from stackwatch.cli import build_parser
+    from stackwatch.core.options import resolve_options
+    from stackwatch.exporters.main import all_options
+
+    return dict(resolve_options(all_options(), build_parser().parse_args(["exporter"]), environment))
 
 
 def test_an_empty_dsn_or_url_means_no_target_and_unset_the_demo() -> None:
@@ -182,22 +200,36 @@ def test_the_exporter_watches_the_disk_of_the_demo_database() -> None:
     """PostgresDiskFullForecast joins the databases' growth with the free space of the filesystem
     named as their server: the exporter gets the demo database's volume, read-only, under the name
     its DSN gives that server; set to nothing, no filesystem (a team watching its own server)."""
-    from stackwatch.cli import build_parser
-    from stackwatch.core.options import resolve_options
-    from stackwatch.exporters.main import all_options
     from stackwatch.exporters.postgres import target_name
 
-    def resolved(environ: dict[str, str]) -> dict[str, object]:
-        return dict(resolve_options(all_options(), build_parser().parse_args(["exporter"]),
-                                    _exporter_environment(environ)))
-
     defined = services()
-    (filesystem,) = resolved({})["filesystem"]  # type: ignore[misc]
+    (filesystem,) = _resolved(_exporter_environment({}))["filesystem"]
     assert filesystem.name == target_name(_exporter_environment({})["STACKWATCH_POSTGRES_DSN"])
     data = next(v for v in defined["postgres"]["volumes"] if v.startswith("postgres-data:"))
     assert data.split(":")[1] == filesystem.path
     assert f"{data}:ro" in defined["stackwatch-exporter"]["volumes"]
-    assert not resolved({"STACKWATCH_FILESYSTEMS": ""})["filesystem"]
+    assert not _resolved(_exporter_environment({"STACKWATCH_FILESYSTEMS": ""}))["filesystem"]
+
+
+def _mount_path(volume: str | dict[str, Any]) -> str:
+    """Where a service's volume entry (short or long syntax) is mounted: compose's merge key."""
+    return str(volume["target"]) if isinstance(volume, dict) else volume.split(":")[1]
+
+
+def test_the_monitoring_only_exporter_neither_mounts_nor_forecasts_the_demo_volume() -> None:
+    """Without the demo database its volume is empty: with the override the exporter watches no
+    filesystem unless told to, and the demo volume's mount is replaced (same path) by a placeholder
+    that a team's own data directory replaces in turn."""
+    base, override = services()["stackwatch-exporter"], _monitoring_only_exporter()
+    mounts = {_mount_path(v): v for v in base["volumes"]} | {_mount_path(v): v for v in override["volumes"]}
+    demo = next(v for v in base["volumes"] if v.startswith("postgres-data:"))
+    assert demo not in mounts.values() and _mount_path(demo) in mounts
+    assert mounts[_mount_path(demo)] == {"type": "tmpfs", "target": _mount_path(demo), "read_only": True}
+    assert not _resolved(_exporter_environment({}, monitoring_only=True))["filesystem"]
+    own = f"db.internal:5432/app={_mount_path(demo)}"
+    (filesystem,) = _resolved(_exporter_environment({"STACKWATCH_FILESYSTEMS": own}, monitoring_only=True))[
+        "filesystem"]
+    assert (filesystem.name, filesystem.path) == ("db.internal:5432/app", _mount_path(demo))
 
 
 def test_the_exporter_with_an_empty_dsn_watches_no_postgres(redis_server) -> None:

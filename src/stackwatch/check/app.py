@@ -3,7 +3,8 @@
 The app is asked exactly what a load balancer, a browser and Prometheus would ask, with GETs
 only. For compression the check needs a response large enough to be worth compressing: it
 tries ``--app-large-path`` when given, else ``/openapi.json`` (an ordinary app response, where
-FastAPI serves one), else ``/metrics``.
+FastAPI serves one), else ``/metrics``; with ``--prometheus-url`` every route's responses are
+judged too (:mod:`.compression`), so one compressed path cannot hide the others.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from stackwatch.core.redact import redact
 from stackwatch.core.web import Response, get
 
 from ..thresholds import HTTP, HttpThresholds
+from .compression import FIX, combined
 from .items import APP_ITEMS as ITEMS
 from .items import COMPRESSION, HEALTH, METRICS
 from .model import Finding, Status
+from .promapi import Prometheus
 from .runner import Budget
 
 __all__ = ["ITEMS", "AppCheck"]
@@ -39,11 +42,14 @@ class AppCheck:
     health_path: str = "/health"
     large_path: str | None = None
     thresholds: HttpThresholds = HTTP
+    #: the services' series, judged with the probe for compression (``--prometheus-url``)
+    prometheus: Prometheus | None = None
 
     def run(self, budget: Budget) -> Iterator[Finding]:
         self.budget = budget
         yield self._health()
-        yield self._compression()
+        probe = self._compression()
+        yield probe if self.prometheus is None else combined(probe, self.prometheus)
         yield self._metrics()
 
     def _get(self, path: str, **headers: str) -> Response | str:
@@ -86,9 +92,7 @@ class AppCheck:
             evidence = f"GET {path} ({size} bytes) with Accept-Encoding: gzip: Content-Encoding {encoding}"
             if encoding in ("gzip", "br", "deflate", "zstd"):
                 return COMPRESSION.finding(Status.PASS, evidence + f", {len(response.body)} bytes sent")
-            return COMPRESSION.finding(Status.FAIL, evidence, f"enable gzip for responses over {smallest} bytes "
-                                       "(Starlette/FastAPI: app.add_middleware(GZipMiddleware, minimum_size="
-                                       f"{smallest}); or at the reverse proxy)")
+            return COMPRESSION.finding(Status.FAIL, evidence, FIX)
         return COMPRESSION.finding(Status.UNKNOWN, f"no response of >= {smallest} bytes to test ({'; '.join(tried)})",
                                    "pass --app-large-path with a path that returns a large response")
 

@@ -81,8 +81,9 @@ OPTIONS: Sequence[Option] = (
            "database whose keys are sampled)", secret=True, parse=_redis_url, metavar="URL"),
     Option("--prometheus-url", "STACKWATCH_PROMETHEUS_URL", "Prometheus base URL, for pool waiting, N+1, "
            "alerting, targets, resource limits, the cache hit rate, the services' key metrics, tracing, error "
-           "tracking and APM, and the read share; without --postgres-dsn/--redis-url/--app-url "
-           "it also judges those systems' items from the exporter's series", secret=True, parse=_http_url,
+           "tracking and APM, response compression per route, and the read share; without "
+           "--postgres-dsn/--redis-url/--app-url it also judges those systems' items from the exporter's series",
+           secret=True, parse=_http_url,
            metavar="URL"),
     Option("--app-url", "STACKWATCH_APP_URL", "base URL of the service, for its health endpoint, compression "
            "and /metrics", secret=True, parse=_http_url, metavar="URL"),
@@ -188,8 +189,10 @@ def sources(values: dict[str, Any], budget: Budget) -> list[Source]:
         prom = prometheus.PrometheusCheck(prom_url).run
     if values["app_url"]:
         from . import app
+        from .promapi import Prometheus
 
-        application = app.AppCheck(values["app_url"], values["app_health_path"], values["app_large_path"]).run
+        application = app.AppCheck(values["app_url"], values["app_health_path"], values["app_large_path"],
+                                   prometheus=Prometheus(prom_url, budget) if prom_url else None).run
     elif prom_url:
         from .app_series import AppSeriesCheck
 
