@@ -1068,7 +1068,8 @@ def _service() -> tuple[Alert, ...]:
             summary=f"{label('job')} compresses only {PCT} of the responses worth compressing",
             description=(
                 f"Of the responses of {label('job')} where compression matters (a text type: JSON, HTML, CSS, "
-                f"JavaScript...; sent encoded, or of {HTTP.compression_min_bytes} bytes and more), only {PCT} went "
+                f"JavaScript...; sent encoded, or of {HTTP.compression_min_bytes} bytes and more to a client accepting "
+                f"compression), only {PCT} went "
                 f"out with a Content-Encoding over the last {W} (target: at least {percent(HTTP.compressed_ratio)}, "
                 f"checked above {num(HTTP.min_compressible_per_second)} such responses/s): large text crosses the "
                 "network uncompressed (checklist: response compression enabled). Enable gzip "

@@ -8,7 +8,10 @@ reads as a problem:
   SVG, ``+json``/``+xml`` types, uncompressed fonts, WebAssembly), and
 * the response was sent encoded (the service judged it worth compressing), or it went out
   ``identity`` with a body of at least ``HTTP.compression_min_bytes`` (1 KiB) -- where gzip saves
-  more than it costs.
+  more than it costs -- to a client that accepts a compressed one (its ``Accept-Encoding`` names
+  a coding other than ``identity``, or ``*``, with a non-zero ``q``). A client that asks for none
+  (curl by default, health probes, some service-to-service clients) gets identity from a
+  well-configured service too, so its responses say nothing about compression being on.
 
 The share of counted responses that are not ``identity`` is what the Checklist's "Compressed
 responses" stat and the ``HttpResponsesUncompressed`` alert watch. The header value is reduced
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-__all__ = ["CLASSES", "compressible", "compression_class", "content_encoding_class"]
+__all__ = ["CLASSES", "accepts_compression", "compressible", "compression_class", "content_encoding_class"]
 
 #: every label value
 CLASSES = ("gzip", "br", "zstd", "deflate", "identity", "other")
@@ -53,6 +56,32 @@ def compressible(content_type: str | None) -> bool:
     if media in _STREAMS:
         return False
     return media.startswith("text/") or media in _TEXT_TYPES or media.endswith(("+json", "+xml"))
+
+
+@lru_cache(maxsize=_MEMO_LIMIT)
+def accepts_compression(raw: bytes | None) -> bool:
+    """True when a request's ``Accept-Encoding`` value (None: no header) lets the service compress:
+    a coding other than ``identity`` (or ``*``) whose ``q`` is not 0. No header counts as no:
+    compression middleware (Starlette's, nginx ``gzip``) only compresses for clients that ask."""
+    if raw is None:
+        return False
+    for item in raw.decode("latin-1").split(","):
+        coding, *params = item.split(";")
+        if coding.strip().lower() not in ("", "identity") and not _refused(params):
+            return True
+    return False
+
+
+def _refused(params: list[str]) -> bool:
+    """True for the parameters of a refused coding: ``q=0`` (an unreadable weight counts as 1)."""
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value) == 0
+            except ValueError:
+                return False
+    return False
 
 
 @lru_cache(maxsize=_MEMO_LIMIT)

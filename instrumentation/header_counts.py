@@ -2,7 +2,8 @@
 
 Each header list is walked once: the request's for the CDN it came through (:mod:`.cdn`), the
 response's for its ``Cache-Control`` class (:mod:`.cache_control`) and, with the body bytes sent,
-its ``Content-Encoding`` class when compression matters for it (:mod:`.compression`).
+its ``Content-Encoding`` class when compression matters for it (:mod:`.compression`; a large
+identity response also reads the request's ``Accept-Encoding``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from stackwatch.thresholds import HTTP
 
 from .cache_control import cache_control_of
 from .cdn import cdn_class
-from .compression import compression_class
+from .compression import accepts_compression, compression_class
 from .metrics import value_adder
 
 __all__ = ["HeaderCounts", "RouteCounts"]
 
+_ACCEPT_ENCODING = b"accept-encoding"
 _CACHE_CONTROL = b"cache-control"
 _CONTENT_ENCODING = b"content-encoding"
 _CONTENT_TYPE = b"content-type"
@@ -72,8 +74,17 @@ class HeaderCounts:
                 content_type = bytes(value)
         _inc(counts.cache_control, metrics.cache_control, route, cache_control_of(cache_control))
         kind = compression_class(encoding, content_type, sent, self._min_bytes)
+        if kind == "identity" and not accepts_compression(_accept_encoding(scope)):
+            kind = None  # the client asked for no compression: identity says nothing about the service
         if kind is not None:
             _inc(counts.content_encoding, metrics.content_encoding, route, kind)
+
+
+def _accept_encoding(scope: Any) -> bytes | None:
+    """The request's ``Accept-Encoding`` values, joined as one (None: no such header); read only for
+    a large identity response, so the request headers are walked once more only then."""
+    values = [bytes(value) for name, value in scope.get("headers", ()) if name.lower() == _ACCEPT_ENCODING]
+    return b",".join(values) if values else None
 
 
 def _inc(adders: dict[str, Callable[[float], None]], family: Any, route: str, kind: str) -> None:

@@ -118,7 +118,8 @@ CHECKLIST: tuple[Coverage, ...] = (
              families=("http_server_responses_content_encoding_total",), alerts=("HttpResponsesUncompressed",),
              panels=(Panel("checklist", "Compressed responses"), Panel("service", "Compressed responses by route")),
              checks=("app.compression",), instrumentation=("instrument",),
-             note="counted where compression matters: a text type, sent encoded or of 1 KiB and more"),
+             note="counted where compression matters: a text type, sent encoded, or of 1 KiB and more to a "
+                  "client accepting compression"),
     Coverage(f"{_CL} / Application", "Load balancing configured",
              families=("http_server_request_duration_seconds",),
              alerts=("HttpTrafficImbalanced", "HttpInstanceOutOfRotation"),

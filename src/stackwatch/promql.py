@@ -90,7 +90,8 @@ CONTENT_ENCODING_FAMILY = "http_server_responses_content_encoding_total"
 
 def compressed_share(by: str | None, window: str, selector: str = "", *, recent: bool = False) -> str:
     """Share of the responses where compression matters (:data:`CONTENT_ENCODING_FAMILY`:
-    compressible, sent encoded or of 1 KiB and more) that went out encoded; 0 when none did.
+    compressible, sent encoded, or of 1 KiB and more to a client accepting compression) that went
+    out encoded; 0 when none did.
     ``by=None`` sums everything; ``selector`` (``{...}``) narrows every series. ``recent`` counts
     with :func:`recent_increase` instead of ``rate``: the same share, but a route's series born
     inside the window counts whole (a one-off judgement such as ``stackwatch check``'s)."""
