@@ -137,9 +137,16 @@ def _bind(listen: tuple[str, int], exporter: Exporter, web: WebConfigFile | None
 
 
 def _stop_on_signals(server: ExporterHTTPServer) -> None:
-    def shutdown(signum: int, frame: Any) -> None:
+    """SIGTERM and SIGINT shut the server down. The handler itself writes nothing: a signal that
+    lands while the main thread writes a log line (blocked on a full stderr pipe, say) runs the
+    handler inside that write, where its own log line would be a reentrant write (RuntimeError)
+    and the shutdown would never start. The thread it starts logs, once the main thread's write is done."""
+    def stop(signum: int) -> None:
         log.info("received signal %s, shutting down", signum)
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        server.shutdown()
+
+    def shutdown(signum: int, frame: Any) -> None:
+        threading.Thread(target=stop, args=(signum,), daemon=True).start()
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
