@@ -3,6 +3,7 @@ SIGTERM. The last tests run the real command in a subprocess."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -325,6 +326,56 @@ def test_sigint_also_shuts_down_cleanly(command: type[Command]) -> None:
     run = command(["--process-group", "py=python"])
     run.proc.send_signal(signal.SIGINT)
     assert run.proc.wait(30) == 0
+
+
+class _SignalledMidWrite(io.RawIOBase):
+    """stderr's file, receiving SIGTERM while it writes: CPython runs a Python signal handler
+    wherever the main thread is, here inside the buffered stream's write (under its lock), as it
+    does when the signal arrives during a real write to a pipe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if not self.written:
+            self.written = bytes(data)
+            signal.raise_signal(signal.SIGTERM)
+        return len(data)
+
+
+def test_a_signal_during_a_log_write_still_shuts_down(monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """The full suite sent SIGINT as the exporter wrote its startup line: a handler that logs
+    itself writes reentrantly into that write, fails, and never starts the shutdown."""
+    from stackwatch.exporters.server import Exporter, ExporterHTTPServer
+
+    stderr = io.TextIOWrapper(io.BufferedWriter(_SignalledMidWrite()), line_buffering=True)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    handler = logging.StreamHandler(stderr)
+    logger = logging.getLogger("stackwatch.exporters")
+    caplog.set_level(logging.INFO, logger="stackwatch.exporters")
+    logger.addHandler(handler)
+    server = ExporterHTTPServer(exporter_main.parse_listen("127.0.0.1:0"), Exporter([], {}))
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        exporter_main._stop_on_signals(server)
+        logger.info("a line being written when the signal comes")
+        serving.start()
+        serving.join(10)
+        assert not serving.is_alive(), "SIGTERM during a log write did not shut the server down"
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+        logger.removeHandler(handler)
+        if serving.is_alive():
+            server.shutdown()
+        server.server_close()
+    assert "shutting down" in caplog.text
 
 
 def test_https_and_basic_auth_announced_at_startup(command: type[Command], tmp_path: Path) -> None:
