@@ -137,19 +137,29 @@ def _bind(listen: tuple[str, int], exporter: Exporter, web: WebConfigFile | None
 
 
 def _stop_on_signals(server: ExporterHTTPServer) -> None:
-    """SIGTERM and SIGINT shut the server down. The handler itself writes nothing: a signal that
-    lands while the main thread writes a log line (blocked on a full stderr pipe, say) runs the
-    handler inside that write, where its own log line would be a reentrant write (RuntimeError)
-    and the shutdown would never start. The thread it starts logs, once the main thread's write is done."""
-    def stop(signum: int) -> None:
-        log.info("received signal %s, shutting down", signum)
+    """SIGTERM and SIGINT shut the server down, through a thread waiting for them from the start.
+
+    The handler only notes the signal and sets an event: it runs inside whatever the main thread
+    was doing, and a signal that lands while the main thread writes a log line (blocked on a full
+    stderr pipe, say) would make a log line of its own a reentrant write (RuntimeError) and the
+    shutdown would never start; starting a thread there could as well deadlock on the lock of a
+    thread the main thread was starting. The waiting thread logs and shuts down.
+    """
+    received: list[int] = []
+    signalled = threading.Event()
+
+    def stop() -> None:
+        signalled.wait()
+        log.info("received signal %s, shutting down", received[0])
         server.shutdown()
 
-    def shutdown(signum: int, frame: Any) -> None:
-        threading.Thread(target=stop, args=(signum,), daemon=True).start()
+    def handle(signum: int, frame: Any) -> None:
+        received.append(signum)
+        signalled.set()
 
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
+    threading.Thread(target=stop, name="stackwatch-signal-stop", daemon=True).start()
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
 
 
 def _log_start(exporter: Exporter, server: ExporterHTTPServer, web: WebConfigFile | None) -> None:
