@@ -73,6 +73,11 @@ def prometheus(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactor
         exporter.stop()
 
 
+def _said(finding: dict[str, str]) -> str:
+    """The finding's status and whole evidence (pytest shortens a dict's repr past its first keys)."""
+    return f"{finding['status']}: {finding['evidence']}"
+
+
 def _has(prom: PrometheusServer, expr: str) -> bool:
     return bool(prom.query(expr))
 
@@ -84,10 +89,10 @@ def test_slow_before_the_window_passes_with_prometheus_and_fails_without(
                                         f'command="select"}}[15m]) >= {POSTGRES.slow_statement_min_calls}'),
                60, "the recent calls in Prometheus")
     without = run_check("--format", "json", "--postgres-dsn", postgres.dsn(DB)).finding("pg.slow_statements")
-    assert without["status"] == "fail" and "AS history" in without["evidence"], without
+    assert without["status"] == "fail" and "AS history" in without["evidence"], _said(without)
     windowed = run_check("--format", "json", "--postgres-dsn", postgres.dsn(DB), "--prometheus-url",
                          prometheus.url).finding("pg.slow_statements")
-    assert windowed["status"] == "pass", windowed
+    assert windowed["status"] == "pass", _said(windowed)
     assert "over the last 15m" in windowed["evidence"] and "AS recent" in windowed["evidence"]
 
 
@@ -101,7 +106,7 @@ def test_slow_inside_the_window_fails_with_prometheus(postgres: PostgresServer, 
                60, "the slow calls in Prometheus")
     windowed = run_check("--format", "json", "--postgres-dsn", postgres.dsn(DB), "--prometheus-url",
                          prometheus.url).finding("pg.slow_statements")
-    assert windowed["status"] == "fail", windowed
+    assert windowed["status"] == "fail", _said(windowed)
     assert "over the last 15m" in windowed["evidence"] and "AS slow_now" in windowed["evidence"]
     assert "AS history" not in windowed["evidence"]  # no call in the window
 
