@@ -150,8 +150,9 @@ class Metrics:
         self._pools_refreshed = 0.0
         self._db_children: dict[tuple[str, str], Any] = {}
         #: Guards the children only the HTTP middleware writes (requests by method and route, their
-        #: header counts): a request's dozen updates take it once instead of each value's own lock,
-        #: a fifth of what metrics cost per request. Jobs label the shared queries family by task.
+        #: header counts): a request's dozen updates take it twice (start, end) instead of each
+        #: value's own lock, 9% of the instructions metrics cost per request (docs/benchmarks.md).
+        #: Jobs label the shared queries family by task, not route, and keep the values' own locks.
         self.request_lock = threading.Lock()
         registry.register(_PoolRefresher(self))
         self.http_duration = Histogram(

@@ -38,7 +38,7 @@ def from_series(prom: Prometheus) -> Finding:
                                    "compressible response of the services was counted)",
                                    "instrument the services with stackwatch.instrumentation and have Prometheus "
                                    "scrape them (the family counts text responses, encoded or of "
-                                   f"{HTTP.compression_min_bytes} bytes and more)")
+                                   f"{HTTP.compression_min_bytes} bytes and more to clients accepting compression)")
     worst = sorted((share, job, route) for (job, route), share in shares.items() if share < HTTP.compressed_ratio)
     if worst:
         named = ", ".join(f"{route} in {job} ({share:.0%} encoded)" for share, job, route in worst[:_SHOWN])

@@ -82,6 +82,7 @@ CLIENT_NAME = "stackwatch"
 #: keyspace lookups: ``stackwatch check`` tells from CLIENT LIST that its INFO window holds them
 QUEUE_READER_NAME = "stackwatch-queues"
 
+
 def url_name(url: str) -> str:
     """``host:port/db``: a readable target name that carries no secret."""
     parts = urlsplit(url)
