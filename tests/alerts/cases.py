@@ -111,22 +111,47 @@ def evaluations() -> list[Evaluation]:
     return found
 
 
+def _referenced(name: str, expr: str) -> bool:
+    """Whether PromQL ``expr`` names the series ``name`` (a recording rule's colons included)."""
+    return re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr) is not None
+
+
+def _recorded_for(rules: list[dict[str, Any]], alertnames: set[str]) -> set[str]:
+    """The recording rules the alerting rules named ``alertnames`` read, transitively.
+
+    promtool evaluates every rule at every step of a test, so a run checking a few alerts spends
+    most of its time on rules nobody looks at. Alerts never read one another (no ``ALERTS``
+    series in the rules, asserted), so dropping the others changes nothing the kept cases see.
+    """
+    kept = [r for r in rules if r.get("alert") in alertnames]
+    assert not any(_referenced("ALERTS", r["expr"]) for r in kept), "an alert reads ALERTS: keep every rule"
+    exprs = [str(r["expr"]) for r in kept]
+    recorded: set[str] = set()
+    while True:
+        found = {r["record"] for r in rules if "record" in r and r["record"] not in recorded
+                 and any(_referenced(r["record"], e) for e in exprs)}
+        if not found:
+            break
+        recorded |= found
+        exprs += [str(r["expr"]) for r in rules if r.get("record") in found]
+    return recorded
+
+
 def run_subset(promtool: str, root: Path, keep: Callable[[Evaluation], bool],
                mutate: Callable[[dict[str, Any]], None] | None = None) -> subprocess.CompletedProcess[str]:
     """Run promtool on only the evaluations ``keep`` selects, against rules changed by ``mutate``.
 
-    Rule files go to ``root/rules`` (``mutate`` edits each alerting rule in place) and the test
-    file to ``root/tests``, so the tests' relative ``rule_files`` resolve to the copies.
+    Each test file gets its own copy of the rule files under ``root/<file>/rules``, with only
+    the rules its selected evaluations need (:func:`_recorded_for`; ``mutate`` edits each alerting rule
+    in place first), and goes to ``root/<file>/tests``, so its relative ``rule_files`` resolve to
+    that copy.
     """
-    (root / "rules").mkdir(parents=True)
-    (root / "tests").mkdir()
-    for path in sorted(RULES_DIR.glob("*.yml")):
-        doc = _load(path)
+    rule_docs = {path.name: _load(path) for path in sorted(RULES_DIR.glob("*.yml"))}
+    for doc in rule_docs.values():
         for group in doc["groups"]:
             for rule in group["rules"]:
                 if mutate is not None and "alert" in rule:
                     mutate(rule)
-        (root / "rules" / path.name).write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     selected = [e for e in evaluations() if keep(e)]
     assert selected, "no evaluation selected"
     files = []
@@ -142,7 +167,17 @@ def run_subset(promtool: str, root: Path, keep: Callable[[Evaluation], bool],
                 group["alert_rule_test"] = tests
                 groups.append(group)
         doc["tests"] = groups
-        target = root / "tests" / path.name
+        here = root / path.name.removesuffix(".test.yml")
+        (here / "rules").mkdir(parents=True)
+        (here / "tests").mkdir()
+        names = {e.alertname for e in selected if e.file == path}
+        recorded = _recorded_for([r for d in rule_docs.values() for g in d["groups"] for r in g["rules"]], names)
+        for name, rules_doc in rule_docs.items():
+            pruned = copy.deepcopy(rules_doc)
+            for group in pruned["groups"]:
+                group["rules"] = [r for r in group["rules"] if r.get("alert") in names or r.get("record") in recorded]
+            (here / "rules" / name).write_text(yaml.safe_dump(pruned, sort_keys=False), encoding="utf-8")
+        target = here / "tests" / path.name
         target.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
         files.append(str(target))
     return subprocess.run([promtool, "test", "rules", *files], capture_output=True, text=True, check=False, timeout=600)
