@@ -7,6 +7,7 @@ name (so that Alertmanager's critical-inhibits-warning rule can match on ``alert
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import subprocess
 from collections.abc import Callable, Iterator
@@ -101,14 +102,17 @@ def failed_evaluations(report: str) -> set[tuple[str, float]]:
     return {(name, duration_seconds(time)) for name, time in re.findall(r"alertname: (\w+), time: (\w+),", report)}
 
 
-def evaluations() -> list[Evaluation]:
+@functools.cache
+def evaluations() -> tuple[Evaluation, ...]:
+    """Every ``alert_rule_test`` entry of the committed test files (read once: parsing them takes
+    a quarter of a second, and each parametrized case asks)."""
     found = []
     for path in TEST_FILES:
         for g, group in enumerate(_load(path)["tests"]):
             for i, test in enumerate(group.get("alert_rule_test") or []):
                 severities = frozenset(a["exp_labels"]["severity"] for a in test.get("exp_alerts") or [])
                 found.append(Evaluation(path, g, i, test["alertname"], test["eval_time"], severities))
-    return found
+    return tuple(found)
 
 
 def _referenced(name: str, expr: str) -> bool:
