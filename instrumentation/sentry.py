@@ -11,12 +11,13 @@
 
 Each request runs in its own Sentry isolation scope, starting without breadcrumbs, so an event
 carries only the breadcrumbs of its own request. Events get the ``request`` (method, URL and
-headers filtered by sentry-sdk's own header filter; the query string and client address only with
-``send_default_pii``), the transaction named by the route template (source ``route``) and the
-OpenTelemetry trace id (tag ``otel.trace_id`` and ``contexts.trace``). When the client has tracing
-enabled (``SENTRY_TRACES_SAMPLE_RATE`` > 0 or a ``traces_sampler``), each request is a Sentry
-transaction (``http.server``) that continues an incoming ``sentry-trace`` header, or else the
-request's OpenTelemetry trace (same trace id, sampled by Sentry's own rate).
+headers filtered by sentry-sdk's own header filter; the query string and client address as the
+client's ``data_collection`` allows, or else only with ``send_default_pii``), the transaction
+named by the route template (source ``route``) and the OpenTelemetry trace id (tag
+``otel.trace_id`` and ``contexts.trace``). When the client has tracing enabled
+(``SENTRY_TRACES_SAMPLE_RATE`` > 0 or a ``traces_sampler``), each request is a Sentry transaction
+(``http.server``) that continues an incoming ``sentry-trace`` header, or else the request's
+OpenTelemetry trace (same trace id, sampled by Sentry's own rate).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sys
 import weakref
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from .config import Settings
 from .tracing import span_ids
@@ -34,6 +36,8 @@ __all__ = ["SentryReporter", "SentryRequest"]
 
 logger = logging.getLogger("stackwatch.instrumentation")
 _FRAMEWORK_INTEGRATIONS = ("starlette", "fastapi")
+_FILTERED = "[Filtered]"  # sentry-sdk's own stand-in for removed data
+_SHORTEST_SECRET = 4  # shorter withheld values are not searched for: they would match everywhere
 _ours: weakref.WeakSet[Any] = weakref.WeakSet()  # clients stackwatch initialised (one per instrumented app)
 
 
@@ -132,12 +136,12 @@ class SentryRequest:
             self._transaction.__enter__()
 
     def _process(self, event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
-        if "request" not in event:
-            event["request"] = request_data(self._asgi)
+        request, withheld = request_data(self._asgi)
+        event.setdefault("request", request)
         if not event.get("transaction"):
             event["transaction"] = self._route()
             event["transaction_info"] = {"source": "route"}
-        return event
+        return scrubbed(event, withheld)  # type: ignore[no-any-return]
 
     def end(self, error: BaseException | None, status: int, method: str, route: str) -> None:
         """Report ``error`` or a failed status, finish the transaction, leave the isolation scope."""
@@ -168,16 +172,22 @@ class SentryRequest:
             self._isolation.__exit__(None, None, None)
 
 
-def request_data(asgi_scope: dict[str, Any]) -> dict[str, Any]:
-    """The event's ``request`` as sentry-sdk's ASGI integration builds it, stricter on the query string.
+def request_data(asgi_scope: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The event's ``request`` as sentry-sdk's ASGI integration builds it, stricter on the query
+    string, and the values it withheld (for :func:`scrubbed`).
 
     Headers go through sentry-sdk's own filter (cookies, ``Authorization``, forwarding headers
-    removed unless ``send_default_pii``); the query string and client address are sent only with
-    ``send_default_pii`` (query strings carry user ids and tokens).
+    removed unless the client's settings allow them; the client's event scrubber removes more by
+    name after this, and those count as withheld too). The query string and client address follow
+    the client's ``data_collection`` when the team configured it (sentry-sdk 2.76+: its
+    ``url_query_params`` filter and ``user_info``, which win over ``send_default_pii`` as they do
+    in sentry-sdk itself); otherwise they are sent only with ``send_default_pii`` (query strings
+    carry user ids and tokens).
     """
+    import sentry_sdk
     from sentry_sdk.integrations._wsgi_common import _filter_headers
-    from sentry_sdk.scope import should_send_default_pii
 
+    sentry = sentry_sdk.get_client()
     headers: dict[str, str] = {}
     for raw_name, raw_value in asgi_scope.get("headers", ()):
         name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
@@ -190,16 +200,65 @@ def request_data(asgi_scope: dict[str, Any]) -> dict[str, Any]:
     path, root = asgi_scope.get("path", ""), asgi_scope.get("root_path", "")
     if root and path != root and not path.startswith(root + "/"):  # ASGI servers differ on this
         path = root + path
-    data: dict[str, Any] = {
-        "method": asgi_scope.get("method"),
-        "url": f"{scheme}://{host}{path}" if host else path,
-        "headers": _filter_headers(headers),
-    }
-    if should_send_default_pii():
-        query = asgi_scope.get("query_string", b"").decode("latin-1")
-        if query:
-            data["query_string"] = query
-        client = asgi_scope.get("client")
-        if client:
-            data["env"] = {"REMOTE_ADDR": client[0]}
-    return data
+    sent = _filter_headers(headers)
+    data: dict[str, Any] = {"method": asgi_scope.get("method"), "url": f"{scheme}://{host}{path}" if host else path,
+                            "headers": sent}
+    denied = set(getattr(sentry.options.get("event_scrubber"), "denylist", ()))
+    withheld = [part for name, value in headers.items()
+                if sent.get(name) != value or name.lower().replace("-", "_") in denied for part in _parts(value)]
+    raw_query = asgi_scope.get("query_string", b"").decode("latin-1")
+    query, address = _personal(sentry, raw_query)
+    if query:
+        data["query_string"] = query
+    if raw_query and query != raw_query:
+        kept = set(parse_qsl(query or "", keep_blank_values=True))
+        withheld += [raw_query, *(v for k, v in parse_qsl(raw_query, keep_blank_values=True) if (k, v) not in kept)]
+    client = asgi_scope.get("client")
+    if client and address:
+        data["env"] = {"REMOTE_ADDR": client[0]}
+    elif client:
+        withheld.append(str(client[0]))
+    return data, withheld
+
+
+def _parts(value: str) -> list[str]:
+    """A withheld header value and the secrets inside it: each cookie's value, the credentials
+    after an ``Authorization`` scheme."""
+    return [value, *(pair.partition("=")[2].strip() for pair in value.split(";")), value.partition(" ")[2].strip()]
+
+
+def scrubbed(event: Any, withheld: list[str]) -> Any:
+    """``event`` with every withheld value (of four characters or more) replaced by
+    ``[Filtered]`` wherever it occurs: the stack frames' local variables hold the raw ASGI scope
+    (cookies, credentials, the query string) and the request's URL in other forms."""
+    secrets = sorted({w for w in withheld if len(w) >= _SHORTEST_SECRET}, key=len, reverse=True)
+    if not secrets:
+        return event
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in secrets:
+                if secret in value:
+                    value = value.replace(secret, _FILTERED)
+            return value
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(scrub(v) for v in value)
+        return value
+
+    return scrub(event)
+
+
+def _personal(client: Any, query: str) -> tuple[str | None, bool]:
+    """The query string ``client``'s settings let through (or ``None``), and whether they let the
+    client address through."""
+    collection = client.options.get("data_collection")
+    if isinstance(collection, dict) and collection.get("provided_by_user"):
+        from sentry_sdk.data_collection import _apply_data_collection_filtering_to_query_string as filtered
+
+        return (filtered(query, collection["url_query_params"]) if query else None), bool(collection["user_info"])
+    pii = bool(client.should_send_default_pii())
+    return (query if pii else None), pii

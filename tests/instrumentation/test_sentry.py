@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -107,6 +108,9 @@ async def test_each_request_has_its_own_scope_and_scrubbed_request_data(sentry_r
     assert "query_string" not in request and "env" not in request
     assert "s3cr3t" not in json.dumps(request) and "t0ken" not in json.dumps(request)
     assert request["headers"]["host"] == "t"
+    assert any(frame.get("vars") for frame in event["exception"]["values"][-1]["stacktrace"]["frames"])
+    for withheld in ("s3cr3t", "t0ken", "user=u7", "127.0.0.1"):  # the frames' locals hold the raw ASGI scope
+        assert withheld not in text, withheld
 
 
 def test_through_uvicorn_an_event_has_only_its_own_access_log_lines(serve, sentry_receiver, registry, shop_logger):
@@ -123,8 +127,10 @@ def test_through_uvicorn_an_event_has_only_its_own_access_log_lines(serve, sentr
     assert "handling user u7" in crumbs
     assert not any(other in json.dumps(event) for other in ("user=u1", "user=u3", "user=u4", "user u1"))
     assert event["transaction"] == "/orders/{order_id}/fail"
+    assert "s3cr3t" not in json.dumps(event) and "t0ken" not in json.dumps(event)  # uvicorn's frames hold them too
 
 
+@pytest.mark.filterwarnings("ignore:The send_default_pii option is deprecated:DeprecationWarning")  # sentry-sdk 2.76+
 async def test_send_default_pii_sends_the_query_string(sentry_receiver, registry, shop_logger):
     app = shop_app()
     instrument(app, registry=registry, traces=False, sentry_dsn=sentry_receiver.dsn,
@@ -135,6 +141,35 @@ async def test_send_default_pii_sends_the_query_string(sentry_receiver, registry
     assert event["request"]["query_string"] == "user=u7"
     assert event["request"]["headers"]["cookie"] == "[Filtered]"  # sentry-sdk filters cookies even then
     assert "u1" not in json.dumps(event)
+    assert "s3cr3t" not in json.dumps(event)  # nor are they in the frames' locals
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # send_default_pii beside data_collection: the point
+async def test_the_teams_data_collection_wins_over_send_default_pii(sentry_receiver, registry, shop_logger):
+    """As in sentry-sdk (2.76+) itself: with both set, data_collection decides (no query string, no address)."""
+    app = shop_app()
+    instrument(app, registry=registry, traces=False, sentry_dsn=sentry_receiver.dsn,
+               sentry_options={"send_default_pii": True,
+                               "data_collection": {"url_query_params": {"mode": "off"}, "user_info": False}},
+               environ={})
+    assert await concurrently(app, "/orders/1/slow?user=u1", "/orders/2/fail?user=u7") == [200, 500]
+    uninstrument(app)
+    (event,) = sentry_receiver.wait_for_events(1)
+    assert "query_string" not in event["request"] and "env" not in event["request"]
+    assert "user=u7" not in json.dumps(event["request"])
+
+
+async def test_data_collection_sends_the_query_string_through_its_filter(sentry_receiver, registry, shop_logger):
+    """A team on data_collection alone gets the query string its filter lets through (not nothing)."""
+    app = shop_app()
+    instrument(app, registry=registry, traces=False, sentry_dsn=sentry_receiver.dsn,
+               sentry_options={"data_collection": {"url_query_params": {"mode": "denylist"}}}, environ={})
+    assert await concurrently(app, "/orders/1/slow?user=u1", "/orders/2/fail?user=u7&api_token=zq9x") == [200, 500]
+    uninstrument(app)
+    (event,) = sentry_receiver.wait_for_events(1)
+    query = parse_qs(event["request"]["query_string"])
+    assert query == {"user": ["u7"], "api_token": ["[Filtered]"]}, event["request"]
+    assert not any(withheld in json.dumps(event) for withheld in ("zq9x", "u1", "s3cr3t", "t0ken"))
 
 
 @pytest.mark.parametrize(("rate", "expected"), [("1.0", 2), ("0", 0)])
