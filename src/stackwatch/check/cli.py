@@ -74,7 +74,8 @@ def _path(text: str) -> str:
     return text
 
 
-OPTIONS: Sequence[Option] = (
+#: the flags by help section: what to check, how to report, how long, and what the items assume
+GROUPS: Sequence[tuple[str, Sequence[Option]]] = (("systems to check", (
     Option("--postgres-dsn", "STACKWATCH_POSTGRES_DSN", "PostgreSQL DSN to check (URL or key=value); its "
            "database is the one whose indexes and statements are checked", secret=True, parse=_dsn, metavar="DSN"),
     Option("--redis-url", "STACKWATCH_REDIS_URL", "Redis URL to check (redis:// or rediss://; /N selects the "
@@ -90,14 +91,21 @@ OPTIONS: Sequence[Option] = (
     Option("--static-url", "STACKWATCH_STATIC_URL", "URL of one fingerprinted static asset as users fetch it "
            "(through the CDN when there is one), for its Cache-Control and the CDN item", secret=True,
            parse=_http_url, metavar="URL"),
+)), ("output", (
     Option("--format", "STACKWATCH_CHECK_FORMAT", "table, json or markdown", default="table",
            parse=_choice(*FORMATS), metavar="FORMAT"),
     Option("--fail-on", "STACKWATCH_CHECK_FAIL_ON", "lowest status that makes the exit code 1: fail or warn",
            default="fail", parse=_choice("fail", "warn"), metavar="STATUS"),
+    Option("--color", "STACKWATCH_CHECK_COLOR", "auto (when stdout is a terminal and NO_COLOR is unset), "
+           "always or never", default="auto", parse=_choice("auto", "always", "never"), metavar="WHEN"),
+    Option("--quiet", "STACKWATCH_CHECK_QUIET", "no progress on stderr (yes/no)", default=False,
+           parse=lambda text: text.lower() in ("1", "yes", "true", "on"), metavar="yes|no"),
+)), ("time limits", (
     Option("--deadline", "STACKWATCH_CHECK_DEADLINE", "seconds for the whole check; items not done by then "
            "are unknown", default=60.0, parse=positive_float, metavar="SECONDS"),
     Option("--timeout", "STACKWATCH_CHECK_TIMEOUT", "seconds for any one query or request", default=5.0,
            parse=positive_float, metavar="SECONDS"),
+)), ("what the items assume", (
     Option("--plans", "STACKWATCH_CHECK_PLANS", "how many of the slowest SELECT statements to explain "
            "(generic plans, nothing executed)", default=10, parse=positive_int, metavar="N"),
     Option("--db-cores", "STACKWATCH_CHECK_DB_CORES", "CPU cores of the PostgreSQL server, for the "
@@ -117,15 +125,13 @@ OPTIONS: Sequence[Option] = (
            default="/health", parse=_path, metavar="PATH"),
     Option("--app-large-path", "STACKWATCH_CHECK_APP_LARGE_PATH", "a path with a response over 1 KiB for the "
            "compression item (default: /openapi.json, then /metrics)", parse=_path, metavar="PATH"),
-    Option("--color", "STACKWATCH_CHECK_COLOR", "auto (when stdout is a terminal and NO_COLOR is unset), "
-           "always or never", default="auto", parse=_choice("auto", "always", "never"), metavar="WHEN"),
-    Option("--quiet", "STACKWATCH_CHECK_QUIET", "no progress on stderr (yes/no)", default=False,
-           parse=lambda text: text.lower() in ("1", "yes", "true", "on"), metavar="yes|no"),
-)
+)))
+OPTIONS: Sequence[Option] = tuple(opt for _, options in GROUPS for opt in options)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_options(parser, OPTIONS, "check")
+    for title, options in GROUPS:
+        add_options(parser, options, title)
 
 
 def exit_code(report: Report, fail_on: str) -> int:
