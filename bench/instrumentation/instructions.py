@@ -8,18 +8,27 @@ imports and warm-up cancel out). Counts are not times: a cache miss costs no ins
 is why the SDK's span takes about twice as long inside a request as in a tight loop for the same
 count (docs/benchmarks.md).
 
+With ``--uvicorn`` the variant is served by uvicorn (``serve.py``, one worker) under callgrind
+instead, and the requests come over one keep-alive connection from this process: the whole
+server's instructions per request, HTTP parsing and the event loop included, and the ratio
+bare / variant is the throughput ratio the instructions alone allow.
+
 Run from the repository root:  python bench/instrumentation/instructions.py [VARIANT ...]
-[--requests N].  Needs valgrind (apt-get install valgrind); about a minute per variant.
+[--requests N] [--uvicorn].  Needs valgrind (apt-get install valgrind); about a minute per
+variant (two or three through uvicorn).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -28,6 +37,8 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from run import _batch
 from variants import BREAKDOWN, VARIANTS, build
+
+from tests.fixtures.procs import free_port
 
 _WARM_UP = 300
 
@@ -49,9 +60,44 @@ def _collected(variant: str, requests: int) -> int:
     return int(re.search(r"Collected : (\d+)", out).group(1))
 
 
-def per_request(variant: str, requests: int) -> int:
+def _collected_through_uvicorn(variant: str, requests: int) -> int:
+    """Instructions callgrind counts for uvicorn serving ``variant`` from start to a Ctrl-C after
+    the warm-up and ``requests`` requests on one keep-alive connection."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, str(HERE / "serve.py"),
+         variant, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 600  # imports under valgrind take a minute or two
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                conn.connect()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"uvicorn serving {variant} did not start under valgrind") from None
+                time.sleep(1)
+        for _ in range(_WARM_UP + requests):
+            conn.request("GET", "/items/42")
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"benchmark request failed with {response.status}")
+        conn.close()
+        server.send_signal(signal.SIGINT)
+        err = server.communicate(timeout=600)[1]
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    return int(re.search(r"Collected : (\d+)", err).group(1))
+
+
+def per_request(variant: str, requests: int, uvicorn: bool = False) -> int:
     """Instructions per request of ``variant``: the difference of two runs over the extra requests."""
-    return (_collected(variant, 3 * requests) - _collected(variant, requests)) // (2 * requests)
+    collected = _collected_through_uvicorn if uvicorn else _collected
+    return (collected(variant, 3 * requests) - collected(variant, requests)) // (2 * requests)
 
 
 def main() -> None:
@@ -59,15 +105,18 @@ def main() -> None:
     parser.add_argument("variants", nargs="*", default=["bare", "stackwatch_full", "stackwatch_metrics_only"],
                         help=f"any of {', '.join((*VARIANTS, *BREAKDOWN))} (bare is always counted)")
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--uvicorn", action="store_true", help="count the whole uvicorn server's instructions")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _serve(args.child, args.requests)
         return
-    counts = {v: per_request(v, args.requests) for v in dict.fromkeys(["bare", *args.variants])}
+    counts = {v: per_request(v, args.requests, args.uvicorn) for v in dict.fromkeys(["bare", *args.variants])}
     for variant, count in counts.items():
-        print(f"{variant:<40} {count:>9,} instructions/request  {count - counts['bare']:>+9,} over bare")
-    print(json.dumps({"instructions_per_request": counts}, indent=2))
+        print(f"{variant:<40} {count:>9,} instructions/request  {count - counts['bare']:>+9,} over bare  "
+              f"bare/this {counts['bare'] / count:.3f}")
+    key = "instructions_per_request_through_uvicorn" if args.uvicorn else "instructions_per_request"
+    print(json.dumps({key: counts}, indent=2))
 
 
 if __name__ == "__main__":
