@@ -22,6 +22,7 @@ OpenTelemetry trace (same trace id, sampled by Sentry's own rate).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import weakref
@@ -39,6 +40,17 @@ _FRAMEWORK_INTEGRATIONS = ("starlette", "fastapi")
 _FILTERED = "[Filtered]"  # sentry-sdk's own stand-in for removed data
 _SHORTEST_SECRET = 4  # shorter withheld values are not searched for: they would match everywhere
 _ours: weakref.WeakSet[Any] = weakref.WeakSet()  # clients stackwatch initialised (one per instrumented app)
+
+
+def _supported(sdk: Any) -> bool:
+    """Whether this sentry-sdk is a 2.x (3.x replaced transactions with spans): with another, say
+    so and leave Sentry to the service, rather than report nothing without a word."""
+    version = str(getattr(sdk, "VERSION", "?"))
+    if version.split(".")[0] == "2":
+        return True
+    logger.warning("stackwatch reports to Sentry with sentry-sdk 2.x; sentry-sdk %s is installed, so stackwatch "
+                   "reports nothing to Sentry (use Sentry's own FastAPI integration, or sentry-sdk<3)", version)
+    return False
 
 
 def _service_client(sdk: Any) -> Any:
@@ -89,6 +101,8 @@ class SentryReporter:
             return None
         if existing is not None and any(name in existing.integrations for name in _FRAMEWORK_INTEGRATIONS):
             logger.info("Sentry's own Starlette/FastAPI integration reports requests; stackwatch leaves it to it")
+            return None
+        if not _supported(sdk or importlib.import_module("sentry_sdk")):
             return None
         return cls(settings, options)
 

@@ -14,7 +14,7 @@ import pytest
 from stackwatch.instrumentation import ConfigError, instrument, uninstrument
 
 from .apps import make_app
-from .fresh import run_python
+from .fresh import ROOT, run_python
 
 SECRET_HEADERS = {"cookie": "session=s3cr3t", "authorization": "Bearer t0ken"}
 
@@ -47,6 +47,37 @@ def test_a_sentry_client_the_team_initialised_is_used_as_it_is(sentry_receiver, 
     assert event["environment"] == "prod-eu"
     assert event["exception"]["values"][-1]["type"] == "RuntimeError"
     assert len(sentry_receiver.events) == 1  # reported once: by Sentry's integration or by stackwatch
+
+
+SENTRY_3 = ROOT / ".tmp" / "sentry-sdk-3"  # installed there by scripts/install-test-deps
+
+UNSUPPORTED_SDK = """
+import asyncio, logging, httpx, sentry_sdk
+said = []
+logging.getLogger("stackwatch.instrumentation").addHandler(logging.Handler())
+logging.getLogger("stackwatch.instrumentation").handlers[-1].emit = lambda record: said.append(record.getMessage())
+from stackwatch.instrumentation import instrument, uninstrument
+from tests.instrumentation.apps import make_app
+app = make_app()
+instrument(app, environ={{"SENTRY_DSN": {dsn!r}}})
+async def go():
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                                 base_url="http://t") as c:
+        return [(await c.get(p)).status_code for p in ("/items/1", "/boom")]
+codes = asyncio.run(go())
+uninstrument(app)
+print(sentry_sdk.VERSION.split(".")[0], codes, " | ".join(m for m in said if "sentry-sdk" in m))
+"""
+
+
+def test_an_unsupported_sentry_sdk_is_named_and_left_alone(sentry_receiver):
+    """sentry-sdk 3 has no transactions: stackwatch says so and reports nothing, instead of losing
+    every event without a word (what it did before the check)."""
+    assert (SENTRY_3 / "sentry_sdk").is_dir(), "run `make deps`: it installs sentry-sdk 3 into .tmp for this test"
+    out = run_python(UNSUPPORTED_SDK.format(dsn=sentry_receiver.dsn), PYTHONPATH=f"{SENTRY_3}:{ROOT}")
+    assert out.startswith("3 [200, 500] stackwatch reports to Sentry with sentry-sdk 2.x; sentry-sdk 3.0.0b2 is "
+                          "installed, so stackwatch reports nothing to Sentry"), out
+    assert sentry_receiver.events == []
 
 
 def shop_app():
