@@ -22,13 +22,16 @@ OpenTelemetry trace (same trace id, sampled by Sentry's own rate).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import importlib
 import logging
+import re
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, quote_plus, unquote_plus
 
 from .config import Settings
 from .tracing import span_ids
@@ -39,6 +42,9 @@ logger = logging.getLogger("stackwatch.instrumentation")
 _FRAMEWORK_INTEGRATIONS = ("starlette", "fastapi")
 _FILTERED = "[Filtered]"  # sentry-sdk's own stand-in for removed data
 _SHORTEST_SECRET = 4  # shorter withheld values are not searched for: they would match everywhere
+#: headers that describe the request, not who sends it: withheld or not, never searched for
+_PLAIN_HEADERS = frozenset({"host", "accept", "accept-encoding", "accept-language", "connection", "content-length",
+                            "content-type", "user-agent", "cache-control", "pragma", "te", "upgrade"})
 _ours: weakref.WeakSet[Any] = weakref.WeakSet()  # clients stackwatch initialised (one per instrumented app)
 
 
@@ -150,12 +156,18 @@ class SentryRequest:
             self._transaction.__enter__()
 
     def _process(self, event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
-        request, withheld = request_data(self._asgi)
-        event.setdefault("request", request)
-        if not event.get("transaction"):
-            event["transaction"] = self._route()
-            event["transaction_info"] = {"source": "route"}
-        return scrubbed(event, withheld)  # type: ignore[no-any-return]
+        try:
+            request, withheld = request_data(self._asgi)
+            event.setdefault("request", request)
+            if not event.get("transaction"):
+                event["transaction"] = self._route()
+                event["transaction_info"] = {"source": "route"}
+            return scrubbed(event, withheld)
+        except Exception as error:  # sentry-sdk would send the event as it was: send it without the raw request
+            # a warning, not an error: Sentry's logging integration would make an error an event of its own
+            logger.warning("could not scrub a Sentry event (%s); its local variables are left out",
+                           type(error).__name__)
+            return _without_locals(event)
 
     def end(self, error: BaseException | None, status: int, method: str, route: str) -> None:
         """Report ``error`` or a failed status, finish the transaction, leave the isolation scope."""
@@ -202,9 +214,9 @@ def request_data(asgi_scope: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
     from sentry_sdk.integrations._wsgi_common import _filter_headers
 
     sentry = sentry_sdk.get_client()
+    raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in asgi_scope.get("headers", ())]
     headers: dict[str, str] = {}
-    for raw_name, raw_value in asgi_scope.get("headers", ()):
-        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+    for name, value in raw:
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     scheme = asgi_scope.get("scheme", "http")
     host = headers.get("host")
@@ -218,15 +230,19 @@ def request_data(asgi_scope: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
     data: dict[str, Any] = {"method": asgi_scope.get("method"), "url": f"{scheme}://{host}{path}" if host else path,
                             "headers": sent}
     denied = set(getattr(sentry.options.get("event_scrubber"), "denylist", ()))
-    withheld = [part for name, value in headers.items()
-                if sent.get(name) != value or name.lower().replace("-", "_") in denied for part in _parts(value)]
+    secret = {name for name, value in headers.items() if name.lower() not in _PLAIN_HEADERS
+              and (sent.get(name) != value or name.lower().replace("-", "_") in denied)}
+    withheld = [part for name, value in raw if name in secret for part in _parts(value)]
     raw_query = asgi_scope.get("query_string", b"").decode("latin-1")
     query, address = _personal(sentry, raw_query)
     if query:
         data["query_string"] = query
     if raw_query and query != raw_query:
         kept = set(parse_qsl(query or "", keep_blank_values=True))
-        withheld += [raw_query, *(v for k, v in parse_qsl(raw_query, keep_blank_values=True) if (k, v) not in kept)]
+        withheld += [raw_query, unquote_plus(raw_query)]
+        for key, value in parse_qsl(raw_query, keep_blank_values=True):
+            if (key, value) not in kept:
+                withheld += [value, quote(value, safe=""), quote_plus(value, safe="")]
     client = asgi_scope.get("client")
     if client and address:
         data["env"] = {"REMOTE_ADDR": client[0]}
@@ -236,34 +252,83 @@ def request_data(asgi_scope: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
 
 
 def _parts(value: str) -> list[str]:
-    """A withheld header value and the secrets inside it: each cookie's value, the credentials
-    after an ``Authorization`` scheme."""
-    return [value, *(pair.partition("=")[2].strip() for pair in value.split(";")), value.partition(" ")[2].strip()]
+    """One withheld header value and the secrets inside it: each cookie's value, each address of
+    a forwarding list, the credentials after an ``Authorization`` scheme (decoded for Basic)."""
+    parts = [value, value.partition(" ")[2].strip()]
+    parts += [piece.partition("=")[2].strip().strip('"') for piece in re.split(r"[;,]", value)]
+    parts += [piece.strip() for piece in value.split(",")]
+    scheme, _, credentials = value.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode("latin-1")
+        except (binascii.Error, ValueError):
+            decoded = ""
+        parts += [decoded, decoded.partition(":")[2]]
+    return parts
 
 
-def scrubbed(event: Any, withheld: list[str]) -> Any:
-    """``event`` with every withheld value (of four characters or more) replaced by
-    ``[Filtered]`` wherever it occurs: the stack frames' local variables hold the raw ASGI scope
-    (cookies, credentials, the query string) and the request's URL in other forms."""
+def scrubbed(event: dict[str, Any], withheld: list[str]) -> dict[str, Any]:
+    """``event`` with every withheld value of four characters or more replaced by ``[Filtered]``
+    where the raw request can show up: the stack frames' local variables (the ASGI scope,
+    headers objects), ``extra`` and the breadcrumbs (an access-log line with the query string).
+
+    The request, the exception's type and message, level, transaction and tags are left as they
+    are: the withheld values are the client's, and a client must not be able to rewrite them.
+    Only whole words are replaced, so a short cookie value cannot eat into longer ones.
+    """
     secrets = sorted({w for w in withheld if len(w) >= _SHORTEST_SECRET}, key=len, reverse=True)
     if not secrets:
         return event
+    pattern = re.compile("|".join(rf"(?<![\w]){re.escape(w)}(?![\w])" for w in secrets))
+    inside: set[int] = set()  # the containers being walked: a structure that holds itself ends there
 
     def scrub(value: Any) -> Any:
         if isinstance(value, str):
-            for secret in secrets:
-                if secret in value:
-                    value = value.replace(secret, _FILTERED)
+            return pattern.sub(_FILTERED, value)
+        if isinstance(value, (bytes, bytearray)):
+            return _FILTERED if pattern.search(value.decode("latin-1")) else value
+        if value is None or isinstance(value, (bool, int, float)):
             return value
-        if isinstance(value, dict):
-            return {k: scrub(v) for k, v in value.items()}
-        if isinstance(value, list):
+        if not isinstance(value, (Mapping, list, tuple, set, frozenset)):
+            return _FILTERED if pattern.search(repr(value)) else value
+        if id(value) in inside:
+            return _FILTERED
+        inside.add(id(value))
+        try:
+            if isinstance(value, Mapping):
+                return {k: scrub(v) for k, v in value.items()}
             return [scrub(v) for v in value]
-        if isinstance(value, tuple):
-            return tuple(scrub(v) for v in value)
-        return value
+        finally:
+            inside.discard(id(value))
 
-    return scrub(event)
+    for frame in _frames(event):
+        if "vars" in frame:
+            frame["vars"] = scrub(frame["vars"])
+    if "extra" in event:
+        event["extra"] = scrub(event["extra"])
+    crumbs = event.get("breadcrumbs")
+    if isinstance(crumbs, dict) and "values" in crumbs:
+        crumbs["values"] = scrub(crumbs["values"])
+    return event
+
+
+def _frames(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stack frames of the event's exceptions and threads."""
+    frames: list[Any] = []
+    for section in ("exception", "threads"):
+        values = (event.get(section) or {}).get("values") or []
+        for value in values:
+            frames += ((value.get("stacktrace") or {}).get("frames") or []) if isinstance(value, dict) else []
+    return [f for f in frames if isinstance(f, dict)]
+
+
+def _without_locals(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` with no frame variables, ``extra`` or breadcrumbs: what is sent when scrubbing failed."""
+    for frame in _frames(event):
+        frame.pop("vars", None)
+    event.pop("extra", None)
+    event.pop("breadcrumbs", None)
+    return event
 
 
 def _personal(client: Any, query: str) -> tuple[str | None, bool]:

@@ -8,8 +8,10 @@ import json
 import logging
 from urllib.parse import parse_qs
 
+import fastapi
 import httpx
 import pytest
+import sentry_sdk
 
 from stackwatch.instrumentation import ConfigError, instrument, uninstrument
 
@@ -173,6 +175,63 @@ async def test_send_default_pii_sends_the_query_string(sentry_receiver, registry
     assert event["request"]["headers"]["cookie"] == "[Filtered]"  # sentry-sdk filters cookies even then
     assert "u1" not in json.dumps(event)
     assert "s3cr3t" not in json.dumps(event)  # nor are they in the frames' locals
+
+
+async def test_the_clients_values_are_scrubbed_but_cannot_rewrite_the_event(sentry_receiver, registry):
+    """Repeated Cookie and Authorization headers, a raw headers object the app attached as extra and
+    a dict that holds itself are all scrubbed; a cookie valued like the error changes nothing else."""
+    app = make_app()
+
+    @app.get("/attach")
+    async def attach(request: fastapi.Request) -> None:
+        loop: dict[str, object] = {"headers": request.headers}
+        loop["self"] = loop
+        sentry_sdk.set_extra("headers", request.headers)
+        sentry_sdk.set_extra("loop", loop)
+        raise RuntimeError("kaboom")
+
+    instrument(app, registry=registry, traces=False, sentry_dsn=sentry_receiver.dsn, environ={})
+    headers = [("cookie", "sid=Zk93qLpXsecret"), ("cookie", "a=RuntimeError; b=kaboom; c=error"),
+               ("authorization", "Bearer aaaa1111"), ("authorization", "Basic dXNlcjpodW50ZXIy")]  # user:hunter2
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/attach", headers=headers)).status_code == 500
+    uninstrument(app)
+    (event,) = sentry_receiver.wait_for_events(1)
+    for frame in event["exception"]["values"][-1]["stacktrace"]["frames"]:  # this file's source holds them
+        for key in ("pre_context", "context_line", "post_context"):
+            frame.pop(key, None)
+    text = json.dumps(event)
+    for withheld in ("Zk93qLpXsecret", "aaaa1111", "dXNlcjpodW50ZXIy", "hunter2"):
+        assert withheld not in text, withheld
+    error = event["exception"]["values"][-1]
+    assert (error["type"], error["value"], event["level"], event["transaction"]) == (
+        "RuntimeError", "kaboom", "error", "/attach")
+    assert event["extra"]["headers"]["host"] == "t"  # what is not withheld stays
+
+
+class _Unprintable:
+    def __repr__(self) -> str:
+        raise ValueError("no repr")
+
+
+async def test_an_event_that_cannot_be_scrubbed_goes_without_locals(sentry_receiver, registry, caplog):
+    """sentry-sdk sends an event as it was when a processor fails: the scrub fails closed instead."""
+    app = make_app()
+
+    @app.get("/odd")
+    async def odd() -> None:
+        sentry_sdk.set_extra("odd", _Unprintable())
+        raise RuntimeError("kaboom")
+
+    instrument(app, registry=registry, traces=False, sentry_dsn=sentry_receiver.dsn, environ={})
+    assert await concurrently(app, "/odd") == [500]
+    uninstrument(app)
+    (event,) = sentry_receiver.wait_for_events(1)
+    frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
+    assert frames and not any("vars" in frame for frame in frames)
+    assert "extra" not in event and "s3cr3t" not in json.dumps(event)
+    assert "could not scrub a Sentry event" in caplog.text
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # send_default_pii beside data_collection: the point
