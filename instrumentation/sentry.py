@@ -163,7 +163,7 @@ class SentryRequest:
                 event["transaction"] = self._route()
                 event["transaction_info"] = {"source": "route"}
             return scrubbed(event, withheld)
-        except Exception as error:  # sentry-sdk would send the event as it was: send it without the raw request
+        except Exception as error:  # noqa: BLE001 -- sentry-sdk would send it as it was: fail closed instead
             # a warning, not an error: Sentry's logging integration would make an error an event of its own
             logger.warning("could not scrub a Sentry event (%s); its local variables are left out",
                            type(error).__name__)
