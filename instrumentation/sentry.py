@@ -254,13 +254,14 @@ def request_data(asgi_scope: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
 def _parts(value: str) -> list[str]:
     """One withheld header value and the secrets inside it: each cookie's value, each address of
     a forwarding list, the credentials after an ``Authorization`` scheme (decoded for Basic)."""
-    parts = [value, value.partition(" ")[2].strip()]
+    scheme, _, credentials = value.partition(" ")
+    credentials = credentials.strip()
+    parts = [value, credentials]
     parts += [piece.partition("=")[2].strip().strip('"') for piece in re.split(r"[;,]", value)]
     parts += [piece.strip() for piece in value.split(",")]
-    scheme, _, credentials = value.partition(" ")
     if scheme.lower() == "basic":
         try:
-            decoded = base64.b64decode(credentials.strip(), validate=True).decode("latin-1")
+            decoded = base64.b64decode(credentials, validate=True).decode("latin-1")
         except (binascii.Error, ValueError):
             decoded = ""
         parts += [decoded, decoded.partition(":")[2]]
@@ -279,7 +280,7 @@ def scrubbed(event: dict[str, Any], withheld: list[str]) -> dict[str, Any]:
     secrets = sorted({w for w in withheld if len(w) >= _SHORTEST_SECRET}, key=len, reverse=True)
     if not secrets:
         return event
-    pattern = re.compile("|".join(rf"(?<![\w]){re.escape(w)}(?![\w])" for w in secrets))
+    pattern = re.compile("|".join(rf"(?<!\w){re.escape(w)}(?!\w)" for w in secrets))
     inside: set[int] = set()  # the containers being walked: a structure that holds itself ends there
 
     def scrub(value: Any) -> Any:
